@@ -61,8 +61,9 @@ type Driver interface {
 	// Name identifies the driver in logs and configuration ("filesystem").
 	Name() string
 
-	// GetContent returns the whole object at path and its version, an opaque string
-	// that changes on every write and that PutContentIf accepts as IfMatch.
+	// GetContent returns the whole object at path and its version: an opaque string,
+	// derived from the content (like an S3 ETag), that differs whenever the content
+	// differs and that PutContentIf accepts as IfMatch.
 	// ErrNotFound if there is no object.
 	GetContent(ctx context.Context, path string) (data []byte, version string, err error)
 
