@@ -1,0 +1,329 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/signet-oss/signet/internal/testtools"
+)
+
+// registryBin is the registry binary under test, built once by TestMain.
+var registryBin string
+
+// reference is true when the tests run against the reference registry.
+var reference = os.Getenv("SIGNET_E2E_REFERENCE") == "1"
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	tmp, err := os.MkdirTemp("", "signet-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	defer os.RemoveAll(tmp)
+	if reference {
+		registryBin, err = testtools.Path("distribution-registry")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2e: installing the reference registry:", err)
+			return 1
+		}
+	} else {
+		registryBin = filepath.Join(tmp, "registry")
+		build := exec.Command("go", "build", "-o", registryBin, "./cmd/registry")
+		build.Dir = ".."
+		if out, err := build.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/registry: %v\n%s", err, out)
+			return 1
+		}
+	}
+	code := m.Run()
+	stopDockerd()
+	return code
+}
+
+// registry is one running registry process on its data directory.
+type registry struct {
+	t    *testing.T
+	args []string
+	data string
+	// Addr is host:port, as parsed from the registry's start-up log line.
+	Addr string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *lockedBuffer
+}
+
+// startRegistry starts the registry under test on a fresh data directory; the process
+// is killed and waited for when the test ends, and its log is printed if the test
+// failed.
+func startRegistry(t *testing.T, args ...string) *registry {
+	t.Helper()
+	r := &registry{t: t, args: args, data: t.TempDir(), log: &lockedBuffer{}}
+	r.start()
+	t.Cleanup(func() {
+		r.stop()
+		if t.Failed() {
+			t.Logf("registry log (%s):\n%s", r.Addr, r.log.tail(60))
+		}
+	})
+	return r
+}
+
+var (
+	signetListening    = regexp.MustCompile(`msg="registry listening" addr=(\S+)`)
+	referenceListening = regexp.MustCompile(`listening on (\S+?:\d+)`)
+)
+
+func (r *registry) start() {
+	t := r.t
+	t.Helper()
+	var args []string
+	if reference {
+		cfg := filepath.Join(t.TempDir(), "config.yml")
+		conf := fmt.Sprintf(`version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: %s
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:0
+  secret: e2e-test-secret-not-for-production
+`, r.data)
+		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append([]string{"serve", cfg}, r.args...)
+	} else {
+		args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data", r.data}, r.args...)
+	}
+	cmd := exec.Command(registryBin, args...)
+	cmd.Stdout = r.log
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting %s %s: %v", registryBin, strings.Join(args, " "), err)
+	}
+	done := make(chan struct{})
+	addrc := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		found := false
+		for sc.Scan() {
+			line := sc.Text()
+			r.log.WriteString(line + "\n")
+			if found {
+				continue
+			}
+			re := signetListening
+			if reference {
+				re = referenceListening
+			}
+			if m := re.FindStringSubmatch(line); m != nil {
+				found = true
+				addrc <- strings.Trim(m[1], `"`)
+			}
+		}
+		io.Copy(r.log, stderr)
+		cmd.Wait()
+		close(done)
+	}()
+	r.mu.Lock()
+	r.cmd, r.done = cmd, done
+	r.mu.Unlock()
+	select {
+	case addr := <-addrc:
+		r.Addr = addr
+	case <-done:
+		t.Fatalf("registry %s exited before listening:\n%s", strings.Join(args, " "), r.log.tail(50))
+	case <-time.After(30 * time.Second):
+		r.stop()
+		t.Fatalf("registry did not log its address within 30s:\n%s", r.log.tail(50))
+	}
+	r.waitReady()
+}
+
+// waitReady polls GET /v2/ until it answers 200.
+func (r *registry) waitReady() {
+	t := r.t
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(r.URL("/v2/"))
+		if err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+			last = fmt.Sprintf("%s: %s", resp.Status, body)
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("GET %s never answered 200; last: %s", r.URL("/v2/"), last)
+}
+
+// URL returns the registry's URL for path.
+func (r *registry) URL(path string) string { return "http://" + r.Addr + path }
+
+// kill sends SIGKILL to the registry and waits for it to exit, as a crash would.
+func (r *registry) kill() {
+	r.mu.Lock()
+	cmd, done := r.cmd, r.done
+	r.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-done
+}
+
+func (r *registry) stop() { r.kill() }
+
+// restart kills the registry (kill -9) and starts it again on the same data directory.
+// The new process gets a new OS-chosen port.
+func (r *registry) restart() {
+	r.t.Helper()
+	r.kill()
+	r.log.WriteString("---- restart ----\n")
+	r.start()
+}
+
+// lockedBuffer collects a process's output from several goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+// tail returns the last n lines.
+func (b *lockedBuffer) tail(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	lines := strings.Split(strings.TrimRight(b.buf.String(), "\n"), "\n")
+	for i, l := range lines {
+		if len(l) > 500 {
+			lines[i] = l[:500] + "..."
+		}
+	}
+	if len(lines) > n {
+		lines = append([]string{fmt.Sprintf("... (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// tool runs one external client with a fixed environment and working directory.
+type tool struct {
+	path string
+	env  []string
+	dir  string
+}
+
+// newTool returns the named client, installed by testtools, with HOME and the XDG
+// directories in a temporary directory of the test, so parallel tests share no
+// client state.
+func newTool(t *testing.T, name string, env ...string) *tool {
+	t.Helper()
+	home := t.TempDir()
+	base := []string{
+		"HOME=" + home,
+		"XDG_CONFIG_HOME=" + filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME=" + filepath.Join(home, ".cache"),
+		"XDG_DATA_HOME=" + filepath.Join(home, ".local", "share"),
+		"XDG_RUNTIME_DIR=" + filepath.Join(home, "run"),
+		"PATH=" + os.Getenv("PATH"),
+		"TMPDIR=" + os.TempDir(),
+	}
+	os.MkdirAll(filepath.Join(home, "run"), 0o700)
+	return &tool{path: testtools.MustPath(t, name), env: append(base, env...), dir: home}
+}
+
+// cmdError carries a failed command line and its combined output.
+type cmdError struct {
+	cmd string
+	err error
+	out string
+}
+
+func (e *cmdError) Error() string {
+	return fmt.Sprintf("%s: %v\n--- output ---\n%s", e.cmd, e.err, e.out)
+}
+
+// try runs the tool and returns its stdout, or an error with the command line and the
+// combined output.
+func (tl *tool) try(args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, tl.path, args...)
+	cmd.Env = tl.env
+	cmd.Dir = tl.dir
+	var stdout, combined bytes.Buffer
+	cmd.Stdout = io.MultiWriter(&stdout, &combined)
+	cmd.Stderr = &combined
+	err := cmd.Run()
+	line := filepath.Base(tl.path) + " " + strings.Join(args, " ")
+	if err != nil {
+		return stdout.String(), &cmdError{cmd: line, err: err, out: combined.String()}
+	}
+	return stdout.String(), nil
+}
+
+// run is try that fails the test, printing the command and its output.
+func (tl *tool) run(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := tl.try(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// mustFail runs a command that is expected to fail, and fails the test if it succeeds.
+func (tl *tool) mustFail(t *testing.T, args ...string) string {
+	t.Helper()
+	out, err := tl.try(args...)
+	var ce *cmdError
+	if !errors.As(err, &ce) {
+		t.Fatalf("%s %s succeeded, want a failure; output:\n%s", filepath.Base(tl.path), strings.Join(args, " "), out)
+	}
+	return ce.out
+}
