@@ -1,0 +1,61 @@
+package registry
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/signet-oss/signet/registry/storage"
+)
+
+// getBlob serves GET and HEAD of a blob, with Range support. The body is copied
+// from the driver's reader (an *os.File on the filesystem driver: sendfile).
+func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo string) {
+	d, err := storage.ParseDigest(mux.Vars(r)["digest"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if r.Method == http.MethodHead {
+		size, err := s.store.StatBlob(r.Context(), repo, d)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h := w.Header()
+		h.Set("Content-Length", strconv.FormatInt(size, 10))
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("Docker-Content-Digest", d.String())
+		h.Set("Accept-Ranges", "bytes")
+		h.Set("Etag", `"`+d.String()+`"`)
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	rc, _, err := s.store.OpenBlob(r.Context(), repo, d)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer rc.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Etag", `"`+d.String()+`"`)
+	h.Set("Cache-Control", "max-age=31536000")
+	http.ServeContent(w, r, "", time.Time{}, rc)
+}
+
+func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, repo string) {
+	d, err := storage.ParseDigest(mux.Vars(r)["digest"])
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.store.DeleteBlob(r.Context(), repo, d); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,127 @@
+package registry
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the registry's configuration: a YAML file whose keys are these fields'
+// yaml names, overridden by command-line flags. Every key is optional; Defaults
+// gives the value of each one left out.
+type Config struct {
+	// Addr is the listen address (addr, default 127.0.0.1:5000).
+	Addr string `yaml:"addr"`
+	// Data is the data directory of the filesystem driver (data, default ./data).
+	Data string `yaml:"data"`
+	// Storage selects the storage driver.
+	Storage StorageConfig `yaml:"storage"`
+	// Log sets logging.
+	Log LogConfig `yaml:"log"`
+	// MaxManifestSize is the largest manifest accepted, in bytes
+	// (maxManifestSize, default 4194304).
+	MaxManifestSize int64 `yaml:"maxManifestSize"`
+	// ShutdownTimeout is how long a stopping registry lets requests in flight
+	// finish (shutdownTimeout, default 30s).
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+}
+
+// StorageConfig selects the storage driver.
+type StorageConfig struct {
+	// Driver is "filesystem" (under Data) or "inmemory" (lost at exit)
+	// (storage.driver, default filesystem).
+	Driver string `yaml:"driver"`
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error (log.level, default info).
+	Level string `yaml:"level"`
+	// Format is text or json (log.format, default text).
+	Format string `yaml:"format"`
+}
+
+// Defaults returns the configuration with every default filled in.
+func Defaults() Config {
+	return Config{
+		Addr:            "127.0.0.1:5000",
+		Data:            "./data",
+		Storage:         StorageConfig{Driver: "filesystem"},
+		Log:             LogConfig{Level: "info", Format: "text"},
+		MaxManifestSize: 4 << 20,
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// LoadConfig reads the YAML file at path over the defaults. Unknown keys are errors.
+func LoadConfig(path string) (Config, error) {
+	cfg := Defaults()
+	if path == "" {
+		return cfg, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return cfg, fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Validate checks every key, naming the one that is wrong.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr: must not be empty"))
+	}
+	switch c.Storage.Driver {
+	case "filesystem":
+		if c.Data == "" {
+			errs = append(errs, errors.New("data: the filesystem driver needs a data directory"))
+		}
+	case "inmemory":
+	default:
+		errs = append(errs, fmt.Errorf("storage.driver: %q is not a driver (filesystem, inmemory)", c.Storage.Driver))
+	}
+	if _, err := c.Log.level(); err != nil {
+		errs = append(errs, err)
+	}
+	if f := c.Log.Format; f != "text" && f != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", f))
+	}
+	if c.MaxManifestSize <= 0 {
+		errs = append(errs, errors.New("maxManifestSize: must be positive"))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func (l LogConfig) level() (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(l.Level))); err != nil {
+		return 0, fmt.Errorf("log.level: %q is not debug, info, warn or error", l.Level)
+	}
+	return lv, nil
+}
+
+// NewLogger returns the logger the configuration asks for, writing to w's file.
+func (l LogConfig) NewLogger(w *os.File) *slog.Logger {
+	lv, _ := l.level()
+	opts := &slog.HandlerOptions{Level: lv}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,75 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
+	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+)
+
+// OpenDriver opens the storage driver cfg selects.
+func OpenDriver(cfg Config) (driver.Driver, error) {
+	switch cfg.Storage.Driver {
+	case "filesystem":
+		dir, err := filepath.Abs(cfg.Data)
+		if err != nil {
+			return nil, err
+		}
+		return filesystem.New(dir)
+	case "inmemory":
+		return inmemory.New(), nil
+	}
+	return nil, fmt.Errorf("storage.driver: unknown driver %q", cfg.Storage.Driver)
+}
+
+// Serve runs the registry until ctx is done, then drains requests in flight for
+// up to cfg.ShutdownTimeout. It logs "registry listening" with the bound address
+// once it accepts connections (an addr with port 0 gets a free port).
+func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	d, err := OpenDriver(cfg)
+	if err != nil {
+		return fmt.Errorf("opening storage: %w", err)
+	}
+	store, err := storage.New(ctx, d, storage.Options{MaxManifestSize: cfg.MaxManifestSize})
+	if err != nil {
+		return fmt.Errorf("opening storage: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("addr: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           NewServer(store, log),
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       5 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Warn("no authentication is configured: anyone who reaches this address can push and pull")
+	log.Info("registry listening", "addr", ln.Addr().String(), "storage", d.Name())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("registry stopping", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}

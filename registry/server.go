@@ -1,0 +1,123 @@
+// Package registry serves the OCI Distribution API (v1.1, plus the Docker Registry
+// v2 behaviour that docker, crane, oras, regctl and skopeo rely on) on top of the
+// storage package. Handlers stay thin: decode the request, call the store, encode
+// the answer; every error leaves as the spec's JSON error body with its code.
+package registry
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/signet-oss/signet/registry/storage"
+)
+
+// Server is the registry's HTTP API.
+type Server struct {
+	store  *storage.Store
+	log    *slog.Logger
+	router *mux.Router
+}
+
+// NewServer returns the API handler over store.
+func NewServer(store *storage.Store, log *slog.Logger) *Server {
+	s := &Server{store: store, log: log}
+	s.router = s.routes()
+	return s
+}
+
+// Repository names span several path components, so each route matches the name
+// greedily up to its fixed suffix; names are validated in the handlers, which
+// answer NAME_INVALID rather than a bare 404.
+const name = "{name:.+}"
+
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.SkipClean(true)
+	r.UseEncodedPath()
+	v2 := r.PathPrefix("/v2").Subrouter()
+	v2.HandleFunc("/", s.ping).Methods(http.MethodGet, http.MethodHead)
+	v2.HandleFunc("/_catalog", s.catalog).Methods(http.MethodGet)
+	v2.HandleFunc("/"+name+"/tags/list", s.repo(s.tagsList)).Methods(http.MethodGet)
+	v2.HandleFunc("/"+name+"/manifests/{reference}", s.repo(s.getManifest)).Methods(http.MethodGet, http.MethodHead)
+	v2.HandleFunc("/"+name+"/manifests/{reference}", s.repo(s.putManifest)).Methods(http.MethodPut)
+	v2.HandleFunc("/"+name+"/manifests/{reference}", s.repo(s.deleteManifest)).Methods(http.MethodDelete)
+	v2.HandleFunc("/"+name+"/blobs/uploads/", s.repo(s.startUpload)).Methods(http.MethodPost)
+	v2.HandleFunc("/"+name+"/blobs/uploads/{uuid}", s.repo(s.uploadStatus)).Methods(http.MethodGet)
+	v2.HandleFunc("/"+name+"/blobs/uploads/{uuid}", s.repo(s.patchUpload)).Methods(http.MethodPatch)
+	v2.HandleFunc("/"+name+"/blobs/uploads/{uuid}", s.repo(s.putUpload)).Methods(http.MethodPut)
+	v2.HandleFunc("/"+name+"/blobs/uploads/{uuid}", s.repo(s.cancelUpload)).Methods(http.MethodDelete)
+	v2.HandleFunc("/"+name+"/blobs/{digest}", s.repo(s.getBlob)).Methods(http.MethodGet, http.MethodHead)
+	v2.HandleFunc("/"+name+"/blobs/{digest}", s.repo(s.deleteBlob)).Methods(http.MethodDelete)
+	v2.HandleFunc("/"+name+"/referrers/{digest}", s.repo(s.referrers)).Methods(http.MethodGet)
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &Error{Code: ErrorCode{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}, Detail: r.Method + " " + r.URL.Path + " is not an endpoint of this registry"})
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &Error{Code: CodeUnsupported, Detail: r.Method + " is not supported on " + r.URL.Path})
+	})
+	return r
+}
+
+// repoHandler is a handler of a repository-scoped route, called with the validated
+// repository name.
+type repoHandler func(w http.ResponseWriter, r *http.Request, repo string)
+
+func (s *Server) repo(h repoHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		repo := mux.Vars(r)["name"]
+		if err := storage.ValidateName(repo); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r, repo)
+	}
+}
+
+// ServeHTTP serves the API, logging one line per request.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	s.router.ServeHTTP(rec, r)
+	level := slog.LevelInfo
+	if rec.status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), level, "request",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status),
+		slog.Int64("bytes", rec.bytes),
+		slog.Duration("dur", time.Since(start)),
+	)
+}
+
+// statusRecorder remembers the status and the bytes written, and keeps the
+// underlying writer's ReadFrom so blob responses can use sendfile.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	n, err := io.Copy(r.ResponseWriter, src)
+	r.bytes += n
+	return n, err
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -1,0 +1,150 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/signet-oss/signet/registry/storage/driver"
+)
+
+// StatBlob returns the size of blob d in repo, or ErrBlobUnknown.
+func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
+	if ok, err := s.exists(ctx, blobLinkPath(repo, d)); err != nil {
+		return 0, err
+	} else if !ok {
+		return 0, fmt.Errorf("%w: %s in %s", ErrBlobUnknown, d, repo)
+	}
+	fi, err := s.d.Stat(ctx, blobPath(d))
+	if errors.Is(err, driver.ErrNotFound) {
+		return 0, fmt.Errorf("%w: %s in %s", ErrBlobUnknown, d, repo)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size, nil
+}
+
+// OpenBlob opens blob d of repo for reading, with its size.
+func (s *Store) OpenBlob(ctx context.Context, repo string, d digest.Digest) (ReadSeekCloser, int64, error) {
+	size, err := s.StatBlob(ctx, repo, d)
+	if err != nil {
+		return nil, 0, err
+	}
+	rc, err := s.d.Reader(ctx, blobPath(d), 0)
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil, 0, fmt.Errorf("%w: %s in %s", ErrBlobUnknown, d, repo)
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if rsc, ok := rc.(ReadSeekCloser); ok {
+		return rsc, size, nil
+	}
+	return &seekingReader{ctx: ctx, d: s.d, path: blobPath(d), size: size, rc: rc}, size, nil
+}
+
+// DeleteBlob removes blob d from repo. The bytes stay until garbage collection
+// finds no repository that links them.
+func (s *Store) DeleteBlob(ctx context.Context, repo string, d digest.Digest) error {
+	err := s.d.Delete(ctx, blobLinkPath(repo, d))
+	if errors.Is(err, driver.ErrNotFound) {
+		return fmt.Errorf("%w: %s in %s", ErrBlobUnknown, d, repo)
+	}
+	return err
+}
+
+// MountBlob links blob d into repo from repository from, or, with from empty, from
+// wherever the registry holds it. It returns the blob's size, or ErrBlobUnknown
+// when there is nothing to mount (the caller then starts a normal upload).
+func (s *Store) MountBlob(ctx context.Context, repo, from string, d digest.Digest) (int64, error) {
+	var size int64
+	if from != "" {
+		n, err := s.StatBlob(ctx, from, d)
+		if err != nil {
+			return 0, err
+		}
+		size = n
+	} else {
+		fi, err := s.d.Stat(ctx, blobPath(d))
+		if errors.Is(err, driver.ErrNotFound) {
+			return 0, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
+		}
+		if err != nil {
+			return 0, err
+		}
+		size = fi.Size
+	}
+	if err := s.linkBlob(ctx, repo, d); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// linkBlob records that blob d is in repo.
+func (s *Store) linkBlob(ctx context.Context, repo string, d digest.Digest) error {
+	if ok, err := s.exists(ctx, blobLinkPath(repo, d)); err != nil || ok {
+		return err
+	}
+	_, err := s.d.PutContent(ctx, blobLinkPath(repo, d), nil)
+	return err
+}
+
+// seekingReader adapts a driver's forward-only reader to io.ReadSeeker by
+// reopening at the new offset on the first Read after a Seek.
+type seekingReader struct {
+	ctx    context.Context
+	d      driver.Driver
+	path   string
+	size   int64
+	offset int64
+	rc     io.ReadCloser
+}
+
+func (r *seekingReader) Read(p []byte) (int, error) {
+	if r.rc == nil {
+		if r.offset >= r.size {
+			return 0, io.EOF
+		}
+		rc, err := r.d.Reader(r.ctx, r.path, r.offset)
+		if err != nil {
+			return 0, err
+		}
+		r.rc = rc
+	}
+	n, err := r.rc.Read(p)
+	r.offset += int64(n)
+	return n, err
+}
+
+func (r *seekingReader) Seek(offset int64, whence int) (int64, error) {
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = r.offset + offset
+	case io.SeekEnd:
+		abs = r.size + offset
+	default:
+		return 0, errors.New("seek: invalid whence")
+	}
+	if abs < 0 {
+		return 0, errors.New("seek: negative position")
+	}
+	if abs != r.offset && r.rc != nil {
+		r.rc.Close()
+		r.rc = nil
+	}
+	r.offset = abs
+	return abs, nil
+}
+
+func (r *seekingReader) Close() error {
+	if r.rc != nil {
+		return r.rc.Close()
+	}
+	return nil
+}

@@ -1,0 +1,75 @@
+package storage
+
+import (
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// The whole layout of registry state on a storage driver, in one place:
+//
+//	/v1
+//	├── blobs/<alg>/<first 2 hex>/<hex>                 blob bytes, committed whole by Move
+//	├── repos/<name>/                                   <name> may span several components
+//	│   ├── _blobs/<alg>/<hex>                          empty object: the blob is in this repository
+//	│   ├── _manifests/<alg>/<hex>                      "<media type>\n" then the manifest bytes
+//	│   ├── _tags/<tag>                                 the tagged manifest's digest
+//	│   └── _referrers/<alg>/<subject hex>/<alg>-<hex>  descriptor (JSON) of a manifest whose subject is <subject>
+//	├── uploads/<id>/data                               bytes of an upload session so far
+//	├── uploads/<id>/state                              JSON: repository, committed offset, hash state
+//	└── secrets/upload-key                              HMAC key that signs upload session IDs
+//
+// Invariant: no object sits at a path that is a prefix of another object's path.
+// Repository name components never start with "_" (the name grammar forbids it), so
+// "_blobs", "_manifests", "_tags" and "_referrers" never collide with a nested
+// repository; every object is a leaf under one of those directories.
+
+const root = "/v1"
+
+func blobPath(d digest.Digest) string {
+	hex := d.Encoded()
+	return root + "/blobs/" + string(d.Algorithm()) + "/" + hex[:2] + "/" + hex
+}
+
+func repoPath(repo string) string { return root + "/repos/" + repo }
+
+func reposRoot() string { return root + "/repos" }
+
+func blobLinkPath(repo string, d digest.Digest) string {
+	return repoPath(repo) + "/_blobs/" + string(d.Algorithm()) + "/" + d.Encoded()
+}
+
+func manifestPath(repo string, d digest.Digest) string {
+	return repoPath(repo) + "/_manifests/" + string(d.Algorithm()) + "/" + d.Encoded()
+}
+
+func manifestsDir(repo string) string { return repoPath(repo) + "/_manifests" }
+
+func tagsDir(repo string) string { return repoPath(repo) + "/_tags" }
+
+func tagPath(repo, tag string) string { return tagsDir(repo) + "/" + tag }
+
+func referrersDir(repo string, subject digest.Digest) string {
+	return repoPath(repo) + "/_referrers/" + string(subject.Algorithm()) + "/" + subject.Encoded()
+}
+
+func referrerPath(repo string, subject, d digest.Digest) string {
+	return referrersDir(repo, subject) + "/" + string(d.Algorithm()) + "-" + d.Encoded()
+}
+
+func uploadDir(id string) string { return root + "/uploads/" + id }
+
+func uploadDataPath(id string) string { return uploadDir(id) + "/data" }
+
+func uploadStatePath(id string) string { return uploadDir(id) + "/state" }
+
+func uploadKeyPath() string { return root + "/secrets/upload-key" }
+
+// repoFromManifestsDir returns the repository whose _manifests directory is p.
+func repoFromManifestsDir(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, reposRoot()+"/")
+	if !ok {
+		return "", false
+	}
+	return strings.CutSuffix(rest, "/_manifests")
+}
