@@ -408,22 +408,27 @@ func (c *regClient) tags(repo string) ([]string, error) {
 }
 
 // uploadStatus returns the number of bytes an upload session holds, from the Range
-// header of GET on its location (Range: 0-N means N+1 bytes; no Range means none).
-func (c *regClient) uploadStatus(loc string) (int64, error) {
+// header of GET on its location (Range: 0-N means N+1 bytes; no Range means none),
+// and the Location the client must use next.
+func (c *regClient) uploadStatus(loc string) (int64, string, error) {
 	resp, body, err := c.do(c.newRequest("GET", loc, nil), http.StatusNoContent)
 	if err != nil {
-		return 0, err
+		return 0, "", err
+	}
+	next, err := c.resolve(resp.Header.Get("Location"))
+	if err != nil {
+		return 0, "", fmt.Errorf("GET %s: %w", loc, err)
 	}
 	rng := resp.Header.Get("Range")
 	if rng == "" {
-		return 0, nil
+		return 0, next, nil
 	}
 	lo, hi, ok := strings.Cut(strings.TrimPrefix(rng, "bytes="), "-")
 	n, err2 := strconv.ParseInt(hi, 10, 64)
 	if !ok || lo != "0" || err2 != nil {
-		return 0, fmt.Errorf("GET %s: Range header %q is not 0-N (body %q)", loc, rng, body)
+		return 0, "", fmt.Errorf("GET %s: Range header %q is not 0-N (body %q)", loc, rng, body)
 	}
-	return n + 1, nil
+	return n + 1, next, nil
 }
 
 func shuffled[T any](s []T) []T {

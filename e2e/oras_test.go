@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -130,8 +131,8 @@ func TestOras(t *testing.T) {
 				filtered bool
 			}{
 				{"", 1, false},
-				{"?artifactType=" + sbomType, 1, true},
-				{"?artifactType=application/vnd.example.none", 0, true},
+				{"?artifactType=" + url.QueryEscape(sbomType), 1, true},
+				{"?artifactType=" + url.QueryEscape("application/vnd.example.none"), 0, true},
 			}
 			for _, c := range cases {
 				req := rc.newRequest("GET", "/v2/e2e/oras/referrers/"+img.ManifestDigest+c.query, nil)
