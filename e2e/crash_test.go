@@ -350,4 +350,3 @@ func isConnError(err error) bool {
 	var ue *url.Error
 	return errors.As(err, &ue)
 }
-
