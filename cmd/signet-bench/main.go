@@ -1,0 +1,61 @@
+// Command signet-bench measures Signet's registry against the reference registry on
+// this machine and prints figures and ratios (see package internal/bench). It exits
+// non-zero only when the benchmark cannot run, never because a target is missed.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/signet-oss/signet/internal/bench"
+)
+
+func main() {
+	var cfg bench.Config
+	var layerMiB int64
+	output := flag.String("output", "table", "report format: table or json")
+	flag.StringVar(&cfg.Only, "only", "", "measure one server only: signet or reference")
+	flag.StringVar(&cfg.SignetBin, "signet-bin", "", "prebuilt Signet registry binary (default: build ./cmd/registry)")
+	flag.StringVar(&cfg.ReferenceBin, "reference-bin", "", "reference registry binary (default: installed by internal/testtools)")
+	flag.StringVar(&cfg.WorkDir, "workdir", "", "directory for binaries and server data (default: a temporary directory, removed)")
+	flag.IntVar(&cfg.Layers, "layers", 4, "layers in the large image")
+	flag.Int64Var(&layerMiB, "layer-mib", 64, "size of each large layer, MiB")
+	flag.IntVar(&cfg.PushRuns, "push-runs", 3, "large push repetitions (median reported)")
+	flag.IntVar(&cfg.PullRuns, "pull-runs", 5, "large pull repetitions (median reported)")
+	flag.IntVar(&cfg.Clients, "clients", 8, "concurrent clients for small pushes and manifest GETs")
+	flag.DurationVar(&cfg.SmallDuration, "small-duration", 0, "small-push duration (default 10s)")
+	flag.DurationVar(&cfg.GetDuration, "get-duration", 0, "manifest-GET duration (default 10s)")
+	flag.IntVar(&cfg.SmallMax, "small-max", 30000, "most small pushes (payloads are generated up front)")
+	quiet := flag.Bool("quiet", false, "no progress on stderr")
+	flag.Parse()
+
+	if *output != "table" && *output != "json" {
+		fmt.Fprintf(os.Stderr, "signet-bench: --output %q: want table or json\n", *output)
+		os.Exit(2)
+	}
+	cfg.LayerSize = layerMiB << 20
+	if !*quiet {
+		cfg.Log = os.Stderr
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "signet-bench:", err)
+		os.Exit(1)
+	}
+	if *output == "json" {
+		err = rep.WriteJSON(os.Stdout)
+	} else {
+		err = rep.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "signet-bench:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,284 @@
+// Package bench measures Signet's registry against the reference registry (CNCF
+// Distribution v3.1.2) on the same machine in the same run, and reports figures and
+// ratios for `make bench`.
+//
+// Both servers are real processes on loopback, each on the filesystem driver in its own
+// temporary directory, started one after the other so they never compete for the CPUs.
+// Each receives the same HTTP traffic from a lean net/http client (keep-alive, bodies
+// drained without hashing): a warm-up, then
+//
+//   - large push: an image of 4 random 64 MiB layers pushed as real clients do (HEAD
+//     blob, POST upload, one PATCH streaming the layer, PUT ?digest=, PUT manifest),
+//     layers one after the other, into a fresh repository with fresh layers each run;
+//     the median MiB/s of the runs;
+//   - large pull: GET manifest and the 4 layers of the last pushed image, sequentially;
+//     the median MiB/s of the runs;
+//   - small-image pushes per second from 8 concurrent clients (unique config and ~2 KiB
+//     layer, each blob HEAD then POST + monolithic PUT, then PUT manifest by tag);
+//   - manifest GETs by tag per second from 8 concurrent clients;
+//   - the server's peak RSS (VmHWM) after the run.
+//
+// Every payload is generated and hashed before its timed loop, so the client spends
+// its time on HTTP, not on hashing. Pulled bytes are verified against their digests
+// once, outside the timed loop.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/signet-oss/signet/internal/testtools"
+)
+
+// Server names, as accepted by Config.Only and shown in the report.
+const (
+	Signet    = "signet"
+	Reference = "reference"
+)
+
+// ReferenceName names the reference registry in the report.
+const ReferenceName = "CNCF Distribution v3.1.2"
+
+// Config says what to run. The zero value of a field means its default.
+type Config struct {
+	// Only restricts the run to one server: Signet or Reference. Default: both.
+	Only string
+	// SignetBin is a prebuilt Signet registry binary. Default: build ./cmd/registry
+	// of the module in ModuleDir.
+	SignetBin string
+	// ModuleDir is Signet's module root, used to build the binary. Default: the
+	// module containing the working directory.
+	ModuleDir string
+	// ReferenceBin is the reference registry binary. Default: installed by testtools.
+	ReferenceBin string
+	// WorkDir holds the binaries and the servers' data. Default: a fresh temporary
+	// directory, removed afterwards.
+	WorkDir string
+
+	// Layers and LayerSize shape the large image. Default: 4 layers of 64 MiB.
+	Layers    int
+	LayerSize int64
+	// PushRuns and PullRuns are the repetitions whose median is reported.
+	// Default: 3 and 5.
+	PushRuns int
+	PullRuns int
+	// Clients is the concurrency of the small-push and manifest-GET workloads.
+	// Default: 8.
+	Clients int
+	// SmallDuration and GetDuration bound the concurrent workloads. Default: 10s each.
+	SmallDuration time.Duration
+	GetDuration   time.Duration
+	// SmallMax caps the small pushes (their payloads are generated up front).
+	// Default: 30000.
+	SmallMax int
+
+	// Log receives progress lines. Default: discarded.
+	Log io.Writer
+}
+
+func (c *Config) setDefaults() error {
+	switch c.Only {
+	case "", Signet, Reference:
+	default:
+		return fmt.Errorf("bench: only: %q is neither %q nor %q", c.Only, Signet, Reference)
+	}
+	def := func(v *int, d int) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.Layers, 4)
+	def(&c.PushRuns, 3)
+	def(&c.PullRuns, 5)
+	def(&c.Clients, 8)
+	def(&c.SmallMax, 30000)
+	if c.LayerSize <= 0 {
+		c.LayerSize = 64 << 20
+	}
+	if c.SmallDuration <= 0 {
+		c.SmallDuration = 10 * time.Second
+	}
+	if c.GetDuration <= 0 {
+		c.GetDuration = 10 * time.Second
+	}
+	if c.Log == nil {
+		c.Log = io.Discard
+	}
+	return nil
+}
+
+func (c *Config) logf(format string, args ...any) {
+	fmt.Fprintf(c.Log, format+"\n", args...)
+}
+
+// Run builds or finds both servers, measures each in turn and returns the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	work := cfg.WorkDir
+	if work == "" {
+		dir, err := os.MkdirTemp("", "signet-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("bench: work dir: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		work = dir
+	}
+
+	type target struct {
+		name  string
+		start func(ctx context.Context, dataDir string) (*server, error)
+	}
+	var targets []target
+	if cfg.Only != Reference {
+		bin := cfg.SignetBin
+		if bin == "" {
+			var err error
+			cfg.logf("building Signet's registry")
+			if bin, err = buildSignet(ctx, cfg.ModuleDir, filepath.Join(work, "registry")); err != nil {
+				return nil, err
+			}
+		}
+		targets = append(targets, target{Signet, func(ctx context.Context, dir string) (*server, error) {
+			return startSignet(ctx, bin, dir)
+		}})
+	}
+	if cfg.Only != Signet {
+		bin := cfg.ReferenceBin
+		if bin == "" {
+			var err error
+			cfg.logf("installing the reference registry")
+			if bin, err = testtools.Path("distribution-registry"); err != nil {
+				return nil, fmt.Errorf("bench: reference registry: %w", err)
+			}
+		}
+		targets = append(targets, target{Reference, func(ctx context.Context, dir string) (*server, error) {
+			return startReference(ctx, bin, dir)
+		}})
+	}
+
+	// The traffic must be identical for both servers, so every payload derives from
+	// one seed chosen here.
+	plan, err := newPlan(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Machine: thisMachine(), Config: reportConfig(cfg)}
+	for _, t := range targets {
+		dir := filepath.Join(work, t.name+"-data")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		cfg.logf("%s: starting", t.name)
+		srv, err := t.start(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		res, err := measure(ctx, cfg, plan, srv)
+		srv.stop()
+		if err != nil {
+			return nil, fmt.Errorf("bench: %s: %w%s", t.name, err, srv.stderrTail())
+		}
+		res.Server = t.name
+		if t.name == Signet {
+			rep.Signet = res
+		} else {
+			rep.Reference = res
+		}
+		// The next server gets a clean disk: the first one's data is not needed.
+		os.RemoveAll(dir)
+	}
+	return rep, nil
+}
+
+// buildSignet builds ./cmd/registry of the module in moduleDir (or the module of
+// the working directory) to out.
+func buildSignet(ctx context.Context, moduleDir, out string) (string, error) {
+	if moduleDir == "" {
+		gomod, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
+		if err != nil {
+			return "", fmt.Errorf("bench: go env GOMOD: %w", err)
+		}
+		mod := strings.TrimSpace(string(gomod))
+		if mod == "" || mod == os.DevNull {
+			return "", fmt.Errorf("bench: not inside Signet's module; run from the checkout")
+		}
+		moduleDir = filepath.Dir(mod)
+	}
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", out, "./cmd/registry")
+	cmd.Dir = moduleDir
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("bench: go build ./cmd/registry: %w\n%s", err, b)
+	}
+	return out, nil
+}
+
+// measure runs every workload against one started server.
+func measure(ctx context.Context, cfg Config, p *plan, srv *server) (*Result, error) {
+	c := newClient(srv.url, cfg.Clients)
+	defer c.close()
+	res := &Result{PID: srv.pid()}
+	phase := func(name string, f func() error) error {
+		before, clientBefore := srv.cpuTime(), selfCPUTime()
+		cfg.logf("%s: %s", srv.name, name)
+		start := time.Now()
+		if err := f(); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		res.CPU = append(res.CPU, PhaseCPU{
+			Phase:         name,
+			Wall:          time.Since(start).Seconds(),
+			ServerSeconds: (srv.cpuTime() - before).Seconds(),
+			ClientSeconds: (selfCPUTime() - clientBefore).Seconds(),
+		})
+		return nil
+	}
+	if err := phase("warm-up", func() error { return warmUp(ctx, c, p) }); err != nil {
+		return nil, err
+	}
+	if err := phase("large push", func() error { return largePush(ctx, c, p, res) }); err != nil {
+		return nil, err
+	}
+	if err := phase("large pull", func() error { return largePull(ctx, c, p, res) }); err != nil {
+		return nil, err
+	}
+	if err := phase("small push", func() error { return smallPush(ctx, c, p, res) }); err != nil {
+		return nil, err
+	}
+	if err := phase("manifest GET", func() error { return manifestGet(ctx, c, p, res) }); err != nil {
+		return nil, err
+	}
+	rss, err := srv.peakRSS()
+	if err != nil {
+		return nil, err
+	}
+	res.PeakRSSMiB = float64(rss) / (1 << 20)
+	return res, nil
+}
+
+func thisMachine() Machine {
+	m := Machine{NumCPU: runtime.NumCPU(), GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		m.CPUModel = cpuModel(string(b))
+	}
+	return m
+}
+
+// cpuModel returns the first "model name" of a /proc/cpuinfo text.
+func cpuModel(cpuinfo string) string {
+	for _, line := range strings.Split(cpuinfo, "\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}

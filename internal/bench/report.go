@@ -1,0 +1,234 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Result holds one server's figures.
+type Result struct {
+	Server string `json:"server"`
+	PID    int    `json:"pid"`
+
+	LargePushMiBs float64   `json:"large_push_mib_s"`
+	LargePushRuns []float64 `json:"large_push_runs_mib_s"`
+	LargePullMiBs float64   `json:"large_pull_mib_s"`
+	LargePullRuns []float64 `json:"large_pull_runs_mib_s"`
+
+	SmallPushes       int     `json:"small_pushes"`
+	SmallPushesPerSec float64 `json:"small_pushes_per_s"`
+
+	ManifestGets       int     `json:"manifest_gets"`
+	ManifestGetsPerSec float64 `json:"manifest_gets_per_s"`
+
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+
+	// CPU is the CPU time the server and this client spent in each phase, which
+	// tells a slow server from a slow disk, and a server from a client at its limit.
+	CPU []PhaseCPU `json:"cpu"`
+}
+
+// PhaseCPU is the user+system CPU time of the server and of the client during one
+// phase (the client's includes generating and hashing payloads outside the timed
+// loops), and the phase's wall time.
+type PhaseCPU struct {
+	Phase         string  `json:"phase"`
+	Wall          float64 `json:"wall_s"`
+	ServerSeconds float64 `json:"server_cpu_s"`
+	ClientSeconds float64 `json:"client_cpu_s"`
+}
+
+// Machine describes where the figures were taken.
+type Machine struct {
+	NumCPU    int    `json:"nproc"`
+	CPUModel  string `json:"cpu_model,omitempty"`
+	GoVersion string `json:"go_version"`
+	OS        string `json:"os"`
+	Arch      string `json:"arch"`
+}
+
+// RunConfig records the workload shape in the report.
+type RunConfig struct {
+	Layers        int     `json:"layers"`
+	LayerMiB      float64 `json:"layer_mib"`
+	PushRuns      int     `json:"push_runs"`
+	PullRuns      int     `json:"pull_runs"`
+	Clients       int     `json:"clients"`
+	SmallDuration string  `json:"small_push_duration"`
+	GetDuration   string  `json:"manifest_get_duration"`
+}
+
+func reportConfig(c Config) RunConfig {
+	return RunConfig{
+		Layers: c.Layers, LayerMiB: float64(c.LayerSize) / mib,
+		PushRuns: c.PushRuns, PullRuns: c.PullRuns, Clients: c.Clients,
+		SmallDuration: c.SmallDuration.String(), GetDuration: c.GetDuration.String(),
+	}
+}
+
+// Report is the outcome of a run: either server may be missing when only one ran.
+type Report struct {
+	Machine   Machine   `json:"machine"`
+	Config    RunConfig `json:"config"`
+	Reference *Result   `json:"reference,omitempty"`
+	Signet    *Result   `json:"signet,omitempty"`
+	Rows      []Row     `json:"rows"`
+}
+
+// Row is one line of the table. Ratio is Signet/reference, 0 when either is missing.
+type Row struct {
+	Metric      string  `json:"metric"`
+	Signet      float64 `json:"signet,omitempty"`
+	Reference   float64 `json:"reference,omitempty"`
+	Ratio       float64 `json:"ratio,omitempty"`
+	Target      float64 `json:"target,omitempty"`
+	LowerBetter bool    `json:"lower_is_better,omitempty"`
+}
+
+// Met reports whether the row has a target and the ratio reaches it.
+func (r Row) Met() bool { return r.Target > 0 && r.Ratio >= r.Target }
+
+// metrics are the table's rows, with the targets of the speed requirement.
+var metrics = []struct {
+	name        string
+	target      float64
+	lowerBetter bool
+	get         func(*Result) float64
+}{
+	{"large push (MiB/s)", 1.2, false, func(r *Result) float64 { return r.LargePushMiBs }},
+	{"large pull (MiB/s)", 1.5, false, func(r *Result) float64 { return r.LargePullMiBs }},
+	{"small-image pushes/s", 3, false, func(r *Result) float64 { return r.SmallPushesPerSec }},
+	{"manifest GETs/s", 3, false, func(r *Result) float64 { return r.ManifestGetsPerSec }},
+	{"peak RSS (MiB, lower is better)", 0, true, func(r *Result) float64 { return r.PeakRSSMiB }},
+}
+
+// Finish computes the rows from the results.
+func (rep *Report) Finish() {
+	rep.Rows = rep.Rows[:0]
+	for _, m := range metrics {
+		row := Row{Metric: m.name, Target: m.target, LowerBetter: m.lowerBetter}
+		if rep.Signet != nil {
+			row.Signet = m.get(rep.Signet)
+		}
+		if rep.Reference != nil {
+			row.Reference = m.get(rep.Reference)
+		}
+		if row.Signet > 0 && row.Reference > 0 {
+			row.Ratio = row.Signet / row.Reference
+		}
+		rep.Rows = append(rep.Rows, row)
+	}
+}
+
+// WriteJSON writes the report as indented JSON.
+func (rep *Report) WriteJSON(w io.Writer) error {
+	rep.Finish()
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// WriteTable writes the report as one aligned table, headed by the machine and the
+// workload shape.
+func (rep *Report) WriteTable(w io.Writer) error {
+	rep.Finish()
+	m := rep.Machine
+	cpu := ""
+	if m.CPUModel != "" {
+		cpu = ", " + m.CPUModel
+	}
+	c := rep.Config
+	fmt.Fprintf(w, "Signet vs %s (reference), filesystem driver, loopback\n", ReferenceName)
+	fmt.Fprintf(w, "machine: %d CPUs%s; %s %s/%s\n", m.NumCPU, cpu, m.GoVersion, m.OS, m.Arch)
+	fmt.Fprintf(w, "large image: %d × %g MiB layers, push median of %d, pull median of %d; %d concurrent clients\n\n",
+		c.Layers, c.LayerMiB, c.PushRuns, c.PullRuns, c.Clients)
+	rows := [][]string{{"metric", "Signet", "reference", "Signet/reference", "target", ""}}
+	for _, r := range rep.Rows {
+		target, verdict := "", ""
+		switch {
+		case r.Target > 0:
+			target = "≥ " + formatRatio(r.Target)
+			if r.Ratio > 0 {
+				verdict = "missed"
+				if r.Met() {
+					verdict = "met"
+				}
+			}
+		}
+		rows = append(rows, []string{r.Metric, formatFigure(r.Signet), formatFigure(r.Reference),
+			formatRatio(r.Ratio), target, verdict})
+	}
+	_, err := io.WriteString(w, formatTable(rows, []bool{false, true, true, true, false, false}))
+	return err
+}
+
+// formatTable aligns rows into columns two spaces apart, right-aligning the columns
+// marked in right, and trims trailing blanks.
+func formatTable(rows [][]string, right []bool) string {
+	var widths []int
+	for _, row := range rows {
+		for i, cell := range row {
+			if i >= len(widths) {
+				widths = append(widths, 0)
+			}
+			widths[i] = max(widths[i], utf8.RuneCountInString(cell))
+		}
+	}
+	var b strings.Builder
+	for _, row := range rows {
+		var line strings.Builder
+		for i, cell := range row {
+			if i > 0 {
+				line.WriteString("  ")
+			}
+			pad := strings.Repeat(" ", widths[i]-utf8.RuneCountInString(cell))
+			if i < len(right) && right[i] {
+				line.WriteString(pad + cell)
+			} else {
+				line.WriteString(cell + pad)
+			}
+		}
+		b.WriteString(strings.TrimRight(line.String(), " "))
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// formatFigure prints a figure with about three significant digits, "—" if absent.
+func formatFigure(v float64) string {
+	switch {
+	case v <= 0:
+		return "—"
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	default:
+		return fmt.Sprintf("%.2f", v)
+	}
+}
+
+func formatRatio(v float64) string {
+	if v <= 0 {
+		return "—"
+	}
+	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") + "×"
+}
+
+// median returns the middle value of vs (the mean of the two middle ones for an
+// even count), 0 for none.
+func median(vs []float64) float64 {
+	if len(vs) == 0 {
+		return 0
+	}
+	s := slices.Clone(vs)
+	slices.Sort(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
