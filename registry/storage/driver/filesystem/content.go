@@ -222,14 +222,13 @@ func readFile(name string) ([]byte, error) {
 	if st.Mode&syscall.S_IFMT == syscall.S_IFDIR {
 		return nil, syscall.EISDIR
 	}
-	// One spare byte detects EOF without a second buffer when the size is exact
-	// (objects are replaced by rename, never changed in place, except upload files).
-	buf := make([]byte, 0, st.Size+1)
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := syscall.Read(fd, buf[len(buf):cap(buf)])
+	// Read exactly the size fstat reported, saving the read that would return EOF.
+	// Objects are replaced by rename, never changed in place, so the size is
+	// final; only an upload file may grow, and then this returns the prefix it had
+	// at fstat, as a read a moment earlier would have.
+	buf := make([]byte, st.Size)
+	for off := 0; off < len(buf); {
+		n, err := syscall.Read(fd, buf[off:])
 		if err == syscall.EINTR {
 			continue
 		}
@@ -237,10 +236,11 @@ func readFile(name string) ([]byte, error) {
 			return nil, err
 		}
 		if n == 0 {
-			return buf, nil
+			return buf[:off], nil // truncated since fstat (a resumed upload)
 		}
-		buf = buf[:len(buf)+n]
+		off += n
 	}
+	return buf, nil
 }
 
 // lock takes the lock of path's stripe: this Driver's mutex, then an exclusive
