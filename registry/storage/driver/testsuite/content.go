@@ -84,7 +84,7 @@ func testPutAtomic(t *testing.T, d driver.Driver) {
 	}
 	check := func(how string, got []byte) {
 		if !bytes.Equal(got, payloads[0]) && !bytes.Equal(got, payloads[1]) {
-			t.Errorf("%s read a mix of two writes (%d bytes)", how, len(got))
+			t.Errorf("%s read %d bytes equal to neither payload: a torn or partial write", how, len(got))
 		}
 	}
 	stop := make(chan struct{})
