@@ -97,7 +97,7 @@ func (d *Driver) replace(full, path string, data []byte) error {
 		os.Remove(tmp)
 		return writeErr("put", path, err)
 	}
-	if err := syncDir(filepath.Dir(full)); err != nil {
+	if err := syncDir(filepath.Dir(full)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("filesystem: put %s: %w", path, err)
 	}
 	return nil
@@ -111,6 +111,13 @@ func (d *Driver) writeTemp(data []byte) (string, error) {
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
 		if errors.Is(err, fs.ErrExist) {
 			continue // a 1 in 2^64 collision
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			// The temporary directory was removed under us (an operator cleaning
+			// up): recreate it once.
+			if err = os.MkdirAll(d.tmpDir, dirMode); err == nil {
+				f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+			}
 		}
 		if err != nil {
 			return "", err
@@ -176,7 +183,8 @@ func (d *Driver) mkdirs(dir string) error {
 }
 
 // syncDir fsyncs the directory dir, making the entries created in or renamed into
-// it durable.
+// it durable. Callers ignore ENOENT after a rename: the directory can only be
+// gone if a concurrent Delete removed the new entry, leaving nothing to sync.
 func syncDir(dir string) error {
 	fd, err := openRetry(dir, syscall.O_RDONLY|syscall.O_DIRECTORY|syscall.O_CLOEXEC, 0)
 	if err != nil {

@@ -149,7 +149,9 @@ func (w *fileWriter) Commit(ctx context.Context) error {
 		err = cerr
 	}
 	if err == nil && w.created {
-		err = syncDir(filepath.Dir(w.full))
+		if err = syncDir(filepath.Dir(w.full)); errors.Is(err, fs.ErrNotExist) {
+			err = nil // deleted meanwhile: nothing left to make durable
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("filesystem: commit %s: %w", w.path, err)

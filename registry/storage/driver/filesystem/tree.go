@@ -81,7 +81,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 		}
 		return writeErr("move to", dst, err)
 	}
-	if err := syncDir(filepath.Dir(dstFull)); err != nil {
+	if err := syncDir(filepath.Dir(dstFull)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("filesystem: move %s: %w", dst, err)
 	}
 	d.prune(filepath.Dir(srcFull))
