@@ -97,6 +97,10 @@ func toAPIError(err error) *Error {
 		return apiError(CodeBlobUploadUnknown, err)
 	case errors.Is(err, storage.ErrUploadInvalid):
 		return apiError(CodeBlobUploadInvalid, err)
+	case errors.Is(err, storage.ErrUploadInterrupted) && errors.Is(err, storage.ErrSizeInvalid):
+		return apiError(CodeSizeInvalid, err)
+	case errors.Is(err, storage.ErrUploadInterrupted):
+		return apiError(CodeBlobUploadInvalid, err)
 	case errors.Is(err, storage.ErrSizeInvalid):
 		return apiError(CodeSizeInvalid, err)
 	case errors.Is(err, storage.ErrUnsupported):

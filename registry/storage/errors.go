@@ -19,7 +19,9 @@ var (
 	ErrUploadUnknown    = errors.New("blob upload unknown to registry")
 	ErrUploadInvalid    = errors.New("blob upload invalid")
 	ErrSizeInvalid      = errors.New("provided length did not match content length")
-	ErrUnsupported      = errors.New("the operation is unsupported")
+	// ErrUploadInterrupted: a chunk's body broke off; the bytes that arrived are kept.
+	ErrUploadInterrupted = errors.New("upload body interrupted")
+	ErrUnsupported       = errors.New("the operation is unsupported")
 )
 
 // DigestMismatchError: the content's digest is not the one the client named.

@@ -373,7 +373,11 @@ func (s *Store) listNames(ctx context.Context, dir string) ([]string, error) {
 	return names, nil
 }
 
+// paginate returns the page after last (never nil, so it encodes as []).
 func paginate(sorted []string, last string, n int) ([]string, bool) {
+	if sorted == nil {
+		sorted = []string{}
+	}
 	if last != "" {
 		i, found := slices.BinarySearch(sorted, last)
 		if found {

@@ -37,7 +37,8 @@ type uploadState struct {
 	Offset    int64     `json:"offset"`
 	HashState []byte    `json:"sha256State,omitempty"`
 	Started   time.Time `json:"started"`
-	Cancelled bool      `json:"cancelled,omitempty"`
+	// Ended marks a cancelled session, or a completed one that had saved state.
+	Ended bool `json:"ended,omitempty"`
 }
 
 // copyBufs recycles the buffers that stream upload bodies to the driver.
@@ -100,7 +101,7 @@ func (s *Store) loadUpload(ctx context.Context, repo, id string) (*uploadState, 
 	if err := json.Unmarshal(data, &st); err != nil {
 		return nil, fmt.Errorf("upload %s: corrupt state: %w", id, err)
 	}
-	if st.Cancelled || st.Repo != repo {
+	if st.Ended || st.Repo != repo {
 		return nil, fmt.Errorf("%w: %q in %s", ErrUploadUnknown, id, repo)
 	}
 	return &st, nil
@@ -137,6 +138,12 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, c Chunk) (int
 	if err != nil {
 		return 0, err
 	}
+	return s.saveProgress(ctx, id, st, h, w)
+}
+
+// saveProgress syncs what w holds and records it, with the hash state h, as the
+// session's committed offset. It ends w.
+func (s *Store) saveProgress(ctx context.Context, id string, st *uploadState, h hash.Hash, w driver.FileWriter) (int64, error) {
 	if err := w.Commit(ctx); err != nil {
 		return 0, err
 	}
@@ -159,7 +166,9 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, c Chunk) (int
 }
 
 // writeChunk opens the session's data at its recorded offset and streams c into it
-// and into the restored sha256 state. On error the writer is already closed.
+// and into the restored sha256 state. If the body breaks off (the client went
+// away), the bytes that did arrive are kept as the session's progress, so the
+// client can resume from there; on any error the writer is already ended.
 func (s *Store) writeChunk(ctx context.Context, id string, st *uploadState, c Chunk) (hash.Hash, driver.FileWriter, error) {
 	if c.Start >= 0 && c.Start != st.Offset {
 		return nil, nil, &RangeError{Offset: st.Offset, Start: c.Start}
@@ -191,15 +200,23 @@ func (s *Store) writeChunk(ctx context.Context, id string, st *uploadState, c Ch
 		err = fmt.Errorf("%w: got %d of %d bytes", ErrSizeInvalid, n, c.Length)
 	}
 	if err != nil {
-		w.Close()
-		return nil, nil, err
+		if n > 0 {
+			// The request's context may be gone with its client; the save is not.
+			if _, serr := s.saveProgress(context.WithoutCancel(ctx), id, st, h, w); serr != nil {
+				err = errors.Join(err, serr)
+			}
+		} else {
+			w.Close()
+		}
+		return nil, nil, fmt.Errorf("%w: %w", ErrUploadInterrupted, err)
 	}
 	return h, w, nil
 }
 
 // CommitUpload appends the final chunk c (which may be empty) to session id, checks
 // that the whole content has digest want, and commits it as a blob of repo. The
-// session ends either way, except on a *RangeError. It returns the blob's size.
+// session ends either way, except on a *RangeError or an interrupted body. It
+// returns the blob's size.
 func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want digest.Digest) (int64, error) {
 	defer s.lockUpload(id)()
 	st, err := s.loadUpload(ctx, repo, id)
@@ -208,11 +225,11 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 	}
 	h, w, err := s.writeChunk(ctx, id, st, c)
 	var rangeErr *RangeError
-	if errors.As(err, &rangeErr) {
-		return 0, err
+	if errors.As(err, &rangeErr) || errors.Is(err, ErrUploadInterrupted) {
+		return 0, err // the session stays, to be resumed
 	}
 	if err != nil {
-		s.endUpload(ctx, id)
+		s.endUpload(ctx, id, st, false)
 		return 0, err
 	}
 	size := w.Size()
@@ -223,18 +240,18 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 		w.Close()
 		got, err = s.digestOf(ctx, uploadDataPath(id), want.Algorithm())
 		if err != nil {
-			s.endUpload(ctx, id)
+			s.endUpload(ctx, id, st, false)
 			return 0, err
 		}
 		w, err = s.d.Writer(ctx, uploadDataPath(id), true, size)
 		if err != nil {
-			s.endUpload(ctx, id)
+			s.endUpload(ctx, id, st, false)
 			return 0, err
 		}
 	}
 	if got != want {
 		w.Cancel(ctx)
-		s.endUpload(ctx, id)
+		s.endUpload(ctx, id, st, false)
 		return 0, &DigestMismatchError{Want: want.String(), Got: got.String()}
 	}
 	if ok, err := s.exists(ctx, blobPath(want)); err != nil {
@@ -253,7 +270,7 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 	if err := s.linkBlob(ctx, repo, want); err != nil {
 		return 0, err
 	}
-	s.endUpload(ctx, id)
+	s.endUpload(ctx, id, st, false)
 	return size, nil
 }
 
@@ -264,24 +281,28 @@ func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
 	if err != nil {
 		return err
 	}
-	st.Cancelled = true
-	data, err := json.Marshal(st)
-	if err != nil {
-		return err
-	}
-	if _, err := s.d.PutContent(ctx, uploadStatePath(id), data); err != nil {
-		return err
+	return s.endUpload(ctx, id, st, true)
+}
+
+// endUpload ends a session: later requests on it get ErrUploadUnknown. A session
+// with saved state (or a cancelled one) keeps a tombstone state, which garbage
+// collection removes with other stale sessions; a session that never saved state
+// was one request long, and leaves nothing.
+func (s *Store) endUpload(ctx context.Context, id string, st *uploadState, tombstone bool) error {
+	if tombstone || !st.Started.IsZero() {
+		st.Ended = true
+		data, err := json.Marshal(st)
+		if err != nil {
+			return err
+		}
+		if _, err := s.d.PutContent(ctx, uploadStatePath(id), data); err != nil {
+			return err
+		}
 	}
 	if err := s.d.Delete(ctx, uploadDataPath(id)); err != nil && !errors.Is(err, driver.ErrNotFound) {
 		return err
 	}
 	return nil
-}
-
-// endUpload removes a finished session's files. Failure is harmless: garbage
-// collection removes stale sessions.
-func (s *Store) endUpload(ctx context.Context, id string) {
-	s.d.Delete(ctx, uploadDir(id))
 }
 
 // digestOf hashes the object at p with alg.
@@ -305,8 +326,9 @@ type hashingWriter struct {
 }
 
 func (hw hashingWriter) Write(p []byte) (int, error) {
-	hw.h.Write(p)
-	return hw.w.Write(p)
+	n, err := hw.w.Write(p)
+	hw.h.Write(p[:n]) // the hash covers exactly the bytes stored
+	return n, err
 }
 
 // onlyReader hides a body's WriterTo so io.CopyBuffer uses the large buffer.
