@@ -31,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -223,9 +224,16 @@ func buildSignet(ctx context.Context, moduleDir, out string) (string, error) {
 
 // measure runs every workload against one started server.
 func measure(ctx context.Context, cfg Config, p *plan, srv *server) (*Result, error) {
+	start := time.Now()
 	c := newClient(srv.url, cfg.Clients)
 	defer c.close()
 	res := &Result{PID: srv.pid()}
+	busy0, srv0, self0 := machineBusy(), srv.cpuTime(), selfCPUTime()
+	defer func() {
+		wall := time.Since(start).Seconds()
+		other := (machineBusy() - busy0 - (srv.cpuTime() - srv0) - (selfCPUTime() - self0)).Seconds()
+		res.OtherCPU = max(other, 0) / (wall * float64(runtime.NumCPU()))
+	}()
 	phase := func(name string, f func() error) error {
 		before, clientBefore := srv.cpuTime(), selfCPUTime()
 		cfg.logf("%s: %s", srv.name, name)
@@ -270,6 +278,38 @@ func thisMachine() Machine {
 		m.CPUModel = cpuModel(string(b))
 	}
 	return m
+}
+
+// machineBusy returns the non-idle CPU time of the whole machine so far, from the
+// first line of /proc/stat (user nice system idle iowait irq softirq steal ...), or
+// 0 when unknown.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	d, _ := parseProcStatBusy(string(b))
+	return d
+}
+
+func parseProcStatBusy(stat string) (time.Duration, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0, fmt.Errorf("busy time: unexpected /proc/stat line %q", line)
+	}
+	var ticks int64
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("busy time: %w", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * clockTick, nil
 }
 
 // cpuModel returns the first "model name" of a /proc/cpuinfo text.

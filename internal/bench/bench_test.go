@@ -270,3 +270,18 @@ func TestPlanIsDeterministicPerSeed(t *testing.T) {
 		t.Errorf("manifest does not describe its blobs: %s", p.small[0].manifest.data)
 	}
 }
+
+func TestParseProcStatBusy(t *testing.T) {
+	// user nice system idle iowait irq softirq steal: busy excludes idle and iowait.
+	stat := "cpu  100 5 40 9000 300 2 3 50 0 0\ncpu0 50 2 20 4500 150 1 1 25 0 0\n"
+	got, err := parseProcStatBusy(stat)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := 200 * clockTick; got != want {
+		t.Errorf("parseProcStatBusy = %v, want %v", got, want)
+	}
+	if _, err := parseProcStatBusy("intr 1 2 3\n"); err == nil {
+		t.Error("parseProcStatBusy of a stat without a cpu line: no error")
+	}
+}

@@ -27,6 +27,12 @@ type Result struct {
 
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
 
+	// OtherCPU is the share of the machine's CPU time, while this server was
+	// measured, spent neither by it nor by this client: other processes and kernel
+	// work not charged to a process. Far above a few percent means the figures are
+	// skewed by other work.
+	OtherCPU float64 `json:"other_cpu_share"`
+
 	// CPU is the CPU time the server and this client spent in each phase, which
 	// tells a slow server from a slow disk, and a server from a client at its limit.
 	CPU []PhaseCPU `json:"cpu"`
@@ -144,8 +150,18 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	c := rep.Config
 	fmt.Fprintf(w, "Signet vs %s (reference), filesystem driver, loopback\n", ReferenceName)
 	fmt.Fprintf(w, "machine: %d CPUs%s; %s %s/%s\n", m.NumCPU, cpu, m.GoVersion, m.OS, m.Arch)
-	fmt.Fprintf(w, "large image: %d × %g MiB layers, push median of %d, pull median of %d; %d concurrent clients\n\n",
+	fmt.Fprintf(w, "large image: %d × %g MiB layers, push median of %d, pull median of %d; %d concurrent clients\n",
 		c.Layers, c.LayerMiB, c.PushRuns, c.PullRuns, c.Clients)
+	var other []string
+	for _, r := range []*Result{rep.Signet, rep.Reference} {
+		if r != nil {
+			other = append(other, fmt.Sprintf("%s %.0f%%", r.Server, 100*r.OtherCPU))
+		}
+	}
+	if len(other) > 0 {
+		fmt.Fprintf(w, "CPU used by other work during each server's run (skews figures when high): %s\n", strings.Join(other, ", "))
+	}
+	fmt.Fprintln(w)
 	rows := [][]string{{"metric", "Signet", "reference", "Signet/reference", "target", ""}}
 	for _, r := range rep.Rows {
 		target, verdict := "", ""
