@@ -130,7 +130,8 @@ type FileWriter interface {
 	Cancel(ctx context.Context) error
 }
 
-// PathRegexp is the form of a valid driver path.
+// PathRegexp is the form of a valid driver path (ValidPath checks it without a
+// regular expression, since it runs on every call).
 var PathRegexp = regexp.MustCompile(`^(/[A-Za-z0-9._:-]+)+$`)
 
 // ValidPath reports whether path is a valid driver path: "/" (the root, for List and
@@ -140,18 +141,39 @@ func ValidPath(path string) bool {
 	if path == "/" {
 		return true
 	}
-	if !PathRegexp.MatchString(path) {
+	if len(path) < 2 || path[0] != '/' {
 		return false
 	}
-	for i := 0; i < len(path); {
-		j := i + 1
-		for j < len(path) && path[j] != '/' {
-			j++
+	start := 1
+	for i := 1; i <= len(path); i++ {
+		if i < len(path) && path[i] != '/' {
+			if !pathByte[path[i]] {
+				return false
+			}
+			continue
 		}
-		if c := path[i+1 : j]; c == "." || c == ".." {
+		switch c := path[start:i]; c {
+		case "", ".", "..":
 			return false
 		}
-		i = j
+		start = i + 1
 	}
 	return true
 }
+
+// pathByte marks the bytes allowed in a path component.
+var pathByte = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "._:-" {
+		t[c] = true
+	}
+	return t
+}()
