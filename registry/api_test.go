@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 )

@@ -5,14 +5,15 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/signet-oss/signet/reference"
+
 	"github.com/gorilla/mux"
-	"github.com/signet-oss/signet/registry/storage"
 )
 
 // getBlob serves GET and HEAD of a blob, with Range support. The body is copied
 // from the driver's reader (an *os.File on the filesystem driver: sendfile).
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo string) {
-	d, err := storage.ParseDigest(mux.Vars(r)["digest"])
+	d, err := reference.ParseDigest(mux.Vars(r)["digest"])
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -47,7 +48,7 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo string) {
 }
 
 func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, repo string) {
-	d, err := storage.ParseDigest(mux.Vars(r)["digest"])
+	d, err := reference.ParseDigest(mux.Vars(r)["digest"])
 	if err != nil {
 		s.writeError(w, r, err)
 		return

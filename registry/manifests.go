@@ -8,7 +8,10 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/signet-oss/signet/reference"
+
 	"github.com/gorilla/mux"
+
 	"github.com/signet-oss/signet/registry/storage"
 )
 
@@ -74,7 +77,7 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, repo str
 	ref := mux.Vars(r)["reference"]
 	var err error
 	if strings.Contains(ref, ":") {
-		d, perr := storage.ParseDigest(ref)
+		d, perr := reference.ParseDigest(ref)
 		if perr != nil {
 			s.writeError(w, r, perr)
 			return
@@ -94,7 +97,7 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, repo str
 // referrers serves the referrers API: an OCI index of the manifests whose subject
 // is the given digest, filtered by ?artifactType= when given.
 func (s *Server) referrers(w http.ResponseWriter, r *http.Request, repo string) {
-	d, err := storage.ParseDigest(mux.Vars(r)["digest"])
+	d, err := reference.ParseDigest(mux.Vars(r)["digest"])
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -10,7 +10,10 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/signet-oss/signet/reference"
+
 	"github.com/gorilla/mux"
+
 	"github.com/signet-oss/signet/registry/storage"
 )
 
@@ -67,7 +70,7 @@ type repoHandler func(w http.ResponseWriter, r *http.Request, repo string)
 func (s *Server) repo(h repoHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		repo := mux.Vars(r)["name"]
-		if err := storage.ValidateName(repo); err != nil {
+		if err := reference.ValidateName(repo); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -7,8 +7,11 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/signet-oss/signet/reference"
+
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
+
 	"github.com/signet-oss/signet/registry/storage"
 )
 
@@ -22,14 +25,14 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 	ctx := r.Context()
 	q := r.URL.Query()
 	if m := q.Get("mount"); m != "" {
-		d, err := storage.ParseDigest(m)
+		d, err := reference.ParseDigest(m)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
 		from := q.Get("from")
 		if from != "" {
-			if err := storage.ValidateName(from); err != nil {
+			if err := reference.ValidateName(from); err != nil {
 				s.writeError(w, r, err)
 				return
 			}
@@ -51,7 +54,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 		return
 	}
 	if dg := q.Get("digest"); dg != "" {
-		d, err := storage.ParseDigest(dg)
+		d, err := reference.ParseDigest(dg)
 		if err != nil {
 			s.writeError(w, r, err)
 			return
@@ -104,7 +107,7 @@ func (s *Server) putUpload(w http.ResponseWriter, r *http.Request, repo string) 
 		s.writeError(w, r, &Error{Code: CodeDigestInvalid, Detail: "the digest query parameter is required to complete an upload"})
 		return
 	}
-	d, err := storage.ParseDigest(dg)
+	d, err := reference.ParseDigest(dg)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

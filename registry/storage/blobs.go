@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/signet-oss/signet/registry/storage/driver"
 )
 

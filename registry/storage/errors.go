@@ -3,15 +3,17 @@ package storage
 import (
 	"errors"
 	"fmt"
+
+	"github.com/signet-oss/signet/reference"
 )
 
 // Domain errors. Wrapped with the details a caller needs (repository, digest); the
 // HTTP layer maps them to OCI error codes with errors.Is / errors.As.
 var (
-	ErrNameInvalid      = errors.New("invalid repository name")
+	ErrNameInvalid      = reference.ErrNameInvalid
 	ErrNameUnknown      = errors.New("repository name not known to registry")
-	ErrTagInvalid       = errors.New("invalid tag")
-	ErrDigestInvalid    = errors.New("invalid digest")
+	ErrTagInvalid       = reference.ErrTagInvalid
+	ErrDigestInvalid    = reference.ErrDigestInvalid
 	ErrBlobUnknown      = errors.New("blob unknown to registry")
 	ErrManifestUnknown  = errors.New("manifest unknown to registry")
 	ErrManifestInvalid  = errors.New("manifest invalid")

@@ -9,8 +9,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/signet-oss/signet/reference"
+
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/signet-oss/signet/registry/storage/driver"
 )
 
@@ -128,7 +131,7 @@ func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, 
 	alg := digest.Canonical
 	var want digest.Digest
 	if isDigestRef(ref) {
-		d, err := ParseDigest(ref)
+		d, err := reference.ParseDigest(ref)
 		if err != nil {
 			return nil, err
 		}
@@ -137,7 +140,7 @@ func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, 
 		tags = append([]string{ref}, tags...)
 	}
 	for _, t := range tags {
-		if !ValidTag(t) {
+		if !reference.ValidTag(t) {
 			return nil, fmt.Errorf("%w: %q", ErrTagInvalid, t)
 		}
 	}
@@ -198,11 +201,11 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string) (*Manifest, e
 	var d digest.Digest
 	if isDigestRef(ref) {
 		var err error
-		if d, err = ParseDigest(ref); err != nil {
+		if d, err = reference.ParseDigest(ref); err != nil {
 			return nil, err
 		}
 	} else {
-		if !ValidTag(ref) {
+		if !reference.ValidTag(ref) {
 			return nil, fmt.Errorf("%w: %q", ErrTagInvalid, ref)
 		}
 		var err error
@@ -242,7 +245,7 @@ func (s *Store) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest
 
 // DeleteTag removes tag from repo; the manifest stays.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
-	if !ValidTag(tag) {
+	if !reference.ValidTag(tag) {
 		return fmt.Errorf("%w: %q", ErrTagInvalid, tag)
 	}
 	err := s.d.Delete(ctx, tagPath(repo, tag))

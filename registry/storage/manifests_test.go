@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 )
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
 	"github.com/signet-oss/signet/registry/storage/driver"
 )
 

@@ -1,12 +1,23 @@
-package storage
+// Package reference parses and validates the names in the OCI Distribution API:
+// repository names, tags and digests. The registry, the token service and the trust
+// graph all use it, so a name means the same thing everywhere.
+package reference
 
 import (
 	_ "crypto/sha256" // registers sha256 with go-digest
 	_ "crypto/sha512" // registers sha512 with go-digest
+	"errors"
 	"fmt"
 	"regexp"
 
 	"github.com/opencontainers/go-digest"
+)
+
+// Errors, matched with errors.Is.
+var (
+	ErrNameInvalid   = errors.New("invalid repository name")
+	ErrTagInvalid    = errors.New("invalid tag")
+	ErrDigestInvalid = errors.New("invalid digest")
 )
 
 // MaxNameLength is the longest repository name accepted, as in the reference
