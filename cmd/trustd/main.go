@@ -1,0 +1,74 @@
+// Command trustd serves Signet's trust service: accounts, organisations, robots,
+// grants and the token endpoint.
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/signet-oss/signet/trustd"
+)
+
+func main() {
+	if err := newRootCmd().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "trustd:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "trustd",
+		Short:         "Signet's trust service and token server",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServeCmd())
+	return root
+}
+
+func newServeCmd() *cobra.Command {
+	var configPath, addr, data, storageDriver string
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the token endpoint and the management API",
+		Long: `Serve the token endpoint and the management API.
+
+On first start trustd creates the admin account: its name is adminUser
+(SIGNET_ADMIN_USER), its password adminPassword (SIGNET_ADMIN_PASSWORD), or,
+when neither is set, a generated one printed once on stderr.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := trustd.LoadConfig(configPath)
+			if err != nil {
+				return err
+			}
+			flags := cmd.Flags()
+			if flags.Changed("addr") {
+				cfg.Addr = addr
+			}
+			if flags.Changed("data") {
+				cfg.Data = data
+			}
+			if flags.Changed("storage") {
+				cfg.Storage.Driver = storageDriver
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return trustd.Serve(ctx, cfg, cfg.Log.NewLogger(os.Stderr))
+		},
+	}
+	def := trustd.Defaults()
+	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (every key is documented in trustd/config.go)")
+	cmd.Flags().StringVar(&addr, "addr", def.Addr, "listen address (port 0 picks a free port)")
+	cmd.Flags().StringVar(&data, "data", def.Data, "data directory of the filesystem driver")
+	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem or inmemory")
+	return cmd
+}

@@ -1,0 +1,359 @@
+package trustd
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+)
+
+// The management API: JSON over HTTP, authenticated by an access token from
+// /token with aud = cfg.Service, and authorised from trustd's current records
+// (never from the token's access claim), so a revoked robot or a removed member
+// loses rights at once, not when their token expires.
+//
+//	GET    /api/v1/whoami                          anyone authenticated
+//	POST   /api/v1/users                           admin
+//	POST   /api/v1/orgs                            admin (idempotent: 201, then 200)
+//	GET    /api/v1/orgs/{org}                      admin, or a member
+//	PUT    /api/v1/orgs/{org}/members/{user}       admin, or an org owner
+//	DELETE /api/v1/orgs/{org}/members/{user}       admin, or an org owner
+//	POST   /api/v1/orgs/{org}/robots               admin, or an org owner
+//	GET    /api/v1/orgs/{org}/robots               admin, or an org owner
+//	DELETE /api/v1/orgs/{org}/robots/{name}        admin, or an org owner
+//	POST   /api/v1/grants                          admin
+//	GET    /api/v1/grants                          admin
+//	DELETE /api/v1/grants/{id}                     admin
+//
+// Robots may call whoami and nothing that changes records.
+
+// maxAPIBody bounds a management API request body.
+const maxAPIBody = 64 << 10
+
+func (s *Server) apiRoutes(r *mux.Router) {
+	r.HandleFunc("/whoami", s.api(s.whoami)).Methods(http.MethodGet)
+	r.HandleFunc("/users", s.api(s.postUser)).Methods(http.MethodPost)
+	r.HandleFunc("/orgs", s.api(s.postOrg)).Methods(http.MethodPost)
+	r.HandleFunc("/orgs/{org}", s.api(s.getOrgHandler)).Methods(http.MethodGet)
+	r.HandleFunc("/orgs/{org}/members/{user}", s.api(s.putMember)).Methods(http.MethodPut)
+	r.HandleFunc("/orgs/{org}/members/{user}", s.api(s.deleteMember)).Methods(http.MethodDelete)
+	r.HandleFunc("/orgs/{org}/robots", s.api(s.postRobot)).Methods(http.MethodPost)
+	r.HandleFunc("/orgs/{org}/robots", s.api(s.getRobots)).Methods(http.MethodGet)
+	r.HandleFunc("/orgs/{org}/robots/{name}", s.api(s.deleteRobotHandler)).Methods(http.MethodDelete)
+	r.HandleFunc("/grants", s.api(s.postGrant)).Methods(http.MethodPost)
+	r.HandleFunc("/grants", s.api(s.getGrants)).Methods(http.MethodGet)
+	r.HandleFunc("/grants/{id}", s.api(s.deleteGrantHandler)).Methods(http.MethodDelete)
+}
+
+// apiHandler is a management API handler, called with the authenticated caller.
+type apiHandler func(w http.ResponseWriter, r *http.Request, p principal) error
+
+// api authenticates the bearer token, then runs h; a returned error is sent as
+// the API's error body.
+func (s *Server) api(h apiHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.bearer(r)
+		if err != nil {
+			scheme := "http"
+			if r.TLS != nil {
+				scheme = "https"
+			}
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm=%q,service=%q`, scheme+"://"+r.Host+"/token", s.cfg.Service))
+			s.writeError(w, r, err)
+			return
+		}
+		setSubject(r, p.Name)
+		if err := h(w, r, p); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// bearer returns who the request's access token speaks for, from the current
+// records: a token of an account deleted since it was issued is refused.
+func (s *Server) bearer(r *http.Request) (principal, error) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return principal{}, fmt.Errorf("%w: send an access token for service %q from /token as Authorization: Bearer", errUnauth, s.cfg.Service)
+	}
+	claims, err := s.verifier.Verify(r.Context(), tok)
+	if err != nil {
+		return principal{}, fmt.Errorf("%w: the access token is not valid here", errUnauth)
+	}
+	pers, rob := s.account(claims.Subject)
+	switch {
+	case claims.Subject == "":
+	case pers != nil:
+		return principal{Name: pers.Name, Kind: "person", ID: pers.ID, Admin: pers.Admin, person: pers}, nil
+	case rob != nil && !rob.expired(s.now()):
+		return principal{Name: rob.fullName(), Kind: "robot", ID: rob.ID, robot: rob}, nil
+	}
+	return principal{}, fmt.Errorf("%w: the token's subject is anonymous or no longer has an account", errUnauth)
+}
+
+// decodeBody reads a JSON request body into v, refusing unknown fields.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: the body is not the expected JSON: %v", errInvalid, err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%w: the body holds more than one JSON value", errInvalid)
+	}
+	return nil
+}
+
+func requireAdmin(p principal) error {
+	if p.Kind != "person" || !p.Admin {
+		return fmt.Errorf("%w: only an admin may do this", errDenied)
+	}
+	return nil
+}
+
+func (s *Server) requireOrgManager(p principal, orgName string) error {
+	if !s.mayManageOrg(p, orgName) {
+		return fmt.Errorf("%w: only an owner of %q or an admin may do this", errDenied, orgName)
+	}
+	return nil
+}
+
+type whoamiResponse struct {
+	Name  string `json:"name"`
+	Kind  string `json:"kind"`
+	Admin bool   `json:"admin"`
+}
+
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, p principal) error {
+	writeJSON(w, http.StatusOK, whoamiResponse{Name: p.Name, Kind: p.Kind, Admin: p.Admin})
+	return nil
+}
+
+func (s *Server) postUser(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	var body struct {
+		Name     string `json:"name"`
+		Password string `json:"password"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if err := s.createPerson(r.Context(), body.Name, body.Password, false); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, whoamiResponse{Name: body.Name, Kind: "person"})
+	return nil
+}
+
+type orgResponse struct {
+	Name    string            `json:"name"`
+	Members map[string]string `json:"members"`
+}
+
+func orgJSON(o *org) orgResponse { return orgResponse{Name: o.Name, Members: o.Members} }
+
+func (s *Server) postOrg(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	var body struct {
+		Name string `json:"name"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	o, created, err := s.createOrg(r.Context(), body.Name)
+	if err != nil {
+		return err
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, orgJSON(o))
+	return nil
+}
+
+func (s *Server) getOrgHandler(w http.ResponseWriter, r *http.Request, p principal) error {
+	name := mux.Vars(r)["org"]
+	if !p.Admin && (p.Kind != "person" || s.orgRole(name, p.Name) == "") {
+		return fmt.Errorf("%w: only members of %q and admins may read it", errDenied, name)
+	}
+	o := s.getOrg(name)
+	if o == nil {
+		return fmt.Errorf("organisation %q: %w", name, errNotFound)
+	}
+	writeJSON(w, http.StatusOK, orgJSON(o))
+	return nil
+}
+
+func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p principal) error {
+	v := mux.Vars(r)
+	if err := s.requireOrgManager(p, v["org"]); err != nil {
+		return err
+	}
+	var body struct {
+		Role string `json:"role"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	if body.Role == "" {
+		return fmt.Errorf("%w: role is missing (owner, publisher or reader)", errInvalid)
+	}
+	if err := s.setMember(r.Context(), v["org"], v["user"], body.Role); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, orgJSON(s.getOrg(v["org"])))
+	return nil
+}
+
+func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request, p principal) error {
+	v := mux.Vars(r)
+	if err := s.requireOrgManager(p, v["org"]); err != nil {
+		return err
+	}
+	if err := s.setMember(r.Context(), v["org"], v["user"], ""); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type robotResponse struct {
+	Name    string   `json:"name"`
+	Secret  string   `json:"secret,omitempty"`
+	Scopes  []string `json:"scopes"`
+	Expires string   `json:"expires"`
+	Created string   `json:"created,omitempty"`
+}
+
+func robotJSON(rob *robot) robotResponse {
+	return robotResponse{
+		Name: rob.fullName(), Scopes: rob.Scopes,
+		Expires: rob.Expires.UTC().Format(time.RFC3339), Created: rob.Created.UTC().Format(time.RFC3339),
+	}
+}
+
+func (s *Server) postRobot(w http.ResponseWriter, r *http.Request, p principal) error {
+	orgName := mux.Vars(r)["org"]
+	if err := s.requireOrgManager(p, orgName); err != nil {
+		return err
+	}
+	var body struct {
+		Name   string   `json:"name"`
+		Scopes []string `json:"scopes"`
+		TTL    string   `json:"ttl"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	var ttl time.Duration
+	if body.TTL != "" {
+		var err error
+		if ttl, err = time.ParseDuration(body.TTL); err != nil || ttl <= 0 {
+			return fmt.Errorf("%w: ttl %q is not a positive duration such as 720h", errInvalid, body.TTL)
+		}
+	}
+	rob, secret, err := s.createRobot(r.Context(), orgName, body.Name, body.Scopes, ttl)
+	if err != nil {
+		return err
+	}
+	resp := robotJSON(rob)
+	resp.Secret = secret
+	resp.Created = ""
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, resp)
+	return nil
+}
+
+func (s *Server) getRobots(w http.ResponseWriter, r *http.Request, p principal) error {
+	orgName := mux.Vars(r)["org"]
+	if err := s.requireOrgManager(p, orgName); err != nil {
+		return err
+	}
+	if s.getOrg(orgName) == nil {
+		return fmt.Errorf("organisation %q: %w", orgName, errNotFound)
+	}
+	out := []robotResponse{}
+	for _, rob := range s.listRobots(orgName) {
+		out = append(out, robotJSON(rob))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) deleteRobotHandler(w http.ResponseWriter, r *http.Request, p principal) error {
+	v := mux.Vars(r)
+	if err := s.requireOrgManager(p, v["org"]); err != nil {
+		return err
+	}
+	if err := s.deleteRobot(r.Context(), v["org"], v["name"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type grantResponse struct {
+	ID      string   `json:"id"`
+	Subject string   `json:"subject"`
+	Pattern string   `json:"pattern"`
+	Actions []string `json:"actions"`
+	Created string   `json:"created"`
+}
+
+func grantJSON(g *grant) grantResponse {
+	return grantResponse{ID: g.ID, Subject: g.Subject, Pattern: g.Pattern, Actions: g.Actions, Created: g.Created.UTC().Format(time.RFC3339)}
+}
+
+func (s *Server) postGrant(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	var body struct {
+		Subject string   `json:"subject"`
+		Pattern string   `json:"pattern"`
+		Actions []string `json:"actions"`
+	}
+	if err := decodeBody(w, r, &body); err != nil {
+		return err
+	}
+	g, err := s.createGrant(r.Context(), body.Subject, body.Pattern, body.Actions)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, grantJSON(g))
+	return nil
+}
+
+func (s *Server) getGrants(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	out := []grantResponse{}
+	for _, g := range s.listGrants() {
+		out = append(out, grantJSON(g))
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func (s *Server) deleteGrantHandler(w http.ResponseWriter, r *http.Request, p principal) error {
+	if err := requireAdmin(p); err != nil {
+		return err
+	}
+	if err := s.deleteGrant(r.Context(), mux.Vars(r)["id"]); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,244 @@
+package trustd
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is trustd's configuration: a YAML file whose keys are these fields' yaml
+// names, overridden by the environment (SIGNET_ADMIN_USER, SIGNET_ADMIN_PASSWORD) and
+// then by command-line flags. Every key is optional; Defaults gives the value of each
+// one left out.
+type Config struct {
+	// Addr is the listen address (addr, default 127.0.0.1:5001).
+	Addr string `yaml:"addr"`
+	// Data is the data directory of the filesystem driver (data, default ./data-trustd).
+	Data string `yaml:"data"`
+	// Storage selects the storage driver.
+	Storage StorageConfig `yaml:"storage"`
+	// Log sets logging.
+	Log LogConfig `yaml:"log"`
+	// Service is trustd's own name as an audience: tokens for its management API
+	// carry aud = Service (service, default trustd).
+	Service string `yaml:"service"`
+	// Issuer is the iss claim of every token (issuer, default signet-trustd).
+	Issuer string `yaml:"issuer"`
+	// Services are the other audiences trustd issues tokens for, such as the
+	// registry's service name (services, default [signet-registry]).
+	Services []string `yaml:"services"`
+	// TokenTTL is the lifetime of an access token, at least 60s, as the token
+	// spec asks (tokenTTL, default 5m).
+	TokenTTL time.Duration `yaml:"tokenTTL"`
+	// RefreshTokenTTL is the lifetime of a refresh token (refreshTokenTTL,
+	// default 2160h, 90 days).
+	RefreshTokenTTL time.Duration `yaml:"refreshTokenTTL"`
+	// AnonymousPull lists the repository patterns anyone may pull without
+	// credentials ("*" is one name component, "**" any number) (anonymousPull,
+	// default [], nothing).
+	AnonymousPull []string `yaml:"anonymousPull"`
+	// AdminUser is the account created with admin rights on first start
+	// (adminUser, default admin; SIGNET_ADMIN_USER overrides).
+	AdminUser string `yaml:"adminUser"`
+	// AdminPassword is the admin's password on first start; when empty, one is
+	// generated and printed once on stderr (adminPassword, default empty;
+	// SIGNET_ADMIN_PASSWORD overrides). It is never changed on later starts.
+	AdminPassword string `yaml:"adminPassword"`
+	// BcryptCost is the bcrypt work factor of new passwords (bcryptCost, default 10).
+	BcryptCost int `yaml:"bcryptCost"`
+	// RateLimit bounds failed sign-in attempts.
+	RateLimit RateLimitConfig `yaml:"rateLimit"`
+	// TrustedProxies are the addresses (CIDR) whose X-Forwarded-For header names
+	// the client, for per-IP rate limiting behind the registry's /token proxy
+	// (trustedProxies, default [127.0.0.1/32, ::1/128]).
+	TrustedProxies []string `yaml:"trustedProxies"`
+	// ShutdownTimeout is how long a stopping trustd lets requests in flight
+	// finish (shutdownTimeout, default 30s).
+	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+}
+
+// StorageConfig selects the storage driver.
+type StorageConfig struct {
+	// Driver is "filesystem" (under Data) or "inmemory" (lost at exit)
+	// (storage.driver, default filesystem).
+	Driver string `yaml:"driver"`
+}
+
+// LogConfig sets logging.
+type LogConfig struct {
+	// Level is debug, info, warn or error (log.level, default info).
+	Level string `yaml:"level"`
+	// Format is text or json (log.format, default text).
+	Format string `yaml:"format"`
+}
+
+// RateLimitConfig bounds failed sign-in attempts with token buckets: each failure
+// takes a token, a bucket refills at its rate per minute up to that many, and an
+// empty bucket refuses every attempt (even a correct one) with 429 until it refills.
+type RateLimitConfig struct {
+	// UserFailures is the failures allowed per account name per minute
+	// (rateLimit.userFailures, default 10).
+	UserFailures int `yaml:"userFailures"`
+	// IPFailures is the failures allowed per client IP per minute
+	// (rateLimit.ipFailures, default 30).
+	IPFailures int `yaml:"ipFailures"`
+}
+
+// Defaults returns the configuration with every default filled in.
+func Defaults() Config {
+	return Config{
+		Addr:            "127.0.0.1:5001",
+		Data:            "./data-trustd",
+		Storage:         StorageConfig{Driver: "filesystem"},
+		Log:             LogConfig{Level: "info", Format: "text"},
+		Service:         "trustd",
+		Issuer:          "signet-trustd",
+		Services:        []string{"signet-registry"},
+		TokenTTL:        5 * time.Minute,
+		RefreshTokenTTL: 90 * 24 * time.Hour,
+		AnonymousPull:   []string{},
+		AdminUser:       "admin",
+		BcryptCost:      bcrypt.DefaultCost,
+		RateLimit:       RateLimitConfig{UserFailures: 10, IPFailures: 30},
+		TrustedProxies:  []string{"127.0.0.1/32", "::1/128"},
+		ShutdownTimeout: 30 * time.Second,
+	}
+}
+
+// LoadConfig reads the YAML file at path over the defaults (an empty path means
+// none), then applies the environment: SIGNET_ADMIN_USER and SIGNET_ADMIN_PASSWORD
+// override adminUser and adminPassword. Unknown keys are errors.
+func LoadConfig(path string) (Config, error) {
+	cfg := Defaults()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if v := os.Getenv("SIGNET_ADMIN_USER"); v != "" {
+		cfg.AdminUser = v
+	}
+	if v := os.Getenv("SIGNET_ADMIN_PASSWORD"); v != "" {
+		cfg.AdminPassword = v
+	}
+	return cfg, nil
+}
+
+// Validate checks every key, naming the one that is wrong.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Addr == "" {
+		errs = append(errs, errors.New("addr: must not be empty"))
+	}
+	switch c.Storage.Driver {
+	case "filesystem":
+		if c.Data == "" {
+			errs = append(errs, errors.New("data: the filesystem driver needs a data directory"))
+		}
+	case "inmemory":
+	default:
+		errs = append(errs, fmt.Errorf("storage.driver: %q is not a driver (filesystem, inmemory)", c.Storage.Driver))
+	}
+	if _, err := c.Log.level(); err != nil {
+		errs = append(errs, err)
+	}
+	if f := c.Log.Format; f != "text" && f != "json" {
+		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", f))
+	}
+	if c.Service == "" {
+		errs = append(errs, errors.New("service: must not be empty"))
+	}
+	if c.Issuer == "" {
+		errs = append(errs, errors.New("issuer: must not be empty"))
+	}
+	for i, s := range c.Services {
+		if s == "" || s == c.Service {
+			errs = append(errs, fmt.Errorf("services[%d]: %q must be non-empty and differ from service", i, s))
+		}
+	}
+	if c.TokenTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("tokenTTL: %s is under the token spec's minimum of 60s", c.TokenTTL))
+	}
+	if c.RefreshTokenTTL <= 0 {
+		errs = append(errs, errors.New("refreshTokenTTL: must be positive"))
+	}
+	for i, p := range c.AnonymousPull {
+		if err := validatePattern(p); err != nil {
+			errs = append(errs, fmt.Errorf("anonymousPull[%d]: %w", i, err))
+		}
+	}
+	if err := validateAccountName(c.AdminUser); err != nil {
+		errs = append(errs, fmt.Errorf("adminUser: %w", err))
+	}
+	if c.AdminPassword != "" {
+		if err := validatePassword(c.AdminPassword); err != nil {
+			errs = append(errs, fmt.Errorf("adminPassword (or SIGNET_ADMIN_PASSWORD): %w", err))
+		}
+	}
+	if c.BcryptCost < bcrypt.MinCost || c.BcryptCost > bcrypt.MaxCost {
+		errs = append(errs, fmt.Errorf("bcryptCost: %d is outside %d..%d", c.BcryptCost, bcrypt.MinCost, bcrypt.MaxCost))
+	}
+	if c.RateLimit.UserFailures <= 0 {
+		errs = append(errs, errors.New("rateLimit.userFailures: must be positive"))
+	}
+	if c.RateLimit.IPFailures <= 0 {
+		errs = append(errs, errors.New("rateLimit.ipFailures: must be positive"))
+	}
+	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
+		errs = append(errs, fmt.Errorf("trustedProxies: %w", err))
+	}
+	if c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+// audiences returns every service trustd issues tokens for, its own first.
+func (c Config) audiences() []string {
+	return append([]string{c.Service}, c.Services...)
+}
+
+func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
+	out := make([]netip.Prefix, 0, len(cidrs))
+	for _, s := range cidrs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a CIDR prefix such as 10.0.0.0/8", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func (l LogConfig) level() (slog.Level, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(strings.ToUpper(l.Level))); err != nil {
+		return 0, fmt.Errorf("log.level: %q is not debug, info, warn or error", l.Level)
+	}
+	return lv, nil
+}
+
+// NewLogger returns the logger the configuration asks for, writing to w.
+func (l LogConfig) NewLogger(w io.Writer) *slog.Logger {
+	lv, _ := l.level()
+	opts := &slog.HandlerOptions{Level: lv}
+	if l.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,342 @@
+// Package trustd is Signet's trust service. So far it holds the accounts side:
+// people, organisations and their members, robots, grants, and the token endpoint
+// that turns them into short-lived access tokens (distribution's token spec) for the
+// registry and for trustd's own management API.
+//
+// Its main invariant: a token never grants more than the subject's current rights
+// allow (the intersection of what was asked and what is allowed), and a robot
+// never more than the scopes it was made with.
+package trustd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
+	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/tokenauth"
+)
+
+// OpenDriver opens the storage driver cfg selects.
+func OpenDriver(cfg Config) (driver.Driver, error) {
+	switch cfg.Storage.Driver {
+	case "filesystem":
+		dir, err := filepath.Abs(cfg.Data)
+		if err != nil {
+			return nil, err
+		}
+		return filesystem.New(dir)
+	case "inmemory":
+		return inmemory.New(), nil
+	}
+	return nil, fmt.Errorf("storage.driver: unknown driver %q", cfg.Storage.Driver)
+}
+
+// Serve runs trustd until ctx is done, then drains requests in flight for up to
+// cfg.ShutdownTimeout. It logs "trustd listening" with the bound address once it
+// accepts connections (an addr with port 0 gets a free port). A generated admin
+// password is printed once on stderr, never to the logger.
+func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	d, err := OpenDriver(cfg)
+	if err != nil {
+		return fmt.Errorf("opening storage: %w", err)
+	}
+	s, err := New(ctx, cfg, d, log, os.Stderr)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("addr: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       5 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	log.Info("trustd listening", "addr", ln.Addr().String(), "storage", d.Name(), "issuer", cfg.Issuer, "kid", s.key.KeyID())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("trustd stopping", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// Server is trustd's HTTP API: the token endpoint, the JWKS, and the management
+// API. It holds every record in memory (see store.go) and writes through.
+type Server struct {
+	cfg      Config
+	log      *slog.Logger
+	now      func() time.Time
+	rec      records
+	auth     *authenticator
+	key      *tokenauth.SigningKey
+	issuer   *tokenauth.Issuer
+	verifier *tokenauth.Verifier
+	jwks     []byte
+	proxies  []netip.Prefix
+	router   *mux.Router
+
+	// writeMu serialises changes to records (rare, from the management API), so
+	// a change is checked against the state it replaces; mu guards the maps,
+	// held only to read or swap entries, never across driver calls.
+	writeMu sync.Mutex
+	mu      sync.RWMutex
+	people  map[string]*person
+	robots  map[string]*robot // by full name, "<org>+<name>"
+	orgs    map[string]*org
+	grants  map[string]*grant // by id
+	// grantsBy indexes grants by subject, for the token endpoint.
+	grantsBy map[string][]*grant
+
+	refresh refreshStore
+}
+
+// New loads trustd's state from d: the signing key (made on first start), every
+// record, and the admin account (made on first start; a generated password is
+// written once to notice).
+func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, notice io.Writer) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	proxies, _ := parsePrefixes(cfg.TrustedProxies)
+	s := &Server{
+		cfg:      cfg,
+		log:      log,
+		now:      time.Now,
+		rec:      records{d: d},
+		proxies:  proxies,
+		people:   make(map[string]*person),
+		robots:   make(map[string]*robot),
+		orgs:     make(map[string]*org),
+		grants:   make(map[string]*grant),
+		grantsBy: make(map[string][]*grant),
+		refresh:  refreshStore{tokens: make(map[string]*refreshToken)},
+	}
+	auth, err := newAuthenticator(cfg.BcryptCost, newFailureLimiter(cfg.RateLimit.UserFailures, cfg.RateLimit.IPFailures), s.clock)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = auth
+	if s.key, err = loadSigningKey(ctx, d); err != nil {
+		return nil, err
+	}
+	s.issuer = &tokenauth.Issuer{Name: cfg.Issuer, Key: s.key, TTL: cfg.TokenTTL, Now: s.clock}
+	s.verifier = tokenauth.NewVerifier(cfg.Issuer, cfg.Service, tokenauth.StaticKeySet(tokenauth.JWKS(s.key)))
+	if s.jwks, err = jsonBytes(tokenauth.JWKS(s.key)); err != nil {
+		return nil, err
+	}
+	if err := s.load(ctx); err != nil {
+		return nil, fmt.Errorf("loading trustd's records: %w", err)
+	}
+	if err := s.ensureAdmin(ctx, notice); err != nil {
+		return nil, fmt.Errorf("creating the admin account: %w", err)
+	}
+	s.router = s.routes()
+	return s, nil
+}
+
+// clock is the time source, through s.now so tests can move it.
+func (s *Server) clock() time.Time { return s.now() }
+
+// loadSigningKey reads the token signing key, making it on first start. Two
+// replicas starting together race with put-if-absent: the loser reads the
+// winner's key, so every replica signs with the one key the JWKS publishes.
+func loadSigningKey(ctx context.Context, d driver.Driver) (*tokenauth.SigningKey, error) {
+	data, _, err := d.GetContent(ctx, signingKeyPath)
+	if errors.Is(err, driver.ErrNotFound) {
+		k, gerr := tokenauth.GenerateSigningKey()
+		if gerr != nil {
+			return nil, gerr
+		}
+		pemBytes, gerr := k.MarshalPEM()
+		if gerr != nil {
+			return nil, gerr
+		}
+		_, err = d.PutContentIf(ctx, signingKeyPath, pemBytes, driver.Condition{IfAbsent: true})
+		if err == nil {
+			return k, nil
+		}
+		if !errors.Is(err, driver.ErrPreconditionFailed) {
+			return nil, fmt.Errorf("storing the token signing key: %w", err)
+		}
+		data, _, err = d.GetContent(ctx, signingKeyPath)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the token signing key: %w", err)
+	}
+	k, err := tokenauth.ParseSigningKeyPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("the token signing key at %s: %w", signingKeyPath, err)
+	}
+	return k, nil
+}
+
+// ensureAdmin creates the admin account if it does not exist. An existing admin
+// is never changed: its password is whatever it was set to.
+func (s *Server) ensureAdmin(ctx context.Context, notice io.Writer) error {
+	name := s.cfg.AdminUser
+	if p, _ := s.account(name); p != nil {
+		if !p.Admin {
+			s.log.Warn("the configured admin account exists without admin rights", "sub", name)
+		}
+		return nil
+	}
+	pw, generated := s.cfg.AdminPassword, false
+	if pw == "" {
+		pw, generated = randomToken()[:24], true
+	}
+	err := s.createPerson(ctx, name, pw, true)
+	if errors.Is(err, errConflict) { // another replica made it first
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if generated && notice != nil {
+		fmt.Fprintf(notice, "trustd: created the admin account %q with the password below; it is shown only once (set SIGNET_ADMIN_PASSWORD to choose it):\n\n    %s\n\n", name, pw)
+	}
+	s.log.Info("created the admin account", "sub", name)
+	return nil
+}
+
+func (s *Server) routes() *mux.Router {
+	r := mux.NewRouter()
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/.well-known/jwks.json", s.serveJWKS).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/token", s.token).Methods(http.MethodGet, http.MethodPost)
+	s.apiRoutes(r.PathPrefix("/api/v1").Subrouter())
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, newAPIError(CodeNotFound, r.Method+" "+r.URL.Path+" is not an endpoint of trustd"))
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, newAPIError(CodeUnsupported, r.Method+" is not supported on "+r.URL.Path))
+	})
+	return r
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Write([]byte("ok\n"))
+}
+
+func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	w.Write(s.jwks)
+}
+
+// reqInfo carries what the access log needs from deep in a handler: the subject.
+type reqInfo struct{ sub string }
+
+type reqInfoKey struct{}
+
+// setSubject records the request's subject for the access log.
+func setSubject(r *http.Request, sub string) {
+	if ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
+		ri.sub = sub
+	}
+}
+
+// ServeHTTP serves the API, logging one line per request: method, path (never
+// the query or a header: they may carry credentials), status, duration, subject.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	ri := &reqInfo{}
+	s.router.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri)))
+	level := slog.LevelInfo
+	if rec.status >= 500 {
+		level = slog.LevelError
+	}
+	if !s.log.Enabled(r.Context(), level) {
+		return
+	}
+	s.log.LogAttrs(r.Context(), level, "request",
+		slog.String("method", r.Method),
+		slog.String("path", r.URL.Path),
+		slog.Int("status", rec.status),
+		slog.Duration("dur", time.Since(start)),
+		slog.String("sub", ri.sub),
+	)
+}
+
+// statusRecorder remembers the status written.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
+// clientIP is the request's client address, for rate limiting: the connection's
+// peer, or, when that peer is a trusted proxy (the registry forwarding /token),
+// the last address its X-Forwarded-For header names.
+func (s *Server) clientIP(r *http.Request) string {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	addr := ap.Addr().Unmap()
+	for _, p := range s.proxies {
+		if p.Contains(addr) {
+			if xff := lastForwardedFor(r.Header.Values("X-Forwarded-For")); xff.IsValid() {
+				return xff.String()
+			}
+			break
+		}
+	}
+	return addr.String()
+}
+
+func lastForwardedFor(values []string) netip.Addr {
+	if len(values) == 0 {
+		return netip.Addr{}
+	}
+	last := values[len(values)-1]
+	for i := len(last) - 1; i >= 0; i-- {
+		if last[i] == ',' {
+			last = last[i+1:]
+			break
+		}
+	}
+	a, err := netip.ParseAddr(strings.TrimSpace(last))
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
