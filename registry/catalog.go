@@ -4,9 +4,12 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/signet-oss/signet/tokenauth"
 )
 
 // Page sizes of the tag list and the catalog.
@@ -17,7 +20,12 @@ const (
 	maxPage = 10000
 )
 
+// ping answers /v2/: 200 for any valid token (or without auth), else 401 with the
+// challenge, so clients learn where to get tokens.
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) {
+	if s.auth != nil && s.authenticate(w, r, "") == nil {
+		return
+	}
 	writeJSON(w, "application/json", struct{}{})
 }
 
@@ -53,13 +61,36 @@ func (s *Server) tagsList(w http.ResponseWriter, r *http.Request, repo string) {
 	writeJSON(w, "application/json", tagList{Name: repo, Tags: tags})
 }
 
+// catalog lists repositories; with auth, only those the token's catalog grant
+// names patterns for.
 func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 	n, last, err := pageParams(r, defaultCatalogPage)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	repos, more, err := s.store.Catalog(r.Context(), last, n)
+	var visible func(string) bool
+	if s.auth != nil {
+		const scope = "registry:catalog:*"
+		claims := s.authenticate(w, r, scope)
+		if claims == nil {
+			return
+		}
+		patterns, ok := catalogPatterns(claims)
+		if !ok {
+			s.challenge(w, r, scope, "insufficient_scope", &Error{Code: CodeDenied, Detail: claims.Subject + " may not list the catalog"})
+			return
+		}
+		visible = func(repo string) bool {
+			for _, p := range patterns {
+				if tokenauth.MatchPattern(p, repo) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	repos, more, err := s.store.Catalog(r.Context(), last, n, visible)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -87,6 +118,16 @@ func pageParams(r *http.Request, def int) (int, string, error) {
 func setNextLink(w http.ResponseWriter, path, last string, n int) {
 	q := url.Values{"last": {last}, "n": {strconv.Itoa(n)}}
 	w.Header().Set("Link", "<"+path+"?"+q.Encode()+`>; rel="next"`)
+}
+
+// catalogPatterns returns the patterns of the token's registry:catalog grant.
+func catalogPatterns(c *tokenauth.Claims) ([]string, bool) {
+	for _, a := range c.Access {
+		if a.Type == "registry" && a.Name == "catalog" && slices.Contains(a.Actions, "*") {
+			return a.Patterns, true
+		}
+	}
+	return nil, false
 }
 
 func writeJSON(w http.ResponseWriter, contentType string, v any) {

@@ -25,6 +25,8 @@ type Config struct {
 	Storage StorageConfig `yaml:"storage"`
 	// Log sets logging.
 	Log LogConfig `yaml:"log"`
+	// Auth configures authentication; without it the registry is open to all.
+	Auth AuthConfig `yaml:"auth"`
 	// MaxManifestSize is the largest manifest accepted, in bytes
 	// (maxManifestSize, default 4194304).
 	MaxManifestSize int64 `yaml:"maxManifestSize"`
@@ -38,6 +40,12 @@ type StorageConfig struct {
 	// Driver is "filesystem" (under Data) or "inmemory" (lost at exit)
 	// (storage.driver, default filesystem).
 	Driver string `yaml:"driver"`
+}
+
+// AuthConfig configures authentication.
+type AuthConfig struct {
+	// Token enables bearer-token authentication (auth.token.*; default off).
+	Token *TokenAuthConfig `yaml:"token"`
 }
 
 // LogConfig sets logging.
@@ -98,6 +106,9 @@ func (c Config) Validate() error {
 	}
 	if f := c.Log.Format; f != "text" && f != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", f))
+	}
+	if t := c.Auth.Token; t != nil && t.Trustd == "" && t.JWKS == "" {
+		errs = append(errs, errors.New("auth.token: set trustd (the token service's URL) or jwks"))
 	}
 	if c.MaxManifestSize <= 0 {
 		errs = append(errs, errors.New("maxManifestSize: must be positive"))

@@ -50,13 +50,21 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("addr: %w", err)
 	}
+	api, err := NewServer(store, log, cfg.Auth.Token)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           NewServer(store, log),
+		Handler:           api,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Warn("no authentication is configured: anyone who reaches this address can push and pull")
+	if cfg.Auth.Token == nil {
+		log.Warn("NO AUTHENTICATION IS CONFIGURED: anyone who reaches this address can push, pull and delete (set auth.token or --trustd)")
+	} else {
+		log.Info("token authentication on", "service", cfg.Auth.Token.Service, "trustd", cfg.Auth.Token.Trustd)
+	}
 	log.Info("registry listening", "addr", ln.Addr().String(), "storage", d.Name())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

@@ -22,13 +22,23 @@ type Server struct {
 	store  *storage.Store
 	log    *slog.Logger
 	router *mux.Router
+	// auth is nil when no authentication is configured: everything is allowed.
+	auth *authenticator
 }
 
-// NewServer returns the API handler over store.
-func NewServer(store *storage.Store, log *slog.Logger) *Server {
+// NewServer returns the API handler over store, with token authentication when
+// tokenAuth is not nil.
+func NewServer(store *storage.Store, log *slog.Logger, tokenAuth *TokenAuthConfig) (*Server, error) {
 	s := &Server{store: store, log: log}
+	if tokenAuth != nil {
+		a, err := newAuthenticator(*tokenAuth)
+		if err != nil {
+			return nil, err
+		}
+		s.auth = a
+	}
 	s.router = s.routes()
-	return s
+	return s, nil
 }
 
 // Repository names span several path components, so each route matches the name
@@ -40,6 +50,8 @@ func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
 	r.SkipClean(true)
 	r.UseEncodedPath()
+	r.HandleFunc("/token", s.token).Methods(http.MethodGet, http.MethodPost)
+	r.HandleFunc("/.well-known/signet.json", s.discovery).Methods(http.MethodGet)
 	r.HandleFunc("/v2/", s.ping).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/v2/_catalog", s.catalog).Methods(http.MethodGet)
 	r.HandleFunc("/v2/"+name+"/tags/list", s.repo(s.tagsList)).Methods(http.MethodGet)
@@ -64,7 +76,7 @@ func (s *Server) routes() *mux.Router {
 }
 
 // repoHandler is a handler of a repository-scoped route, called with the validated
-// repository name.
+// repository name once the request's token grants what the method needs.
 type repoHandler func(w http.ResponseWriter, r *http.Request, repo string)
 
 func (s *Server) repo(h repoHandler) http.HandlerFunc {
@@ -72,6 +84,10 @@ func (s *Server) repo(h repoHandler) http.HandlerFunc {
 		repo := mux.Vars(r)["name"]
 		if err := reference.ValidateName(repo); err != nil {
 			s.writeError(w, r, err)
+			return
+		}
+		r, ok := s.authorize(w, r, repo, actionsFor(r.Method)...)
+		if !ok {
 			return
 		}
 		h(w, r, repo)

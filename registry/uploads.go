@@ -37,14 +37,19 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 				return
 			}
 		}
-		_, err = s.store.MountBlob(ctx, repo, from, d)
-		if err == nil {
-			blobCreated(w, repo, d)
-			return
-		}
-		if !errors.Is(err, storage.ErrBlobUnknown) {
-			s.writeError(w, r, err)
-			return
+		// A mount must not show a blob to a caller who may not pull it: from a
+		// repository the token cannot pull, or (with auth) from anywhere unnamed,
+		// the request becomes a plain upload, as if the blob were not there.
+		if s.mayMountFrom(r, from) {
+			_, err = s.store.MountBlob(ctx, repo, from, d)
+			if err == nil {
+				blobCreated(w, repo, d)
+				return
+			}
+			if !errors.Is(err, storage.ErrBlobUnknown) {
+				s.writeError(w, r, err)
+				return
+			}
 		}
 		// Nothing to mount: fall through to a new session, as the spec says.
 	}
@@ -72,6 +77,15 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 		return
 	}
 	uploadAccepted(w, repo, id, 0)
+}
+
+// mayMountFrom reports whether the request may mount blobs from repository from
+// ("" names no repository, which only an open registry allows).
+func (s *Server) mayMountFrom(r *http.Request, from string) bool {
+	if s.auth == nil {
+		return true
+	}
+	return from != "" && s.mayPull(r, from)
 }
 
 func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request, repo string) {

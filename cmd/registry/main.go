@@ -7,8 +7,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/signet-oss/signet/registry"
 	"github.com/spf13/cobra"
+
+	"github.com/signet-oss/signet/registry"
 )
 
 func main() {
@@ -30,7 +31,7 @@ func newRootCmd() *cobra.Command {
 }
 
 func newServeCmd() *cobra.Command {
-	var configPath, addr, data, storageDriver string
+	var configPath, addr, data, storageDriver, trustdURL string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the registry API",
@@ -50,6 +51,12 @@ func newServeCmd() *cobra.Command {
 			if flags.Changed("storage") {
 				cfg.Storage.Driver = storageDriver
 			}
+			if flags.Changed("trustd") {
+				if cfg.Auth.Token == nil {
+					cfg.Auth.Token = &registry.TokenAuthConfig{}
+				}
+				cfg.Auth.Token.Trustd = trustdURL
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -63,5 +70,6 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&addr, "addr", def.Addr, "listen address (port 0 picks a free port)")
 	cmd.Flags().StringVar(&data, "data", def.Data, "data directory of the filesystem driver")
 	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem or inmemory")
+	cmd.Flags().StringVar(&trustdURL, "trustd", "", "trust service URL: turns on token authentication, with /token passed to it")
 	return cmd
 }

@@ -335,8 +335,8 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, b
 }
 
 // Catalog returns up to n repository names after last, in lexical order, and
-// whether more follow. n < 0 means all.
-func (s *Store) Catalog(ctx context.Context, last string, n int) ([]string, bool, error) {
+// whether more follow; with visible set, only the names it accepts. n < 0 means all.
+func (s *Store) Catalog(ctx context.Context, last string, n int, visible func(string) bool) ([]string, bool, error) {
 	var repos []string
 	err := s.d.Walk(ctx, reposRoot(), func(fi driver.FileInfo) error {
 		if !fi.IsDir {
@@ -346,7 +346,7 @@ func (s *Store) Catalog(ctx context.Context, last string, n int) ([]string, bool
 		if !strings.HasPrefix(base, "_") {
 			return nil
 		}
-		if repo, ok := repoFromManifestsDir(fi.Path); ok {
+		if repo, ok := repoFromManifestsDir(fi.Path); ok && (visible == nil || visible(repo)) {
 			repos = append(repos, repo)
 		}
 		return driver.ErrSkipDir

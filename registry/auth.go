@@ -1,0 +1,215 @@
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/signet-oss/signet/tokenauth"
+)
+
+// Token authentication (the Docker registry token specification): the registry
+// verifies bearer tokens offline, with the token service's public keys, and never
+// calls the token service per request, so it keeps verifying while that service is
+// down. The realm is the registry's own /token, passed through to trustd:
+// go-containerregistry refuses a realm on a loopback IP literal other than the
+// registry's own host:port.
+
+// TokenAuthConfig configures token authentication (the auth.token config keys).
+type TokenAuthConfig struct {
+	// Trustd is the token service's base URL; /token on the registry is passed
+	// there (auth.token.trustd, e.g. http://127.0.0.1:5001).
+	Trustd string `yaml:"trustd"`
+	// Realm is the token endpoint clients are sent to (auth.token.realm, default
+	// the registry's own /token on the origin the client used).
+	Realm string `yaml:"realm"`
+	// Service is this registry's name, the audience of its tokens
+	// (auth.token.service, default signet-registry).
+	Service string `yaml:"service"`
+	// Issuer is the iss every token must carry (auth.token.issuer, default
+	// signet-trustd).
+	Issuer string `yaml:"issuer"`
+	// JWKS is where the token service's public keys are: a URL or a file
+	// (auth.token.jwks, default <trustd>/.well-known/jwks.json).
+	JWKS string `yaml:"jwks"`
+}
+
+// Action names of the token access claim.
+const (
+	actionPull   = "pull"
+	actionPush   = "push"
+	actionDelete = "delete"
+)
+
+// authenticator checks bearer tokens against the access a request needs.
+type authenticator struct {
+	cfg      TokenAuthConfig
+	verifier *tokenauth.Verifier
+	proxy    *httputil.ReverseProxy
+}
+
+func newAuthenticator(cfg TokenAuthConfig) (*authenticator, error) {
+	if cfg.Service == "" {
+		cfg.Service = "signet-registry"
+	}
+	if cfg.Issuer == "" {
+		cfg.Issuer = "signet-trustd"
+	}
+	var keys tokenauth.KeySet
+	switch {
+	case cfg.JWKS == "" && cfg.Trustd == "":
+		return nil, errors.New("auth.token: set trustd (the token service's URL) or jwks")
+	case cfg.JWKS == "":
+		keys = tokenauth.RemoteKeySet(strings.TrimSuffix(cfg.Trustd, "/")+"/.well-known/jwks.json", &http.Client{Timeout: 10 * time.Second}, 30*time.Second)
+	case strings.HasPrefix(cfg.JWKS, "http://") || strings.HasPrefix(cfg.JWKS, "https://"):
+		keys = tokenauth.RemoteKeySet(cfg.JWKS, &http.Client{Timeout: 10 * time.Second}, 30*time.Second)
+	default:
+		ks, err := tokenauth.FileKeySet(cfg.JWKS)
+		if err != nil {
+			return nil, fmt.Errorf("auth.token.jwks: %w", err)
+		}
+		keys = ks
+	}
+	a := &authenticator{cfg: cfg, verifier: tokenauth.NewVerifier(cfg.Issuer, cfg.Service, keys)}
+	if cfg.Trustd != "" {
+		u, err := url.Parse(cfg.Trustd)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("auth.token.trustd: %q is not an http(s) URL", cfg.Trustd)
+		}
+		a.proxy = &httputil.ReverseProxy{
+			Rewrite: func(pr *httputil.ProxyRequest) {
+				pr.SetURL(u)
+				pr.Out.URL.Path = strings.TrimSuffix(u.Path, "/") + "/token"
+				pr.Out.URL.RawPath = ""
+				pr.SetXForwarded()
+			},
+		}
+	}
+	return a, nil
+}
+
+type claimsKey struct{}
+
+// claimsOf returns the verified claims of the request, nil without auth.
+func claimsOf(ctx context.Context) *tokenauth.Claims {
+	c, _ := ctx.Value(claimsKey{}).(*tokenauth.Claims)
+	return c
+}
+
+// authenticate verifies the request's bearer token. It returns the claims, or
+// writes a 401 with the challenge for scope and returns nil.
+func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, scope string) *tokenauth.Claims {
+	a := s.auth
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || token == "" {
+		s.challenge(w, r, scope, "", &Error{Code: CodeUnauthorized, Detail: "authentication required: get a token from the realm in WWW-Authenticate"})
+		return nil
+	}
+	claims, err := a.verifier.Verify(r.Context(), token)
+	if err != nil {
+		s.challenge(w, r, scope, "invalid_token", &Error{Code: CodeUnauthorized, Detail: "the bearer token is not valid: " + err.Error()})
+		return nil
+	}
+	return claims
+}
+
+// authorize checks that the request's token grants actions on repo. On failure it
+// writes the error (401 without a valid token, 403 DENIED with one) and returns
+// false. Without auth configured everything is allowed.
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request, repo string, actions ...string) (*http.Request, bool) {
+	if s.auth == nil {
+		return r, true
+	}
+	scope := tokenauth.Access{Type: "repository", Name: repo, Actions: actions}.Scope()
+	claims := s.authenticate(w, r, scope)
+	if claims == nil {
+		return r, false
+	}
+	for _, act := range actions {
+		if !claims.Allows("repository", repo, act) {
+			s.challenge(w, r, scope, "insufficient_scope", &Error{Code: CodeDenied,
+				Detail: fmt.Sprintf("%s may not %s %s", claims.Subject, act, repo)})
+			return r, false
+		}
+	}
+	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)), true
+}
+
+// mayPull reports whether the request may pull from repo (always, without auth).
+func (s *Server) mayPull(r *http.Request, repo string) bool {
+	if s.auth == nil {
+		return true
+	}
+	c := claimsOf(r.Context())
+	return c != nil && c.Allows("repository", repo, actionPull)
+}
+
+// challenge writes err with a Bearer challenge for scope.
+func (s *Server) challenge(w http.ResponseWriter, r *http.Request, scope, errCode string, err *Error) {
+	v := fmt.Sprintf(`Bearer realm=%q,service=%q`, s.realm(r), s.auth.cfg.Service)
+	if scope != "" {
+		v += fmt.Sprintf(`,scope=%q`, scope)
+	}
+	if errCode != "" {
+		v += fmt.Sprintf(`,error=%q`, errCode)
+	}
+	w.Header().Set("WWW-Authenticate", v)
+	s.writeError(w, r, err)
+}
+
+// realm is the configured realm, or /token on the origin the client used.
+func (s *Server) realm(r *http.Request) string {
+	if s.auth.cfg.Realm != "" {
+		return s.auth.cfg.Realm
+	}
+	return requestOrigin(r) + "/token"
+}
+
+// requestOrigin is scheme://host of the request as the client sent it.
+func requestOrigin(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// actionsFor is the access a repository request needs, by method.
+func actionsFor(method string) []string {
+	switch method {
+	case http.MethodGet, http.MethodHead:
+		return []string{actionPull}
+	case http.MethodDelete:
+		return []string{actionDelete}
+	default:
+		return []string{actionPull, actionPush}
+	}
+}
+
+// token passes a token request to trustd.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	if s.auth == nil || s.auth.proxy == nil {
+		s.writeError(w, r, &Error{Code: ErrorCode{"NOT_FOUND", http.StatusNotFound, "no token service"},
+			Detail: "this registry has no token service configured (auth.token.trustd)"})
+		return
+	}
+	s.auth.proxy.ServeHTTP(w, r)
+}
+
+// discovery serves /.well-known/signet.json: where the trust service is.
+func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
+	doc := struct {
+		Registry string `json:"registry"`
+		Trustd   string `json:"trustd,omitempty"`
+		Service  string `json:"service,omitempty"`
+	}{Registry: r.Host}
+	if s.auth != nil {
+		doc.Trustd, doc.Service = s.auth.cfg.Trustd, s.auth.cfg.Service
+	}
+	writeJSON(w, "application/json", doc)
+}
