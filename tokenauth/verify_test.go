@@ -148,6 +148,7 @@ func TestVerifyRejectsAttacks(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Verify accepted the token: %+v", claims)
 			}
+			t.Log(err)
 			if !errors.Is(err, tokenauth.ErrInvalidToken) {
 				t.Errorf("error %q does not wrap ErrInvalidToken", err)
 			}
