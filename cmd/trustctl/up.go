@@ -1,0 +1,242 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/signet-oss/signet/client"
+	"github.com/signet-oss/signet/registry"
+	"github.com/signet-oss/signet/trustd"
+	"github.com/spf13/cobra"
+)
+
+func newUpCmd() *cobra.Command {
+	var data, registryAddr, trustdAddr string
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Run the registry and trustd together on embedded defaults, logged in as admin",
+		Long: `up runs Signet's registry and trustd in one process, with their data under
+--data (DIR/registry and DIR/trustd), the registry sending clients to trustd for
+tokens. On the first start it creates the admin account: its password comes from
+SIGNET_ADMIN_PASSWORD, or is generated and shown once. It logs in as admin and keeps
+the login in $SIGNET_HOME/config.json (default ~/.signet), so the next trustctl
+commands just work and DOCKER_CONFIG=$SIGNET_HOME lends it to docker, crane and oras.
+
+Port 0 in an address picks a free port; the lines printed once both servers answer
+name the ones chosen.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runUp(cmd.Context(), data, registryAddr, trustdAddr)
+		},
+	}
+	cmd.Flags().StringVar(&data, "data", "./data", "data directory: the registry's under DIR/registry, trustd's under DIR/trustd")
+	cmd.Flags().StringVar(&registryAddr, "registry-addr", "127.0.0.1:5000", "the registry's listen address")
+	cmd.Flags().StringVar(&trustdAddr, "trustd-addr", "127.0.0.1:5001", "trustd's listen address")
+	return cmd
+}
+
+func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
+	data, err := filepath.Abs(data)
+	if err != nil {
+		return fmt.Errorf("--data: %w", err)
+	}
+	home, err := client.LoadHome()
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	tcfg, err := trustd.LoadConfig("") // the defaults, with SIGNET_ADMIN_USER/PASSWORD applied
+	if err != nil {
+		return err
+	}
+	tcfg.Addr, tcfg.Data = trustdAddr, filepath.Join(data, "trustd")
+	generated := false
+	if tcfg.AdminPassword == "" && isEmptyDir(tcfg.Data) {
+		// Chosen here rather than by trustd, so that up can log in with it.
+		tcfg.AdminPassword, generated = newPassword(), true
+	}
+	if err := tcfg.Validate(); err != nil {
+		return fmt.Errorf("trustd: %w", err)
+	}
+
+	td := startServer(ctx, "trustd listening", log, func(ctx context.Context, log *slog.Logger) error {
+		return trustd.Serve(ctx, tcfg, log)
+	})
+	tdAddr, err := td.waitAddr(ctx)
+	if err != nil {
+		return fmt.Errorf("trustd: %w", err)
+	}
+	trustdURL := "http://" + tdAddr
+
+	rcfg := registry.Defaults()
+	rcfg.Addr, rcfg.Data = registryAddr, filepath.Join(data, "registry")
+	rcfg.Auth.Token = &registry.TokenAuthConfig{Trustd: trustdURL}
+	if err := rcfg.Validate(); err != nil {
+		cancel()
+		td.wait()
+		return fmt.Errorf("registry: %w", err)
+	}
+	reg := startServer(ctx, "registry listening", log, func(ctx context.Context, log *slog.Logger) error {
+		return registry.Serve(ctx, rcfg, log)
+	})
+	regAddr, err := reg.waitAddr(ctx)
+	if err != nil {
+		cancel()
+		td.wait()
+		return fmt.Errorf("registry: %w", err)
+	}
+	// stop ends both servers and returns the first error either gave.
+	stop := func(err error) error {
+		cancel()
+		return errors.Join(err, td.wait(), reg.wait())
+	}
+
+	readyCtx, readyCancel := context.WithTimeout(ctx, 30*time.Second)
+	err = client.WaitReady(readyCtx, regAddr, trustdURL)
+	readyCancel()
+	if err != nil {
+		return stop(err)
+	}
+
+	loggedIn := false
+	if tcfg.AdminPassword != "" {
+		res, err := client.Login(ctx, client.LoginOptions{
+			Registry: regAddr, User: tcfg.AdminUser, Password: tcfg.AdminPassword,
+			Home: home, Tokens: &client.TokenClient{},
+		})
+		if err != nil {
+			return stop(fmt.Errorf("logging in as %s: %w", tcfg.AdminUser, err))
+		}
+		loggedIn = res.Trustd != ""
+	} else if _, err := client.OpenTrustd(ctx, home, regAddr, &client.TokenClient{}); err == nil {
+		loggedIn = true // a login kept from an earlier run still works
+	}
+
+	printTryLines(os.Stdout, home.Path, regAddr, trustdURL, tcfg.AdminUser, loggedIn, generated, tcfg.AdminPassword)
+
+	select {
+	case <-ctx.Done():
+		return stop(nil)
+	case err := <-td.errc:
+		td.errc <- err
+		return stop(fmt.Errorf("trustd stopped: %w", err))
+	case err := <-reg.errc:
+		reg.errc <- err
+		return stop(fmt.Errorf("registry stopped: %w", err))
+	}
+}
+
+func printTryLines(w io.Writer, homeConfig, regAddr, trustdURL, admin string, loggedIn, generated bool, password string) {
+	homeDir := filepath.Dir(homeConfig)
+	fmt.Fprintf(w, "Signet is up: registry %s, trustd %s\n", regAddr, trustdURL)
+	if generated {
+		fmt.Fprintf(w, "\nCreated the admin account %q with this password, shown only once (set SIGNET_ADMIN_PASSWORD to choose it):\n\n    %s\n\n", admin, password)
+	}
+	if loggedIn {
+		fmt.Fprintf(w, "Logged in as %s; the login is kept in %s.\n", admin, homeConfig)
+	} else {
+		fmt.Fprintf(w, "Not logged in (the admin password is not known to this run): trustctl login %s -u %s\n", regAddr, admin)
+	}
+	fmt.Fprintf(w, `
+Try:
+  export DOCKER_CONFIG=%s          # docker, crane, oras, regctl use that login
+  tar czf layer.tar.gz README.md
+  crane append --oci-empty-base -f layer.tar.gz -t %s/acme/app:v1
+  crane ls %s/acme/app
+  trustctl org create acme
+  trustctl token create --org acme --scope repository:acme/app:pull --ttl 720h --name ci-bot
+`, homeDir, regAddr, regAddr)
+}
+
+// isEmptyDir reports whether dir is missing or holds nothing: trustd's first start.
+func isEmptyDir(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0)
+}
+
+// newPassword returns 144 random bits, base64url: 24 characters.
+func newPassword() string {
+	var b [18]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// server is one of the two servers up runs, in a goroutine.
+type server struct {
+	addrc chan string
+	errc  chan error
+}
+
+// startServer runs serve with a logger that reports the addr of the record whose
+// message is listening: that is how a port 0 becomes known.
+func startServer(ctx context.Context, listening string, log *slog.Logger, serve func(context.Context, *slog.Logger) error) *server {
+	s := &server{addrc: make(chan string, 1), errc: make(chan error, 1)}
+	h := &addrWatcher{Handler: log.Handler(), msg: listening, addrc: s.addrc}
+	go func() { s.errc <- serve(ctx, slog.New(h)) }()
+	return s
+}
+
+func (s *server) waitAddr(ctx context.Context) (string, error) {
+	select {
+	case a := <-s.addrc:
+		return a, nil
+	case err := <-s.errc:
+		if err == nil {
+			err = errors.New("stopped before listening")
+		}
+		s.errc <- err
+		return "", err
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
+
+// wait returns the server's error once it has stopped.
+func (s *server) wait() error {
+	err := <-s.errc
+	s.errc <- err
+	return err
+}
+
+// addrWatcher passes every record on, and sends the addr attribute of the first
+// record whose message is msg.
+type addrWatcher struct {
+	slog.Handler
+	msg   string
+	addrc chan string
+}
+
+func (h *addrWatcher) Handle(ctx context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "addr" {
+				select {
+				case h.addrc <- a.Value.String():
+				default:
+				}
+				return false
+			}
+			return true
+		})
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h *addrWatcher) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &addrWatcher{Handler: h.Handler.WithAttrs(attrs), msg: h.msg, addrc: h.addrc}
+}
+
+func (h *addrWatcher) WithGroup(name string) slog.Handler {
+	return &addrWatcher{Handler: h.Handler.WithGroup(name), msg: h.msg, addrc: h.addrc}
+}
