@@ -15,7 +15,7 @@ build:
 	$(GO) build -o bin/ $(addprefix ./cmd/,$(CMDS))
 
 run: build
-	bin/registry serve --addr $(ADDR) --data $(DATA)
+	bin/trustctl up --data $(DATA)
 
 # Every test: static checks, unit tests with the race detector, then the end-to-end
 # suites that drive the built binaries with real clients (installed on first use
