@@ -64,6 +64,10 @@ func NewVerifier(issuer, audience string, keys KeySet) *Verifier {
 // Verify returns the claims of a valid token, or an error wrapping ErrInvalidToken
 // that says why it is not (and never repeats the token). The claims returned may be
 // shared with other callers of Verify: treat them as read-only.
+//
+// A cache hit checks exp again but not the key set: a token stays valid until its
+// exp (at most one token lifetime) even if its key leaves the set meanwhile.
+// Rejections are not cached.
 func (v *Verifier) Verify(ctx context.Context, token string) (*Claims, error) {
 	if len(token) > MaxTokenBytes {
 		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalidToken, MaxTokenBytes)
