@@ -38,6 +38,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
+	binDir = tmp
 	if reference {
 		registryBin, err = testtools.Path("distribution-registry")
 		if err != nil {
@@ -52,6 +53,7 @@ func runMain(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/registry: %v\n%s", err, out)
 			return 1
 		}
+		buildTrustctl()
 	}
 	code := m.Run()
 	stopDockerd()
@@ -290,12 +292,16 @@ func (e *cmdError) Error() string {
 
 // try runs the tool and returns its stdout, or an error with the command line and the
 // combined output.
-func (tl *tool) try(args ...string) (string, error) {
+func (tl *tool) try(args ...string) (string, error) { return tl.tryInput("", args...) }
+
+// tryInput is try with input on the tool's stdin (a password for --password-stdin).
+func (tl *tool) tryInput(input string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, tl.path, args...)
 	cmd.Env = tl.env
 	cmd.Dir = tl.dir
+	cmd.Stdin = strings.NewReader(input)
 	var stdout, combined bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&stdout, &combined)
 	cmd.Stderr = &combined
