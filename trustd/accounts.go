@@ -289,18 +289,6 @@ func (a *authenticator) remember(name, secret, passwordHash string, now time.Tim
 	a.cache[k] = authCacheEntry{passwordHash: passwordHash, expires: now.Add(authCacheTTL)}
 }
 
-// forget drops every cached check of name (its password changed, or it is gone).
-// Entries are keyed by an HMAC, so they are matched by the hash they hold.
-func (a *authenticator) forget(passwordHash string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, e := range a.cache {
-		if e.passwordHash == passwordHash {
-			delete(a.cache, k)
-		}
-	}
-}
-
 // failureLimiter rate limits failed sign-ins with two sets of token buckets, one
 // per account name (known or not, so probing names costs the same) and one per
 // client IP. A failure takes a token from both; while either is empty every

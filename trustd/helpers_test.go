@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -77,8 +76,7 @@ func newEnv(t testing.TB, mods ...func(*trustd.Config)) *env {
 func newEnvOn(t testing.TB, cfg trustd.Config, d driver.Driver) *env {
 	t.Helper()
 	e := &env{t: t, cfg: cfg, d: d, logs: &syncBuffer{}, notice: &bytes.Buffer{}}
-	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := trustd.New(context.Background(), cfg, d, log, e.notice)
+	s, err := trustd.New(context.Background(), cfg, d, cfg.Log.NewLogger(e.logs), e.notice)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,6 +77,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("trustd listening", "addr", ln.Addr().String(), "storage", d.Name(), "issuer", cfg.Issuer, "kid", s.key.KeyID())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	go s.pruneLoop(ctx, time.Hour)
 	select {
 	case err := <-errc:
 		return err
@@ -163,6 +164,21 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 	}
 	s.router = s.routes()
 	return s, nil
+}
+
+// pruneLoop drops expired refresh tokens every interval until ctx is done, so
+// their records do not pile up between restarts.
+func (s *Server) pruneLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.pruneRefreshTokens(ctx)
+		}
+	}
 }
 
 // clock is the time source, through s.now so tests can move it.
