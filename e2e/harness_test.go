@@ -53,7 +53,7 @@ func runMain(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/registry: %v\n%s", err, out)
 			return 1
 		}
-		buildTrustctl()
+		buildStackBinaries()
 	}
 	code := m.Run()
 	stopDockerd()
@@ -170,7 +170,7 @@ http:
 	r.waitReady()
 }
 
-// waitReady polls GET /v2/ until it answers 200.
+// waitReady polls GET /v2/ until it answers 200 (401 when token auth is on).
 func (r *registry) waitReady() {
 	t := r.t
 	t.Helper()
@@ -181,7 +181,7 @@ func (r *registry) waitReady() {
 		if err == nil {
 			body, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
+			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusUnauthorized {
 				return
 			}
 			last = fmt.Sprintf("%s: %s", resp.Status, body)

@@ -27,21 +27,25 @@ import (
 var (
 	// binDir is where TestMain builds the binaries under test; removed at exit.
 	binDir string
-	// trustctlBin is trustctl, built by TestMain; trustctlErr says why it could not
-	// be, failing only the tests that need it.
-	trustctlBin string
-	trustctlErr error
+	// trustctlBin and trustdBin are built by TestMain; trustctlErr and trustdErr
+	// say why one could not be, failing only the tests that need it.
+	trustctlBin, trustdBin string
+	trustctlErr, trustdErr error
 )
 
-func buildTrustctl() {
-	bin := filepath.Join(binDir, "trustctl")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/trustctl")
+func buildStackBinaries() {
+	trustctlBin, trustctlErr = buildCmd("trustctl")
+	trustdBin, trustdErr = buildCmd("trustd")
+}
+
+func buildCmd(name string) (string, error) {
+	bin := filepath.Join(binDir, name)
+	build := exec.Command("go", "build", "-o", bin, "./cmd/"+name)
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
-		trustctlErr = fmt.Errorf("go build ./cmd/trustctl: %v\n%s", err, out)
-		return
+		return "", fmt.Errorf("go build ./cmd/%s: %v\n%s", name, err, out)
 	}
-	trustctlBin = bin
+	return bin, nil
 }
 
 // stack is one running `trustctl up`.
