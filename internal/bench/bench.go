@@ -210,7 +210,7 @@ func buildSignet(ctx context.Context, moduleDir, out string) (string, error) {
 		}
 		mod := strings.TrimSpace(string(gomod))
 		if mod == "" || mod == os.DevNull {
-			return "", fmt.Errorf("bench: not inside Signet's module; run from the checkout")
+			return "", fmt.Errorf("bench: not inside Signet's module: run from the checkout or name a built registry")
 		}
 		moduleDir = filepath.Dir(mod)
 	}
