@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/signet-oss/signet/client"
@@ -75,9 +76,15 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
 	})
 	tdAddr, err := td.waitAddr(ctx)
 	if err != nil {
-		return fmt.Errorf("trustd: %w", err)
+		return fmt.Errorf("trustd: %w", addrHint(err, "--trustd-addr"))
 	}
 	trustdURL := "http://" + tdAddr
+	if generated {
+		// Shown now, not with the lines below: trustd has created the account, and
+		// if the registry fails to start this is the only chance to learn it.
+		fmt.Fprintf(os.Stdout, "Created the admin account %q with this password, shown only once (set SIGNET_ADMIN_PASSWORD to choose it):\n\n    %s\n\n",
+			tcfg.AdminUser, tcfg.AdminPassword)
+	}
 
 	rcfg := registry.Defaults()
 	rcfg.Addr, rcfg.Data = registryAddr, filepath.Join(data, "registry")
@@ -94,7 +101,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
 	if err != nil {
 		cancel()
 		td.wait()
-		return fmt.Errorf("registry: %w", err)
+		return fmt.Errorf("registry: %w", addrHint(err, "--registry-addr"))
 	}
 	// stop ends both servers and returns the first error either gave.
 	stop := func(err error) error {
@@ -123,7 +130,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
 		loggedIn = true // a login kept from an earlier run still works
 	}
 
-	printTryLines(os.Stdout, home.Path, regAddr, trustdURL, tcfg.AdminUser, loggedIn, generated, tcfg.AdminPassword)
+	printTryLines(os.Stdout, home.Path, regAddr, trustdURL, tcfg.AdminUser, loggedIn)
 
 	select {
 	case <-ctx.Done():
@@ -137,12 +144,9 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
 	}
 }
 
-func printTryLines(w io.Writer, homeConfig, regAddr, trustdURL, admin string, loggedIn, generated bool, password string) {
+func printTryLines(w io.Writer, homeConfig, regAddr, trustdURL, admin string, loggedIn bool) {
 	homeDir := filepath.Dir(homeConfig)
 	fmt.Fprintf(w, "Signet is up: registry %s, trustd %s\n", regAddr, trustdURL)
-	if generated {
-		fmt.Fprintf(w, "\nCreated the admin account %q with this password, shown only once (set SIGNET_ADMIN_PASSWORD to choose it):\n\n    %s\n\n", admin, password)
-	}
 	if loggedIn {
 		fmt.Fprintf(w, "Logged in as %s; the login is kept in %s.\n", admin, homeConfig)
 	} else {
@@ -157,6 +161,14 @@ Try:
   trustctl org create acme
   trustctl token create --org acme --scope repository:acme/app:pull --ttl 720h --name ci-bot
 `, homeDir, regAddr, regAddr)
+}
+
+// addrHint adds what to do to a listen error on an address in use.
+func addrHint(err error, flag string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w: another process listens there; choose another address with %s (port 0 picks a free one)", err, flag)
+	}
+	return err
 }
 
 // isEmptyDir reports whether dir is missing or holds nothing: trustd's first start.
