@@ -152,6 +152,9 @@ func smallPush(ctx context.Context, c *client, p *plan, res *Result) error {
 	if err != nil {
 		return err
 	}
+	if n == 0 {
+		return fmt.Errorf("no push completed within %s", p.cfg.SmallDuration)
+	}
 	res.SmallPushes = n
 	res.SmallPushesPerSec = float64(n) / elapsed.Seconds()
 	// Check a sample outside the timed loop: the first and the last image pushed.
