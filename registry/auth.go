@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/tokenauth"
 )
 
@@ -126,6 +127,11 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, repo string, 
 		return r, true
 	}
 	scope := tokenauth.Access{Type: "repository", Name: repo, Actions: actions}.Scope()
+	if from := mountSource(r); from != "" && from != repo {
+		// Ask for pull on the mount's source too, so clients that take their
+		// scopes from the challenge can mount.
+		scope += " " + tokenauth.Access{Type: "repository", Name: from, Actions: []string{actionPull}}.Scope()
+	}
 	claims := s.authenticate(w, r, scope)
 	if claims == nil {
 		return r, false
@@ -138,6 +144,19 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, repo string, 
 		}
 	}
 	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)), true
+}
+
+// mountSource is the valid repository a mount request names in from, or "".
+func mountSource(r *http.Request) string {
+	if r.Method != http.MethodPost || !strings.HasSuffix(r.URL.Path, "/blobs/uploads/") {
+		return ""
+	}
+	q := r.URL.Query()
+	from := q.Get("from")
+	if q.Get("mount") == "" || reference.ValidateName(from) != nil {
+		return ""
+	}
+	return from
 }
 
 // mayPull reports whether the request may pull from repo (always, without auth).

@@ -102,6 +102,8 @@ func TestAuthChallengesAndDecisions(t *testing.T) {
 			`error="invalid_token"`},
 		{"a garbage token is invalid", "GET", "/v2/", "not.a.token", 401, "UNAUTHORIZED", `error="invalid_token"`},
 		{"a pull token cannot delete", "DELETE", "/v2/acme/app/blobs/" + d.String(), a.token(t, "signet-registry", repoAccess("acme/app", "pull")), 403, "DENIED", ""},
+		{"a mount without a token is challenged for pull on its source too", "POST", "/v2/acme/app/blobs/uploads/?mount=" + d.String() + "&from=acme/base", "", 401, "UNAUTHORIZED",
+			`scope="repository:acme/app:pull,push repository:acme/base:pull"`},
 		{"a catalog request without the catalog grant is denied", "GET", "/v2/_catalog", pushTok, 403, "DENIED", `scope="registry:catalog:*"`},
 	}
 	for _, c := range cases {

@@ -60,10 +60,10 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	if cfg.Auth.Token == nil {
+	if a := api.auth; a == nil {
 		log.Warn("NO AUTHENTICATION IS CONFIGURED: anyone who reaches this address can push, pull and delete (set auth.token or --trustd)")
 	} else {
-		log.Info("token authentication on", "service", cfg.Auth.Token.Service, "trustd", cfg.Auth.Token.Trustd)
+		log.Info("token authentication on", "service", a.cfg.Service, "issuer", a.cfg.Issuer, "trustd", a.cfg.Trustd)
 	}
 	log.Info("registry listening", "addr", ln.Addr().String(), "storage", d.Name())
 	errc := make(chan error, 1)
