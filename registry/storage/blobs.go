@@ -5,18 +5,34 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
 )
 
+// linkRenewAge is the age past which a looked-at blob link is rewritten; GC's
+// grace period must exceed it by the longest push.
+const linkRenewAge = 6 * time.Hour
+
 // StatBlob returns the size of blob d in repo, or ErrBlobUnknown.
+// A client that finds a blob present skips its upload and soon pushes a manifest
+// that references it, so a blob that is looked at is renewed: its link is
+// rewritten once it is older than linkRenewAge, and garbage collection (whose
+// grace period is longer) never takes a blob that a push is about to reference.
 func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (int64, error) {
-	if ok, err := s.exists(ctx, blobLinkPath(repo, d)); err != nil {
-		return 0, err
-	} else if !ok {
+	link, err := s.d.Stat(ctx, blobLinkPath(repo, d))
+	if errors.Is(err, driver.ErrNotFound) {
 		return 0, fmt.Errorf("%w: %s in %s", ErrBlobUnknown, d, repo)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if time.Since(link.ModTime) > linkRenewAge {
+		if _, err := s.d.PutContent(ctx, blobLinkPath(repo, d), nil); err != nil {
+			return 0, err
+		}
 	}
 	fi, err := s.d.Stat(ctx, blobPath(d))
 	if errors.Is(err, driver.ErrNotFound) {
@@ -80,6 +96,14 @@ func (s *Store) MountBlob(ctx context.Context, repo, from string, d digest.Diges
 	}
 	if err := s.linkBlob(ctx, repo, d); err != nil {
 		return 0, err
+	}
+	// Garbage collection may have taken the bytes between the check above and
+	// the link: then the mount did not happen, and the client uploads instead.
+	if ok, err := s.exists(ctx, blobPath(d)); err != nil {
+		return 0, err
+	} else if !ok {
+		s.d.Delete(ctx, blobLinkPath(repo, d))
+		return 0, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
 	}
 	return size, nil
 }

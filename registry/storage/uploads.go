@@ -255,18 +255,14 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 		s.endUpload(ctx, id, st, false)
 		return 0, &DigestMismatchError{Want: want.String(), Got: got.String()}
 	}
-	if ok, err := s.exists(ctx, blobPath(want)); err != nil {
-		w.Close()
+	// Even when the blob exists, the fresh bytes replace it (atomically, with the
+	// same content): that renews its age, so a concurrent garbage collection that
+	// found it unlinked and old cannot delete it under the link made next.
+	if err := w.Commit(ctx); err != nil {
 		return 0, err
-	} else if ok {
-		w.Cancel(ctx)
-	} else {
-		if err := w.Commit(ctx); err != nil {
-			return 0, err
-		}
-		if err := s.d.Move(ctx, uploadDataPath(id), blobPath(want)); err != nil {
-			return 0, err
-		}
+	}
+	if err := s.d.Move(ctx, uploadDataPath(id), blobPath(want)); err != nil {
+		return 0, err
 	}
 	if err := s.linkBlob(ctx, repo, want); err != nil {
 		return 0, err
