@@ -27,6 +27,8 @@ type Config struct {
 	Log LogConfig `yaml:"log"`
 	// Auth configures authentication; without it the registry is open to all.
 	Auth AuthConfig `yaml:"auth"`
+	// GC schedules online garbage collection.
+	GC GCConfig `yaml:"gc"`
 	// MaxManifestSize is the largest manifest accepted, in bytes
 	// (maxManifestSize, default 4194304).
 	MaxManifestSize int64 `yaml:"maxManifestSize"`
@@ -40,6 +42,21 @@ type StorageConfig struct {
 	// Driver is "filesystem" (under Data) or "inmemory" (lost at exit)
 	// (storage.driver, default filesystem).
 	Driver string `yaml:"driver"`
+}
+
+// GCConfig schedules online garbage collection (also run by hand: registry gc).
+type GCConfig struct {
+	// Interval between collections; 0 turns the schedule off (gc.interval,
+	// default 0).
+	Interval time.Duration `yaml:"interval"`
+	// Grace is the minimum age of anything collected; it must exceed the
+	// longest push plus 6h (gc.grace, default 24h).
+	Grace time.Duration `yaml:"grace"`
+	// UploadGrace is how long an untouched upload session is kept
+	// (gc.uploadGrace, default 24h).
+	UploadGrace time.Duration `yaml:"uploadGrace"`
+	// Untagged also collects manifests no tag reaches (gc.untagged, default false).
+	Untagged bool `yaml:"untagged"`
 }
 
 // AuthConfig configures authentication.
@@ -65,6 +82,7 @@ func Defaults() Config {
 		Log:             LogConfig{Level: "info", Format: "text"},
 		MaxManifestSize: 4 << 20,
 		ShutdownTimeout: 30 * time.Second,
+		GC:              GCConfig{Grace: 24 * time.Hour, UploadGrace: 24 * time.Hour},
 	}
 }
 
@@ -112,6 +130,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxManifestSize <= 0 {
 		errs = append(errs, errors.New("maxManifestSize: must be positive"))
+	}
+	if c.GC.Interval < 0 || c.GC.Grace <= 0 || c.GC.UploadGrace <= 0 {
+		errs = append(errs, errors.New("gc: interval must not be negative, grace and uploadGrace must be positive"))
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))

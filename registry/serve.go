@@ -38,11 +38,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	d, err := OpenDriver(cfg)
-	if err != nil {
-		return fmt.Errorf("opening storage: %w", err)
-	}
-	store, err := storage.New(ctx, d, storage.Options{MaxManifestSize: cfg.MaxManifestSize})
+	store, err := OpenStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
 	}
@@ -65,9 +61,12 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	} else {
 		log.Info("token authentication on", "service", a.cfg.Service, "issuer", a.cfg.Issuer, "trustd", a.cfg.Trustd)
 	}
-	log.Info("registry listening", "addr", ln.Addr().String(), "storage", d.Name())
+	log.Info("registry listening", "addr", ln.Addr().String(), "storage", store.Driver().Name())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	if cfg.GC.Interval > 0 {
+		go collectGarbage(ctx, store, cfg.GC, log)
+	}
 	select {
 	case err := <-errc:
 		return err
@@ -80,4 +79,40 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return err
 	}
 	return nil
+}
+
+// GCOptions turns the gc configuration into the store's options.
+func (c GCConfig) Options(dryRun bool) storage.GCOptions {
+	return storage.GCOptions{DryRun: dryRun, Grace: c.Grace, UploadGrace: c.UploadGrace, DeleteUntagged: c.Untagged}
+}
+
+// OpenStore opens the store cfg describes, for commands that work on it offline
+// (registry gc).
+func OpenStore(ctx context.Context, cfg Config) (*storage.Store, error) {
+	d, err := OpenDriver(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return storage.New(ctx, d, storage.Options{MaxManifestSize: cfg.MaxManifestSize})
+}
+
+// collectGarbage runs a collection every cfg.Interval until ctx is done.
+func collectGarbage(ctx context.Context, store *storage.Store, cfg GCConfig, log *slog.Logger) {
+	t := time.NewTicker(cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := time.Now()
+		rep, err := store.GC(ctx, cfg.Options(false))
+		if err != nil {
+			log.Error("garbage collection failed", "err", err)
+			continue
+		}
+		log.Info("garbage collected", "blobs", rep.BlobsDeleted, "bytes", rep.BytesFreed, "links", rep.LinksDeleted,
+			"manifests", rep.ManifestsDeleted, "uploads", rep.UploadsDeleted, "dur", time.Since(start))
+	}
 }

@@ -2,12 +2,15 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/signet-oss/signet/registry"
 )
@@ -26,30 +29,52 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd())
+	root.AddCommand(newServeCmd(), newGCCmd())
 	return root
 }
 
+// configFlags are the flags every command that opens the store shares; each
+// overrides its config key when given.
+type configFlags struct {
+	path, data, storage string
+}
+
+func (f *configFlags) register(fs *pflag.FlagSet) {
+	def := registry.Defaults()
+	fs.StringVar(&f.path, "config", "", "YAML configuration file (every key is documented in the README)")
+	fs.StringVar(&f.data, "data", def.Data, "data directory of the filesystem driver")
+	fs.StringVar(&f.storage, "storage", def.Storage.Driver, "storage driver: filesystem or inmemory")
+}
+
+func (f *configFlags) load(fs *pflag.FlagSet) (registry.Config, error) {
+	cfg, err := registry.LoadConfig(f.path)
+	if err != nil {
+		return cfg, err
+	}
+	if fs.Changed("data") {
+		cfg.Data = f.data
+	}
+	if fs.Changed("storage") {
+		cfg.Storage.Driver = f.storage
+	}
+	return cfg, nil
+}
+
 func newServeCmd() *cobra.Command {
-	var configPath, addr, data, storageDriver, trustdURL string
+	var cf configFlags
+	var addr, trustdURL string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the registry API",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := registry.LoadConfig(configPath)
+			flags := cmd.Flags()
+			cfg, err := cf.load(flags)
 			if err != nil {
 				return err
 			}
-			flags := cmd.Flags()
 			if flags.Changed("addr") {
 				cfg.Addr = addr
-			}
-			if flags.Changed("data") {
-				cfg.Data = data
-			}
-			if flags.Changed("storage") {
-				cfg.Storage.Driver = storageDriver
 			}
 			if flags.Changed("trustd") {
 				if cfg.Auth.Token == nil {
@@ -65,11 +90,62 @@ func newServeCmd() *cobra.Command {
 			return registry.Serve(ctx, cfg, cfg.Log.NewLogger(os.Stderr))
 		},
 	}
-	def := registry.Defaults()
-	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (every key is documented in the README)")
-	cmd.Flags().StringVar(&addr, "addr", def.Addr, "listen address (port 0 picks a free port)")
-	cmd.Flags().StringVar(&data, "data", def.Data, "data directory of the filesystem driver")
-	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem or inmemory")
+	cf.register(cmd.Flags())
+	cmd.Flags().StringVar(&addr, "addr", registry.Defaults().Addr, "listen address (port 0 picks a free port)")
 	cmd.Flags().StringVar(&trustdURL, "trustd", "", "trust service URL: turns on token authentication, with /token passed to it")
+	return cmd
+}
+
+func newGCCmd() *cobra.Command {
+	var cf configFlags
+	var dryRun, untagged bool
+	var grace time.Duration
+	var output string
+	cmd := &cobra.Command{
+		Use:   "gc",
+		Short: "Collect garbage: unreferenced blobs, stale uploads and, with --untagged, untagged manifests",
+		Long: "gc collects garbage online: the registry may keep serving and taking pushes meanwhile.\n" +
+			"Nothing younger than the grace period is taken.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			flags := cmd.Flags()
+			cfg, err := cf.load(flags)
+			if err != nil {
+				return err
+			}
+			if flags.Changed("grace") {
+				cfg.GC.Grace = grace
+			}
+			if flags.Changed("untagged") {
+				cfg.GC.Untagged = untagged
+			}
+			if err := cfg.Validate(); err != nil {
+				return err
+			}
+			store, err := registry.OpenStore(cmd.Context(), cfg)
+			if err != nil {
+				return err
+			}
+			rep, err := store.GC(cmd.Context(), cfg.GC.Options(dryRun))
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(rep)
+			}
+			verb := "freed"
+			if dryRun {
+				verb = "would free"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %d bytes: %d blobs, %d blob links, %d manifests, %d upload sessions (%d repositories)\n",
+				verb, rep.BytesFreed, rep.BlobsDeleted, rep.LinksDeleted, rep.ManifestsDeleted, rep.UploadsDeleted, rep.Repositories)
+			return nil
+		},
+	}
+	cf.register(cmd.Flags())
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "report what would be freed, delete nothing")
+	cmd.Flags().BoolVar(&untagged, "untagged", false, "also collect manifests that no tag reaches")
+	cmd.Flags().DurationVar(&grace, "grace", registry.Defaults().GC.Grace, "minimum age of anything collected")
+	cmd.Flags().StringVar(&output, "output", "text", "text or json")
 	return cmd
 }
