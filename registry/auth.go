@@ -2,12 +2,16 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/signet-oss/signet/reference"
@@ -52,6 +56,11 @@ type authenticator struct {
 	cfg      TokenAuthConfig
 	verifier *tokenauth.Verifier
 	proxy    *httputil.ReverseProxy
+	client   *http.Client
+
+	rootMu      sync.Mutex
+	rootFetched time.Time
+	rootSum     string
 }
 
 func newAuthenticator(cfg TokenAuthConfig) (*authenticator, error) {
@@ -76,7 +85,7 @@ func newAuthenticator(cfg TokenAuthConfig) (*authenticator, error) {
 		}
 		keys = ks
 	}
-	a := &authenticator{cfg: cfg, verifier: tokenauth.NewVerifier(cfg.Issuer, cfg.Service, keys)}
+	a := &authenticator{cfg: cfg, verifier: tokenauth.NewVerifier(cfg.Issuer, cfg.Service, keys), client: &http.Client{Timeout: 10 * time.Second}}
 	if cfg.Trustd != "" {
 		u, err := url.Parse(cfg.Trustd)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -220,15 +229,53 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	s.auth.proxy.ServeHTTP(w, r)
 }
 
-// discovery serves /.well-known/signet.json: where the trust service is.
+// discovery serves /.well-known/signet.json: where the trust service is, and the
+// sha256 of its current root, which `trustctl trust add` shows before pinning it
+// (as ssh shows a host key's fingerprint).
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	doc := struct {
-		Registry string `json:"registry"`
-		Trustd   string `json:"trustd,omitempty"`
-		Service  string `json:"service,omitempty"`
+		Registry   string `json:"registry"`
+		Trustd     string `json:"trustd,omitempty"`
+		Service    string `json:"service,omitempty"`
+		RootSHA256 string `json:"rootSha256,omitempty"`
 	}{Registry: r.Host}
 	if s.auth != nil {
 		doc.Trustd, doc.Service = s.auth.cfg.Trustd, s.auth.cfg.Service
+		if doc.Trustd != "" {
+			doc.RootSHA256 = s.auth.rootFingerprint(r.Context())
+		}
 	}
 	writeJSON(w, "application/json", doc)
+}
+
+// rootFingerprint returns the sha256 of trustd's current root.json, fetched at most
+// once a minute; "" while trustd has none or cannot be reached.
+func (a *authenticator) rootFingerprint(ctx context.Context) string {
+	a.rootMu.Lock()
+	defer a.rootMu.Unlock()
+	if time.Since(a.rootFetched) < time.Minute {
+		return a.rootSum
+	}
+	a.rootFetched = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(a.cfg.Trustd, "/")+"/tuf/root.json", nil)
+	if err != nil {
+		return a.rootSum
+	}
+	resp, err := a.client.Do(req)
+	if err != nil {
+		return a.rootSum
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		a.rootSum = ""
+		return ""
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, io.LimitReader(resp.Body, 16<<20)); err != nil {
+		return a.rootSum
+	}
+	a.rootSum = hex.EncodeToString(h.Sum(nil))
+	return a.rootSum
 }

@@ -2,6 +2,8 @@ package registry
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -175,5 +177,37 @@ func TestCatalogShowsOnlyWhatTheTokenMayPull(t *testing.T) {
 	r := do(t, a.srv, "GET", "/v2/_catalog", bearer(tok), nil)
 	if r.status != 200 || string(r.body) != `{"repositories":["acme/app"]}` {
 		t.Fatalf("catalog: %d %s", r.status, r.body)
+	}
+}
+
+func TestDiscoveryNamesTrustdAndTheRootFingerprint(t *testing.T) {
+	root := []byte(`{"signed":{"_type":"root","version":1},"signatures":[]}`)
+	trustd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/tuf/root.json" {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(root)
+	}))
+	defer trustd.Close()
+	key, _ := tokenauth.GenerateSigningKey()
+	jwks, _ := json.Marshal(tokenauth.JWKS(key))
+	path := filepath.Join(t.TempDir(), "jwks.json")
+	os.WriteFile(path, jwks, 0o600)
+	store, _ := storage.New(context.Background(), inmemory.New(), storage.Options{})
+	api, err := NewServer(store, slog.New(slog.NewTextHandler(io.Discard, nil)), &TokenAuthConfig{Trustd: trustd.URL, JWKS: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(api)
+	defer srv.Close()
+	r := do(t, srv, "GET", "/.well-known/signet.json", nil, nil)
+	var doc struct{ Registry, Trustd, RootSHA256 string }
+	if err := json.Unmarshal(r.body, &doc); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(root)
+	if doc.Trustd != trustd.URL || doc.RootSHA256 != hex.EncodeToString(sum[:]) || doc.Registry != strings.TrimPrefix(srv.URL, "http://") {
+		t.Fatalf("discovery document: %s", r.body)
 	}
 }
