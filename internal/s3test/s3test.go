@@ -1,0 +1,179 @@
+// Package s3test starts a real S3 server for tests: versitygw with its posix
+// backend, on a free loopback port, over a fresh temporary directory. Every call
+// to Start gets its own server and bucket, so tests never see each other's
+// objects; the server stops when the test ends.
+//
+// versitygw maps object keys to files, so, unlike AWS S3, it cannot hold both
+// "a" and "a/b": tests of code that must also run on such servers find that out.
+package s3test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/signet-oss/signet/internal/testtools"
+)
+
+// Region is the region the server accepts signatures for.
+const Region = "us-east-1"
+
+// startTimeout bounds how long a server may take to answer.
+const startTimeout = 30 * time.Second
+
+// Start starts versitygw on a free loopback port over a fresh data directory,
+// creates a bucket, and returns the endpoint URL, the bucket and the credentials.
+// The server is stopped, and its data removed, when tb ends.
+func Start(tb testing.TB) (endpoint, bucket, accessKey, secretKey string) {
+	tb.Helper()
+	bin := testtools.MustPath(tb, "versitygw")
+	accessKey, secretKey = "signet-test-"+randomHex(4), randomHex(20)
+	bucket = "signet-" + randomHex(6)
+	dataDir := tb.TempDir()
+
+	var lastErr error
+	for range 5 { // a port picked free may be taken before the server binds it
+		port, err := freePort()
+		if err != nil {
+			tb.Fatalf("s3test: %v", err)
+		}
+		endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
+		srv, err := launch(bin, "127.0.0.1:"+strconv.Itoa(port), accessKey, secretKey, dataDir)
+		if err != nil {
+			tb.Fatalf("s3test: %v", err)
+		}
+		if lastErr = srv.waitReady(endpoint); lastErr == nil {
+			tb.Cleanup(srv.stop)
+			break
+		}
+		srv.stop()
+	}
+	if lastErr != nil {
+		tb.Fatalf("s3test: versitygw did not start: %v", lastErr)
+	}
+	client := Client(endpoint, accessKey, secretKey)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
+	defer cancel()
+	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		tb.Fatalf("s3test: creating bucket %s: %v", bucket, err)
+	}
+	return endpoint, bucket, accessKey, secretKey
+}
+
+// Client returns an S3 client for a server started by Start (path-style
+// addressing, static credentials), for tests that look at the bucket directly.
+func Client(endpoint, accessKey, secretKey string) *s3.Client {
+	return s3.New(s3.Options{
+		Region:       Region,
+		BaseEndpoint: aws.String(endpoint),
+		UsePathStyle: true,
+		Credentials:  credentials.NewStaticCredentialsProvider(accessKey, secretKey, ""),
+	})
+}
+
+type server struct {
+	cmd    *exec.Cmd
+	out    *syncBuffer
+	exited chan struct{}
+}
+
+func launch(bin, addr, accessKey, secretKey, dataDir string) (*server, error) {
+	cmd := exec.Command(bin, "--port", addr, "--access", accessKey, "--secret", secretKey,
+		"--quiet", "posix", dataDir)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.Dir = filepath.Dir(dataDir)
+	cmd.Env = os.Environ()
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting versitygw: %w", err)
+	}
+	s := &server{cmd: cmd, out: out, exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(s.exited) }()
+	return s, nil
+}
+
+// waitReady polls the endpoint until the server answers HTTP (any status: an
+// unsigned request is refused, which proves the server is up).
+func (s *server) waitReady(endpoint string) error {
+	deadline := time.Now().Add(startTimeout)
+	client := &http.Client{Timeout: time.Second}
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			return fmt.Errorf("versitygw exited: %s", s.out.String())
+		default:
+		}
+		if resp, err := client.Get(endpoint + "/"); err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("no answer at %s within %v: %s", endpoint, startTimeout, s.out.String())
+}
+
+func (s *server) stop() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	s.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-s.exited:
+	case <-time.After(5 * time.Second):
+		s.cmd.Process.Kill()
+		<-s.exited
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// syncBuffer collects the server's output for failure messages.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.buf.Len() > 64<<10 {
+		return len(p), nil // enough to explain a failure
+	}
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
