@@ -24,6 +24,7 @@ func main() {
 	flag.StringVar(&cfg.WorkDir, "workdir", "", "directory for binaries and server data (default: a temporary directory, removed)")
 	flag.IntVar(&cfg.Layers, "layers", 4, "layers in the large image")
 	flag.Int64Var(&layerMiB, "layer-mib", 64, "size of each large layer, MiB")
+	flag.IntVar(&cfg.Rounds, "rounds", 1, "repeat the whole run, alternating the servers' order; report medians over rounds")
 	flag.IntVar(&cfg.PushRuns, "push-runs", 3, "large push repetitions (median reported)")
 	flag.IntVar(&cfg.PullRuns, "pull-runs", 5, "large pull repetitions (median reported)")
 	flag.IntVar(&cfg.Clients, "clients", 8, "concurrent clients for small pushes and manifest GETs")

@@ -31,6 +31,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -76,6 +77,9 @@ type Config struct {
 	// SmallDuration and GetDuration bound the concurrent workloads. Default: 10s each.
 	SmallDuration time.Duration
 	GetDuration   time.Duration
+	// Rounds repeats the whole measurement, alternating the servers' order; each
+	// figure is the median over rounds. Default: 1.
+	Rounds int
 	// SmallMax caps the small pushes (their payloads are generated up front).
 	// Default: 30000.
 	SmallMax int
@@ -100,6 +104,7 @@ func (c *Config) setDefaults() error {
 	def(&c.PullRuns, 5)
 	def(&c.Clients, 8)
 	def(&c.SmallMax, 30000)
+	def(&c.Rounds, 1)
 	if c.LayerSize <= 0 {
 		c.LayerSize = 64 << 20
 	}
@@ -173,31 +178,51 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep := &Report{Machine: thisMachine(), Config: reportConfig(cfg)}
-	for _, t := range targets {
-		dir := filepath.Join(work, t.name+"-data")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("bench: %w", err)
+	rounds := map[string][]*Result{}
+	for round := range cfg.Rounds {
+		// Odd rounds run the servers in the other order, so a drift in the machine's
+		// load does not always favour the same one.
+		order := slices.Clone(targets)
+		if round%2 == 1 {
+			slices.Reverse(order)
 		}
-		cfg.logf("%s: starting", t.name)
-		srv, err := t.start(ctx, dir)
-		if err != nil {
-			return nil, err
+		for _, t := range order {
+			res, err := measureOne(ctx, cfg, plan, filepath.Join(work, t.name+"-data"), t.name, t.start)
+			if err != nil {
+				return nil, err
+			}
+			rounds[t.name] = append(rounds[t.name], res)
 		}
-		res, err := measure(ctx, cfg, plan, srv)
-		srv.stop()
-		if err != nil {
-			return nil, fmt.Errorf("bench: %s: %w%s", t.name, err, srv.stderrTail())
-		}
-		res.Server = t.name
-		if t.name == Signet {
-			rep.Signet = res
-		} else {
-			rep.Reference = res
-		}
-		// The next server gets a clean disk: the first one's data is not needed.
-		os.RemoveAll(dir)
+	}
+	if r := rounds[Signet]; r != nil {
+		rep.Signet = combine(r)
+	}
+	if r := rounds[Reference]; r != nil {
+		rep.Reference = combine(r)
 	}
 	return rep, nil
+}
+
+// measureOne starts a server on a fresh data directory, measures it, stops it and
+// removes its data, so the next server, or round, starts on a clean disk.
+func measureOne(ctx context.Context, cfg Config, p *plan, dir, name string,
+	start func(context.Context, string) (*server, error)) (*Result, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	cfg.logf("%s: starting", name)
+	srv, err := start(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	res, err := measure(ctx, cfg, p, srv)
+	srv.stop()
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s: %w%s", name, err, srv.stderrTail())
+	}
+	res.Server = name
+	return res, nil
 }
 
 // buildSignet builds ./cmd/registry of the module in moduleDir (or the module of
@@ -249,20 +274,21 @@ func measure(ctx context.Context, cfg Config, p *plan, srv *server) (*Result, er
 		})
 		return nil
 	}
-	if err := phase("warm-up", func() error { return warmUp(ctx, c, p) }); err != nil {
-		return nil, err
-	}
-	if err := phase("large push", func() error { return largePush(ctx, c, p, res) }); err != nil {
-		return nil, err
-	}
-	if err := phase("large pull", func() error { return largePull(ctx, c, p, res) }); err != nil {
-		return nil, err
-	}
-	if err := phase("small push", func() error { return smallPush(ctx, c, p, res) }); err != nil {
-		return nil, err
-	}
-	if err := phase("manifest GET", func() error { return manifestGet(ctx, c, p, res) }); err != nil {
-		return nil, err
+	// The order matters: the pull reads the last large push, the manifest GETs read
+	// the small pushes, and the peak RSS is taken after everything.
+	for _, w := range []struct {
+		name string
+		run  func(context.Context, *client, *plan, *Result) error
+	}{
+		{"warm-up", func(ctx context.Context, c *client, p *plan, _ *Result) error { return warmUp(ctx, c, p) }},
+		{"large push", largePush},
+		{"large pull", largePull},
+		{"small push", smallPush},
+		{"manifest GET", manifestGet},
+	} {
+		if err := phase(w.name, func() error { return w.run(ctx, c, p, res) }); err != nil {
+			return nil, err
+		}
 	}
 	rss, err := srv.peakRSS()
 	if err != nil {

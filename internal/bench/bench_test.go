@@ -285,3 +285,21 @@ func TestParseProcStatBusy(t *testing.T) {
 		t.Error("parseProcStatBusy of a stat without a cpu line: no error")
 	}
 }
+
+func TestCombineTakesMediansOverRounds(t *testing.T) {
+	rounds := []*Result{
+		{Server: Signet, LargePushMiBs: 100, ManifestGetsPerSec: 9, PeakRSSMiB: 20},
+		{Server: Signet, LargePushMiBs: 300, ManifestGetsPerSec: 1, PeakRSSMiB: 22},
+		{Server: Signet, LargePushMiBs: 200, ManifestGetsPerSec: 5, PeakRSSMiB: 90},
+	}
+	got := combine(rounds)
+	if got.Server != Signet || got.LargePushMiBs != 200 || got.ManifestGetsPerSec != 5 || got.PeakRSSMiB != 22 {
+		t.Errorf("combine = %+v, want the per-figure medians 200, 5, 22", got)
+	}
+	if len(got.Rounds) != 3 {
+		t.Errorf("combine kept %d rounds, want 3", len(got.Rounds))
+	}
+	if one := combine(rounds[:1]); one != rounds[0] {
+		t.Error("one round should be reported as is")
+	}
+}

@@ -33,6 +33,10 @@ type Result struct {
 	// skewed by other work.
 	OtherCPU float64 `json:"other_cpu_share"`
 
+	// Rounds holds each round's result when there were several; the figures
+	// above are their medians.
+	Rounds []*Result `json:"rounds,omitempty"`
+
 	// CPU is the CPU time the server and this client spent in each phase, which
 	// tells a slow server from a slow disk, and a server from a client at its limit.
 	CPU []PhaseCPU `json:"cpu"`
@@ -61,6 +65,7 @@ type Machine struct {
 type RunConfig struct {
 	Layers        int     `json:"layers"`
 	LayerMiB      float64 `json:"layer_mib"`
+	Rounds        int     `json:"rounds"`
 	PushRuns      int     `json:"push_runs"`
 	PullRuns      int     `json:"pull_runs"`
 	Clients       int     `json:"clients"`
@@ -70,7 +75,7 @@ type RunConfig struct {
 
 func reportConfig(c Config) RunConfig {
 	return RunConfig{
-		Layers: c.Layers, LayerMiB: float64(c.LayerSize) / mib,
+		Layers: c.Layers, LayerMiB: float64(c.LayerSize) / mib, Rounds: c.Rounds,
 		PushRuns: c.PushRuns, PullRuns: c.PullRuns, Clients: c.Clients,
 		SmallDuration: c.SmallDuration.String(), GetDuration: c.GetDuration.String(),
 	}
@@ -152,6 +157,9 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "machine: %d CPUs%s; %s %s/%s\n", m.NumCPU, cpu, m.GoVersion, m.OS, m.Arch)
 	fmt.Fprintf(w, "large image: %d × %g MiB layers, push median of %d, pull median of %d; %d concurrent clients\n",
 		c.Layers, c.LayerMiB, c.PushRuns, c.PullRuns, c.Clients)
+	if c.Rounds > 1 {
+		fmt.Fprintf(w, "each figure: the median of %d rounds, the servers' order alternating\n", c.Rounds)
+	}
 	var other []string
 	for _, r := range []*Result{rep.Signet, rep.Reference} {
 		if r != nil {
@@ -233,6 +241,30 @@ func formatRatio(v float64) string {
 		return "—"
 	}
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.2f", v), "0"), ".") + "×"
+}
+
+// combine reduces one server's rounds to a result whose figures are the medians.
+func combine(rounds []*Result) *Result {
+	if len(rounds) == 1 {
+		return rounds[0]
+	}
+	med := func(get func(*Result) float64) float64 {
+		vs := make([]float64, len(rounds))
+		for i, r := range rounds {
+			vs[i] = get(r)
+		}
+		return median(vs)
+	}
+	return &Result{
+		Server:             rounds[0].Server,
+		LargePushMiBs:      med(func(r *Result) float64 { return r.LargePushMiBs }),
+		LargePullMiBs:      med(func(r *Result) float64 { return r.LargePullMiBs }),
+		SmallPushesPerSec:  med(func(r *Result) float64 { return r.SmallPushesPerSec }),
+		ManifestGetsPerSec: med(func(r *Result) float64 { return r.ManifestGetsPerSec }),
+		PeakRSSMiB:         med(func(r *Result) float64 { return r.PeakRSSMiB }),
+		OtherCPU:           med(func(r *Result) float64 { return r.OtherCPU }),
+		Rounds:             rounds,
+	}
 }
 
 // median returns the middle value of vs (the mean of the two middle ones for an
