@@ -35,6 +35,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials"
@@ -78,6 +79,12 @@ type Config struct {
 	// PartSize is the multipart part size of Writers, at least 5 MiB. Default
 	// DefaultPartSize. Each open Writer buffers up to one part in memory.
 	PartSize int64
+	// SignPayload makes every request's signature cover its body's SHA-256 as
+	// well as its headers. Off by default: hashing each body costs two thirds of
+	// a blob upload's time (measured on versitygw, 90 against 290 MB/s for 64 MiB),
+	// TLS already protects bodies in transit, and the registry checks each blob's
+	// digest as it streams in. Turn it on for a plain-HTTP endpoint on another host.
+	SignPayload bool
 }
 
 // Driver is the s3 driver. Create it with New. All methods are safe for concurrent
@@ -140,6 +147,9 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 		// payload, and not every S3-compatible server knows the newer headers.
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+		if !cfg.SignPayload {
+			o.APIOptions = append(o.APIOptions, v4.SwapComputePayloadSHA256ForUnsignedPayloadMiddleware)
+		}
 	})
 	d := &Driver{
 		client:   client,
