@@ -94,4 +94,3 @@ func BenchmarkBlobCommit(b *testing.B) {
 		})
 	}
 }
-
