@@ -1,0 +1,14 @@
+// Package verify is Signet's TUF client: it verifies the trust graph that trustd
+// serves, from a pinned root.json down through the targets, organisation and
+// repository roles, with go-tuf's updater, and answers what a tag or a digest of a
+// repository is signed as.
+//
+// It is shared by trustctl and (later) by the registry's admission gate.
+//
+// Invariants: every answer comes from metadata verified in this call, against the
+// pinned root or a newer root reached from it through the root chain; the local
+// cache only ever holds metadata that go-tuf verified, and it protects against
+// rollback (a client that has seen version N refuses N-1); errors are one of
+// ErrNotSigned, ErrExpired, ErrUnreachable or ErrInvalidMetadata (errors.Is),
+// wrapping the cause.
+package verify
