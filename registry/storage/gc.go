@@ -334,39 +334,41 @@ func (s *Store) gcBlobs(ctx context.Context, opts GCOptions, cutoff time.Time, r
 	return err
 }
 
-// gcUploads deletes upload sessions untouched since before cutoff.
+// gcUploads deletes upload sessions untouched since before cutoff: a session is
+// its <id>.data and <id>.state, stale when every one of them is.
 func (s *Store) gcUploads(ctx context.Context, opts GCOptions, cutoff time.Time, rep *GCReport) error {
-	sessions, err := s.d.List(ctx, root+"/uploads")
+	files, err := s.d.List(ctx, uploadsDir())
 	if errors.Is(err, driver.ErrNotFound) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	for _, dir := range sessions {
-		entries, err := s.d.List(ctx, dir)
-		if errors.Is(err, driver.ErrNotFound) {
+	sessions := map[string][]string{}
+	fresh := map[string]bool{}
+	for _, p := range files {
+		base := p[strings.LastIndexByte(p, '/')+1:]
+		id, _, ok := strings.Cut(base, ".")
+		if !ok {
 			continue
 		}
-		if err != nil {
-			return err
+		sessions[id] = append(sessions[id], p)
+		if fi, err := s.d.Stat(ctx, p); err != nil || !fi.ModTime.Before(cutoff) {
+			fresh[id] = true
 		}
-		stale := true
-		for _, e := range entries {
-			fi, err := s.d.Stat(ctx, e)
-			if err == nil && !fi.ModTime.Before(cutoff) {
-				stale = false
-			}
-		}
-		if !stale {
+	}
+	for id, paths := range sessions {
+		if fresh[id] {
 			continue
 		}
 		rep.UploadsDeleted++
 		if opts.DryRun {
 			continue
 		}
-		if err := s.d.Delete(ctx, dir); err != nil && !errors.Is(err, driver.ErrNotFound) {
-			return err
+		for _, p := range paths {
+			if err := s.d.Delete(ctx, p); err != nil && !errors.Is(err, driver.ErrNotFound) {
+				return err
+			}
 		}
 	}
 	return nil

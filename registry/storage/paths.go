@@ -15,8 +15,8 @@ import (
 //	│   ├── _manifests/<alg>/<hex>                      "<media type>\n" then the manifest bytes
 //	│   ├── _tags/<tag>                                 the tagged manifest's digest
 //	│   └── _referrers/<alg>/<subject hex>/<alg>-<hex>  descriptor (JSON) of a manifest whose subject is <subject>
-//	├── uploads/<id>/data                               bytes of an upload session so far
-//	├── uploads/<id>/state                              JSON: repository, committed offset, hash state
+//	├── uploads/<id>.data                               bytes of an upload session so far
+//	├── uploads/<id>.state                              JSON: repository, committed offset, hash state
 //	└── secrets/upload-key                              HMAC key that signs upload session IDs
 //
 // Invariant: no object sits at a path that is a prefix of another object's path.
@@ -57,11 +57,13 @@ func referrerPath(repo string, subject, d digest.Digest) string {
 	return referrersDir(repo, subject) + "/" + string(d.Algorithm()) + "-" + d.Encoded()
 }
 
-func uploadDir(id string) string { return root + "/uploads/" + id }
+// Upload sessions are flat files, not a directory each: a one-request upload then
+// creates no directory to sync and to prune.
+func uploadsDir() string { return root + "/uploads" }
 
-func uploadDataPath(id string) string { return uploadDir(id) + "/data" }
+func uploadDataPath(id string) string { return uploadsDir() + "/" + id + ".data" }
 
-func uploadStatePath(id string) string { return uploadDir(id) + "/state" }
+func uploadStatePath(id string) string { return uploadsDir() + "/" + id + ".state" }
 
 func uploadKeyPath() string { return root + "/secrets/upload-key" }
 

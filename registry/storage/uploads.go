@@ -267,7 +267,9 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 	if err := s.linkBlob(ctx, repo, want); err != nil {
 		return 0, err
 	}
-	s.endUpload(ctx, id, st, false)
+	if !st.Started.IsZero() { // the data moved away; only a saved state remains
+		s.endUpload(ctx, id, st, false)
+	}
 	return size, nil
 }
 

@@ -53,6 +53,17 @@ func (d *Driver) PutContentIf(ctx context.Context, path string, data []byte, con
 		return "", err
 	}
 	defer unlock()
+	if len(data) == 0 && cond.IfMatch == "" {
+		// An empty object (a blob link) is made whole by creating it: no
+		// temporary file, no data to sync, only the directory entry.
+		done, err := d.createEmpty(full, path, cond.IfAbsent)
+		if err != nil {
+			return "", err
+		}
+		if done {
+			return version(data), nil
+		}
+	}
 	if cond.IfAbsent || cond.IfMatch != "" {
 		if err := checkCondition(full, path, cond); err != nil {
 			return "", err
@@ -62,6 +73,44 @@ func (d *Driver) PutContentIf(ctx context.Context, path string, data []byte, con
 		return "", err
 	}
 	return version(data), nil
+}
+
+// createEmpty creates full as an empty file and syncs its directory. It reports
+// false, with no error, when an object is already there and the caller must
+// replace it (an unconditional put over a non-empty object); an empty one already
+// there is done, and with ifAbsent any existing one fails the condition. The
+// caller holds the path's lock.
+func (d *Driver) createEmpty(full, path string, ifAbsent bool) (bool, error) {
+	for range maxAttempts {
+		fd, err := openRetry(full, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_EXCL|syscall.O_CLOEXEC, fileMode)
+		switch {
+		case err == nil:
+			syscall.Close(fd)
+			if err := syncDir(filepath.Dir(full)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return false, fmt.Errorf("filesystem: put %s: %w", path, err)
+			}
+			return true, nil
+		case errors.Is(err, syscall.EEXIST):
+			fi, serr := os.Lstat(full)
+			if serr != nil {
+				continue // deleted meanwhile: create again
+			}
+			if fi.IsDir() {
+				return false, invalidPath(path)
+			}
+			if ifAbsent {
+				return false, fmt.Errorf("%w: %s exists", driver.ErrPreconditionFailed, path)
+			}
+			return fi.Size() == 0, nil
+		case errors.Is(err, syscall.ENOENT):
+			if err := d.mkdirs(filepath.Dir(full)); err != nil && !errors.Is(err, syscall.ENOENT) {
+				return false, writeErr("put", path, err)
+			}
+		default:
+			return false, writeErr("put", path, err)
+		}
+	}
+	return false, writeErr("put", path, syscall.ENOENT)
 }
 
 // checkCondition reads the object at full and reports ErrPreconditionFailed if
@@ -253,20 +302,26 @@ func readFile(name string) ([]byte, error) {
 
 // lock takes the lock of path's stripe: this Driver's mutex, then an exclusive
 // flock on the stripe's lock file, which excludes other Drivers and processes.
-// The returned function releases both.
+// The stripe's lock file stays open once opened (flock belongs to the open file,
+// and the mutex keeps this Driver's goroutines apart), so a lock costs two flock
+// calls, not an open and a close. The returned function releases both.
 func (d *Driver) lock(path string) (unlock func(), err error) {
 	i := stripeOf(path)
 	d.mu[i].Lock()
-	fd, err := openRetry(d.lockNames[i], syscall.O_RDWR|syscall.O_CREAT|syscall.O_CLOEXEC, fileMode)
-	if errors.Is(err, syscall.ENOENT) {
-		// The lock directory was removed under us; recreate it.
-		if err = os.MkdirAll(d.lockDir, dirMode); err == nil {
-			fd, err = openRetry(d.lockNames[i], syscall.O_RDWR|syscall.O_CREAT|syscall.O_CLOEXEC, fileMode)
+	fd := d.lockFDs[i]
+	if fd <= 0 {
+		fd, err = openRetry(d.lockNames[i], syscall.O_RDWR|syscall.O_CREAT|syscall.O_CLOEXEC, fileMode)
+		if errors.Is(err, syscall.ENOENT) {
+			// The lock directory was removed under us; recreate it.
+			if err = os.MkdirAll(d.lockDir, dirMode); err == nil {
+				fd, err = openRetry(d.lockNames[i], syscall.O_RDWR|syscall.O_CREAT|syscall.O_CLOEXEC, fileMode)
+			}
 		}
-	}
-	if err != nil {
-		d.mu[i].Unlock()
-		return nil, fmt.Errorf("filesystem: lock %s: %w", path, err)
+		if err != nil {
+			d.mu[i].Unlock()
+			return nil, fmt.Errorf("filesystem: lock %s: %w", path, err)
+		}
+		d.lockFDs[i] = fd
 	}
 	for {
 		err = syscall.Flock(fd, syscall.LOCK_EX)
@@ -275,12 +330,11 @@ func (d *Driver) lock(path string) (unlock func(), err error) {
 		}
 	}
 	if err != nil {
-		syscall.Close(fd)
 		d.mu[i].Unlock()
 		return nil, fmt.Errorf("filesystem: lock %s: %w", path, err)
 	}
 	return func() {
-		syscall.Close(fd) // closing the only descriptor releases the flock
+		syscall.Flock(fd, syscall.LOCK_UN)
 		d.mu[i].Unlock()
 	}, nil
 }

@@ -69,6 +69,9 @@ type Driver struct {
 	lockDir string
 	// lockNames[i] is the lock file of stripe i, built once so locking allocates nothing.
 	lockNames [stripes]string
+	// lockFDs[i] is the open lock file of stripe i (0 until first used), guarded
+	// by mu[i]. They stay open for the Driver's life: at most 256 descriptors.
+	lockFDs [stripes]int
 	// mu[i] serializes this Driver's holders of stripe i, so that at most one
 	// goroutine per Driver waits on the stripe's flock.
 	mu [stripes]sync.Mutex
