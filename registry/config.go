@@ -39,9 +39,26 @@ type Config struct {
 
 // StorageConfig selects the storage driver.
 type StorageConfig struct {
-	// Driver is "filesystem" (under Data) or "inmemory" (lost at exit)
-	// (storage.driver, default filesystem).
+	// Driver is "filesystem" (under Data), "s3" (an S3-compatible bucket) or
+	// "inmemory" (lost at exit) (storage.driver, default filesystem).
 	Driver string `yaml:"driver"`
+	// S3 configures the s3 driver.
+	S3 S3Config `yaml:"s3"`
+}
+
+// S3Config configures the s3 driver. Credentials come from the standard AWS
+// environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
+type S3Config struct {
+	// Endpoint is the URL of an S3-compatible server; empty means AWS S3
+	// (storage.s3.endpoint).
+	Endpoint string `yaml:"endpoint"`
+	// Bucket holds the registry's objects; it must exist (storage.s3.bucket).
+	Bucket string `yaml:"bucket"`
+	// Region (storage.s3.region, default us-east-1).
+	Region string `yaml:"region"`
+	// Prefix puts every key under it, so deployments can share a bucket
+	// (storage.s3.prefix).
+	Prefix string `yaml:"prefix"`
 }
 
 // GCConfig schedules online garbage collection (also run by hand: registry gc).
@@ -115,9 +132,13 @@ func (c Config) Validate() error {
 		if c.Data == "" {
 			errs = append(errs, errors.New("data: the filesystem driver needs a data directory"))
 		}
+	case "s3":
+		if c.Storage.S3.Bucket == "" {
+			errs = append(errs, errors.New("storage.s3.bucket: the s3 driver needs a bucket"))
+		}
 	case "inmemory":
 	default:
-		errs = append(errs, fmt.Errorf("storage.driver: %q is not a driver (filesystem, inmemory)", c.Storage.Driver))
+		errs = append(errs, fmt.Errorf("storage.driver: %q is not a driver (filesystem, s3, inmemory)", c.Storage.Driver))
 	}
 	if _, err := c.Log.level(); err != nil {
 		errs = append(errs, err)

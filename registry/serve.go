@@ -14,6 +14,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/registry/storage/driver/s3"
 )
 
 // OpenDriver opens the storage driver cfg selects.
@@ -25,6 +26,9 @@ func OpenDriver(cfg Config) (driver.Driver, error) {
 			return nil, err
 		}
 		return filesystem.New(dir)
+	case "s3":
+		c := cfg.Storage.S3
+		return s3.New(context.Background(), s3.Config{Endpoint: c.Endpoint, Bucket: c.Bucket, Region: c.Region, Prefix: c.Prefix})
 	case "inmemory":
 		return inmemory.New(), nil
 	}
