@@ -1,0 +1,306 @@
+package signer
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+)
+
+// A file key store keeps each key as up to three files in one directory:
+//
+//	<dir>/                 0700
+//	├── <name>.key         0600  PEM "ENCRYPTED SIGSTORE PRIVATE KEY": the PKCS#8 key
+//	│                            encrypted by sigstore's cryptoutils (scrypt +
+//	│                            secretbox), the format `cosign generate-key-pair` writes
+//	├── <name>.pub         0600  PEM "PUBLIC KEY" (PKIX), what `keys export` prints
+//	└── <name>.json        0600  {"development":true}, for development keys only
+//
+// <name>.key is the key: it is created last-but-one, exclusively (a hard link of a
+// finished temporary file), so a name is taken exactly when its .key exists and two
+// racing Generates cannot both win. The sidecar is written before it, the .pub after.
+
+// Paths of a key's files in dir.
+func privatePath(dir, name string) string { return filepath.Join(dir, name+".key") }
+func publicPath(dir, name string) string  { return filepath.Join(dir, name+".pub") }
+func sidecarPath(dir, name string) string { return filepath.Join(dir, name+".json") }
+
+type sidecar struct {
+	Development bool `json:"development"`
+}
+
+type fileKeyStore struct {
+	dir        string
+	passphrase func(confirm bool) ([]byte, error)
+}
+
+// NewFileKeyStore returns the key store kept in dir (created 0700 on the first
+// Generate). passphrase is called only when a private key is created (confirm true)
+// or used (confirm false), never for development keys; Passphrase is the usual one.
+func NewFileKeyStore(dir string, passphrase func(confirm bool) ([]byte, error)) KeyStore {
+	return &fileKeyStore{dir: dir, passphrase: passphrase}
+}
+
+func (s *fileKeyStore) Generate(ctx context.Context, name string, alg Algorithm) (*KeyInfo, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if alg == "" {
+		alg = DefaultAlgorithm
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := s.ensureDir(); err != nil {
+		return nil, err
+	}
+	if _, err := os.Lstat(privatePath(s.dir, name)); err == nil {
+		return nil, fmt.Errorf("%w: %q (in %s)", ErrKeyExists, name, s.dir)
+	}
+	priv, err := newPrivateKey(alg)
+	if err != nil {
+		return nil, err
+	}
+	dev := strings.HasPrefix(name, DevelopmentPrefix)
+	pass := []byte{}
+	if !dev {
+		if pass, err = s.ask(name, true); err != nil {
+			return nil, err
+		}
+	}
+	info, _, err := publicInfo(name, priv.Public(), dev)
+	if err != nil {
+		return nil, err
+	}
+	der, err := cryptoutils.MarshalPrivateKeyToEncryptedDER(priv, cryptoutils.StaticPasswordFunc(pass))
+	if err != nil {
+		return nil, fmt.Errorf("encrypting key %q: %w", name, err)
+	}
+	keyPEM := cryptoutils.PEMEncode(cryptoutils.EncryptedSigstorePrivateKeyPEMType, der)
+
+	if dev {
+		// Harmless if a racing Generate of the same name wins: its sidecar says the same.
+		b, _ := json.Marshal(sidecar{Development: true})
+		if err := writeFile(s.dir, sidecarPath(s.dir, name), append(b, '\n'), false); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeFile(s.dir, privatePath(s.dir, name), keyPEM, true); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("%w: %q (in %s)", ErrKeyExists, name, s.dir)
+		}
+		return nil, err
+	}
+	if err := writeFile(s.dir, publicPath(s.dir, name), info.PublicPEM, false); err != nil {
+		return nil, err
+	}
+	return info, syncDir(s.dir)
+}
+
+func (s *fileKeyStore) Load(ctx context.Context, name string) (*Key, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	path := privatePath(s.dir, name)
+	keyPEM, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %q (in %s)", ErrKeyNotFound, name, s.dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(keyPEM)
+	if block == nil || block.Type != string(cryptoutils.EncryptedSigstorePrivateKeyPEMType) {
+		return nil, fmt.Errorf("key %q: %s is not an %q PEM file", name, path, cryptoutils.EncryptedSigstorePrivateKeyPEMType)
+	}
+	dev, err := s.development(name)
+	if err != nil {
+		return nil, err
+	}
+	pass := []byte{}
+	if !dev {
+		if pass, err = s.ask(name, false); err != nil {
+			return nil, err
+		}
+	}
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(keyPEM, cryptoutils.StaticPasswordFunc(pass))
+	if err != nil {
+		if strings.Contains(err.Error(), "decryption failed") {
+			return nil, fmt.Errorf("key %q: %w (%s does not decrypt with it)", name, ErrWrongPassphrase, path)
+		}
+		return nil, fmt.Errorf("key %q: reading %s: %w", name, path, err)
+	}
+	signer, ok := priv.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("key %q: %w: %T", name, ErrUnsupportedAlgorithm, priv)
+	}
+	info, tk, err := publicInfo(name, signer.Public(), dev)
+	if err != nil {
+		return nil, err
+	}
+	// The .pub is what others were given (keys export): refuse to sign with a
+	// private key that does not match it.
+	if pubPEM, err := os.ReadFile(publicPath(s.dir, name)); err == nil && !bytes.Equal(bytes.TrimSpace(pubPEM), bytes.TrimSpace(info.PublicPEM)) {
+		return nil, fmt.Errorf("key %q: %s does not match the private key in %s", name, publicPath(s.dir, name), path)
+	}
+	return &Key{KeyInfo: *info, Signer: signer, TUF: tk}, nil
+}
+
+func (s *fileKeyStore) Public(ctx context.Context, name string) (*KeyInfo, error) {
+	if err := ValidateName(name); err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	path := publicPath(s.dir, name)
+	pubPEM, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, kerr := os.Lstat(privatePath(s.dir, name)); kerr == nil {
+			return nil, fmt.Errorf("key %q: %s is missing (an interrupted generate?): remove %s and generate it again", name, path, privatePath(s.dir, name))
+		}
+		return nil, fmt.Errorf("%w: %q (in %s)", ErrKeyNotFound, name, s.dir)
+	}
+	if err != nil {
+		return nil, err
+	}
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %s: %w", name, path, err)
+	}
+	dev, err := s.development(name)
+	if err != nil {
+		return nil, err
+	}
+	info, _, err := publicInfo(name, pub, dev)
+	return info, err
+}
+
+func (s *fileKeyStore) List(ctx context.Context) ([]KeyInfo, error) {
+	entries, err := os.ReadDir(s.dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return []KeyInfo{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".key")
+		if ok && e.Type().IsRegular() && ValidateName(name) == nil {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	keys := make([]KeyInfo, 0, len(names))
+	for _, name := range names {
+		info, err := s.Public(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, *info)
+	}
+	return keys, nil
+}
+
+// ask calls the passphrase function, refusing a missing one: a nil passphrase would
+// make sigstore store or read the key unencrypted.
+func (s *fileKeyStore) ask(name string, confirm bool) ([]byte, error) {
+	if s.passphrase == nil {
+		return nil, fmt.Errorf("key %q: no passphrase source", name)
+	}
+	p, err := s.passphrase(confirm)
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", name, err)
+	}
+	if p == nil {
+		return nil, fmt.Errorf("key %q: no passphrase given", name)
+	}
+	return p, nil
+}
+
+// development reads the sidecar: a key without one is not a development key.
+func (s *fileKeyStore) development(name string) (bool, error) {
+	b, err := os.ReadFile(sidecarPath(s.dir, name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var sc sidecar
+	if err := json.Unmarshal(b, &sc); err != nil {
+		return false, fmt.Errorf("key %q: %s: %w", name, sidecarPath(s.dir, name), err)
+	}
+	return sc.Development, nil
+}
+
+// ensureDir creates the key directory 0700, and takes group and other access away
+// from an existing one: it holds private keys.
+func (s *fileKeyStore) ensureDir() error {
+	if err := os.MkdirAll(s.dir, 0o700); err != nil {
+		return fmt.Errorf("creating the key directory: %w", err)
+	}
+	fi, err := os.Stat(s.dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		if err := os.Chmod(s.dir, fi.Mode().Perm()&0o700); err != nil {
+			return fmt.Errorf("restricting the key directory %s to its owner: %w", s.dir, err)
+		}
+	}
+	return nil
+}
+
+// writeFile writes data to path through a synced 0600 temporary file in dir. With
+// exclusive, it fails with fs.ErrExist instead of replacing an existing path.
+func writeFile(dir, path string, data []byte, exclusive bool) error {
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(0o600); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if exclusive {
+		return os.Link(tmp.Name(), path)
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	d.Sync() // best effort: some file systems cannot sync a directory
+	return nil
+}

@@ -1,0 +1,432 @@
+// Package keystoretest is the behaviour every signer.KeyStore must show, as one
+// suite each implementation runs from its own test:
+//
+//	keystoretest.Run(t, func(t *testing.T) keystoretest.Open {
+//		dir := t.TempDir()
+//		return func(pass func(bool) ([]byte, error)) signer.KeyStore {
+//			return signer.NewFileKeyStore(dir, pass)
+//		}
+//	})
+//
+// A store is done when the suite passes. What only one implementation has (file
+// permissions, say) is tested next to it.
+package keystoretest
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/signer"
+)
+
+// Open returns a handle on one key store that asks for passphrases with
+// passphrase. Every Open made by one NewStore call sees the same keys: the suite
+// opens a store twice to try a wrong passphrase on a key made with another.
+type Open func(passphrase func(confirm bool) ([]byte, error)) signer.KeyStore
+
+// NewStore makes a fresh, empty key store for one test case.
+type NewStore func(t *testing.T) Open
+
+// Passphrase is the passphrase the suite's keys are made with.
+const Passphrase = "correct horse battery staple"
+
+// fixed returns a passphrase function that always answers p.
+func fixed(p string) func(bool) ([]byte, error) {
+	return func(bool) ([]byte, error) { return []byte(p), nil }
+}
+
+// refuse is a passphrase function for calls that must not ask.
+func refuse(t *testing.T) func(bool) ([]byte, error) {
+	return func(bool) ([]byte, error) {
+		t.Error("the passphrase was asked for, and should not have been")
+		return nil, errors.New("no passphrase here")
+	}
+}
+
+// Run runs the suite against the stores newStore makes.
+func Run(t *testing.T, newStore NewStore) {
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		run  func(t *testing.T, open Open)
+	}{
+		{"a generated key reads back the same through Public, List and Load", func(t *testing.T, open Open) {
+			ks := open(fixed(Passphrase))
+			made, err := ks.Generate(ctx, "alice", signer.ECDSAP256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkInfo(t, made, "alice", false)
+			pub, err := open(refuse(t)).Public(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			list, err := open(refuse(t)).List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list) != 1 {
+				t.Fatalf("List = %d keys, want 1", len(list))
+			}
+			key, err := ks.Load(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, got := range map[string]*signer.KeyInfo{"Public": pub, "List": &list[0], "Load": &key.KeyInfo} {
+				if got.Name != made.Name || got.ID != made.ID || got.Algorithm != made.Algorithm ||
+					string(got.PublicPEM) != string(made.PublicPEM) || got.Development != made.Development {
+					t.Errorf("%s = %+v, want %+v", what, got, made)
+				}
+			}
+			if id, _ := key.TUF.ID(); id != made.ID {
+				t.Errorf("Load: TUF key ID %s, want %s", id, made.ID)
+			}
+		}},
+		{"the empty algorithm means ECDSA P-256", func(t *testing.T, open Open) {
+			info, err := open(fixed(Passphrase)).Generate(ctx, "default", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if info.Algorithm != string(signer.ECDSAP256) {
+				t.Errorf("algorithm %q, want %q", info.Algorithm, signer.ECDSAP256)
+			}
+		}},
+		{"an unknown algorithm is refused and stores nothing", func(t *testing.T, open Open) {
+			ks := open(fixed(Passphrase))
+			if _, err := ks.Generate(ctx, "odd", "dsa-1024"); !errors.Is(err, signer.ErrUnsupportedAlgorithm) {
+				t.Fatalf("Generate(dsa-1024) = %v, want ErrUnsupportedAlgorithm", err)
+			}
+			if _, err := ks.Public(ctx, "odd"); !errors.Is(err, signer.ErrKeyNotFound) {
+				t.Errorf("Public after a refused Generate = %v, want ErrKeyNotFound", err)
+			}
+		}},
+		{"the passphrase is asked with confirmation to generate, without to load, and never to read public parts", func(t *testing.T, open Open) {
+			var confirms, plain atomic.Int32
+			ks := open(func(confirm bool) ([]byte, error) {
+				if confirm {
+					confirms.Add(1)
+				} else {
+					plain.Add(1)
+				}
+				return []byte(Passphrase), nil
+			})
+			if _, err := ks.Generate(ctx, "bob", ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ks.Public(ctx, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ks.List(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if c, p := confirms.Load(), plain.Load(); c != 1 || p != 0 {
+				t.Fatalf("after Generate, Public, List: %d confirmed and %d plain asks, want 1 and 0", c, p)
+			}
+			if _, err := ks.Load(ctx, "bob"); err != nil {
+				t.Fatal(err)
+			}
+			if c, p := confirms.Load(), plain.Load(); c != 1 || p != 1 {
+				t.Fatalf("after Load: %d confirmed and %d plain asks, want 1 and 1", c, p)
+			}
+		}},
+		{"a wrong passphrase is refused with ErrWrongPassphrase naming the key", func(t *testing.T, open Open) {
+			if _, err := open(fixed(Passphrase)).Generate(ctx, "carol", ""); err != nil {
+				t.Fatal(err)
+			}
+			_, err := open(fixed("not it")).Load(ctx, "carol")
+			if !errors.Is(err, signer.ErrWrongPassphrase) {
+				t.Fatalf("Load with a wrong passphrase = %v, want ErrWrongPassphrase", err)
+			}
+			if !strings.Contains(err.Error(), `"carol"`) {
+				t.Errorf("error %q does not name the key", err)
+			}
+		}},
+		{"a failing passphrase prompt fails Generate and leaves the name free", func(t *testing.T, open Open) {
+			boom := errors.New("no terminal")
+			_, err := open(func(bool) ([]byte, error) { return nil, boom }).Generate(ctx, "dave", "")
+			if !errors.Is(err, boom) {
+				t.Fatalf("Generate = %v, want the prompt's error", err)
+			}
+			if _, err := open(fixed(Passphrase)).Generate(ctx, "dave", ""); err != nil {
+				t.Fatalf("Generate after a failed one: %v", err)
+			}
+		}},
+		{"a name that exists is refused and the first key is kept", func(t *testing.T, open Open) {
+			ks := open(fixed(Passphrase))
+			first, err := ks.Generate(ctx, "erin", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := open(fixed("another")).Generate(ctx, "erin", ""); !errors.Is(err, signer.ErrKeyExists) {
+				t.Fatalf("second Generate = %v, want ErrKeyExists", err)
+			}
+			key, err := ks.Load(ctx, "erin")
+			if err != nil {
+				t.Fatalf("the first key no longer loads with its passphrase: %v", err)
+			}
+			if key.ID != first.ID {
+				t.Errorf("key ID changed from %s to %s", first.ID, key.ID)
+			}
+		}},
+		{"of two racing generates of one name exactly one wins", func(t *testing.T, open Open) {
+			ks := open(fixed(Passphrase))
+			var wg sync.WaitGroup
+			errs := make([]error, 4)
+			for i := range errs {
+				wg.Go(func() { _, errs[i] = ks.Generate(ctx, "race", "") })
+			}
+			wg.Wait()
+			wins := 0
+			for _, err := range errs {
+				switch {
+				case err == nil:
+					wins++
+				case !errors.Is(err, signer.ErrKeyExists):
+					t.Errorf("a losing Generate = %v, want ErrKeyExists", err)
+				}
+			}
+			if wins != 1 {
+				t.Fatalf("%d generates won, want 1", wins)
+			}
+			pub, err := ks.Public(ctx, "race")
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := ks.Load(ctx, "race")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key.ID != pub.ID {
+				t.Errorf("the public key (%s) is not the winner's private key (%s)", pub.ID, key.ID)
+			}
+		}},
+		{"an unknown key is ErrKeyNotFound", func(t *testing.T, open Open) {
+			ks := open(refuse(t))
+			if _, err := ks.Load(ctx, "nobody"); !errors.Is(err, signer.ErrKeyNotFound) {
+				t.Errorf("Load = %v, want ErrKeyNotFound", err)
+			}
+			if _, err := ks.Public(ctx, "nobody"); !errors.Is(err, signer.ErrKeyNotFound) {
+				t.Errorf("Public = %v, want ErrKeyNotFound", err)
+			}
+		}},
+		{"an empty store lists no keys and List sorts by name", func(t *testing.T, open Open) {
+			ks := open(fixed(Passphrase))
+			list, err := ks.List(ctx)
+			if err != nil || len(list) != 0 {
+				t.Fatalf("List of an empty store = %v, %v; want no keys", list, err)
+			}
+			for _, n := range []string{"zed", "amy", "dev-root", "mia"} {
+				if _, err := ks.Generate(ctx, n, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			list, err = ks.List(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, k := range list {
+				names = append(names, k.Name)
+			}
+			if want := []string{"amy", "dev-root", "mia", "zed"}; !slices.Equal(names, want) {
+				t.Errorf("List = %v, want %v", names, want)
+			}
+		}},
+		{"a signature made with a loaded key verifies with its public key", func(t *testing.T, open Open) {
+			ks := open(fixed(Passphrase))
+			info, err := ks.Generate(ctx, "frank", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := ks.Load(ctx, "frank")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := cryptoutils.UnmarshalPEMToPublicKey(info.PublicPEM)
+			if err != nil {
+				t.Fatal(err)
+			}
+			digest := sha256.Sum256([]byte("hello"))
+			sig, err := key.Signer.Sign(nil, digest[:], crypto.SHA256)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), digest[:], sig) {
+				t.Error("the signature does not verify with the public key")
+			}
+			other := sha256.Sum256([]byte("hellO"))
+			if ecdsa.VerifyASN1(pub.(*ecdsa.PublicKey), other[:], sig) {
+				t.Error("the signature verifies over other bytes")
+			}
+		}},
+		{"targets signed with SignMetadata verify through go-tuf from a root that names the key", func(t *testing.T, open Open) {
+			ks := open(fixed(Passphrase))
+			for _, n := range []string{"targets-1", "targets-2"} {
+				if _, err := ks.Generate(ctx, n, ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			k1, err := ks.Load(ctx, "targets-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			k2, err := ks.Load(ctx, "targets-2")
+			if err != nil {
+				t.Fatal(err)
+			}
+			expires := time.Now().Add(time.Hour)
+			root := metadata.Root(expires)
+			for _, k := range []*signer.Key{k1, k2} {
+				if err := root.Signed.AddKey(k.TUF, signer.RoleTargets); err != nil {
+					t.Fatal(err)
+				}
+			}
+			root.Signed.Roles[signer.RoleTargets].Threshold = 2
+			targets := metadata.Targets(expires)
+
+			if err := signer.SignMetadata(targets, true, k1); err != nil {
+				t.Fatal(err)
+			}
+			if err := root.VerifyDelegate(signer.RoleTargets, targets); err == nil {
+				t.Fatal("1 of 2 signatures met a threshold of 2")
+			}
+			// Co-signing adds; signing again with the same key does not duplicate.
+			if err := signer.SignMetadata(targets, false, k2, k1); err != nil {
+				t.Fatal(err)
+			}
+			if len(targets.Signatures) != 2 {
+				t.Fatalf("%d signatures after co-signing, want 2", len(targets.Signatures))
+			}
+			if err := root.VerifyDelegate(signer.RoleTargets, targets); err != nil {
+				t.Fatalf("2 of 2 signatures: %v", err)
+			}
+			// The bytes go-tuf parses verify too (a duplicate key ID would be refused).
+			b, err := targets.ToBytes(false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed, err := metadata.Targets().FromBytes(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := root.VerifyDelegate(signer.RoleTargets, parsed); err != nil {
+				t.Fatalf("parsed: %v", err)
+			}
+			// Editing and re-signing with replace drops the stale signatures.
+			targets.Signed.Version++
+			if err := signer.SignMetadata(targets, true, k1); err != nil {
+				t.Fatal(err)
+			}
+			if len(targets.Signatures) != 1 {
+				t.Fatalf("%d signatures after replace, want 1", len(targets.Signatures))
+			}
+			root.Signed.Roles[signer.RoleTargets].Threshold = 1
+			if err := root.VerifyDelegate(signer.RoleTargets, targets); err != nil {
+				t.Fatalf("re-signed: %v", err)
+			}
+			targets.Signed.Version++ // tampered after signing
+			if err := root.VerifyDelegate(signer.RoleTargets, targets); err == nil {
+				t.Fatal("metadata changed after signing still verifies")
+			}
+		}},
+		{"development keys need no passphrase and say so", func(t *testing.T, open Open) {
+			ks := open(refuse(t))
+			info, err := ks.Generate(ctx, "dev-org-acme", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkInfo(t, info, "dev-org-acme", true)
+			if info.DevelopmentWarning() == "" {
+				t.Error("a development key has no warning")
+			}
+			key, err := ks.Load(ctx, "dev-org-acme")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !key.Development {
+				t.Error("Load: the key is not marked development")
+			}
+			list, err := ks.List(ctx)
+			if err != nil || len(list) != 1 || !list[0].Development {
+				t.Errorf("List = %+v, %v; want the key marked development", list, err)
+			}
+			normal, err := open(fixed(Passphrase)).Generate(ctx, "prod", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if normal.Development || normal.DevelopmentWarning() != "" {
+				t.Error("a key made with a passphrase is marked development")
+			}
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tc.run(t, newStore(t))
+		})
+	}
+
+	t.Run("invalid names are refused", func(t *testing.T) {
+		t.Parallel()
+		open := newStore(t)
+		ks := open(refuse(t))
+		for _, tc := range []struct{ why, name string }{
+			{"a path that climbs out of the store", "../x"},
+			{"the empty name", ""},
+			{"a slash", "/"},
+			{"a path with a directory", "a/b"},
+			{"a dot", "."},
+			{"a hidden file", ".key"},
+			{"upper case, which case-insensitive file systems confuse", "Alice"},
+			{"a space", "a b"},
+			{"a name over 64 characters", strings.Repeat("k", 65)},
+		} {
+			t.Run(tc.why, func(t *testing.T) {
+				if _, err := ks.Generate(ctx, tc.name, ""); !errors.Is(err, signer.ErrInvalidName) {
+					t.Errorf("Generate(%q) = %v, want ErrInvalidName", tc.name, err)
+				}
+				if _, err := ks.Load(ctx, tc.name); !errors.Is(err, signer.ErrInvalidName) {
+					t.Errorf("Load(%q) = %v, want ErrInvalidName", tc.name, err)
+				}
+				if _, err := ks.Public(ctx, tc.name); !errors.Is(err, signer.ErrInvalidName) {
+					t.Errorf("Public(%q) = %v, want ErrInvalidName", tc.name, err)
+				}
+			})
+		}
+	})
+}
+
+// checkInfo checks what Generate returned: the name, a P-256 key whose TUF key ID
+// is go-tuf's for the PEM, and the development mark.
+func checkInfo(t *testing.T, info *signer.KeyInfo, name string, development bool) {
+	t.Helper()
+	if info.Name != name || info.Development != development || info.Algorithm != string(signer.ECDSAP256) {
+		t.Errorf("KeyInfo = %+v, want name %q, development %v, algorithm %s", info, name, development, signer.ECDSAP256)
+	}
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(info.PublicPEM)
+	if err != nil {
+		t.Fatalf("PublicPEM: %v", err)
+	}
+	tk, err := metadata.KeyFromPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := tk.ID(); id != info.ID {
+		t.Errorf("ID %s, want go-tuf's %s", info.ID, id)
+	}
+	if tk.Scheme != metadata.KeySchemeECDSA_SHA2_P256 {
+		t.Errorf("TUF scheme %s, want %s", tk.Scheme, metadata.KeySchemeECDSA_SHA2_P256)
+	}
+}

@@ -1,0 +1,93 @@
+package signer
+
+import (
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// SignMetadata adds a signature by each of keys to md. With replace it first drops
+// every signature md holds (go-tuf's Sign appends: re-signing edited metadata must
+// start clean). Without it, other keys' signatures stay (co-signing toward a
+// threshold) and only an earlier signature by one of keys is replaced, so signing
+// twice never leaves two signatures with one key ID (go-tuf refuses those).
+func SignMetadata[T metadata.Roles](md *metadata.Metadata[T], replace bool, keys ...*Key) error {
+	if md == nil {
+		return errors.New("signing: no metadata")
+	}
+	if replace {
+		md.ClearSignatures()
+	}
+	for _, k := range keys {
+		if k == nil || k.Signer == nil {
+			return errors.New("signing: a key without its private half (use KeyStore.Load)")
+		}
+		s, err := tufSigner(k)
+		if err != nil {
+			return err
+		}
+		kept := md.Signatures[:0]
+		for _, sig := range md.Signatures {
+			if sig.KeyID != k.ID {
+				kept = append(kept, sig)
+			}
+		}
+		md.Signatures = kept
+		sig, err := md.Sign(s)
+		if err != nil {
+			return fmt.Errorf("signing with key %q: %w", k.Name, err)
+		}
+		if sig.KeyID != k.ID {
+			return fmt.Errorf("signing with key %q: signed as key ID %s, not %s", k.Name, sig.KeyID, k.ID)
+		}
+	}
+	return nil
+}
+
+// tufSigner adapts a key to go-tuf's Sign with the scheme TUF names for its type:
+// ecdsa-sha2-nistp256 is ECDSA P-256 over SHA-256 (ASN.1 DER signatures). It goes
+// through crypto.Signer, so a key held elsewhere (a KMS, a token) signs the same way.
+func tufSigner(k *Key) (signature.Signer, error) {
+	alg, err := algorithmOf(k.Signer.Public())
+	if err != nil {
+		return nil, fmt.Errorf("key %q: %w", k.Name, err)
+	}
+	switch alg {
+	case ECDSAP256:
+		return &cryptoSigner{key: k.Signer, hash: crypto.SHA256, opts: crypto.SHA256}, nil
+	}
+	return nil, fmt.Errorf("key %q: %w %q for TUF", k.Name, ErrUnsupportedAlgorithm, alg)
+}
+
+// cryptoSigner is a sigstore signature.Signer over a crypto.Signer: it hashes the
+// message with hash (none when 0) and signs the digest with opts.
+type cryptoSigner struct {
+	key  crypto.Signer
+	hash crypto.Hash
+	opts crypto.SignerOpts
+}
+
+func (s *cryptoSigner) PublicKey(...signature.PublicKeyOption) (crypto.PublicKey, error) {
+	return s.key.Public(), nil
+}
+
+func (s *cryptoSigner) SignMessage(message io.Reader, _ ...signature.SignOption) ([]byte, error) {
+	msg, err := io.ReadAll(message)
+	if err != nil {
+		return nil, err
+	}
+	if s.hash == 0 {
+		return s.key.Sign(rand.Reader, msg, s.opts)
+	}
+	if s.hash != crypto.SHA256 {
+		return nil, fmt.Errorf("%w: hash %v", ErrUnsupportedAlgorithm, s.hash)
+	}
+	d := sha256.Sum256(msg)
+	return s.key.Sign(rand.Reader, d[:], s.opts)
+}
