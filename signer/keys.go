@@ -49,7 +49,7 @@ func (k *KeyInfo) DevelopmentWarning() string {
 	if !k.Development {
 		return ""
 	}
-	return fmt.Sprintf("warning: key %q is a development key (unencrypted, made by trustctl up): do not use it for anything that matters", k.Name)
+	return fmt.Sprintf("warning: key %q is a development key (empty passphrase, for a local stack): do not trust it with anything that matters", k.Name)
 }
 
 // Key is a key loaded with its private half.
