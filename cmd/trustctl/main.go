@@ -54,6 +54,7 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 	root.PersistentFlags().StringVar(&g.registry, "registry", "", "the Signet registry (host:port) to act on (default: the one last logged in to, from $SIGNET_HOME)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.AddCommand(newUpCmd(), newLoginCmd(g), newUserCmd(g), newOrgCmd(g), newTokenCmd(g))
+	root.AddCommand(newKeysCmd(g))
 	return root
 }
 
