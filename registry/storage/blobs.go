@@ -34,33 +34,45 @@ func (s *Store) StatBlob(ctx context.Context, repo string, d digest.Digest) (int
 			return 0, err
 		}
 	}
-	fi, err := s.d.Stat(ctx, blobPath(d))
-	if errors.Is(err, driver.ErrNotFound) {
+	_, size, err := s.blobBytes(ctx, d)
+	if errors.Is(err, ErrBlobUnknown) {
 		return 0, fmt.Errorf("%w: %s in %s", ErrBlobUnknown, d, repo)
 	}
-	if err != nil {
-		return 0, err
-	}
-	return fi.Size, nil
+	return size, err
 }
 
 // OpenBlob opens blob d of repo for reading, with its size.
 func (s *Store) OpenBlob(ctx context.Context, repo string, d digest.Digest) (ReadSeekCloser, int64, error) {
-	size, err := s.StatBlob(ctx, repo, d)
-	if err != nil {
+	if _, err := s.StatBlob(ctx, repo, d); err != nil {
 		return nil, 0, err
 	}
-	rc, err := s.d.Reader(ctx, blobPath(d), 0)
-	if errors.Is(err, driver.ErrNotFound) {
-		return nil, 0, fmt.Errorf("%w: %s in %s", ErrBlobUnknown, d, repo)
-	}
-	if err != nil {
-		return nil, 0, err
+	var p string
+	var size int64
+	var rc io.ReadCloser
+	for attempt := 0; ; attempt++ {
+		var err error
+		if p, size, err = s.blobBytes(ctx, d); err != nil {
+			return nil, 0, err
+		}
+		rc, err = s.d.Reader(ctx, p, 0)
+		if errors.Is(err, driver.ErrNotFound) && s.indirect && attempt == 0 {
+			// A cached record may name bytes that a newer commit replaced and
+			// garbage collection took: read the record again.
+			s.refs.drop(d)
+			continue
+		}
+		if errors.Is(err, driver.ErrNotFound) {
+			return nil, 0, fmt.Errorf("%w: %s in %s", ErrBlobUnknown, d, repo)
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		break
 	}
 	if rsc, ok := rc.(ReadSeekCloser); ok {
 		return rsc, size, nil
 	}
-	return &seekingReader{ctx: ctx, d: s.d, path: blobPath(d), size: size, rc: rc}, size, nil
+	return &seekingReader{ctx: ctx, d: s.d, path: p, size: size, rc: rc}, size, nil
 }
 
 // DeleteBlob removes blob d from repo. The bytes stay until garbage collection
@@ -85,25 +97,23 @@ func (s *Store) MountBlob(ctx context.Context, repo, from string, d digest.Diges
 		}
 		size = n
 	} else {
-		fi, err := s.d.Stat(ctx, blobPath(d))
-		if errors.Is(err, driver.ErrNotFound) {
-			return 0, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
-		}
+		_, n, err := s.blobBytes(ctx, d)
 		if err != nil {
 			return 0, err
 		}
-		size = fi.Size
+		size = n
 	}
 	if err := s.linkBlob(ctx, repo, d); err != nil {
 		return 0, err
 	}
 	// Garbage collection may have taken the bytes between the check above and
 	// the link: then the mount did not happen, and the client uploads instead.
-	if ok, err := s.exists(ctx, blobPath(d)); err != nil {
-		return 0, err
-	} else if !ok {
+	s.refs.drop(d)
+	if _, _, err := s.blobBytes(ctx, d); errors.Is(err, ErrBlobUnknown) {
 		s.d.Delete(ctx, blobLinkPath(repo, d))
-		return 0, fmt.Errorf("%w: %s", ErrBlobUnknown, d)
+		return 0, err
+	} else if err != nil {
+		return 0, err
 	}
 	return size, nil
 }

@@ -304,23 +304,62 @@ func (s *Store) reachable(ctx context.Context, repo string, manifests map[digest
 	return seen, nil
 }
 
-// gcBlobs deletes blob bytes that no repository links.
+// gcBlobs deletes blobs that no repository links: their bytes, or, on drivers
+// whose Move copies, their records and then every data object that no record
+// names.
 func (s *Store) gcBlobs(ctx context.Context, opts GCOptions, cutoff time.Time, rep *GCReport, linked map[digest.Digest]bool) error {
-	err := s.d.Walk(ctx, root+"/blobs", func(fi driver.FileInfo) error {
+	top := root + "/blobs"
+	if s.indirect {
+		top = root + "/blobrefs"
+	}
+	live := map[string]bool{} // data objects that surviving records name
+	err := s.d.Walk(ctx, top, func(fi driver.FileInfo) error {
 		if fi.IsDir {
 			return nil
 		}
-		parts := strings.Split(strings.TrimPrefix(fi.Path, root+"/blobs/"), "/")
+		parts := strings.Split(strings.TrimPrefix(fi.Path, top+"/"), "/")
 		if len(parts) != 3 {
 			return nil
 		}
 		d := digest.NewDigestFromEncoded(digest.Algorithm(parts[0]), parts[2])
+		s.refs.drop(d) // read records afresh: another replica may have replaced one
 		if linked[d] || !fi.ModTime.Before(cutoff) {
+			if s.indirect {
+				if data, _, err := s.blobBytes(ctx, d); err == nil {
+					live[data] = true
+				}
+			}
 			return nil
 		}
 		rep.BlobsDeleted++
-		rep.BytesFreed += fi.Size
+		size := fi.Size
+		if s.indirect {
+			_, n, err := s.blobBytes(ctx, d)
+			if err != nil {
+				return nil
+			}
+			size = n
+		}
+		rep.BytesFreed += size
 		if opts.DryRun {
+			return nil
+		}
+		s.refs.drop(d)
+		if err := s.d.Delete(ctx, fi.Path); err != nil && !errors.Is(err, driver.ErrNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, driver.ErrNotFound) {
+		return err
+	}
+	if !s.indirect || opts.DryRun {
+		return nil
+	}
+	// Data objects: those no record names, and older than the grace period (an
+	// upload in progress writes its data object, so it is young).
+	err = s.d.Walk(ctx, dataDir(), func(fi driver.FileInfo) error {
+		if fi.IsDir || live[fi.Path] || !fi.ModTime.Before(cutoff) {
 			return nil
 		}
 		if err := s.d.Delete(ctx, fi.Path); err != nil && !errors.Is(err, driver.ErrNotFound) {

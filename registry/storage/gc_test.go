@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -11,16 +12,38 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 )
 
-func newStore(t *testing.T) *Store {
+func newStore(t *testing.T) *Store { return newStoreOn(t, inmemory.New()) }
+
+func newStoreOn(t *testing.T, d driver.Driver) *Store {
 	t.Helper()
-	s, err := New(context.Background(), inmemory.New(), Options{})
+	s, err := New(context.Background(), d, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// copyingDriver is a driver whose Move copies, as on S3: the store then records
+// blobs instead of moving them.
+type copyingDriver struct{ driver.Driver }
+
+func (copyingDriver) MoveCopies() bool { return true }
+
+// bothModes runs f on a store that moves blobs into place and on one that
+// records where they are.
+func bothModes(t *testing.T, f func(t *testing.T, s *Store)) {
+	t.Run("moved", func(t *testing.T) { f(t, newStoreOn(t, inmemory.New())) })
+	t.Run("recorded", func(t *testing.T) {
+		s := newStoreOn(t, copyingDriver{inmemory.New()})
+		if !s.indirect {
+			t.Fatal("the store did not see that Move copies")
+		}
+		f(t, s)
+	})
 }
 
 func putBlob(t *testing.T, s *Store, repo string, content []byte) digest.Digest {
@@ -55,8 +78,11 @@ func putImage(t *testing.T, s *Store, repo, ref, seed string) (digest.Digest, []
 func later(d time.Duration) func() time.Time { return func() time.Time { return time.Now().Add(d) } }
 
 func TestGCFreesOnlyUnreferencedBlobsOlderThanTheGrace(t *testing.T) {
+	bothModes(t, testGCFreesOnlyUnreferenced)
+}
+
+func testGCFreesOnlyUnreferenced(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s := newStore(t)
 	_, kept := putImage(t, s, "acme/app", "v1", "a")
 	orphan := putBlob(t, s, "acme/app", []byte("orphan"))
 
@@ -185,8 +211,11 @@ func TestGCRemovesStaleUploadSessions(t *testing.T) {
 // GC running over and over during 100 concurrent pushes loses nothing that a
 // pushed manifest references.
 func TestGCDuringConcurrentPushesLosesNothingReferenced(t *testing.T) {
+	bothModes(t, testGCDuringConcurrentPushes)
+}
+
+func testGCDuringConcurrentPushes(t *testing.T, s *Store) {
 	ctx := context.Background()
-	s := newStore(t)
 	stop := make(chan struct{})
 	gcDone := make(chan error, 1)
 	go func() {
@@ -236,4 +265,71 @@ func TestGCDuringConcurrentPushesLosesNothingReferenced(t *testing.T) {
 			rc.Close()
 		}
 	}
+}
+
+func TestARecordedBlobIsReadFromWhereItWasWritten(t *testing.T) {
+	ctx := context.Background()
+	mem := inmemory.New()
+	s := newStoreOn(t, copyingDriver{mem})
+	_, blobs := putImage(t, s, "acme/app", "v1", "moves")
+	d := blobs[1]
+	content := []byte("layer moves")
+	rc, size, err := s.OpenBlob(ctx, "acme/app", d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if size != int64(len(content)) || !bytes.Equal(got, content) {
+		t.Fatalf("read %q (%d), want %q", got, size, content)
+	}
+	if _, err := mem.Stat(ctx, blobPath(d)); err == nil {
+		t.Fatal("the bytes were moved to blobs/ although Move copies")
+	}
+	// A second push of the same blob points the record at its own bytes; a
+	// replica holding the old record in its cache still reads after the old
+	// bytes are collected.
+	other := newStoreOn(t, copyingDriver{mem})
+	if _, _, err := other.OpenBlob(ctx, "acme/app", d); err != nil {
+		t.Fatal(err)
+	}
+	putBlob(t, s, "acme/app", content)
+	if _, err := s.GC(ctx, GCOptions{Grace: time.Hour, Now: later(2 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	rc, _, err = other.OpenBlob(ctx, "acme/app", d)
+	if err != nil {
+		t.Fatalf("a replica with a stale record: %v", err)
+	}
+	got, _ = io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, content) {
+		t.Fatalf("a replica with a stale record read %q", got)
+	}
+}
+
+func TestAChunkedUploadCommitsInBothModes(t *testing.T) {
+	bothModes(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		content := bytes.Repeat([]byte("chunk "), 1000)
+		id, _ := s.NewUpload(ctx, "acme/app")
+		if _, err := s.AppendUpload(ctx, "acme/app", id, Chunk{Start: 0, Length: 3000, Body: bytes.NewReader(content[:3000])}); err != nil {
+			t.Fatal(err)
+		}
+		d := digest.FromBytes(content)
+		if _, err := s.CommitUpload(ctx, "acme/app", id, Chunk{Start: 3000, Length: 3000, Body: bytes.NewReader(content[3000:])}, d); err != nil {
+			t.Fatal(err)
+		}
+		rc, _, err := s.OpenBlob(ctx, "acme/app", d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rc.Close()
+		if got, _ := io.ReadAll(rc); !bytes.Equal(got, content) {
+			t.Fatalf("read %d bytes back, want the %d pushed", len(got), len(content))
+		}
+		if _, err := s.UploadStatus(ctx, "acme/app", id); err == nil {
+			t.Fatal("the committed session is still open")
+		}
+	})
 }

@@ -10,6 +10,9 @@ import (
 //
 //	/v1
 //	├── blobs/<alg>/<first 2 hex>/<hex>                 blob bytes, committed whole by Move
+//	├── blobrefs/<alg>/<first 2 hex>/<hex>              instead, on drivers whose Move copies (S3):
+//	│                                                   JSON {"data": <path of the bytes>, "size": n}
+//	├── data/<upload id>                                the bytes a blobref points at, written in place
 //	├── repos/<name>/                                   <name> may span several components
 //	│   ├── _blobs/<alg>/<hex>                          empty object: the blob is in this repository
 //	│   ├── _manifests/<alg>/<hex>                      "<media type>\n" then the manifest bytes
@@ -30,6 +33,13 @@ func blobPath(d digest.Digest) string {
 	hex := d.Encoded()
 	return root + "/blobs/" + string(d.Algorithm()) + "/" + hex[:2] + "/" + hex
 }
+
+func blobRefPath(d digest.Digest) string {
+	hex := d.Encoded()
+	return root + "/blobrefs/" + string(d.Algorithm()) + "/" + hex[:2] + "/" + hex
+}
+
+func dataDir() string { return root + "/data" }
 
 func repoPath(repo string) string { return root + "/repos/" + repo }
 

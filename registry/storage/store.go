@@ -41,6 +41,10 @@ type Store struct {
 	uploadKey []byte
 	// uploadLocks serialises requests on one upload session within this process.
 	uploadLocks [64]sync.Mutex
+	// indirect: the driver's Move copies, so blobs are recorded, not moved
+	// (blobbytes.go).
+	indirect bool
+	refs     refCache
 }
 
 // New opens a Store on d, creating the upload signing key on first use.
@@ -49,6 +53,9 @@ func New(ctx context.Context, d driver.Driver, opts Options) (*Store, error) {
 		opts.MaxManifestSize = DefaultMaxManifestSize
 	}
 	s := &Store{d: d, opts: opts}
+	if mc, ok := d.(driver.MoveCopier); ok && mc.MoveCopies() {
+		s.indirect = true
+	}
 	key, err := loadOrCreateKey(ctx, d, uploadKeyPath())
 	if err != nil {
 		return nil, fmt.Errorf("upload signing key: %w", err)

@@ -180,7 +180,7 @@ func (s *Store) writeChunk(ctx context.Context, id string, st *uploadState, c Ch
 			return nil, nil, fmt.Errorf("upload %s: restoring hash state: %w", id, err)
 		}
 	}
-	w, err := s.d.Writer(ctx, uploadDataPath(id), st.Offset > 0, st.Offset)
+	w, err := s.d.Writer(ctx, s.uploadBytesPath(id), st.Offset > 0, st.Offset)
 	if errors.Is(err, driver.ErrInvalidOffset) || (st.Offset > 0 && errors.Is(err, driver.ErrNotFound)) {
 		return nil, nil, fmt.Errorf("%w: %s: its data is missing", ErrUploadUnknown, id)
 	}
@@ -239,12 +239,12 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 		// The session hashes sha256 as it streams; another algorithm is only named
 		// at the end, so that digest needs one read of the bytes.
 		w.Close()
-		got, err = s.digestOf(ctx, uploadDataPath(id), want.Algorithm())
+		got, err = s.digestOf(ctx, s.uploadBytesPath(id), want.Algorithm())
 		if err != nil {
 			s.endUpload(ctx, id, st, false)
 			return 0, err
 		}
-		w, err = s.d.Writer(ctx, uploadDataPath(id), true, size)
+		w, err = s.d.Writer(ctx, s.uploadBytesPath(id), true, size)
 		if err != nil {
 			s.endUpload(ctx, id, st, false)
 			return 0, err
@@ -255,20 +255,19 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 		s.endUpload(ctx, id, st, false)
 		return 0, &DigestMismatchError{Want: want.String(), Got: got.String()}
 	}
-	// Even when the blob exists, the fresh bytes replace it (atomically, with the
-	// same content): that renews its age, so a concurrent garbage collection that
-	// found it unlinked and old cannot delete it under the link made next.
 	if err := w.Commit(ctx); err != nil {
 		return 0, err
 	}
-	if err := s.d.Move(ctx, uploadDataPath(id), blobPath(want)); err != nil {
+	if err := s.commitBlob(ctx, id, want, size); err != nil {
 		return 0, err
 	}
 	if err := s.linkBlob(ctx, repo, want); err != nil {
 		return 0, err
 	}
-	if !st.Started.IsZero() { // the data moved away; only a saved state remains
-		s.endUpload(ctx, id, st, false)
+	if !st.Started.IsZero() {
+		// The bytes are the blob's now (moved, or recorded where they are):
+		// only the saved state is left to end.
+		s.writeTombstone(ctx, id, st)
 	}
 	return size, nil
 }
@@ -289,19 +288,25 @@ func (s *Store) CancelUpload(ctx context.Context, repo, id string) error {
 // was one request long, and leaves nothing.
 func (s *Store) endUpload(ctx context.Context, id string, st *uploadState, tombstone bool) error {
 	if tombstone || !st.Started.IsZero() {
-		st.Ended = true
-		data, err := json.Marshal(st)
-		if err != nil {
-			return err
-		}
-		if _, err := s.d.PutContent(ctx, uploadStatePath(id), data); err != nil {
+		if err := s.writeTombstone(ctx, id, st); err != nil {
 			return err
 		}
 	}
-	if err := s.d.Delete(ctx, uploadDataPath(id)); err != nil && !errors.Is(err, driver.ErrNotFound) {
+	if err := s.d.Delete(ctx, s.uploadBytesPath(id)); err != nil && !errors.Is(err, driver.ErrNotFound) {
 		return err
 	}
 	return nil
+}
+
+// writeTombstone marks session id ended.
+func (s *Store) writeTombstone(ctx context.Context, id string, st *uploadState) error {
+	st.Ended = true
+	data, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	_, err = s.d.PutContent(ctx, uploadStatePath(id), data)
+	return err
 }
 
 // digestOf hashes the object at p with alg.

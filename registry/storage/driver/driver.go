@@ -112,6 +112,14 @@ type Driver interface {
 	Walk(ctx context.Context, path string, fn func(FileInfo) error) error
 }
 
+// MoveCopier is implemented by drivers whose Move copies the bytes (object stores,
+// where a rename is a server-side copy and a delete) instead of renaming them.
+// Callers that commit large objects can then leave the bytes where they were
+// written and record where they are, instead of moving them.
+type MoveCopier interface {
+	MoveCopies() bool
+}
+
 // ErrSkipDir, returned by a Walk callback for a directory, skips that directory.
 var ErrSkipDir = errors.New("storage: skip directory")
 

@@ -150,10 +150,15 @@ func (d *Driver) hasKeysBelow(ctx context.Context, prefix string) (bool, error) 
 	return len(out.Contents) > 0, nil
 }
 
+// MoveCopies reports that Move is a server-side copy and a delete, so callers
+// (the registry's blob commit) record where bytes are rather than moving them.
+func (d *Driver) MoveCopies() bool { return true }
+
 // Move copies src to dst on the server (CopyObject, or a multipart copy beyond
 // 5 GiB), guarded by src's ETag, then deletes src. The copy replaces dst
 // atomically; the bytes are copied, which for a large blob is the main cost of
 // committing it (see the package's benchmarks).
+
 func (d *Driver) Move(ctx context.Context, src, dst string) error {
 	srcKey, err := d.objectKey(src)
 	if err != nil {
