@@ -1,0 +1,266 @@
+package trust
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/signet-oss/signet/reference"
+	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/verify"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// OrgResult says what an organisation command changed.
+type OrgResult struct {
+	Org string `json:"name"`
+	// Created is true when trustd's organisation record was new.
+	Created bool `json:"created"`
+	// Key is the org key's name in the store, when this command used one.
+	Key       string    `json:"key,omitempty"`
+	Generated bool      `json:"keyGenerated,omitempty"`
+	Published []Outcome `json:"published"`
+	// NoTrustRoot is set when trustd has no trust root yet: only the
+	// organisation record was made.
+	NoTrustRoot bool `json:"noTrustRoot,omitempty"`
+}
+
+// probe is a target path inside org's namespace: walking towards it loads
+// targets and the org role.
+func probe(org string) string { return org + "/-:-" }
+
+// orgRoleState returns the verified state and the delegation of org's role by
+// targets (nil if targets does not delegate it).
+func (s *Session) orgRoleState(ctx context.Context, path string) (*verify.State, *metadata.DelegatedRole, error) {
+	st, err := s.state(ctx, path)
+	if err != nil {
+		return nil, nil, err
+	}
+	org, _, _ := strings.Cut(path, "/")
+	return st, delegation(st.Roles[metadata.TARGETS], signer.RoleNameForOrg(org)), nil
+}
+
+// CreateOrg creates org at trustd (if new) and makes both sides of its trust:
+// targets delegates org's namespace to the org key (generated if the store lacks
+// it), and the org role v1 is published. Idempotent: what exists is left alone.
+func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*OrgResult, error) {
+	created, err := s.Trustd.CreateOrg(ctx, org)
+	if err != nil {
+		return nil, err
+	}
+	res := &OrgResult{Org: org, Created: created, Published: []Outcome{}}
+	if _, err := PinnedRoot(s.Home, s.Registry); err != nil {
+		if _, found, ferr := fetchRoot(ctx, s.HTTP, s.Trustd.Base); ferr == nil && !found {
+			res.NoTrustRoot = true
+			return res, nil
+		}
+		return nil, err
+	}
+	st, d, err := s.orgRoleState(ctx, probe(org))
+	if err != nil {
+		return nil, err
+	}
+	role := signer.RoleNameForOrg(org)
+	if d == nil {
+		keyName := "org-" + org
+		if s.developmentRoot(ctx, st) {
+			keyName = signer.DevelopmentPrefix + keyName
+		}
+		info, generated, err := s.ensureKey(ctx, keyName)
+		if err != nil {
+			return nil, err
+		}
+		res.Key, res.Generated = keyName, generated
+		tk, id, err := keyFromPEM(keyName, info.PublicPEM)
+		if err != nil {
+			return nil, err
+		}
+		if threshold < 1 {
+			threshold = 1
+		}
+		if threshold > 1 {
+			return nil, fmt.Errorf("--threshold %d: org create makes one org key; add more with `trustctl org rotate-key`", threshold)
+		}
+		targets, err := nextTargets(st.Roles[metadata.TARGETS], st.Version(metadata.TARGETS), s.now().Add(DefaultRootExpiry))
+		if err != nil {
+			return nil, err
+		}
+		// Keep the targets role's lifetime as the operators chose it.
+		targets.Signed.Expires = keepLifetime(st.Roles[metadata.TARGETS], s.now())
+		setDelegation(targets, metadata.DelegatedRole{
+			Name: role, KeyIDs: []string{id}, Threshold: threshold, Terminating: true, Paths: signer.OrgPaths(org),
+		}, map[string]*metadata.Key{id: tk})
+		keys, err := s.keysByID(ctx, st.Root.Signed.Roles[metadata.TARGETS].KeyIDs)
+		if err != nil {
+			return nil, err
+		}
+		o, err := s.publishTargets(ctx, metadata.TARGETS, targets, keys, func(staged *metadata.Metadata[metadata.TargetsType]) bool {
+			return sameDelegation(delegation(staged, role), []string{id}, threshold)
+		})
+		if err != nil {
+			return nil, err
+		}
+		res.Published = append(res.Published, o)
+		if o.Staged {
+			return res, nil // the org role can follow once targets is published
+		}
+		d = delegation(targets, role)
+	}
+	if st.Version(role) == 0 {
+		keys, err := s.keysByID(ctx, d.KeyIDs)
+		if err != nil {
+			return nil, err
+		}
+		if res.Key == "" && len(keys) > 0 {
+			res.Key = keys[0].Name
+		}
+		md, err := nextTargets(nil, 0, s.now().Add(DefaultDelegatedExpiry))
+		if err != nil {
+			return nil, err
+		}
+		o, err := s.publishTargets(ctx, role, md, keys, func(*metadata.Metadata[metadata.TargetsType]) bool { return true })
+		if err != nil {
+			return nil, err
+		}
+		res.Published = append(res.Published, o)
+	}
+	return res, nil
+}
+
+// developmentRoot reports whether the targets role's keys are development keys
+// in this store: then org keys are development keys too.
+func (s *Session) developmentRoot(ctx context.Context, st *verify.State) bool {
+	infos, err := s.Keys.List(ctx)
+	if err != nil {
+		return false
+	}
+	for _, info := range infos {
+		if info.Development && slices.Contains(st.Root.Signed.Roles[metadata.TARGETS].KeyIDs, info.ID) {
+			return true
+		}
+	}
+	return false
+}
+
+// keepLifetime is the expiry of a new version of the targets role, whose
+// lifetime the operators chose at init: the current expiry while it is more than
+// 30 days away, else a year from now.
+func keepLifetime(md *metadata.Metadata[metadata.TargetsType], now time.Time) time.Time {
+	if md != nil && md.Signed.Expires.After(now.Add(30*24*time.Hour)) {
+		return md.Signed.Expires
+	}
+	return now.Add(DefaultRootExpiry)
+}
+
+// DelegateResult says what a delegation command changed.
+type DelegateResult struct {
+	Repository string   `json:"repository"`
+	Role       string   `json:"role"`
+	Keys       []string `json:"keys"`
+	Threshold  int      `json:"threshold"`
+	Changed    bool     `json:"changed"`
+	Outcome    *Outcome `json:"published,omitempty"`
+}
+
+// splitRepo checks a repository name in an organisation's namespace and returns
+// the org.
+func splitRepo(repo string) (string, error) {
+	if err := reference.ValidateName(repo); err != nil {
+		return "", err
+	}
+	org, _, ok := strings.Cut(repo, "/")
+	if n := strings.Count(repo, "/") + 1; !ok || n > 4 {
+		return "", fmt.Errorf("repository %q: a signed repository is ORG/NAME with 2 to 4 components", repo)
+	}
+	return org, nil
+}
+
+// Delegate has repo's org delegate it to the given publisher keys (store names or
+// PEM files) with threshold, replacing any earlier key set: a key left out is
+// revoked, and what it signed stops being trusted at clients' next refresh.
+func (s *Session) Delegate(ctx context.Context, repo string, keyNames []string, threshold int) (*DelegateResult, error) {
+	org, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	if len(keyNames) == 0 {
+		return nil, fmt.Errorf("delegating %s: name at least one publisher key with --key", repo)
+	}
+	if threshold < 1 || threshold > len(keyNames) {
+		return nil, fmt.Errorf("--threshold %d: must be between 1 and the number of keys (%d)", threshold, len(keyNames))
+	}
+	keys := map[string]*metadata.Key{}
+	var ids []string
+	for _, name := range keyNames {
+		k, id, err := s.publicKey(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if keys[id] != nil {
+			return nil, fmt.Errorf("--key %s: the same key is named twice", name)
+		}
+		keys[id] = k
+		ids = append(ids, id)
+	}
+	role := signer.RoleNameForRepo(repo)
+	res := &DelegateResult{Repository: repo, Role: role, Keys: keyNames, Threshold: threshold}
+	return res, s.editOrgRole(ctx, org, repo, res, func(md *metadata.Metadata[metadata.TargetsType]) bool {
+		if sameDelegation(delegation(md, role), ids, threshold) {
+			return false
+		}
+		setDelegation(md, metadata.DelegatedRole{
+			Name: role, KeyIDs: ids, Threshold: threshold, Terminating: true, Paths: signer.RepoPaths(repo),
+		}, keys)
+		return true
+	})
+}
+
+// Undelegate removes repo's delegation from its org role: nothing signed for repo
+// is trusted any more.
+func (s *Session) Undelegate(ctx context.Context, repo string) (*DelegateResult, error) {
+	org, err := splitRepo(repo)
+	if err != nil {
+		return nil, err
+	}
+	role := signer.RoleNameForRepo(repo)
+	res := &DelegateResult{Repository: repo, Role: role}
+	return res, s.editOrgRole(ctx, org, repo, res, func(md *metadata.Metadata[metadata.TargetsType]) bool {
+		return removeDelegation(md, role)
+	})
+}
+
+// editOrgRole publishes the next version of org's role after edit changed it
+// (edit returns false when there is nothing to change).
+func (s *Session) editOrgRole(ctx context.Context, org, repo string, res *DelegateResult, edit func(*metadata.Metadata[metadata.TargetsType]) bool) error {
+	st, d, err := s.orgRoleState(ctx, repo+":-")
+	if err != nil {
+		return err
+	}
+	role := signer.RoleNameForOrg(org)
+	cur := st.Roles[role]
+	if d == nil || cur == nil {
+		return fmt.Errorf("organisation %s has no trusted org role: run `trustctl org create %s` first", org, org)
+	}
+	next, err := nextTargets(cur, st.Version(role), s.now().Add(DefaultDelegatedExpiry))
+	if err != nil {
+		return err
+	}
+	if !edit(next) {
+		return nil
+	}
+	res.Changed = true
+	keys, err := s.keysByID(ctx, d.KeyIDs)
+	if err != nil {
+		return err
+	}
+	o, err := s.publishTargets(ctx, role, next, keys, func(staged *metadata.Metadata[metadata.TargetsType]) bool {
+		return sameContent(staged, next)
+	})
+	if err != nil {
+		return err
+	}
+	res.Outcome = &o
+	return nil
+}

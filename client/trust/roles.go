@@ -1,0 +1,179 @@
+package trust
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/signet-oss/signet/client"
+	"github.com/signet-oss/signet/signer"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// nextTargets returns a copy of md as the next version, unsigned, expiring at
+// expires. A nil md starts a new role at version current+1 (a role that has
+// never been published starts at 1).
+func nextTargets(md *metadata.Metadata[metadata.TargetsType], current int64, expires time.Time) (*metadata.Metadata[metadata.TargetsType], error) {
+	next := metadata.Targets(expires)
+	if md != nil {
+		b, err := md.ToBytes(false)
+		if err != nil {
+			return nil, err
+		}
+		if next, err = metadata.Targets().FromBytes(b); err != nil {
+			return nil, err
+		}
+		next.Signed.Expires = expires
+	}
+	next.Signed.Version = current + 1
+	next.ClearSignatures()
+	return next, nil
+}
+
+// delegation returns the delegation named role in md, or nil.
+func delegation(md *metadata.Metadata[metadata.TargetsType], role string) *metadata.DelegatedRole {
+	if md == nil || md.Signed.Delegations == nil {
+		return nil
+	}
+	for i := range md.Signed.Delegations.Roles {
+		if md.Signed.Delegations.Roles[i].Name == role {
+			return &md.Signed.Delegations.Roles[i]
+		}
+	}
+	return nil
+}
+
+// setDelegation adds or replaces the delegation d in md with keys, and drops
+// the keys no delegation uses any more.
+func setDelegation(md *metadata.Metadata[metadata.TargetsType], d metadata.DelegatedRole, keys map[string]*metadata.Key) {
+	if md.Signed.Delegations == nil {
+		md.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{}}
+	}
+	if md.Signed.Delegations.Keys == nil {
+		md.Signed.Delegations.Keys = map[string]*metadata.Key{}
+	}
+	if cur := delegation(md, d.Name); cur != nil {
+		*cur = d
+	} else {
+		md.Signed.Delegations.Roles = append(md.Signed.Delegations.Roles, d)
+	}
+	for id, k := range keys {
+		md.Signed.Delegations.Keys[id] = k
+	}
+	pruneKeys(md)
+}
+
+// removeDelegation drops the delegation named role; false if there was none.
+func removeDelegation(md *metadata.Metadata[metadata.TargetsType], role string) bool {
+	if delegation(md, role) == nil {
+		return false
+	}
+	md.Signed.Delegations.Roles = slices.DeleteFunc(md.Signed.Delegations.Roles, func(d metadata.DelegatedRole) bool { return d.Name == role })
+	pruneKeys(md)
+	return true
+}
+
+func pruneKeys(md *metadata.Metadata[metadata.TargetsType]) {
+	used := map[string]bool{}
+	for _, d := range md.Signed.Delegations.Roles {
+		for _, id := range d.KeyIDs {
+			used[id] = true
+		}
+	}
+	for id := range md.Signed.Delegations.Keys {
+		if !used[id] {
+			delete(md.Signed.Delegations.Keys, id)
+		}
+	}
+}
+
+// sameDelegation reports whether a delegation already has exactly these keys and
+// threshold.
+func sameDelegation(d *metadata.DelegatedRole, ids []string, threshold int) bool {
+	if d == nil || d.Threshold != threshold || len(d.KeyIDs) != len(ids) {
+		return false
+	}
+	for _, id := range ids {
+		if !slices.Contains(d.KeyIDs, id) {
+			return false
+		}
+	}
+	return true
+}
+
+// Outcome says what one publish did.
+type Outcome struct {
+	Role       string `json:"role"`
+	Version    int64  `json:"version"`
+	Published  bool   `json:"published"`
+	Staged     bool   `json:"staged,omitempty"`
+	Signatures int    `json:"signatures,omitempty"`
+	Threshold  int    `json:"threshold,omitempty"`
+}
+
+func (o Outcome) String() string {
+	if o.Staged {
+		return fmt.Sprintf("%s v%d staged: %d of %d signatures", o.Role, o.Version, o.Signatures, o.Threshold)
+	}
+	return fmt.Sprintf("%s v%d published", o.Role, o.Version)
+}
+
+// publishTargets signs md with keys and publishes it as role. When trustd holds a
+// staged version of the same number that cosign accepts (it carries the change
+// this command makes), the keys' signatures are added to it instead, so that
+// co-signers sign the same bytes and trustd counts their signatures together.
+func (s *Session) publishTargets(ctx context.Context, role string, md *metadata.Metadata[metadata.TargetsType], keys []*signer.Key, cosign func(staged *metadata.Metadata[metadata.TargetsType]) bool) (Outcome, error) {
+	if len(keys) == 0 {
+		return Outcome{}, fmt.Errorf("publishing %s: none of the keys it must be signed with is in %s", role, KeyDir(s.Home))
+	}
+	if cosign != nil {
+		raw, err := s.Trustd.StagedMetadata(ctx, role)
+		if err != nil {
+			return Outcome{}, err
+		}
+		if raw != nil {
+			staged, err := metadata.Targets().FromBytes(raw)
+			if err == nil && staged.Signed.Version == md.Signed.Version && cosign(staged) {
+				s.printf("Co-signing the staged %s v%d (%d signatures so far).\n", role, staged.Signed.Version, len(staged.Signatures))
+				md = staged
+				return s.publish(ctx, role, md, keys, false)
+			}
+		}
+	}
+	return s.publish(ctx, role, md, keys, true)
+}
+
+func (s *Session) publish(ctx context.Context, role string, md *metadata.Metadata[metadata.TargetsType], keys []*signer.Key, replace bool) (Outcome, error) {
+	if err := signer.SignMetadata(md, replace, keys...); err != nil {
+		return Outcome{}, err
+	}
+	b, err := md.ToBytes(false)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return outcome(role, md.Signed.Version)(s.Trustd.PublishMetadata(ctx, role, b))
+}
+
+func outcome(role string, version int64) func(*client.Published, error) (Outcome, error) {
+	return func(p *client.Published, err error) (Outcome, error) {
+		if err != nil {
+			return Outcome{}, err
+		}
+		o := Outcome{Role: role, Version: version, Published: !p.Staged, Staged: p.Staged, Signatures: p.Signatures, Threshold: p.Threshold}
+		if p.Version != 0 {
+			o.Version = p.Version
+		}
+		return o, nil
+	}
+}
+
+// sameContent reports whether two versions of a role carry the same targets and
+// delegations (their expiry may differ): a staged version a co-signer may sign
+// in place of the one it built.
+func sameContent(a, b *metadata.Metadata[metadata.TargetsType]) bool {
+	ja, err1 := json.Marshal([]any{a.Signed.Targets, a.Signed.Delegations})
+	jb, err2 := json.Marshal([]any{b.Signed.Targets, b.Signed.Delegations})
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
+}
