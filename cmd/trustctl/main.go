@@ -55,6 +55,7 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.AddCommand(newUpCmd(), newLoginCmd(g), newUserCmd(g), newOrgCmd(g), newTokenCmd(g))
 	root.AddCommand(newKeysCmd(g))
+	root.AddCommand(newInitCmd(g), newSignCmd(g), newTrustCmd(g), newRootRoleCmd(g), newTargetsCmd(g))
 	return root
 }
 

@@ -14,26 +14,10 @@ func newOrgCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "org", Short: "Manage organisations and their members"}
 	create := &cobra.Command{
 		Use:   "create ORG",
-		Short: "Create an organisation (admin); creating one that exists is not an error",
+		Short: "Create an organisation and its trust delegation (admin); idempotent",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			td, err := g.trustd(cmd.Context())
-			if err != nil {
-				return err
-			}
-			created, err := td.CreateOrg(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if g.output == "json" {
-				return printJSON(map[string]any{"name": args[0], "created": created})
-			}
-			if created {
-				fmt.Printf("Created organisation %s: its repositories are %s/...\n", args[0], args[0])
-			} else {
-				fmt.Printf("Organisation %s already exists.\n", args[0])
-			}
-			return nil
+			return runOrgCreate(cmd, g, args[0])
 		},
 	}
 	var role string
@@ -63,5 +47,6 @@ func newOrgCmd(g *globals) *cobra.Command {
 	addMember.Flags().StringVar(&role, "role", "", "owner, publisher or reader (required)")
 	addMember.MarkFlagRequired("role")
 	cmd.AddCommand(create, addMember)
+	cmd.AddCommand(newOrgTrustCmds(g)...)
 	return cmd
 }

@@ -116,6 +116,12 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
 		return stop(err)
 	}
 
+	if tcfg.AdminPassword != "" {
+		if err := initDevTrust(ctx, os.Stdout, regAddr, trustdURL, tcfg.AdminUser, tcfg.AdminPassword); err != nil {
+			log.Warn("no development trust root", "err", err)
+		}
+	}
+
 	loggedIn := false
 	if tcfg.AdminPassword != "" {
 		res, err := client.Login(ctx, client.LoginOptions{
