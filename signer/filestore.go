@@ -42,13 +42,36 @@ type sidecar struct {
 type fileKeyStore struct {
 	dir        string
 	passphrase func(confirm bool) ([]byte, error)
+	// seal encrypts a PKCS#8 key into the .key file's PEM; unseal reverses it.
+	// Always sigstore's, except in this package's tests, where scrypt's deliberate
+	// cost (about half a second a key) would make the shared suite crawl.
+	seal   func(priv crypto.PrivateKey, passphrase []byte) ([]byte, error)
+	unseal func(keyPEM, passphrase []byte) (crypto.PrivateKey, error)
 }
 
 // NewFileKeyStore returns the key store kept in dir (created 0700 on the first
 // Generate). passphrase is called only when a private key is created (confirm true)
 // or used (confirm false), never for development keys; Passphrase is the usual one.
 func NewFileKeyStore(dir string, passphrase func(confirm bool) ([]byte, error)) KeyStore {
-	return &fileKeyStore{dir: dir, passphrase: passphrase}
+	return &fileKeyStore{dir: dir, passphrase: passphrase, seal: sigstoreSeal, unseal: sigstoreUnseal}
+}
+
+// sigstoreSeal writes priv as cosign does: PKCS#8, encrypted by go-securesystemslib
+// (scrypt, nacl/secretbox), PEM "ENCRYPTED SIGSTORE PRIVATE KEY".
+func sigstoreSeal(priv crypto.PrivateKey, passphrase []byte) ([]byte, error) {
+	der, err := cryptoutils.MarshalPrivateKeyToEncryptedDER(priv, cryptoutils.StaticPasswordFunc(passphrase))
+	if err != nil {
+		return nil, err
+	}
+	return cryptoutils.PEMEncode(cryptoutils.EncryptedSigstorePrivateKeyPEMType, der), nil
+}
+
+func sigstoreUnseal(keyPEM, passphrase []byte) (crypto.PrivateKey, error) {
+	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(keyPEM, cryptoutils.StaticPasswordFunc(passphrase))
+	if err != nil && strings.Contains(err.Error(), "decryption failed") {
+		return nil, ErrWrongPassphrase
+	}
+	return priv, err
 }
 
 func (s *fileKeyStore) Generate(ctx context.Context, name string, alg Algorithm) (*KeyInfo, error) {
@@ -82,11 +105,10 @@ func (s *fileKeyStore) Generate(ctx context.Context, name string, alg Algorithm)
 	if err != nil {
 		return nil, err
 	}
-	der, err := cryptoutils.MarshalPrivateKeyToEncryptedDER(priv, cryptoutils.StaticPasswordFunc(pass))
+	keyPEM, err := s.seal(priv, pass)
 	if err != nil {
 		return nil, fmt.Errorf("encrypting key %q: %w", name, err)
 	}
-	keyPEM := cryptoutils.PEMEncode(cryptoutils.EncryptedSigstorePrivateKeyPEMType, der)
 
 	if dev {
 		// Harmless if a racing Generate of the same name wins: its sidecar says the same.
@@ -136,11 +158,11 @@ func (s *fileKeyStore) Load(ctx context.Context, name string) (*Key, error) {
 			return nil, err
 		}
 	}
-	priv, err := cryptoutils.UnmarshalPEMToPrivateKey(keyPEM, cryptoutils.StaticPasswordFunc(pass))
+	priv, err := s.unseal(keyPEM, pass)
+	if errors.Is(err, ErrWrongPassphrase) {
+		return nil, fmt.Errorf("key %q: %w (%s does not decrypt with it)", name, ErrWrongPassphrase, path)
+	}
 	if err != nil {
-		if strings.Contains(err.Error(), "decryption failed") {
-			return nil, fmt.Errorf("key %q: %w (%s does not decrypt with it)", name, ErrWrongPassphrase, path)
-		}
 		return nil, fmt.Errorf("key %q: reading %s: %w", name, path, err)
 	}
 	signer, ok := priv.(crypto.Signer)

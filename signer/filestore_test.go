@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"encoding/pem"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,11 +21,13 @@ func fixed(p string) func(bool) ([]byte, error) {
 	return func(bool) ([]byte, error) { return []byte(p), nil }
 }
 
+// The suite runs on the fast variant of the file store (AES-GCM instead of scrypt,
+// see export_test.go); TestFileKeyStoreFiles covers the real format.
 func TestFileKeyStore(t *testing.T) {
 	keystoretest.Run(t, func(t *testing.T) keystoretest.Open {
 		dir := filepath.Join(t.TempDir(), "keys")
 		return func(pass func(bool) ([]byte, error)) signer.KeyStore {
-			return signer.NewFileKeyStore(dir, pass)
+			return signer.NewFastFileKeyStore(dir, pass)
 		}
 	})
 }
@@ -37,7 +40,7 @@ func TestFileKeyStoreFiles(t *testing.T) {
 		run  func(t *testing.T, dir string)
 	}{
 		{"keys are files 0600 in a directory 0700 and no temporary file is left", func(t *testing.T, dir string) {
-			ks := signer.NewFileKeyStore(dir, fixed(keystoretest.Passphrase))
+			ks := signer.NewFastFileKeyStore(dir, fixed(keystoretest.Passphrase))
 			if _, err := ks.Generate(ctx, "alice", ""); err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +69,7 @@ func TestFileKeyStoreFiles(t *testing.T) {
 			if err := os.Chmod(dir, 0o755); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := signer.NewFileKeyStore(dir, fixed(keystoretest.Passphrase)).Generate(ctx, "bob", ""); err != nil {
+			if _, err := signer.NewFastFileKeyStore(dir, fixed(keystoretest.Passphrase)).Generate(ctx, "bob", ""); err != nil {
 				t.Fatal(err)
 			}
 			checkMode(t, dir, 0o700)
@@ -95,20 +98,20 @@ func TestFileKeyStoreFiles(t *testing.T) {
 			if err := cryptoutils.EqualKeys(priv.(*ecdsa.PrivateKey).Public(), pub); err != nil {
 				t.Errorf("sigstore's key is not the exported public key: %v", err)
 			}
-			if _, err := cryptoutils.UnmarshalPEMToPrivateKey(b, cryptoutils.StaticPasswordFunc([]byte("wrong"))); err == nil {
-				t.Error("sigstore read the key with a wrong passphrase")
+			_, err = signer.NewFileKeyStore(dir, fixed("wrong")).Load(ctx, "cosign-ready")
+			if !errors.Is(err, signer.ErrWrongPassphrase) {
+				t.Errorf("Load with a wrong passphrase = %v, want ErrWrongPassphrase", err)
 			}
 		}},
 		{"a development key is encrypted with the empty passphrase cosign accepts", func(t *testing.T, dir string) {
-			if _, err := signer.NewFileKeyStore(dir, nil).Generate(ctx, "dev-targets", ""); err != nil {
+			ks := signer.NewFileKeyStore(dir, nil)
+			if _, err := ks.Generate(ctx, "dev-targets", ""); err != nil {
 				t.Fatal(err)
 			}
-			b, err := os.ReadFile(filepath.Join(dir, "dev-targets.key"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := cryptoutils.UnmarshalPEMToPrivateKey(b, cryptoutils.StaticPasswordFunc([]byte{})); err != nil {
-				t.Fatalf("sigstore cannot read the development key with the empty passphrase: %v", err)
+			// Load reads it with sigstore's loader and the empty passphrase, as
+			// COSIGN_PASSWORD= cosign would.
+			if _, err := ks.Load(ctx, "dev-targets"); err != nil {
+				t.Fatalf("the development key does not load with the empty passphrase: %v", err)
 			}
 			side, err := os.ReadFile(filepath.Join(dir, "dev-targets.json"))
 			if err != nil || strings.TrimSpace(string(side)) != `{"development":true}` {
@@ -116,7 +119,7 @@ func TestFileKeyStoreFiles(t *testing.T) {
 			}
 		}},
 		{"a public key file that does not match the private key stops Load", func(t *testing.T, dir string) {
-			ks := signer.NewFileKeyStore(dir, fixed(keystoretest.Passphrase))
+			ks := signer.NewFastFileKeyStore(dir, fixed(keystoretest.Passphrase))
 			for _, n := range []string{"one", "two"} {
 				if _, err := ks.Generate(ctx, n, ""); err != nil {
 					t.Fatal(err)
@@ -134,7 +137,7 @@ func TestFileKeyStoreFiles(t *testing.T) {
 			}
 		}},
 		{"a key file that is not encrypted is refused", func(t *testing.T, dir string) {
-			ks := signer.NewFileKeyStore(dir, fixed(keystoretest.Passphrase))
+			ks := signer.NewFastFileKeyStore(dir, fixed(keystoretest.Passphrase))
 			if _, err := ks.Generate(ctx, "plain", ""); err != nil {
 				t.Fatal(err)
 			}

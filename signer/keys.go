@@ -152,3 +152,30 @@ func publicInfo(name string, pub crypto.PublicKey, development bool) (*KeyInfo, 
 	}
 	return &KeyInfo{Name: name, ID: id, Algorithm: string(alg), PublicPEM: pemBytes, Development: development}, tk, nil
 }
+
+// NewKey makes a key that lives only in memory (trustd's online keys before it
+// stores them its own way, tests). alg "" means DefaultAlgorithm.
+func NewKey(name string, alg Algorithm) (*Key, error) {
+	if alg == "" {
+		alg = DefaultAlgorithm
+	}
+	priv, err := newPrivateKey(alg)
+	if err != nil {
+		return nil, err
+	}
+	return KeyFromSigner(name, priv)
+}
+
+// KeyFromSigner makes a Key of a private key kept elsewhere. It fails with
+// ErrUnsupportedAlgorithm for a key SignMetadata cannot sign with (ECDSA on any
+// curve but P-256, say).
+func KeyFromSigner(name string, s crypto.Signer) (*Key, error) {
+	if s == nil {
+		return nil, errors.New("no private key")
+	}
+	info, tk, err := publicInfo(name, s.Public(), false)
+	if err != nil {
+		return nil, err
+	}
+	return &Key{KeyInfo: *info, Signer: s, TUF: tk}, nil
+}
