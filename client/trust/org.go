@@ -116,7 +116,7 @@ func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*Or
 		if res.Key == "" && len(keys) > 0 {
 			res.Key = keys[0].Name
 		}
-		md, err := nextTargets(nil, 0, s.now().Add(DefaultDelegatedExpiry))
+		md, err := nextTargets(nil, 0, s.delegatedExpiry())
 		if err != nil {
 			return nil, err
 		}
@@ -243,7 +243,7 @@ func (s *Session) editOrgRole(ctx context.Context, org, repo string, res *Delega
 	if d == nil || cur == nil {
 		return fmt.Errorf("organisation %s has no trusted org role: run `trustctl org create %s` first", org, org)
 	}
-	next, err := nextTargets(cur, st.Version(role), s.now().Add(DefaultDelegatedExpiry))
+	next, err := nextTargets(cur, st.Version(role), s.delegatedExpiry())
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func (s *Session) RotateOrgKey(ctx context.Context, org string, keyNames []strin
 	}
 	version := st.Version(role)
 	resignOrg := func(withOld bool) error {
-		next, err := nextTargets(cur, version, s.now().Add(DefaultDelegatedExpiry))
+		next, err := nextTargets(cur, version, s.delegatedExpiry())
 		if err != nil {
 			return err
 		}

@@ -240,3 +240,11 @@ func (s *Session) ensureKey(ctx context.Context, name string) (*signer.KeyInfo, 
 	}
 	return info, true, nil
 }
+
+// delegatedExpiry is the expiry of a new org or repository role version: a year
+// from now, rounded down to the day, so that co-signers who build the same
+// change on the same day sign the same bytes, and trustd counts their
+// signatures together even when one of them cannot read the staged version.
+func (s *Session) delegatedExpiry() time.Time {
+	return s.now().Add(DefaultDelegatedExpiry).Truncate(24 * time.Hour)
+}

@@ -105,7 +105,7 @@ func (s *Session) Sign(ctx context.Context, ref Ref, m *Manifest, keyName string
 	if current == nil && version > 0 {
 		s.printf("warning: %s v%d is not signed by the keys now delegated for %s (a key was revoked): starting it afresh, without its targets.\n", role, version, ref.Repo)
 	}
-	next, err := nextTargets(current, version, s.now().Add(DefaultDelegatedExpiry))
+	next, err := nextTargets(current, version, s.delegatedExpiry())
 	if err != nil {
 		return nil, err
 	}
