@@ -42,38 +42,65 @@ const startTimeout = 30 * time.Second
 func Start(tb testing.TB) (endpoint, bucket, accessKey, secretKey string) {
 	tb.Helper()
 	bin := testtools.MustPath(tb, "versitygw")
-	accessKey, secretKey = "signet-test-"+randomHex(4), randomHex(20)
+	srv, err := Launch(bin, tb.TempDir())
+	if err != nil {
+		tb.Fatalf("s3test: %v", err)
+	}
+	tb.Cleanup(srv.Stop)
 	bucket = "signet-" + randomHex(6)
-	dataDir := tb.TempDir()
+	if err := srv.CreateBucket(bucket); err != nil {
+		tb.Fatalf("s3test: %v", err)
+	}
+	return srv.Endpoint, bucket, srv.AccessKey, srv.SecretKey
+}
 
+// Server is a running versitygw, for programs that are not tests (the benchmark).
+type Server struct {
+	// Endpoint is the server's URL, http://127.0.0.1:PORT.
+	Endpoint string
+	// AccessKey and SecretKey are the credentials it accepts.
+	AccessKey, SecretKey string
+	// DataDir holds its objects: a bucket is a top-level directory of it.
+	DataDir string
+
+	srv *server
+}
+
+// Launch starts the versitygw binary bin on a free loopback port over dataDir, with
+// fresh credentials, and waits until it answers. Stop it with Stop.
+func Launch(bin, dataDir string) (*Server, error) {
+	accessKey, secretKey := "signet-test-"+randomHex(4), randomHex(20)
 	var lastErr error
 	for range 5 { // a port picked free may be taken before the server binds it
 		port, err := freePort()
 		if err != nil {
-			tb.Fatalf("s3test: %v", err)
+			return nil, err
 		}
-		endpoint = "http://127.0.0.1:" + strconv.Itoa(port)
+		endpoint := "http://127.0.0.1:" + strconv.Itoa(port)
 		srv, err := launch(bin, "127.0.0.1:"+strconv.Itoa(port), accessKey, secretKey, dataDir)
 		if err != nil {
-			tb.Fatalf("s3test: %v", err)
+			return nil, err
 		}
 		if lastErr = srv.waitReady(endpoint); lastErr == nil {
-			tb.Cleanup(srv.stop)
-			break
+			return &Server{Endpoint: endpoint, AccessKey: accessKey, SecretKey: secretKey, DataDir: dataDir, srv: srv}, nil
 		}
 		srv.stop()
 	}
-	if lastErr != nil {
-		tb.Fatalf("s3test: versitygw did not start: %v", lastErr)
-	}
-	client := Client(endpoint, accessKey, secretKey)
+	return nil, fmt.Errorf("versitygw did not start: %w", lastErr)
+}
+
+// CreateBucket creates a bucket.
+func (s *Server) CreateBucket(bucket string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
-	if _, err := client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
-		tb.Fatalf("s3test: creating bucket %s: %v", bucket, err)
+	if _, err := Client(s.Endpoint, s.AccessKey, s.SecretKey).CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		return fmt.Errorf("creating bucket %s: %w", bucket, err)
 	}
-	return endpoint, bucket, accessKey, secretKey
+	return nil
 }
+
+// Stop stops the server (SIGINT, then SIGKILL after 5s); its data stays.
+func (s *Server) Stop() { s.srv.stop() }
 
 // Client returns an S3 client for a server started by Start (path-style
 // addressing, static credentials), for tests that look at the bucket directly.
@@ -177,3 +204,6 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// PID is the server's process ID, for measuring its CPU time.
+func (s *Server) PID() int { return s.srv.cmd.Process.Pid }
