@@ -14,11 +14,17 @@ import (
 // with its digest.
 func TestConcurrentPushesToOneTag(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t)
+	pushToOneTagConcurrently(t, 3, startRegistry(t).Addr)
+}
+
+// pushToOneTagConcurrently is TestConcurrentPushesToOneTag's check, rounds times;
+// client i talks to addrs[i%len(addrs)], so with several replicas (or a proxy in
+// front of them) the clients race through different processes.
+func pushToOneTagConcurrently(t *testing.T, rounds int, addrs ...string) {
 	const clients = 16
 	const repo = "e2e/concurrent"
 
-	for round := range 3 {
+	for round := range rounds {
 		t.Run(fmt.Sprintf("round %d", round), func(t *testing.T) {
 			// Fresh shared blobs each round, so every round races on first commits.
 			shared := []layer{
@@ -40,11 +46,11 @@ func TestConcurrentPushesToOneTag(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					rc := newRegClient(reg.Addr)
+					rc := newRegClient(addrs[i%len(addrs)])
 					<-start
 					mode := uploadMode(i % int(numUploadModes))
 					if err := rc.pushImage(repo, "latest", images[i], mode); err != nil {
-						errs[i] = fmt.Errorf("client %d (%s): %w", i, mode, err)
+						errs[i] = fmt.Errorf("client %d (%s, via %s): %w", i, mode, addrs[i%len(addrs)], err)
 					}
 				}()
 			}
@@ -56,7 +62,7 @@ func TestConcurrentPushesToOneTag(t *testing.T) {
 				}
 			}
 
-			rc := newRegClient(reg.Addr)
+			rc := newRegClient(addrs[0])
 			body, hdr, err := rc.getManifest(repo, "latest")
 			if err != nil {
 				t.Fatal(err)
@@ -68,6 +74,14 @@ func TestConcurrentPushesToOneTag(t *testing.T) {
 			}
 			if got := hdr.Get("Docker-Content-Digest"); got != winner.ManifestDigest {
 				t.Errorf("tag latest: Docker-Content-Digest %s, body hashes to %s", got, winner.ManifestDigest)
+			}
+			for _, addr := range addrs[1:] {
+				other, _, err := newRegClient(addr).getManifest(repo, "latest")
+				if err != nil {
+					t.Error(err)
+				} else if !bytes.Equal(other, body) {
+					t.Errorf("tag latest through %s serves %s, through %s %s", addr, sha256Digest(other), addrs[0], winner.ManifestDigest)
+				}
 			}
 			for d, want := range winner.blobs() {
 				got, err := rc.getBlob(repo, d)

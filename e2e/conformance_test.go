@@ -16,10 +16,16 @@ import (
 // fails, errors or is skipped.
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t)
+	runConformance(t, startRegistry(t).Addr)
+}
+
+// runConformance runs the suite against the registry at addr (host:port) and fails
+// the test on any check that does not pass.
+func runConformance(t *testing.T, addr string) {
+	t.Helper()
 	results := t.TempDir()
 	suite := newTool(t, "oci-conformance",
-		"OCI_REGISTRY="+reg.Addr,
+		"OCI_REGISTRY="+addr,
 		"OCI_TLS=disabled",
 		"OCI_REPO1=conformance/repo1",
 		"OCI_REPO2=conformance/repo2",

@@ -17,7 +17,11 @@ import (
 // registry.
 func TestCrane(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t)
+	runCrane(t, startRegistry(t))
+}
+
+// runCrane is TestCrane's sequence against a started registry.
+func runCrane(t *testing.T, reg *registry) {
 	crane := newTool(t, "crane")
 	rc := newRegClient(reg.Addr)
 	src := reg.Addr + "/e2e/crane"

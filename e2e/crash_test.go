@@ -14,12 +14,20 @@ import (
 )
 
 // TestCrashMidUpload kills the registry (kill -9) while a large streamed PATCH is half
-// written. After a restart the half-uploaded blob must not be served, the upload must
-// resume from what the registry reports it holds, and the blob must then be served
-// with its digest.
+// written, on the filesystem and on S3. After a restart the half-uploaded blob must
+// not be served, the upload must resume from what the registry reports it holds, and
+// the blob must then be served with its digest.
 func TestCrashMidUpload(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t)
+	for _, st := range bothStores {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			crashMidUpload(t, startRegistryOn(t, st.open(t)))
+		})
+	}
+}
+
+func crashMidUpload(t *testing.T, reg *registry) {
 	rc := newRegClient(reg.Addr)
 	const repo = "e2e/crash-upload"
 	const firstChunk = 8 << 20
@@ -124,16 +132,30 @@ func TestCrashMidUpload(t *testing.T) {
 }
 
 // TestCrashDuringConcurrentPushes kills the registry (kill -9) at random moments while
-// several clients push small images, several times over. After each restart nothing
-// partial may be visible, every acknowledged push must be intact, and pushing the
-// same content again must succeed.
+// several clients push small images, several times over, on the filesystem and on
+// S3. After each restart nothing partial may be visible, every acknowledged push must
+// be intact, and pushing the same content again must succeed.
 func TestCrashDuringConcurrentPushes(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t)
+	for _, tc := range []struct {
+		name  string
+		open  func(*testing.T) store
+		kills int
+	}{
+		{"filesystem", newFilesystemStore, 6},
+		{"s3", newS3Store, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			crashDuringConcurrentPushes(t, startRegistryOn(t, tc.open(t)), tc.kills)
+		})
+	}
+}
+
+func crashDuringConcurrentPushes(t *testing.T, reg *registry, kills int) {
 	repos := []string{"e2e/crash/a", "e2e/crash/b", "e2e/crash/c"}
 	tags := []string{"t0", "t1", "t2"}
 	const pushers = 6
-	const kills = 6
 
 	type attempt struct {
 		repo, tag string

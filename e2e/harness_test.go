@@ -60,11 +60,11 @@ func runMain(m *testing.M) int {
 	return code
 }
 
-// registry is one running registry process on its data directory.
+// registry is one running registry process on its storage.
 type registry struct {
-	t    *testing.T
-	args []string
-	data string
+	t     *testing.T
+	args  []string
+	store store
 	// Addr is host:port, as parsed from the registry's start-up log line.
 	Addr string
 
@@ -79,7 +79,14 @@ type registry struct {
 // failed.
 func startRegistry(t *testing.T, args ...string) *registry {
 	t.Helper()
-	r := &registry{t: t, args: args, data: t.TempDir(), log: &lockedBuffer{}}
+	return startRegistryOn(t, newFilesystemStore(t), args...)
+}
+
+// startRegistryOn is startRegistry on the given storage; several registries started
+// on the same store are replicas sharing its state.
+func startRegistryOn(t *testing.T, st store, args ...string) *registry {
+	t.Helper()
+	r := &registry{t: t, args: args, store: st, log: &lockedBuffer{}}
 	r.start()
 	t.Cleanup(func() {
 		r.stop()
@@ -106,22 +113,21 @@ log:
   level: info
   formatter: text
 storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
+%s  delete:
     enabled: true
 http:
   addr: 127.0.0.1:0
   secret: e2e-test-secret-not-for-production
-`, r.data)
+`, r.store.referenceConfig())
 		if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		args = append([]string{"serve", cfg}, r.args...)
 	} else {
-		args = append([]string{"serve", "--addr", "127.0.0.1:0", "--data", r.data}, r.args...)
+		args = append(append([]string{"serve", "--addr", "127.0.0.1:0"}, r.store.flags()...), r.args...)
 	}
 	cmd := exec.Command(registryBin, args...)
+	cmd.Env = append(os.Environ(), r.store.env()...)
 	cmd.Stdout = r.log
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -15,7 +15,11 @@ import (
 // referrer and discovers it through the referrers API.
 func TestOras(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t)
+	runOras(t, startRegistry(t))
+}
+
+// runOras is TestOras's sequence against a started registry.
+func runOras(t *testing.T, reg *registry) {
 	oras := newTool(t, "oras")
 	rc := newRegClient(reg.Addr)
 	repo := reg.Addr + "/e2e/oras"

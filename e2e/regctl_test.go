@@ -10,7 +10,11 @@ import (
 // tags, manifest, digest and blobs.
 func TestRegctl(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t)
+	runRegctl(t, startRegistry(t))
+}
+
+// runRegctl is TestRegctl's sequence against a started registry.
+func runRegctl(t *testing.T, reg *registry) {
 	regctl := newTool(t, "regctl")
 	rc := newRegClient(reg.Addr)
 	img := newImage(t, "regctl", newLayer(t, "a/one.bin", 200<<10), newLayer(t, "b/two.bin", 50<<10))

@@ -14,7 +14,11 @@ import (
 // and lists what it pushed.
 func TestSkopeo(t *testing.T) {
 	t.Parallel()
-	reg := startRegistry(t)
+	runSkopeo(t, startRegistry(t))
+}
+
+// runSkopeo is TestSkopeo's sequence against a started registry.
+func runSkopeo(t *testing.T, reg *registry) {
 	skopeo := newTool(t, "skopeo")
 	// skopeo reads a signature policy and registries.conf; give it its own.
 	policy := filepath.Join(skopeo.dir, "policy.json")
