@@ -64,6 +64,22 @@ type Config struct {
 	// ShutdownTimeout is how long a stopping trustd lets requests in flight
 	// finish (shutdownTimeout, default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// TUF sets the online signing of the TUF repository.
+	TUF TUFConfig `yaml:"tuf"`
+}
+
+// TUFConfig sets how trustd signs the TUF repository's online roles.
+type TUFConfig struct {
+	// TimestampExpiry is the lifetime of each timestamp trustd signs
+	// (tuf.timestampExpiry, default 24h).
+	TimestampExpiry time.Duration `yaml:"timestampExpiry"`
+	// SnapshotExpiry is the lifetime of each snapshot trustd signs
+	// (tuf.snapshotExpiry, default 168h).
+	SnapshotExpiry time.Duration `yaml:"snapshotExpiry"`
+	// ResignBefore: trustd re-signs the timestamp, and the snapshot, when it
+	// would expire within this long, so clients never see them expire while
+	// trustd runs (tuf.resignBefore, default 6h; under tuf.timestampExpiry).
+	ResignBefore time.Duration `yaml:"resignBefore"`
 }
 
 // StorageConfig selects the storage driver.
@@ -111,6 +127,7 @@ func Defaults() Config {
 		RateLimit:       RateLimitConfig{UserFailures: 10, IPFailures: 30},
 		TrustedProxies:  []string{"127.0.0.1/32", "::1/128"},
 		ShutdownTimeout: 30 * time.Second,
+		TUF:             TUFConfig{TimestampExpiry: 24 * time.Hour, SnapshotExpiry: 7 * 24 * time.Hour, ResignBefore: 6 * time.Hour},
 	}
 }
 
@@ -204,6 +221,15 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))
+	}
+	if c.TUF.TimestampExpiry <= 0 {
+		errs = append(errs, errors.New("tuf.timestampExpiry: must be positive"))
+	}
+	if c.TUF.SnapshotExpiry <= 0 {
+		errs = append(errs, errors.New("tuf.snapshotExpiry: must be positive"))
+	}
+	if c.TUF.ResignBefore <= 0 || c.TUF.ResignBefore >= c.TUF.TimestampExpiry || c.TUF.ResignBefore >= c.TUF.SnapshotExpiry {
+		errs = append(errs, fmt.Errorf("tuf.resignBefore: %s must be positive and shorter than tuf.timestampExpiry and tuf.snapshotExpiry", c.TUF.ResignBefore))
 	}
 	return errors.Join(errs...)
 }

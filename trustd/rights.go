@@ -168,3 +168,41 @@ func (s *Server) grantAccess(p principal, asked []tokenauth.Access) []tokenauth.
 	}
 	return out
 }
+
+// mayPullIn reports whether p may pull at least one repository of org ("<org>/**"),
+// which is what reading org's TUF role needs.
+func (s *Server) mayPullIn(p principal, org string) bool {
+	if p.Kind == "robot" {
+		for _, a := range p.robot.access {
+			if a.Type == "repository" && strings.HasPrefix(a.Name, org+"/") && slices.Contains(a.Actions, "pull") {
+				return true
+			}
+		}
+		return false
+	}
+	if p.Admin || roleActions(s.orgRole(org, p.Name))&actPull != 0 {
+		return true
+	}
+	// A pattern reaches into org when its first component matches org and more
+	// components may follow; "**" first matches any org.
+	reaches := func(pat string) bool {
+		first, rest, more := strings.Cut(pat, "/")
+		return tokenauth.MatchPattern(first, org) && (more && rest != "" || first == "**")
+	}
+	for _, pat := range s.cfg.AnonymousPull {
+		if reaches(pat) {
+			return true
+		}
+	}
+	if p.anonymous() {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, g := range s.grantsBy[p.Name] {
+		if g.actions&actPull != 0 && reaches(g.Pattern) {
+			return true
+		}
+	}
+	return false
+}

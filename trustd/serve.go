@@ -29,6 +29,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/tokenauth"
+	"github.com/signet-oss/signet/trustd/tuf"
 )
 
 // OpenDriver opens the storage driver cfg selects.
@@ -78,6 +79,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	go s.pruneLoop(ctx, time.Hour)
+	go s.tuf.Run(ctx)
 	select {
 	case err := <-errc:
 		return err
@@ -106,6 +108,7 @@ type Server struct {
 	jwks     []byte
 	proxies  []netip.Prefix
 	router   *mux.Router
+	tuf      *tuf.Repo
 
 	// writeMu serialises changes to records (rare, from the management API), so
 	// a change is checked against the state it replaces; mu guards the maps,
@@ -161,6 +164,16 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 	}
 	if err := s.ensureAdmin(ctx, notice); err != nil {
 		return nil, fmt.Errorf("creating the admin account: %w", err)
+	}
+	s.tuf, err = tuf.New(ctx, d, tuf.Config{
+		TimestampExpiry: cfg.TUF.TimestampExpiry,
+		SnapshotExpiry:  cfg.TUF.SnapshotExpiry,
+		ResignBefore:    cfg.TUF.ResignBefore,
+		Now:             s.clock,
+		Log:             log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("opening the TUF repository: %w", err)
 	}
 	s.router = s.routes()
 	return s, nil
@@ -251,6 +264,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/.well-known/jwks.json", s.serveJWKS).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/token", s.token).Methods(http.MethodGet, http.MethodPost)
 	s.apiRoutes(r.PathPrefix("/api/v1").Subrouter())
+	s.tuf.Register(r, "/tuf", tufAuth{s})
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, newAPIError(CodeNotFound, r.Method+" "+r.URL.Path+" is not an endpoint of trustd"))
 	})

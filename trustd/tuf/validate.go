@@ -1,0 +1,466 @@
+package tuf
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/reference"
+)
+
+// Publish validation, as a careful server must (after notary's
+// server/handlers/validation.go): the role name's grammar; the delegating role's
+// current delegation (root for root and targets, targets for org-*, the org role for
+// repo-*); the version exactly current+1; the expiry in the future and within the
+// role's maximum; the delegations of targets and org roles exactly per DESIGN.md §2;
+// every target inside the role's namespace and well formed; and the signatures
+// counted against the delegating role's keys (for root, the previous root's keys and
+// threshold too). An upload that passes everything but the threshold is staged.
+
+// Maximum lifetimes of a published role.
+const (
+	maxTopLevelExpiry  = 5 * 365 * 24 * time.Hour // root, targets
+	maxDelegatedExpiry = 2 * 365 * 24 * time.Hour // org-*, repo-*
+)
+
+// MaxRoleSize bounds one uploaded role.
+const MaxRoleSize = 16 << 20
+
+// upload is one role version as uploaded, parsed by go-tuf.
+type upload struct {
+	role    string
+	kind    roleKind
+	root    *rootMD    // when kind == kindRoot
+	targets *targetsMD // otherwise
+}
+
+func (u *upload) version() int64 {
+	if u.root != nil {
+		return u.root.Signed.Version
+	}
+	return u.targets.Signed.Version
+}
+
+func (u *upload) expires() time.Time {
+	if u.root != nil {
+		return u.root.Signed.Expires
+	}
+	return u.targets.Signed.Expires
+}
+
+// bytes is the upload as stored and served: go-tuf's encoding of what was parsed.
+func (u *upload) bytes() ([]byte, error) {
+	if u.root != nil {
+		return u.root.ToBytes(false)
+	}
+	return u.targets.ToBytes(false)
+}
+
+// signedSum identifies the signed content, whatever signatures it carries.
+func (u *upload) signedSum() (string, error) {
+	var b []byte
+	var err error
+	if u.root != nil {
+		b, err = json.Marshal(u.root.Signed)
+	} else {
+		b, err = json.Marshal(u.targets.Signed)
+	}
+	return sha256Hex(b), err
+}
+
+// parseUpload parses data as role's metadata with go-tuf, checking the role name
+// and the _type. It never trusts anything: validation comes after.
+func parseUpload(role string, data []byte) (*upload, error) {
+	kind, err := classify(role)
+	if err != nil {
+		return nil, errInvalid("%v", err)
+	}
+	if kind == kindOnline {
+		return nil, errInvalid("role %q is signed by trustd's online key; it cannot be published", role)
+	}
+	if len(data) > MaxRoleSize {
+		return nil, errTooLarge("%s is %d bytes; a role is at most %d", role, len(data), MaxRoleSize)
+	}
+	u := &upload{role: role, kind: kind}
+	if kind == kindRoot {
+		u.root, err = (&rootMD{}).FromBytes(data)
+	} else {
+		u.targets, err = (&targetsMD{}).FromBytes(data)
+	}
+	if err != nil {
+		return nil, errInvalid("%s is not TUF %s metadata: %v", role, map[bool]string{true: "root", false: "targets"}[kind == kindRoot], err)
+	}
+	if u.root != nil && u.root.Signed.Type != metadata.ROOT || u.targets != nil && u.targets.Signed.Type != metadata.TARGETS {
+		return nil, errInvalid("%s: wrong _type", role)
+	}
+	return u, nil
+}
+
+// delegation is what a delegating role says about a role: its keys and threshold.
+type delegation struct {
+	by        string // the delegating role, for messages
+	keys      map[string]*metadata.Key
+	keyIDs    []string
+	threshold int
+	paths     []string
+}
+
+func rootDelegation(r *rootMD, role string) *delegation {
+	d := r.Signed.Roles[role]
+	if d == nil {
+		return nil
+	}
+	return &delegation{by: RoleRoot, keys: r.Signed.Keys, keyIDs: d.KeyIDs, threshold: d.Threshold}
+}
+
+func targetsDelegation(by string, t *targetsMD, role string) *delegation {
+	if t == nil || t.Signed.Delegations == nil {
+		return nil
+	}
+	for _, d := range t.Signed.Delegations.Roles {
+		if d.Name == role {
+			return &delegation{by: by, keys: t.Signed.Delegations.Keys, keyIDs: d.KeyIDs, threshold: d.Threshold, paths: d.Paths}
+		}
+	}
+	return nil
+}
+
+// signers returns the key IDs of d whose signature on md verifies, one per distinct
+// public key. Each key is checked alone by go-tuf's VerifyDelegate, through a
+// one-key delegation, so the count is go-tuf's own.
+func signers[T metadata.Roles](d *delegation, role string, md *metadata.Metadata[T]) []string {
+	signed := map[string]bool{}
+	for _, s := range md.Signatures {
+		signed[s.KeyID] = true
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, id := range d.keyIDs {
+		k := d.keys[id]
+		if k == nil || !signed[id] || seen[k.Value.PublicKey] {
+			continue
+		}
+		one := &rootMD{Signed: metadata.RootType{
+			Keys:  map[string]*metadata.Key{id: k},
+			Roles: map[string]*metadata.Role{role: {KeyIDs: []string{id}, Threshold: 1}},
+		}}
+		if one.VerifyDelegate(role, md) == nil {
+			seen[k.Value.PublicKey] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// sigResult says whether an upload carries enough signatures.
+type sigResult struct {
+	met        bool
+	have, need int
+	by         string   // the delegating role short of signatures
+	valid      []string // key IDs whose signatures verified, over every delegation
+}
+
+// checkSignatures counts md's signatures against each delegation; all must be met.
+func checkSignatures[T metadata.Roles](role string, md *metadata.Metadata[T], ds ...*delegation) (sigResult, error) {
+	res := sigResult{met: true}
+	for _, d := range ds {
+		ids := signers(d, role, md)
+		if len(ids) == 0 {
+			return res, errInvalid("%s is signed by none of the %d key(s) %s delegates it to (key IDs %s): sign it with a delegated key", role, len(d.keyIDs), d.by, strings.Join(d.keyIDs, ", "))
+		}
+		for _, id := range ids {
+			if !slices.Contains(res.valid, id) {
+				res.valid = append(res.valid, id)
+			}
+		}
+		if res.met && len(ids) < d.threshold {
+			res.met, res.have, res.need, res.by = false, len(ids), d.threshold, d.by
+		}
+		if res.met {
+			res.have, res.need = len(ids), d.threshold
+		}
+	}
+	return res, nil
+}
+
+// validate checks u against state s at time now. online are the key IDs of trustd's
+// snapshot and timestamp keys, which every root must name. It returns whether the
+// signatures meet every threshold; any other failure is an error.
+func (s *state) validate(u *upload, now time.Time, online map[string]string) (sigResult, error) {
+	cur := s.version(u.role)
+	if v := u.version(); v != cur+1 {
+		if v <= cur {
+			return sigResult{}, errConflict("%s version %d is not newer than the current version %d (rollback refused): publish version %d", u.role, v, cur, cur+1)
+		}
+		return sigResult{}, errConflict("%s version %d skips versions: the current version is %d, publish version %d", u.role, v, cur, cur+1)
+	}
+	maxExpiry := maxDelegatedExpiry
+	if u.kind == kindRoot || u.kind == kindTargets {
+		maxExpiry = maxTopLevelExpiry
+	}
+	if exp := u.expires(); !exp.After(now) {
+		return sigResult{}, errInvalid("%s version %d expired at %s: sign it again with a later expiry", u.role, u.version(), exp.UTC().Format(time.RFC3339))
+	} else if exp.Sub(now) > maxExpiry {
+		return sigResult{}, errInvalid("%s expires %s, more than %s from now: choose an earlier expiry", u.role, exp.UTC().Format(time.RFC3339), maxExpiry)
+	}
+	switch u.kind {
+	case kindRoot:
+		if err := validateRoot(u.root, online); err != nil {
+			return sigResult{}, err
+		}
+		ds := []*delegation{rootDelegation(u.root, RoleRoot)}
+		if s != nil {
+			ds = append(ds, rootDelegation(s.root, RoleRoot))
+			ds[1].by = fmt.Sprintf("root version %d", s.root.Signed.Version)
+		}
+		ds[0].by = fmt.Sprintf("root version %d (itself)", u.root.Signed.Version)
+		return checkSignatures(u.role, u.root, ds...)
+	case kindTargets:
+		if len(u.targets.Signed.Targets) > 0 {
+			return sigResult{}, errInvalid("targets lists %d target(s): the top-level targets role only delegates organisations; sign targets in a repository's role", len(u.targets.Signed.Targets))
+		}
+		if err := validateDelegations(u.role, u.targets, func(d metadata.DelegatedRole) (string, error) {
+			org, ok := strings.CutPrefix(d.Name, orgPrefix)
+			if !ok || validateOrg(org) != nil {
+				return "", fmt.Errorf("targets may delegate only to org-<org> roles, not %q", d.Name)
+			}
+			if !slices.Equal(d.Paths, OrgPaths(org)) {
+				return "", fmt.Errorf("the delegation to %s must have exactly the paths %q, not %q", d.Name, OrgPaths(org), d.Paths)
+			}
+			return org, nil
+		}); err != nil {
+			return sigResult{}, err
+		}
+		return checkSignatures(u.role, u.targets, rootDelegation(s.root, RoleTargets))
+	case kindOrg:
+		org := orgOfRole(u.role)
+		d := targetsDelegation("targets", s.targets, u.role)
+		if d == nil {
+			return sigResult{}, errNotFound("%s is not delegated by the current targets role: add the organisation's delegation to targets first (trustctl org create %s)", u.role, org)
+		}
+		if err := validateTargets(u.role, u.targets, func(repo string) error { return validateRepoIn(repo, org) }); err != nil {
+			return sigResult{}, err
+		}
+		if err := validateDelegations(u.role, u.targets, func(d metadata.DelegatedRole) (string, error) {
+			if len(d.Paths) != 2 {
+				return "", fmt.Errorf("the delegation %s must have exactly the paths [\"<repo>:*\", \"<repo>@*\"], not %q", d.Name, d.Paths)
+			}
+			repo, ok := strings.CutSuffix(d.Paths[0], ":*")
+			if !ok {
+				return "", fmt.Errorf("the delegation %s: path %q is not \"<repo>:*\"", d.Name, d.Paths[0])
+			}
+			if err := validateRepoIn(repo, org); err != nil {
+				return "", fmt.Errorf("the delegation %s leaves %s's namespace: %v", d.Name, u.role, err)
+			}
+			if !slices.Equal(d.Paths, RepoPaths(repo)) {
+				return "", fmt.Errorf("the delegation %s must have exactly the paths %q, not %q", d.Name, RepoPaths(repo), d.Paths)
+			}
+			if want := RoleForRepo(repo); d.Name != want {
+				return "", fmt.Errorf("the delegation of %s must be named %s, not %s", repo, want, d.Name)
+			}
+			return repo, nil
+		}); err != nil {
+			return sigResult{}, err
+		}
+		return checkSignatures(u.role, u.targets, d)
+	case kindRepo:
+		repo, ok := s.repos[u.role]
+		if !ok {
+			return sigResult{}, errNotFound("%s is not delegated by any organisation's current role: the organisation delegates the repository first (trustctl org delegate ORG/REPO)", u.role)
+		}
+		orgRole := RoleForOrg(orgOfRepo(repo))
+		d := targetsDelegation(orgRole, s.orgs[orgRole], u.role)
+		if d == nil || targetsDelegation("targets", s.targets, orgRole) == nil {
+			return sigResult{}, errNotFound("%s (%s) is not delegated by a current organisation role", u.role, repo)
+		}
+		if err := validateTargets(u.role, u.targets, func(r string) error {
+			if r != repo {
+				return fmt.Errorf("repository %q is outside %s's repository %q", r, u.role, repo)
+			}
+			return nil
+		}); err != nil {
+			return sigResult{}, err
+		}
+		if del := u.targets.Signed.Delegations; del != nil && (len(del.Roles) > 0 || del.SuccinctRoles != nil) {
+			return sigResult{}, errInvalid("%s delegates further; a repository role holds targets only", u.role)
+		}
+		return checkSignatures(u.role, u.targets, d)
+	}
+	return sigResult{}, errInvalid("role %q cannot be published", u.role)
+}
+
+// validateRoot checks a root's shape: consistent snapshots, every top-level role
+// with keys it lists, and trustd's online keys for snapshot and timestamp.
+func validateRoot(r *rootMD, online map[string]string) error {
+	if !r.Signed.ConsistentSnapshot {
+		return errInvalid("root must set consistent_snapshot: true (trustd serves <version>.<role>.json)")
+	}
+	if err := validateKeys("root", r.Signed.Keys); err != nil {
+		return err
+	}
+	for _, name := range []string{RoleRoot, RoleTargets, RoleSnapshot, RoleTimestamp} {
+		role := r.Signed.Roles[name]
+		if role == nil {
+			return errInvalid("root names no keys for the %s role", name)
+		}
+		if err := validateKeyIDs("root's "+name+" role", role.KeyIDs, role.Threshold, r.Signed.Keys); err != nil {
+			return err
+		}
+		if id, ok := online[name]; ok && (len(role.KeyIDs) != 1 || role.KeyIDs[0] != id || role.Threshold != 1) {
+			return errInvalid("root's %s role must be trustd's online key alone (key ID %s, threshold 1; GET /tuf/api/online-keys)", name, id)
+		}
+	}
+	if len(r.Signed.Roles) != 4 {
+		return errInvalid("root names %d roles; it names exactly root, targets, snapshot and timestamp", len(r.Signed.Roles))
+	}
+	return nil
+}
+
+// validateDelegations checks targets-style delegations: names, keys, thresholds,
+// terminating, paths exactly as check says (it returns the namespace a delegation
+// covers), and no two delegations for one namespace.
+func validateDelegations(role string, md *targetsMD, check func(metadata.DelegatedRole) (string, error)) error {
+	del := md.Signed.Delegations
+	if del == nil {
+		return nil
+	}
+	if del.SuccinctRoles != nil {
+		return errInvalid("%s uses succinct_roles (hash bins); this repository delegates by name and paths only", role)
+	}
+	if err := validateKeys(role+"'s delegations", del.Keys); err != nil {
+		return err
+	}
+	seen := map[string]string{}
+	for _, d := range del.Roles {
+		if len(d.PathHashPrefixes) > 0 {
+			return errInvalid("%s: the delegation %s uses path_hash_prefixes; use paths", role, d.Name)
+		}
+		if !d.Terminating {
+			return errInvalid("%s: the delegation %s must be terminating", role, d.Name)
+		}
+		ns, err := check(d)
+		if err != nil {
+			return errInvalid("%s: %v", role, err)
+		}
+		if other, dup := seen[ns]; dup {
+			return errInvalid("%s: the delegations %s and %s overlap on %s", role, other, d.Name, ns)
+		}
+		seen[ns] = d.Name
+		if err := validateKeyIDs(role+"'s delegation "+d.Name, d.KeyIDs, d.Threshold, del.Keys); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// validateKeys checks that every key parses, is of a supported type, and is listed
+// under its own key ID (a key under another's ID would confuse thresholds).
+func validateKeys(where string, keys map[string]*metadata.Key) error {
+	for id, k := range keys {
+		if k == nil {
+			return errInvalid("%s: key %s is empty", where, id)
+		}
+		switch {
+		case k.Type == metadata.KeyTypeECDSA_SHA2_P256 && k.Scheme == metadata.KeySchemeECDSA_SHA2_P256:
+			pub, err := k.ToPublicKey()
+			if err != nil {
+				return errInvalid("%s: key %s does not parse: %v", where, id, err)
+			}
+			if ek, ok := pub.(*ecdsa.PublicKey); !ok || ek.Curve != elliptic.P256() {
+				return errInvalid("%s: key %s is not an ECDSA P-256 key", where, id)
+			}
+		case k.Type == metadata.KeyTypeEd25519 && k.Scheme == metadata.KeySchemeEd25519,
+			k.Type == metadata.KeyTypeRSASSA_PSS_SHA256 && k.Scheme == metadata.KeySchemeRSASSA_PSS_SHA256:
+			if _, err := k.ToPublicKey(); err != nil {
+				return errInvalid("%s: key %s does not parse: %v", where, id, err)
+			}
+		default:
+			return errInvalid("%s: key %s has type %q and scheme %q; supported: ecdsa-sha2-nistp256, ed25519, rsassa-pss-sha256", where, id, k.Type, k.Scheme)
+		}
+		got, err := k.ID()
+		if err != nil || got != id {
+			return errInvalid("%s: the key listed as %s has key ID %s", where, id, got)
+		}
+	}
+	return nil
+}
+
+func validateKeyIDs(where string, ids []string, threshold int, keys map[string]*metadata.Key) error {
+	if len(ids) == 0 {
+		return errInvalid("%s lists no keys", where)
+	}
+	for i, id := range ids {
+		if keys[id] == nil {
+			return errInvalid("%s lists key %s, which is not among the keys", where, id)
+		}
+		if slices.Contains(ids[:i], id) {
+			return errInvalid("%s lists key %s twice", where, id)
+		}
+	}
+	if threshold < 1 || threshold > len(ids) {
+		return errInvalid("%s has threshold %d; it must be 1 to %d (its number of keys)", where, threshold, len(ids))
+	}
+	return nil
+}
+
+// targetCustom is the custom part of a target (DESIGN.md §2).
+type targetCustom struct {
+	MediaType string   `json:"mediaType"`
+	Closure   []string `json:"closure,omitempty"`
+}
+
+// validateTargets checks every target of md: a well-formed "<repo>:<tag>" or
+// "<repo>@<digest>" whose repository inRepo accepts, with a length and the hash the
+// digest needs (equal to it for digest targets), and a well-formed custom part.
+func validateTargets(role string, md *targetsMD, inRepo func(string) error) error {
+	for p, t := range md.Signed.Targets {
+		if t == nil {
+			return errInvalid("%s: target %q is empty", role, p)
+		}
+		repo, ref, isDigest, ok := splitTarget(p)
+		if !ok {
+			return errInvalid("%s: target %q is not <repository>:<tag> or <repository>@<digest>", role, p)
+		}
+		if err := inRepo(repo); err != nil {
+			return errInvalid("%s: target %q: %v", role, p, err)
+		}
+		if t.Length <= 0 {
+			return errInvalid("%s: target %q has no length", role, p)
+		}
+		if len(t.Hashes["sha256"]) != 32 {
+			return errInvalid("%s: target %q has no sha256 hash", role, p)
+		}
+		if isDigest {
+			d, err := reference.ParseDigest(ref)
+			if err != nil {
+				return errInvalid("%s: target %q: %v", role, p, err)
+			}
+			h := t.Hashes[d.Algorithm().String()]
+			if hex.EncodeToString(h) != d.Encoded() {
+				return errInvalid("%s: target %q: its %s hash differs from the digest in its path", role, p, d.Algorithm())
+			}
+		} else if !reference.ValidTag(ref) {
+			return errInvalid("%s: target %q: %q is not a valid tag", role, p, ref)
+		}
+		if t.Custom != nil {
+			var c targetCustom
+			dec := json.NewDecoder(strings.NewReader(string(*t.Custom)))
+			if err := dec.Decode(&c); err != nil {
+				return errInvalid("%s: target %q: custom is not {\"mediaType\": ..., \"closure\": [...]}: %v", role, p, err)
+			}
+			for _, cd := range c.Closure {
+				if _, err := reference.ParseDigest(cd); err != nil {
+					return errInvalid("%s: target %q: closure: %v", role, p, err)
+				}
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,48 @@
+package trustd
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/signet-oss/signet/trustd/tuf"
+)
+
+// The TUF repository's routes (package tuf) take their callers from here: the same
+// bearer tokens as the management API (aud = cfg.Service), authorised from trustd's
+// current records.
+
+// tufCaller answers the TUF repository's questions about one principal.
+type tufCaller struct {
+	s *Server
+	p principal
+}
+
+func (c tufCaller) Anonymous() bool             { return c.p.anonymous() }
+func (c tufCaller) Admin() bool                 { return c.p.Kind == "person" && c.p.Admin }
+func (c tufCaller) MayPull(repo string) bool    { return c.s.allowed(c.p, repo)&actPull != 0 }
+func (c tufCaller) MayPush(repo string) bool    { return c.s.allowed(c.p, repo)&actPush != 0 }
+func (c tufCaller) MayPullIn(org string) bool   { return c.s.mayPullIn(c.p, org) }
+func (c tufCaller) OwnsOrg(orgName string) bool { return c.s.mayManageOrg(c.p, orgName) }
+
+// tufAuth authenticates the TUF repository's requests.
+type tufAuth struct{ s *Server }
+
+func (a tufAuth) Authenticate(r *http.Request) (tuf.Caller, error) {
+	if r.Header.Get("Authorization") == "" {
+		return tufCaller{s: a.s}, nil
+	}
+	p, err := a.s.bearer(r)
+	if err != nil {
+		return nil, err
+	}
+	setSubject(r, p.Name)
+	return tufCaller{s: a.s, p: p}, nil
+}
+
+func (a tufAuth) Challenge(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	return fmt.Sprintf(`Bearer realm=%q,service=%q`, scheme+"://"+r.Host+"/token", a.s.cfg.Service)
+}
