@@ -96,7 +96,7 @@ func describe(raw []byte, mediaType string, children func(ocispec.Descriptor) ([
 
 // ManifestFromLayout reads the manifest to sign from an OCI image layout: the one
 // with digest d if given, else the one whose org.opencontainers.image.ref.name is
-// tag, else the only manifest of index.json.
+// tag, else the only manifest of index.json when it is named by no tag.
 func ManifestFromLayout(dir, tag string, d digest.Digest) (*Manifest, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
@@ -115,7 +115,7 @@ func ManifestFromLayout(dir, tag string, d digest.Digest) (*Manifest, error) {
 			pick = &idx.Manifests[i]
 		}
 	}
-	if pick == nil && d == "" && len(idx.Manifests) == 1 {
+	if pick == nil && d == "" && len(idx.Manifests) == 1 && idx.Manifests[0].Annotations[ocispec.AnnotationRefName] == "" {
 		pick = &idx.Manifests[0]
 	}
 	if pick == nil && d != "" {
