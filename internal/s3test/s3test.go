@@ -66,9 +66,12 @@ type Server struct {
 	srv *server
 }
 
-// Launch starts the versitygw binary bin on a free loopback port over dataDir, with
-// fresh credentials, and waits until it answers. Stop it with Stop.
+// Launch starts the versitygw binary bin on a free loopback port over dataDir
+// (created if missing), with fresh credentials, and waits until it answers. Stop it with Stop.
 func Launch(bin, dataDir string) (*Server, error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, err
+	}
 	accessKey, secretKey := "signet-test-"+randomHex(4), randomHex(20)
 	var lastErr error
 	for range 5 { // a port picked free may be taken before the server binds it
