@@ -1,10 +1,14 @@
 // Command signet-bench measures Signet's registry against the reference registry on
-// this machine and prints figures and ratios (see package internal/bench). It exits
-// non-zero only when the benchmark cannot run, never because a target is missed.
+// this machine and prints figures and ratios (see package internal/bench): on the
+// filesystem, then on S3 (a versitygw server started for the run), or on one of them
+// with --storage. It exits non-zero only when the benchmark cannot run, never
+// because a target is missed. With --output json it prints an array holding one
+// report per storage.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -18,6 +22,8 @@ func main() {
 	var cfg bench.Config
 	var layerMiB int64
 	output := flag.String("output", "table", "report format: table or json")
+	storage := flag.String("storage", "all", "storage to measure on: filesystem, s3, or all (filesystem then s3)")
+	flag.StringVar(&cfg.VersitygwBin, "versitygw-bin", "", "S3 server binary (default: installed by internal/testtools)")
 	flag.StringVar(&cfg.Only, "only", "", "measure one server only: signet or reference")
 	flag.StringVar(&cfg.SignetBin, "signet-bin", "", "prebuilt Signet registry binary (default: build ./cmd/registry)")
 	flag.StringVar(&cfg.ReferenceBin, "reference-bin", "", "reference registry binary (default: installed by internal/testtools)")
@@ -38,6 +44,15 @@ func main() {
 		fmt.Fprintf(os.Stderr, "signet-bench: --output %q: want table or json\n", *output)
 		os.Exit(2)
 	}
+	storages := []string{bench.Filesystem, bench.S3}
+	switch *storage {
+	case "all":
+	case bench.Filesystem, bench.S3:
+		storages = []string{*storage}
+	default:
+		fmt.Fprintf(os.Stderr, "signet-bench: --storage %q: want filesystem, s3 or all\n", *storage)
+		os.Exit(2)
+	}
 	cfg.LayerSize = layerMiB << 20
 	if !*quiet {
 		cfg.Log = os.Stderr
@@ -45,18 +60,34 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	rep, err := bench.Run(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "signet-bench:", err)
-		os.Exit(1)
+	var reports []*bench.Report
+	for _, st := range storages {
+		cfg.Storage = st
+		rep, err := bench.Run(ctx, cfg)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "signet-bench: %s: %v\n", st, err)
+			os.Exit(1)
+		}
+		reports = append(reports, rep)
+		if *output == "table" {
+			if len(reports) > 1 {
+				fmt.Println()
+			}
+			if err := rep.WriteTable(os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, "signet-bench:", err)
+				os.Exit(1)
+			}
+		}
 	}
 	if *output == "json" {
-		err = rep.WriteJSON(os.Stdout)
-	} else {
-		err = rep.WriteTable(os.Stdout)
-	}
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "signet-bench:", err)
-		os.Exit(1)
+		for _, rep := range reports {
+			rep.Finish()
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(reports); err != nil {
+			fmt.Fprintln(os.Stderr, "signet-bench:", err)
+			os.Exit(1)
+		}
 	}
 }

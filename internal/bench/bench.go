@@ -2,9 +2,12 @@
 // Distribution v3.1.2) on the same machine in the same run, and reports figures and
 // ratios for `make bench`.
 //
-// Both servers are real processes on loopback, each on the filesystem driver in its own
-// temporary directory, started one after the other so they never compete for the CPUs.
-// Each receives the same HTTP traffic from a lean net/http client (keep-alive, bodies
+// Both servers are real processes on loopback, started one after the other so they
+// never compete for the CPUs, on the storage Config.Storage names: the filesystem
+// driver, each in its own temporary directory; or S3, each in its own bucket of one
+// versitygw server (Apache-2.0, posix backend) started for the run on the same
+// machine, with the reference configured to serve blob bytes itself (redirect
+// disabled) as Signet does. Each receives the same HTTP traffic from a lean net/http client (keep-alive, bodies
 // drained without hashing): a warm-up, then
 //
 //   - large push: an image of 4 random 64 MiB layers pushed as real clients do (HEAD
@@ -17,6 +20,9 @@
 //     layer, each blob HEAD then POST + monolithic PUT, then PUT manifest by tag);
 //   - manifest GETs by tag per second from 8 concurrent clients;
 //   - the server's peak RSS (VmHWM) after the run.
+//
+// On S3 the CPU time of the S3 server is reported per phase next to the registry's:
+// both registries are bound by it there.
 //
 // Every payload is generated and hashed before its timed loop, so the client spends
 // its time on HTTP, not on hashing. Pulled bytes are verified against their digests
@@ -36,6 +42,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-oss/signet/internal/s3test"
 	"github.com/signet-oss/signet/internal/testtools"
 )
 
@@ -48,10 +55,21 @@ const (
 // ReferenceName names the reference registry in the report.
 const ReferenceName = "CNCF Distribution v3.1.2"
 
+// Storage drivers, as accepted by Config.Storage.
+const (
+	Filesystem = "filesystem"
+	S3         = "s3"
+)
+
 // Config says what to run. The zero value of a field means its default.
 type Config struct {
 	// Only restricts the run to one server: Signet or Reference. Default: both.
 	Only string
+	// Storage is where both servers keep their data: Filesystem or S3 (one
+	// versitygw for the run, a bucket per server). Default: Filesystem.
+	Storage string
+	// VersitygwBin is the S3 server binary. Default: installed by testtools.
+	VersitygwBin string
 	// SignetBin is a prebuilt Signet registry binary. Default: build ./cmd/registry
 	// of the module in ModuleDir.
 	SignetBin string
@@ -93,6 +111,13 @@ func (c *Config) setDefaults() error {
 	case "", Signet, Reference:
 	default:
 		return fmt.Errorf("bench: only: %q is neither %q nor %q", c.Only, Signet, Reference)
+	}
+	switch c.Storage {
+	case "":
+		c.Storage = Filesystem
+	case Filesystem, S3:
+	default:
+		return fmt.Errorf("bench: storage: %q is neither %q nor %q", c.Storage, Filesystem, S3)
 	}
 	def := func(v *int, d int) {
 		if *v <= 0 {
@@ -141,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	type target struct {
 		name  string
-		start func(ctx context.Context, dataDir string) (*server, error)
+		start func(ctx context.Context, st storage) (*server, error)
 	}
 	var targets []target
 	if cfg.Only != Reference {
@@ -153,8 +178,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, err
 			}
 		}
-		targets = append(targets, target{Signet, func(ctx context.Context, dir string) (*server, error) {
-			return startSignet(ctx, bin, dir)
+		targets = append(targets, target{Signet, func(ctx context.Context, st storage) (*server, error) {
+			return startSignet(ctx, bin, st)
 		}})
 	}
 	if cfg.Only != Signet {
@@ -166,9 +191,27 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return nil, fmt.Errorf("bench: reference registry: %w", err)
 			}
 		}
-		targets = append(targets, target{Reference, func(ctx context.Context, dir string) (*server, error) {
-			return startReference(ctx, bin, dir)
+		targets = append(targets, target{Reference, func(ctx context.Context, st storage) (*server, error) {
+			return startReference(ctx, bin, st)
 		}})
+	}
+
+	var s3srv *s3test.Server
+	if cfg.Storage == S3 {
+		bin := cfg.VersitygwBin
+		if bin == "" {
+			var err error
+			cfg.logf("installing versitygw")
+			if bin, err = testtools.Path("versitygw"); err != nil {
+				return nil, fmt.Errorf("bench: versitygw: %w", err)
+			}
+		}
+		var err error
+		if s3srv, err = s3test.Launch(bin, filepath.Join(work, "versitygw")); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		defer s3srv.Stop()
+		cfg.logf("versitygw listening at %s", s3srv.Endpoint)
 	}
 
 	// The traffic must be identical for both servers, so every payload derives from
@@ -177,7 +220,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &Report{Machine: thisMachine(), Config: reportConfig(cfg)}
+	rep := &Report{Machine: thisMachine(), Config: reportConfig(cfg), Storage: cfg.Storage}
 	rounds := map[string][]*Result{}
 	for round := range cfg.Rounds {
 		// Odd rounds run the servers in the other order, so a drift in the machine's
@@ -187,7 +230,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			slices.Reverse(order)
 		}
 		for _, t := range order {
-			res, err := measureOne(ctx, cfg, plan, filepath.Join(work, t.name+"-data"), t.name, t.start)
+			st := storage{dir: filepath.Join(work, t.name+"-data")}
+			if s3srv != nil {
+				st.s3, st.bucket = s3srv, fmt.Sprintf("%s-round%d", t.name, round)
+			}
+			res, err := measureOne(ctx, cfg, plan, st, t.name, t.start)
 			if err != nil {
 				return nil, err
 			}
@@ -203,20 +250,37 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	return rep, nil
 }
 
-// measureOne starts a server on a fresh data directory, measures it, stops it and
-// removes its data, so the next server, or round, starts on a clean disk.
-func measureOne(ctx context.Context, cfg Config, p *plan, dir, name string,
-	start func(context.Context, string) (*server, error)) (*Result, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+// storage is where one measured server keeps its data: a fresh directory, and on
+// S3 a fresh bucket of the run's versitygw.
+type storage struct {
+	dir    string
+	s3     *s3test.Server
+	bucket string
+}
+
+// measureOne starts a server on fresh storage, measures it, stops it and removes
+// its data, so the next server, or round, starts on a clean disk.
+func measureOne(ctx context.Context, cfg Config, p *plan, st storage, name string,
+	start func(context.Context, storage) (*server, error)) (*Result, error) {
+	if err := os.MkdirAll(st.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer os.RemoveAll(st.dir)
+	backendPID := 0
+	if st.s3 != nil {
+		if err := st.s3.CreateBucket(st.bucket); err != nil {
+			return nil, fmt.Errorf("bench: %w", err)
+		}
+		// versitygw's posix backend keeps a bucket as a directory of its data.
+		defer os.RemoveAll(filepath.Join(st.s3.DataDir, st.bucket))
+		backendPID = st.s3.PID()
+	}
 	cfg.logf("%s: starting", name)
-	srv, err := start(ctx, dir)
+	srv, err := start(ctx, st)
 	if err != nil {
 		return nil, err
 	}
-	res, err := measure(ctx, cfg, p, srv)
+	res, err := measure(ctx, cfg, p, srv, backendPID)
 	srv.stop()
 	if err != nil {
 		return nil, fmt.Errorf("bench: %s: %w%s", name, err, srv.stderrTail())
@@ -247,20 +311,28 @@ func buildSignet(ctx context.Context, moduleDir, out string) (string, error) {
 	return out, nil
 }
 
-// measure runs every workload against one started server.
-func measure(ctx context.Context, cfg Config, p *plan, srv *server) (*Result, error) {
+// measure runs every workload against one started server. backendPID, when not
+// zero, is the storage server's process (versitygw), whose CPU time is reported
+// per phase and not counted as other work.
+func measure(ctx context.Context, cfg Config, p *plan, srv *server, backendPID int) (*Result, error) {
 	start := time.Now()
 	c := newClient(srv.url, cfg.Clients)
 	defer c.close()
 	res := &Result{PID: srv.pid()}
-	busy0, srv0, self0 := machineBusy(), srv.cpuTime(), selfCPUTime()
+	backend := func() time.Duration {
+		if backendPID == 0 {
+			return 0
+		}
+		return pidCPUTime(backendPID)
+	}
+	busy0, srv0, self0, back0 := machineBusy(), srv.cpuTime(), selfCPUTime(), backend()
 	defer func() {
 		wall := time.Since(start).Seconds()
-		other := (machineBusy() - busy0 - (srv.cpuTime() - srv0) - (selfCPUTime() - self0)).Seconds()
+		other := (machineBusy() - busy0 - (srv.cpuTime() - srv0) - (selfCPUTime() - self0) - (backend() - back0)).Seconds()
 		res.OtherCPU = max(other, 0) / (wall * float64(runtime.NumCPU()))
 	}()
 	phase := func(name string, f func() error) error {
-		before, clientBefore := srv.cpuTime(), selfCPUTime()
+		before, clientBefore, backendBefore := srv.cpuTime(), selfCPUTime(), backend()
 		cfg.logf("%s: %s", srv.name, name)
 		start := time.Now()
 		if err := f(); err != nil {
@@ -271,6 +343,7 @@ func measure(ctx context.Context, cfg Config, p *plan, srv *server) (*Result, er
 			Wall:          time.Since(start).Seconds(),
 			ServerSeconds: (srv.cpuTime() - before).Seconds(),
 			ClientSeconds: (selfCPUTime() - clientBefore).Seconds(),
+			S3Seconds:     (backend() - backendBefore).Seconds(),
 		})
 		return nil
 	}

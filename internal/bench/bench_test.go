@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signet-oss/signet/internal/s3test"
 )
 
 func TestMedian(t *testing.T) {
@@ -301,5 +303,42 @@ func TestCombineTakesMediansOverRounds(t *testing.T) {
 	}
 	if one := combine(rounds[:1]); one != rounds[0] {
 		t.Error("one round should be reported as is")
+	}
+}
+
+func TestS3TableHasTheS3Targets(t *testing.T) {
+	rep := sampleReport()
+	rep.Storage = S3
+	var b bytes.Buffer
+	if err := rep.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "s3 driver on one versitygw server") {
+		t.Errorf("the header does not name the s3 driver:\n%s", b.String())
+	}
+	rows := tableRows(t, b.String())
+	for metric, want := range map[string]string{
+		"large push (MiB/s)":   "600 | 400 | 1.5× | ≥ 1.2× | met",
+		"large pull (MiB/s)":   "3000 | 2500 | 1.2× | ≥ 1× | met",
+		"small-image pushes/s": "300 | 100 | 3× | ≥ 1.5× | met",
+		"manifest GETs/s":      "20000 | 6000 | 3.33×",
+	} {
+		if got := rows[metric]; got != want {
+			t.Errorf("row %q = %q, want %q\n%s", metric, got, want, b.String())
+		}
+	}
+}
+
+func TestReferenceStorageServesBytesItselfOnS3(t *testing.T) {
+	fs := referenceStorage(storage{dir: "/data/x"})
+	if !strings.Contains(fs, "filesystem:\n    rootdirectory: /data/x/root\n") {
+		t.Errorf("filesystem section:\n%s", fs)
+	}
+	s3 := referenceStorage(storage{dir: "/data/x", bucket: "b1", s3: &s3test.Server{Endpoint: "http://127.0.0.1:9", AccessKey: "ak", SecretKey: "sk"}})
+	for _, want := range []string{"  s3:\n", "regionendpoint: http://127.0.0.1:9\n", "bucket: b1\n", "accesskey: ak\n",
+		"secretkey: sk\n", "forcepathstyle: true\n", "secure: false\n", "v4auth: true\n", "  redirect:\n    disable: true\n"} {
+		if !strings.Contains(s3, want) {
+			t.Errorf("s3 section lacks %q:\n%s", want, s3)
+		}
 	}
 }

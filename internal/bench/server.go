@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/signet-oss/signet/internal/s3test"
 )
 
 // startTimeout bounds how long a server may take to start answering /v2/.
@@ -35,10 +37,16 @@ type server struct {
 
 // startSignet starts `registry serve` on a port the OS picks and reads the address
 // from its "registry listening" log line.
-func startSignet(ctx context.Context, bin, dataDir string) (*server, error) {
+func startSignet(ctx context.Context, bin string, st storage) (*server, error) {
 	s := &server{name: Signet}
 	addrc := make(chan string, 1)
-	if err := s.start(bin, []string{"serve", "--addr", "127.0.0.1:0", "--data", dataDir}, nil, func(line string) {
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", st.dir}
+	var env []string
+	if st.s3 != nil {
+		args = append(args, "--storage", "s3", "--s3-endpoint", st.s3.Endpoint, "--s3-bucket", st.bucket, "--s3-region", s3test.Region)
+		env = []string{"AWS_ACCESS_KEY_ID=" + st.s3.AccessKey, "AWS_SECRET_ACCESS_KEY=" + st.s3.SecretKey}
+	}
+	if err := s.start(bin, args, env, func(line string) {
 		if a, ok := parseListenAddr(line); ok {
 			select {
 			case addrc <- a:
@@ -67,16 +75,14 @@ func startSignet(ctx context.Context, bin, dataDir string) (*server, error) {
 	return s, nil
 }
 
-// referenceConfig is the reference registry's configuration: filesystem driver,
-// no auth, deletes enabled, errors-only logging, and the blob-descriptor cache its
-// example configuration ships with.
+// referenceConfig is the reference registry's configuration: the storage driver
+// (see referenceStorage), no auth, deletes enabled, errors-only logging, and the
+// blob-descriptor cache its example configuration ships with.
 const referenceConfig = `version: 0.1
 log:
   level: error
 storage:
-  filesystem:
-    rootdirectory: %s
-  delete:
+%s  delete:
     enabled: true
   cache:
     blobdescriptor: inmemory
@@ -87,16 +93,36 @@ http:
   addr: %s
 `
 
+// referenceStorage is the storage section of the reference's configuration: the
+// filesystem driver under dir, or the s3 driver on the run's versitygw with
+// redirects disabled, so that it serves blob bytes itself as Signet does.
+func referenceStorage(st storage) string {
+	if st.s3 == nil {
+		return fmt.Sprintf("  filesystem:\n    rootdirectory: %s\n", filepath.Join(st.dir, "root"))
+	}
+	return fmt.Sprintf(`  s3:
+    regionendpoint: %s
+    bucket: %s
+    region: %s
+    accesskey: %s
+    secretkey: %s
+    forcepathstyle: true
+    secure: false
+    v4auth: true
+  redirect:
+    disable: true
+`, st.s3.Endpoint, st.bucket, s3test.Region, st.s3.AccessKey, st.s3.SecretKey)
+}
+
 // startReference starts the reference registry on a free loopback port. It takes
 // its address from a config file, so the port is found by binding and releasing it.
-func startReference(ctx context.Context, bin, dataDir string) (*server, error) {
+func startReference(ctx context.Context, bin string, st storage) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
 	}
-	conf := filepath.Join(dataDir, "config.yml")
-	root := filepath.Join(dataDir, "root")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, referenceConfig, root, addr), 0o644); err != nil {
+	conf := filepath.Join(st.dir, "config.yml")
+	if err := os.WriteFile(conf, fmt.Appendf(nil, referenceConfig, referenceStorage(st), addr), 0o644); err != nil {
 		return nil, fmt.Errorf("bench: reference config: %w", err)
 	}
 	s := &server{name: Reference, url: "http://" + addr}
@@ -232,8 +258,12 @@ func (s *server) peakRSS() (int64, error) {
 
 // cpuTime returns the user+system CPU time the process has used so far, or 0 when
 // /proc cannot tell.
-func (s *server) cpuTime() time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.pid()))
+func (s *server) cpuTime() time.Duration { return pidCPUTime(s.pid()) }
+
+// pidCPUTime returns the user+system CPU time process pid has used so far, or 0
+// when /proc cannot tell.
+func pidCPUTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0
 	}
