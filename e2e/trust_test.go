@@ -328,6 +328,17 @@ func TestTrustThresholdAndOrgKeyRotation(t *testing.T) {
 		st.sign(t, "acme/web:v1", "dave", dw)
 		mustResolve(t, vc, "acme/web:v1", dw)
 	})
+
+	t.Run("sign from an OCI layout", func(t *testing.T) {
+		crane := newTool(t, "crane", "DOCKER_CONFIG="+st.Home)
+		layout := filepath.Join(t.TempDir(), "oci")
+		crane.run(t, "pull", "--format", "oci", st.Addr+"/acme/web:v1", layout)
+		st.trustctl(t, "sign", st.Addr+"/acme/web:stable", "--key", "dave", "--layout", layout)
+		got := mustResolve(t, vc, "acme/web:stable", strings.TrimSpace(crane.run(t, "digest", st.Addr+"/acme/web:v1")))
+		if got.MediaType == "" {
+			t.Errorf("a target signed from a layout has no media type: %+v", got)
+		}
+	})
 }
 
 // TestTrustClientRefusesFreezeAndRollback: the attacks a TUF client refuses on
