@@ -194,6 +194,10 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, errInvalid("%v", err))
 		return
 	}
+	if kind == kindOnline {
+		h.fail(w, r, errInvalid("role %q is signed by trustd's online key; it cannot be published", role))
+		return
+	}
 	c, ok := h.caller(w, r)
 	if !ok {
 		return
@@ -242,7 +246,11 @@ func (h *handler) readable(w http.ResponseWriter, r *http.Request, role string) 
 		return nil, false
 	}
 	if kind == kindOrg || kind == kindRepo {
-		if s.version(role) == 0 {
+		_, delegated := s.repos[role]
+		if kind == kindOrg {
+			delegated = targetsDelegation(RoleTargets, s.targets, role) != nil
+		}
+		if s.version(role) == 0 && !delegated {
 			h.fail(w, r, errNotFound("role %s is not in the repository", role))
 			return nil, false
 		}

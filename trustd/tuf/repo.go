@@ -166,3 +166,11 @@ func (r *Repo) reload(ctx context.Context) (*state, error) {
 	}
 	return r.current(), nil
 }
+
+// Timestamp returns the current timestamp.json (nil before Init).
+func (r *Repo) Timestamp() []byte {
+	if s := r.current(); s != nil {
+		return s.timestampRaw
+	}
+	return nil
+}
