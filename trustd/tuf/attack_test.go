@@ -36,7 +36,9 @@ func TestPublishRefusesTheAttackList(t *testing.T) {
 	a := newAttackEnv(t)
 	app := tuf.RoleForRepo("acme/app")
 	corpApp := tuf.RoleForRepo("acme-corp/app")
-	v2 := func(ts map[string]*metadata.TargetFiles) *metadata.Metadata[metadata.TargetsType] { return role(2, nil, ts) }
+	v2 := func(ts map[string]*metadata.TargetFiles) *metadata.Metadata[metadata.TargetsType] {
+		return role(2, nil, ts)
+	}
 	withExpiry := func(md *metadata.Metadata[metadata.TargetsType], d time.Duration) *metadata.Metadata[metadata.TargetsType] {
 		md.Signed.Expires = time.Now().Add(d).UTC().Truncate(time.Second)
 		return md
