@@ -249,11 +249,15 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 }
 
 // rootFingerprint returns the sha256 of trustd's current root.json, fetched at most
-// once a minute; "" while trustd has none or cannot be reached.
+// once a minute (once a second while there is none); "" while trustd has none or
+// cannot be reached.
 func (a *authenticator) rootFingerprint(ctx context.Context) string {
 	a.rootMu.Lock()
 	defer a.rootMu.Unlock()
-	if time.Since(a.rootFetched) < time.Minute {
+	// A known fingerprint is trusted for a minute; while there is none (no root
+	// yet, trustd unreachable) it is asked for again after a second.
+	if ttl := time.Minute; a.rootSum == "" && time.Since(a.rootFetched) < time.Second ||
+		a.rootSum != "" && time.Since(a.rootFetched) < ttl {
 		return a.rootSum
 	}
 	a.rootFetched = time.Now()
