@@ -1,0 +1,203 @@
+package verify
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// memStore is a MetadataStore in memory.
+type memStore struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (s *memStore) Load(_ context.Context, name string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b, ok := s.m[name]
+	if !ok {
+		return nil, ErrNotStored
+	}
+	return b, nil
+}
+
+func (s *memStore) Save(_ context.Context, name string, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.m == nil {
+		s.m = map[string][]byte{}
+	}
+	s.m[name] = data
+	return nil
+}
+
+func (f *fixture) newIndex(t *testing.T, store MetadataStore, mod ...func(*IndexConfig)) *Index {
+	t.Helper()
+	cfg := IndexConfig{TrustdURL: f.repo.srv.URL, Root: f.repo.rootBytes(), Store: store, MinInterval: time.Nanosecond}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	ix, err := NewIndex(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ix
+}
+
+func TestIndexHoldsEveryCurrentTargetOfEveryRepository(t *testing.T) {
+	f := newFixture(t)
+	ix := f.newIndex(t, &memStore{})
+	if _, err := ix.Lookup("acme/app"); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("before any refresh: %v, want ErrUnreachable", err)
+	}
+	if err := ix.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rt, err := ix.Lookup("acme/app")
+	if err != nil || rt == nil {
+		t.Fatalf("acme/app: %+v %v", rt, err)
+	}
+	if got := rt.Tags["v1"]; got == nil || string(got.Digest) != f.v1 {
+		t.Fatalf("acme/app:v1 = %+v, want %s", got, f.v1)
+	}
+	if rt.Digests[digest.Digest(f.v1)] == nil {
+		t.Fatal("the digest target acme/app@v1 is missing")
+	}
+	for _, d := range []string{f.v1, f.index, f.child1, f.child2} {
+		if !rt.Covered[digest.Digest(d)] {
+			t.Errorf("%s should be covered (a target or an index's closure)", d)
+		}
+	}
+	if id, _ := rt.Keys[0].ID(); len(rt.Keys) != 1 || id != f.repo.keys["alice"].id() || rt.Threshold != 1 {
+		t.Fatalf("publisher keys %v threshold %d, want alice's, 1", rt.Keys, rt.Threshold)
+	}
+	if team, _ := ix.Lookup("acme/team/app"); team == nil || string(team.Tags["v1"].Digest) != f.teamV1 {
+		t.Fatalf("a three-component repository: %+v", team)
+	}
+	if other, err := ix.Lookup("other/app"); other != nil || err != nil {
+		t.Fatalf("an unknown repository: %+v %v, want nothing", other, err)
+	}
+}
+
+func TestIndexIgnoresTargetsOutsideTheirDelegation(t *testing.T) {
+	f := newFixture(t)
+	// alice's role for acme/app lists a target of acme/other: outside its paths.
+	f.repo.addTarget(repoRole("acme/app"), "acme/other:v1", []byte("sneaky"), imageType)
+	f.repo.publish(repoRole("acme/app"))
+	ix := f.newIndex(t, &memStore{})
+	if err := ix.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if rt, _ := ix.Lookup("acme/other"); rt != nil {
+		t.Fatalf("a target outside its role's delegation was indexed: %+v", rt.Tags)
+	}
+}
+
+func TestIndexRevocationAndANoChangeRefresh(t *testing.T) {
+	f := newFixture(t)
+	counting := &countingTransport{}
+	ix := f.newIndex(t, &memStore{}, func(c *IndexConfig) { c.HTTPClient = &http.Client{Transport: counting} })
+	ctx := context.Background()
+	if err := ix.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	counting.n = 0
+	if err := ix.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if counting.n != 2 {
+		t.Errorf("a refresh with nothing changed made %d requests, want 2 (next root, timestamp)", counting.n)
+	}
+	f.repo.delegate("org-acme", repoRole("acme/app"), repoPaths("acme/app"), "bob")
+	f.repo.publish("org-acme")
+	if err := ix.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rt, _ := ix.Lookup("acme/app"); rt != nil && len(rt.Tags) > 0 {
+		t.Fatalf("after alice was revoked acme/app still has %v", rt.Tags)
+	}
+	if len(ix.Problems()) != 1 {
+		t.Fatalf("problems %v, want alice's role left out", ix.Problems())
+	}
+}
+
+func TestIndexRefreshesAtMostOncePerInterval(t *testing.T) {
+	f := newFixture(t)
+	ix := f.newIndex(t, &memStore{}, func(c *IndexConfig) { c.MinInterval = time.Hour })
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Add(1)
+		go func() { defer wg.Done(); ix.Refresh(ctx) }()
+	}
+	wg.Wait()
+	for range 100 {
+		ix.Refresh(ctx)
+	}
+	if n := ix.Refreshes(); n != 1 {
+		t.Fatalf("300 refresh calls reached trustd %d times, want 1", n)
+	}
+}
+
+func TestIndexServesThroughAnOutageUntilExpiryAndSurvivesARestart(t *testing.T) {
+	f := newFixture(t)
+	store := &memStore{}
+	now := time.Now()
+	clock := func() time.Time { return now }
+	ix := f.newIndex(t, store, func(c *IndexConfig) { c.Now = func() time.Time { return clock() } })
+	ctx := context.Background()
+	if err := ix.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.repo.srv.Close() // trustd is down
+	if err := ix.Refresh(ctx); !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("refresh with trustd down: %v, want ErrUnreachable", err)
+	}
+	if rt, err := ix.Lookup("acme/app"); err != nil || rt.Tags["v1"] == nil {
+		t.Fatalf("during the outage: %+v %v", rt, err)
+	}
+	// A new process on the same store serves at once, without trustd.
+	restarted := f.newIndex(t, store)
+	if err := restarted.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rt, err := restarted.Lookup("acme/app"); err != nil || rt.Tags["v1"] == nil {
+		t.Fatalf("after a restart: %+v %v", rt, err)
+	}
+	// Past the timestamp's expiry (a day) everything fails closed.
+	now = now.Add(36 * time.Hour)
+	if _, err := ix.Lookup("acme/app"); !errors.Is(err, ErrExpired) {
+		t.Fatalf("past expiry: %v, want ErrExpired", err)
+	}
+}
+
+func TestIndexRefusesARollbackBelowWhatItStored(t *testing.T) {
+	f := newFixture(t)
+	store := &memStore{}
+	ctx := context.Background()
+	oldTimestamp := f.repo.file("timestamp.json")
+	f.repo.addTarget(repoRole("acme/app"), "acme/app:v2", []byte("v2"), imageType)
+	f.repo.publish(repoRole("acme/app"))
+	if err := f.newIndex(t, store).Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// trustd (or a thief of its online keys) now serves the older timestamp: a
+	// new replica on the same store must not go back.
+	f.repo.setFile("timestamp.json", oldTimestamp)
+	fresh := f.newIndex(t, store)
+	if err := fresh.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := fresh.Refresh(ctx); err == nil {
+		t.Fatal("a rolled-back timestamp was accepted")
+	}
+	if rt, _ := fresh.Lookup("acme/app"); rt == nil || rt.Tags["v2"] == nil {
+		t.Fatal("the view went back to before v2")
+	}
+}
