@@ -353,7 +353,7 @@ func measure(ctx context.Context, cfg Config, p *plan, srv *server, backendPID i
 		name string
 		run  func(context.Context, *client, *plan, *Result) error
 	}{
-		{"warm-up", func(ctx context.Context, c *client, p *plan, _ *Result) error { return warmUp(ctx, c, p) }},
+		{"warm-up", warmUp},
 		{"large push", largePush},
 		{"large pull", largePull},
 		{"small push", smallPush},

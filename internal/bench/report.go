@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -33,6 +34,12 @@ type Result struct {
 	// skewed by other work.
 	OtherCPU float64 `json:"other_cpu_share"`
 
+	// Retried counts pushes that failed and were tried again (see pushRetries);
+	// RetryError is the first such failure.
+	Retried    int    `json:"retried_pushes,omitempty"`
+	RetryError string `json:"retry_error,omitempty"`
+	retryMu    sync.Mutex
+
 	// Rounds holds each round's result when there were several; the figures
 	// above are their medians.
 	Rounds []*Result `json:"rounds,omitempty"`
@@ -40,6 +47,16 @@ type Result struct {
 	// CPU is the CPU time the server and this client spent in each phase, which
 	// tells a slow server from a slow disk, and a server from a client at its limit.
 	CPU []PhaseCPU `json:"cpu"`
+}
+
+// noteRetry counts a failed push that will be tried again.
+func (r *Result) noteRetry(err error) {
+	r.retryMu.Lock()
+	defer r.retryMu.Unlock()
+	r.Retried++
+	if r.RetryError == "" {
+		r.RetryError = err.Error()
+	}
 }
 
 // PhaseCPU is the user+system CPU time of the server and of the client during one
@@ -184,6 +201,15 @@ func (rep *Report) WriteTable(w io.Writer) error {
 	if len(other) > 0 {
 		fmt.Fprintf(w, "CPU used by other work during each server's run (skews figures when high): %s\n", strings.Join(other, ", "))
 	}
+	for _, r := range []*Result{rep.Signet, rep.Reference} {
+		if r != nil && r.Retried > 0 {
+			msg := strings.Join(strings.Fields(r.RetryError), " ")
+			if len(msg) > 300 {
+				msg = msg[:300] + "..."
+			}
+			fmt.Fprintf(w, "%s: %d pushes failed and were retried (their time counted); the first: %s\n", r.Server, r.Retried, msg)
+		}
+	}
 	if rep.Storage == S3 {
 		if line := cpuLine(rep.Signet, rep.Reference); line != "" {
 			fmt.Fprintf(w, "CPU seconds per phase, registry + versitygw: %s\n", line)
@@ -306,8 +332,17 @@ func combine(rounds []*Result) *Result {
 		ManifestGetsPerSec: med(func(r *Result) float64 { return r.ManifestGetsPerSec }),
 		PeakRSSMiB:         med(func(r *Result) float64 { return r.PeakRSSMiB }),
 		OtherCPU:           med(func(r *Result) float64 { return r.OtherCPU }),
+		Retried:            sumRetried(rounds),
 		Rounds:             rounds,
 	}
+}
+
+func sumRetried(rounds []*Result) int {
+	n := 0
+	for _, r := range rounds {
+		n += r.Retried
+	}
+	return n
 }
 
 // median returns the middle value of vs (the mean of the two middle ones for an

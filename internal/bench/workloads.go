@@ -45,6 +45,26 @@ func pushImage(ctx context.Context, c *client, repo, tag string, im *image, chun
 	return c.putManifest(ctx, repo, tag, im.manifest)
 }
 
+// pushRetries is how many times a failed push is tried again. The reference's s3
+// driver on versitygw now and then has a write refused (500, versitygw's posix
+// backend answering ExistingObjectIsDirectory while a sibling directory is being
+// removed); real clients retry such pushes, and so does the benchmark, counting each
+// failure in the result and keeping the time it cost. A push that fails every time
+// stops the run.
+const pushRetries = 2
+
+// retryPush runs push until it succeeds, at most 1+pushRetries times.
+func retryPush(ctx context.Context, res *Result, push func() error) error {
+	var err error
+	for range 1 + pushRetries {
+		if err = push(); err == nil || ctx.Err() != nil {
+			return err
+		}
+		res.noteRetry(err)
+	}
+	return err
+}
+
 // pullImage GETs the manifest and every layer, sequentially, into the sink.
 func pullImage(ctx context.Context, c *client, repo, tag string, im *image, buf []byte) (int64, error) {
 	n, err := c.get(ctx, "/v2/"+repo+"/manifests/"+tag, acceptManifest, sink{}, buf)
@@ -63,9 +83,11 @@ func pullImage(ctx context.Context, c *client, repo, tag string, im *image, buf 
 
 // warmUp pushes a few small images and reads their manifests back, so connections,
 // caches and the server's runtime are warm before anything is timed.
-func warmUp(ctx context.Context, c *client, p *plan) error {
+func warmUp(ctx context.Context, c *client, p *plan, res *Result) error {
 	_, _, err := concurrently(ctx, p.cfg.Clients, len(p.warm), time.Minute, func(ctx context.Context, _, i int) error {
-		return pushImage(ctx, c, fmt.Sprintf("warm/r%d", i%p.cfg.Clients), fmt.Sprintf("v%d", i), &p.warm[i], false)
+		return retryPush(ctx, res, func() error {
+			return pushImage(ctx, c, fmt.Sprintf("warm/r%d", i%p.cfg.Clients), fmt.Sprintf("v%d", i), &p.warm[i], false)
+		})
 	})
 	if err != nil {
 		return err
@@ -84,7 +106,9 @@ func largePush(ctx context.Context, c *client, p *plan, res *Result) error {
 	for r := range p.cfg.PushRuns {
 		im := p.largeImage(r)
 		start := time.Now()
-		if err := pushImage(ctx, c, fmt.Sprintf("large/run%d", r), "latest", &im, true); err != nil {
+		if err := retryPush(ctx, res, func() error {
+			return pushImage(ctx, c, fmt.Sprintf("large/run%d", r), "latest", &im, true)
+		}); err != nil {
 			return err
 		}
 		res.LargePushRuns = append(res.LargePushRuns, float64(im.size())/mib/time.Since(start).Seconds())
@@ -147,7 +171,9 @@ func smallRepo(p *plan, i int) string { return fmt.Sprintf("small/r%d", i%p.cfg.
 
 func smallPush(ctx context.Context, c *client, p *plan, res *Result) error {
 	n, elapsed, err := concurrently(ctx, p.cfg.Clients, len(p.small), p.cfg.SmallDuration, func(ctx context.Context, _, i int) error {
-		return pushImage(ctx, c, smallRepo(p, i), fmt.Sprintf("v%d", i), &p.small[i], false)
+		return retryPush(ctx, res, func() error {
+			return pushImage(ctx, c, smallRepo(p, i), fmt.Sprintf("v%d", i), &p.small[i], false)
+		})
 	})
 	if err != nil {
 		return err
