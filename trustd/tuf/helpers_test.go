@@ -308,3 +308,5 @@ func (e *env) keysOf(r metadata.DelegatedRole) []*key {
 }
 
 func contains(b []byte, s string) bool { return strings.Contains(string(b), s) }
+
+func jsonUnmarshal(b []byte, v any) { json.Unmarshal(b, v) }
