@@ -168,6 +168,15 @@ func mountSource(r *http.Request) string {
 	return from
 }
 
+// mayPush reports whether the request may push to repo (always, without auth).
+func (s *Server) mayPush(r *http.Request, repo string) bool {
+	if s.auth == nil {
+		return true
+	}
+	c := claimsOf(r.Context())
+	return c != nil && c.Allows("repository", repo, actionPush)
+}
+
 // mayPull reports whether the request may pull from repo (always, without auth).
 func (s *Server) mayPull(r *http.Request, repo string) bool {
 	if s.auth == nil {

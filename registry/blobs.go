@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -17,6 +18,19 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo string) {
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if s.gate.enforced(repo) {
+		// Only blobs of admitted manifests are served; a pusher may still see,
+		// by HEAD, that a blob is there, to skip uploading it again.
+		visible, err := s.gate.blobVisible(r.Context(), repo, d)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if !visible && !(r.Method == http.MethodHead && s.mayPush(r, repo)) {
+			s.writeError(w, r, &Error{Code: CodeBlobUnknown, Detail: fmt.Sprintf("blob %s is not referenced by a signed manifest of %s", d, repo)})
+			return
+		}
 	}
 	if r.Method == http.MethodHead {
 		size, err := s.store.StatBlob(r.Context(), repo, d)

@@ -9,6 +9,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/tokenauth"
 )
 
@@ -50,10 +51,24 @@ func (s *Server) tagsList(w http.ResponseWriter, r *http.Request, repo string) {
 		s.writeError(w, r, err)
 		return
 	}
-	tags, more, err := s.store.Tags(r.Context(), repo, last, n)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
+	var tags []string
+	var more bool
+	if s.gate.enforced(repo) {
+		all, _, err := s.store.Tags(r.Context(), repo, "", -1)
+		if err == nil {
+			all, err = s.gate.tags(r.Context(), repo, all)
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		tags, more = storage.Paginate(all, last, n)
+	} else {
+		tags, more, err = s.store.Tags(r.Context(), repo, last, n)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	if more && len(tags) > 0 {
 		setNextLink(w, "/v2/"+repo+"/tags/list", tags[len(tags)-1], n)

@@ -29,6 +29,9 @@ type Config struct {
 	Auth AuthConfig `yaml:"auth"`
 	// GC schedules online garbage collection.
 	GC GCConfig `yaml:"gc"`
+	// Trust turns the admission gate on; without a trust root every repository
+	// admits anything.
+	Trust TrustConfig `yaml:"trust"`
 	// MaxManifestSize is the largest manifest accepted, in bytes
 	// (maxManifestSize, default 4194304).
 	MaxManifestSize int64 `yaml:"maxManifestSize"`
@@ -148,6 +151,17 @@ func (c Config) Validate() error {
 	}
 	if t := c.Auth.Token; t != nil && t.Trustd == "" && t.JWKS == "" {
 		errs = append(errs, errors.New("auth.token: set trustd (the token service's URL) or jwks"))
+	}
+	if c.Trust.Root != "" && c.Trust.Trustd == "" && (c.Auth.Token == nil || c.Auth.Token.Trustd == "") {
+		errs = append(errs, errors.New("trust.trustd: the gate needs trustd's URL (trust.trustd or auth.token.trustd)"))
+	}
+	if c.Trust.RefreshInterval < 0 {
+		errs = append(errs, errors.New("trust.refreshInterval: must not be negative"))
+	}
+	for _, p := range c.Trust.Open {
+		if p == "" || strings.Contains(p, "***") {
+			errs = append(errs, fmt.Errorf("trust.open: %q is not a repository pattern", p))
+		}
 	}
 	if c.MaxManifestSize <= 0 {
 		errs = append(errs, errors.New("maxManifestSize: must be positive"))

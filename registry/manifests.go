@@ -11,12 +11,34 @@ import (
 	"github.com/signet-oss/signet/reference"
 
 	"github.com/gorilla/mux"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/signet-oss/signet/registry/storage"
 )
 
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string) {
-	m, err := s.store.GetManifest(r.Context(), repo, mux.Vars(r)["reference"])
+	ref := mux.Vars(r)["reference"]
+	if s.gate.enforced(repo) {
+		// Tags resolve through the trust graph; digests are served while it
+		// covers them.
+		var err error
+		if strings.Contains(ref, ":") {
+			var d digest.Digest
+			if d, err = reference.ParseDigest(ref); err == nil {
+				err = s.gate.servable(r.Context(), repo, d)
+			}
+		} else if reference.ValidTag(ref) {
+			var d digest.Digest
+			if d, err = s.gate.resolveTag(r.Context(), repo, ref); err == nil {
+				ref = d.String()
+			}
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	m, err := s.store.GetManifest(r.Context(), repo, ref)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -55,10 +77,23 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 		}
 	}
 	tags := r.URL.Query()["tag"]
+	var signatureOf digest.Digest
+	if s.gate.enforced(repo) {
+		if signatureOf, err = s.admit(r, repo, ref, tags, contentType, content); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	info, err := s.store.PutManifest(r.Context(), repo, ref, contentType, content, tags)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
+	}
+	if signatureOf != "" {
+		if err := s.store.MarkAdmitted(r.Context(), repo, info.Digest, signatureOf); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+repo+"/manifests/"+info.Digest.String())
@@ -82,7 +117,16 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, repo str
 			s.writeError(w, r, perr)
 			return
 		}
+		if s.gate.enforced(repo) {
+			if rt, lerr := s.gate.index.Lookup(repo); lerr != nil || (rt != nil && rt.Covered[d]) {
+				s.writeError(w, r, denied("%s@%s is signed: remove its target with trustctl before deleting it", repo, d))
+				return
+			}
+		}
 		err = s.store.DeleteManifest(r.Context(), repo, d)
+	} else if s.gate.enforced(repo) {
+		s.writeError(w, r, denied("tags of %s follow the trust graph: remove the target %s:%s with trustctl", repo, repo, ref))
+		return
 	} else {
 		err = s.store.DeleteTag(r.Context(), repo, ref)
 	}
@@ -108,8 +152,46 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, repo string) 
 		s.writeError(w, r, err)
 		return
 	}
+	if s.gate.enforced(repo) {
+		kept := descs[:0]
+		for _, desc := range descs {
+			if s.gate.servable(r.Context(), repo, desc.Digest) == nil {
+				kept = append(kept, desc)
+			}
+		}
+		descs = kept
+	}
 	if artifactType != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
 	}
 	writeJSON(w, storage.MediaTypeOCIIndex, referrersIndex{SchemaVersion: 2, MediaType: storage.MediaTypeOCIIndex, Manifests: descs})
+}
+
+// admit runs the gate on a manifest PUT of an enforced repository. It returns
+// the subject when the manifest is admitted as a signature artifact.
+func (s *Server) admit(r *http.Request, repo, ref string, tags []string, contentType string, content []byte) (digest.Digest, error) {
+	mediaType, _, err := storage.ParseManifest(contentType, content)
+	if err != nil {
+		return "", err
+	}
+	alg := digest.Canonical
+	if strings.Contains(ref, ":") {
+		d, err := reference.ParseDigest(ref)
+		if err != nil {
+			return "", err
+		}
+		alg = d.Algorithm()
+	}
+	d := alg.FromBytes(content)
+	if strings.Contains(ref, ":") && len(tags) == 0 && isCosignSignature(mediaType, content) {
+		// A signature artifact pushed by digest: its payload names its subject.
+		subject, err := s.gate.signatureSubject(r.Context(), repo, content)
+		if err != nil {
+			return "", denied("signature artifact %s: %v", d, err)
+		}
+		if rt, _ := s.gate.index.Lookup(repo); rt == nil || !rt.Covered[d] {
+			return subject, s.gate.admitSignature(r.Context(), repo, d, subject, content)
+		}
+	}
+	return s.gate.admitManifest(r.Context(), repo, ref, tags, d, mediaType, content)
 }

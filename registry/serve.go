@@ -54,6 +54,21 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	index, err := openGate(ctx, cfg, store, log)
+	if err != nil {
+		return err
+	}
+	if index != nil {
+		api.EnableGate(index, cfg.Trust.Open, nil)
+		interval := cfg.Trust.RefreshInterval
+		if interval <= 0 {
+			interval = 30 * time.Second
+		}
+		go api.gate.refreshLoop(ctx, interval)
+		log.Info("admission gate on: every repository is enforced but the open ones", "open", cfg.Trust.Open, "refreshInterval", interval)
+	} else {
+		log.Warn("NO TRUST ROOT IS CONFIGURED: every repository admits unsigned content (set trust.root)")
+	}
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 30 * time.Second,

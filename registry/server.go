@@ -25,6 +25,8 @@ type Server struct {
 	router *mux.Router
 	// auth is nil when no authentication is configured: everything is allowed.
 	auth *authenticator
+	// gate is nil when no trust root is configured: everything is admitted.
+	gate *gate
 }
 
 // NewServer returns the API handler over store, with token authentication when

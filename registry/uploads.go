@@ -40,7 +40,7 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 		// A mount must not show a blob to a caller who may not pull it: from a
 		// repository the token cannot pull, or (with auth) from anywhere unnamed,
 		// the request becomes a plain upload, as if the blob were not there.
-		if s.mayMountFrom(r, from) {
+		if s.mayMountFrom(r, from, d) {
 			_, err = s.store.MountBlob(ctx, repo, from, d)
 			if err == nil {
 				blobCreated(w, repo, d)
@@ -81,11 +81,18 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 
 // mayMountFrom reports whether the request may mount blobs from repository from
 // ("" names no repository, which only an open registry allows).
-func (s *Server) mayMountFrom(r *http.Request, from string) bool {
-	if s.auth == nil {
-		return true
+func (s *Server) mayMountFrom(r *http.Request, from string, d digest.Digest) bool {
+	if s.auth != nil && (from == "" || !s.mayPull(r, from)) {
+		return false
 	}
-	return from != "" && s.mayPull(r, from)
+	if from == "" {
+		return s.gate == nil // with a gate, only a named, visible source
+	}
+	if s.gate.enforced(from) {
+		visible, err := s.gate.blobVisible(r.Context(), from, d)
+		return err == nil && (visible || s.mayPush(r, from))
+	}
+	return true
 }
 
 func (s *Server) uploadStatus(w http.ResponseWriter, r *http.Request, repo string) {

@@ -75,7 +75,8 @@ func (f *configFlags) load(fs *pflag.FlagSet) (registry.Config, error) {
 
 func newServeCmd() *cobra.Command {
 	var cf configFlags
-	var addr, trustdURL string
+	var addr, trustdURL, trustRoot, trustUser string
+	var open []string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the registry API",
@@ -95,6 +96,15 @@ func newServeCmd() *cobra.Command {
 				}
 				cfg.Auth.Token.Trustd = trustdURL
 			}
+			if flags.Changed("trust-root") {
+				cfg.Trust.Root = trustRoot
+			}
+			if flags.Changed("trust-user") {
+				cfg.Trust.Username = trustUser
+			}
+			if flags.Changed("open") {
+				cfg.Trust.Open = append(cfg.Trust.Open, open...)
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -106,6 +116,9 @@ func newServeCmd() *cobra.Command {
 	cf.register(cmd.Flags())
 	cmd.Flags().StringVar(&addr, "addr", registry.Defaults().Addr, "listen address (port 0 picks a free port)")
 	cmd.Flags().StringVar(&trustdURL, "trustd", "", "trust service URL: turns on token authentication, with /token passed to it")
+	cmd.Flags().StringVar(&trustRoot, "trust-root", "", "pinned root.json: turns the admission gate on (every repository enforced but --open ones)")
+	cmd.Flags().StringVar(&trustUser, "trust-user", "", "the registry's trustd account, to read every role (password: SIGNET_REGISTRY_PASSWORD)")
+	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern admitted without signatures (repeatable; * one component, ** any)")
 	return cmd
 }
 

@@ -330,7 +330,7 @@ func (s *Store) Tags(ctx context.Context, repo, last string, n int) ([]string, b
 			return nil, false, fmt.Errorf("%w: %s", ErrNameUnknown, repo)
 		}
 	}
-	page, more := paginate(tags, last, n)
+	page, more := Paginate(tags, last, n)
 	return page, more, nil
 }
 
@@ -355,7 +355,7 @@ func (s *Store) Catalog(ctx context.Context, last string, n int, visible func(st
 		return nil, false, err
 	}
 	slices.Sort(repos)
-	page, more := paginate(repos, last, n)
+	page, more := Paginate(repos, last, n)
 	return page, more, nil
 }
 
@@ -376,8 +376,9 @@ func (s *Store) listNames(ctx context.Context, dir string) ([]string, error) {
 	return names, nil
 }
 
-// paginate returns the page after last (never nil, so it encodes as []).
-func paginate(sorted []string, last string, n int) ([]string, bool) {
+// Paginate returns the page of up to n names of sorted after last, and whether
+// more follow (never nil, so it encodes as []). n < 0 means all.
+func Paginate(sorted []string, last string, n int) ([]string, bool) {
 	if sorted == nil {
 		sorted = []string{}
 	}

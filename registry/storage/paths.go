@@ -17,10 +17,14 @@ import (
 //	│   ├── _blobs/<alg>/<hex>                          empty object: the blob is in this repository
 //	│   ├── _manifests/<alg>/<hex>                      "<media type>\n" then the manifest bytes
 //	│   ├── _tags/<tag>                                 the tagged manifest's digest
-//	│   └── _referrers/<alg>/<subject hex>/<alg>-<hex>  descriptor (JSON) of a manifest whose subject is <subject>
+//	│   ├── _referrers/<alg>/<subject hex>/<alg>-<hex>  descriptor (JSON) of a manifest whose subject is <subject>
+//	│   └── _admitted/<alg>/<hex>                       the subject's digest: the gate admitted this
+//	│                                                   manifest as a signature artifact of it
 //	├── uploads/<id>.data                               bytes of an upload session so far
 //	├── uploads/<id>.state                              JSON: repository, committed offset, hash state
-//	└── secrets/upload-key                              HMAC key that signs upload session IDs
+//	├── secrets/upload-key                              HMAC key that signs upload session IDs
+//	└── trust/<name>.json                               the gate's verified TUF metadata (root versions,
+//	                                                    timestamp, snapshot, targets, delegated roles)
 //
 // Invariant: no object sits at a path that is a prefix of another object's path.
 // Repository name components never start with "_" (the name grammar forbids it), so
@@ -74,6 +78,14 @@ func uploadsDir() string { return root + "/uploads" }
 func uploadDataPath(id string) string { return uploadsDir() + "/" + id + ".data" }
 
 func uploadStatePath(id string) string { return uploadsDir() + "/" + id + ".state" }
+
+func admittedDir(repo string) string { return repoPath(repo) + "/_admitted" }
+
+func admittedPath(repo string, d digest.Digest) string {
+	return admittedDir(repo) + "/" + string(d.Algorithm()) + "/" + d.Encoded()
+}
+
+func trustMetadataPath(name string) string { return root + "/trust/" + name }
 
 func uploadKeyPath() string { return root + "/secrets/upload-key" }
 

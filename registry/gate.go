@@ -1,0 +1,433 @@
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/tokenauth"
+	"github.com/signet-oss/signet/verify"
+)
+
+// The admission gate (DESIGN §3). In an enforced repository the trust graph is
+// the source of truth for tags: a manifest is stored only when a current target
+// (or a target's closure) vouches for its digest, length and media type, or when
+// it is a signature artifact that a delegated publisher key signed for this
+// repository and a covered digest; and it is served only while that holds. The
+// registry is a TUF client of trustd, never a trusting caller: verify.Index checks
+// the whole chain and keeps the view in memory.
+
+// TrustConfig turns the gate on (the trust.* config keys).
+type TrustConfig struct {
+	// Root is the pinned root.json file; setting it enforces every repository
+	// but the Open ones (trust.root).
+	Root string `yaml:"root"`
+	// Trustd is trustd's base URL (trust.trustd, default auth.token.trustd).
+	Trustd string `yaml:"trustd"`
+	// Open lists repository patterns admitted without signatures ("*" is one
+	// name component, "**" any number) (trust.open; flag --open).
+	Open []string `yaml:"open"`
+	// RefreshInterval is how often the trust metadata is refreshed; revocation
+	// bites within it (trust.refreshInterval, default 30s).
+	RefreshInterval time.Duration `yaml:"refreshInterval"`
+	// Username and Password are the registry's own trustd account, which reads
+	// every organisation's and repository's role (trust.username, trust.password;
+	// SIGNET_REGISTRY_PASSWORD overrides the password).
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+}
+
+// Signature artifacts.
+const (
+	// cosignTagSuffix ends the tag cosign writes a signature manifest under.
+	cosignTagSuffix = ".sig"
+	// SimpleSigningMediaType is the media type of a cosign signature layer.
+	SimpleSigningMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
+)
+
+// SignatureVerifier checks a cosign signature artifact: every signature layer of
+// manifest verifies with one of keys and its payload names repo and subject.
+// blob returns a blob's bytes. The signer package provides it.
+type SignatureVerifier func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys []*metadata.Key, repo string, subject digest.Digest) error
+
+// gate enforces admission. It is nil when no trust root is configured.
+type gate struct {
+	index     *verify.Index
+	open      []string
+	store     *storage.Store
+	log       *slog.Logger
+	verifySig SignatureVerifier
+
+	// blobs caches, per repository, the blobs its admitted manifests reference,
+	// valid while the view's RepoTargets pointer and the admission count match.
+	mu    sync.Mutex
+	blobs map[string]*blobSet
+}
+
+type blobSet struct {
+	view     *verify.RepoTargets
+	admitted int
+	set      map[digest.Digest]bool
+}
+
+// errTrustUnavailable: the trust metadata could not be refreshed when a decision
+// needed it, or it expired (503: the client may retry).
+var errTrustUnavailable = errors.New("trust metadata unavailable")
+
+// enforced reports whether repo is subject to the gate.
+func (g *gate) enforced(repo string) bool {
+	if g == nil {
+		return false
+	}
+	for _, p := range g.open {
+		if tokenauth.MatchPattern(p, repo) {
+			return false
+		}
+	}
+	return true
+}
+
+// lookup returns the repository's current targets, refreshing (single-flight, at
+// most once a second) when need says the current view does not have what the
+// caller looks for.
+func (g *gate) lookup(ctx context.Context, repo string, need func(*verify.RepoTargets) bool) (*verify.RepoTargets, error) {
+	rt, err := g.index.Lookup(repo)
+	if err == nil && need(rt) {
+		return rt, nil
+	}
+	before := g.index.Refreshes()
+	rerr := g.index.Refresh(ctx)
+	if g.index.Refreshes() > before {
+		g.log.Info("trust metadata refreshed", "reason", "miss", "repo", repo, "err", rerr)
+	}
+	rt2, err2 := g.index.Lookup(repo)
+	if err2 != nil {
+		return nil, fmt.Errorf("%w: %v", errTrustUnavailable, err2)
+	}
+	if !need(rt2) && rerr != nil && errors.Is(rerr, verify.ErrUnreachable) {
+		return rt2, fmt.Errorf("%w: trustd could not be reached to confirm it: %v", errTrustUnavailable, rerr)
+	}
+	return rt2, nil
+}
+
+// denied is the 403 for content the trust graph does not vouch for.
+func denied(format string, args ...any) error {
+	return &Error{Code: CodeDenied, Detail: fmt.Sprintf(format, args...)}
+}
+
+// unavailable is the 503 for a decision the gate cannot make now.
+func unavailable(err error) error {
+	return &Error{Code: CodeUnavailable, Detail: err.Error() + "; retry when the trust service is back"}
+}
+
+// admitManifest decides a manifest PUT in an enforced repository, before
+// anything is stored. ref is the tag or digest of the URL, tags the ?tag= ones.
+func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []string, d digest.Digest, mediaType string, content []byte) (signatureOf digest.Digest, err error) {
+	if !strings.Contains(ref, ":") {
+		tags = append([]string{ref}, tags...)
+	}
+	length := int64(len(content))
+	for _, tag := range tags {
+		if subject, ok := signatureTagSubject(tag); ok {
+			if len(tags) != 1 {
+				return "", denied("a signature artifact is pushed under its own tag only")
+			}
+			return subject, g.admitSignature(ctx, repo, d, subject, content)
+		}
+		matches := func(rt *verify.RepoTargets) bool {
+			t := rt.Tags[tag]
+			return rt != nil && t != nil && t.Digest == d && t.Length == length && t.MediaType == mediaType
+		}
+		rt, err := g.lookup(ctx, repo, func(rt *verify.RepoTargets) bool { return rt != nil && matches(rt) })
+		if err != nil {
+			return "", unavailable(err)
+		}
+		if rt == nil || !matches(rt) {
+			return "", denied("%s is not signed for %s:%s%s", d, repo, tag, targetHint(rt, tag, d, length, mediaType))
+		}
+	}
+	if len(tags) > 0 {
+		return "", nil
+	}
+	// By digest: a digest target, a closure member, or a signature artifact.
+	covered := func(rt *verify.RepoTargets) bool { return rt != nil && rt.Covered[d] }
+	rt, err := g.lookup(ctx, repo, covered)
+	if err != nil && !isCosignSignature(mediaType, content) {
+		return "", unavailable(err)
+	}
+	if covered(rt) {
+		if t := rt.Digests[d]; t != nil && (t.Length != length || (t.MediaType != "" && t.MediaType != mediaType)) {
+			return "", denied("%s@%s is signed with length %d and media type %s, not %d and %s", repo, d, t.Length, t.MediaType, length, mediaType)
+		}
+		return "", nil
+	}
+	return "", denied("%s is not signed for %s (no target %s@%s, and no signed index lists it)", d, repo, repo, d)
+}
+
+// targetHint says how a tag's target differs from what was pushed.
+func targetHint(rt *verify.RepoTargets, tag string, d digest.Digest, length int64, mediaType string) string {
+	if rt == nil || rt.Tags[tag] == nil {
+		return ": the trust graph has no target " + tag
+	}
+	t := rt.Tags[tag]
+	switch {
+	case t.Digest != d:
+		return fmt.Sprintf(": the target names %s", t.Digest)
+	case t.Length != length:
+		return fmt.Sprintf(": the target's length is %d, this manifest's %d", t.Length, length)
+	default:
+		return fmt.Sprintf(": the target's media type is %s, this manifest's Content-Type %s", t.MediaType, mediaType)
+	}
+}
+
+// signatureTagSubject parses cosign's signature tag "sha256-<hex>.sig".
+func signatureTagSubject(tag string) (digest.Digest, bool) {
+	rest, ok := strings.CutSuffix(tag, cosignTagSuffix)
+	if !ok {
+		return "", false
+	}
+	alg, hex, ok := strings.Cut(rest, "-")
+	if !ok {
+		return "", false
+	}
+	d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
+	if d.Validate() != nil {
+		return "", false
+	}
+	return d, true
+}
+
+// isCosignSignature reports whether a manifest looks like a cosign signature
+// artifact (its layers are simple-signing payloads).
+func isCosignSignature(mediaType string, content []byte) bool {
+	_, f, err := storage.ParseManifest(mediaType, content)
+	if err != nil || f.Config == nil || len(f.Layers) == 0 {
+		return false
+	}
+	for _, l := range f.Layers {
+		if l.MediaType != SimpleSigningMediaType {
+			return false
+		}
+	}
+	return true
+}
+
+// admitSignature admits a cosign signature artifact of subject: subject must be
+// covered, and every signature must verify with a key delegated for repo and name
+// repo and subject.
+func (g *gate) admitSignature(ctx context.Context, repo string, d, subject digest.Digest, content []byte) error {
+	covered := func(rt *verify.RepoTargets) bool { return rt != nil && rt.Covered[subject] }
+	rt, err := g.lookup(ctx, repo, covered)
+	if err != nil {
+		return unavailable(err)
+	}
+	if !covered(rt) {
+		return denied("a signature of %s is admitted only while %s is signed for %s, and it is not", subject, subject, repo)
+	}
+	if g.verifySig == nil {
+		return denied("this registry cannot check cosign signatures")
+	}
+	blob := func(b digest.Digest) ([]byte, error) {
+		rc, size, err := g.store.OpenBlob(ctx, repo, b)
+		if err != nil {
+			return nil, err
+		}
+		defer rc.Close()
+		if size > 1<<20 {
+			return nil, fmt.Errorf("blob %s is too large for a signature payload", b)
+		}
+		buf := make([]byte, size)
+		_, err = io.ReadFull(rc, buf)
+		return buf, err
+	}
+	if err := g.verifySig(ctx, content, blob, rt.Keys, repo, subject); err != nil {
+		return denied("the signature of %s in %s does not verify with a key delegated for %s: %v", subject, repo, repo, err)
+	}
+	return nil
+}
+
+// servable reports whether manifest d of an enforced repo may be served: it is
+// covered, or it is an admitted signature artifact of a covered manifest.
+func (g *gate) servable(ctx context.Context, repo string, d digest.Digest) error {
+	rt, err := g.index.Lookup(repo)
+	if err != nil {
+		return unavailable(fmt.Errorf("%w: %v", errTrustUnavailable, err))
+	}
+	if rt != nil && rt.Covered[d] {
+		return nil
+	}
+	subject, ok, err := g.store.AdmittedSubject(ctx, repo, d)
+	if err != nil {
+		return err
+	}
+	if ok && rt != nil && rt.Covered[subject] {
+		return nil
+	}
+	return fmt.Errorf("%w: %s@%s is not signed", storage.ErrManifestUnknown, repo, d)
+}
+
+// resolveTag returns the digest a tag of an enforced repo stands for: the
+// current target's, or for a signature tag the stored artifact of a covered
+// subject.
+func (g *gate) resolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
+	if subject, ok := signatureTagSubject(tag); ok {
+		rt, err := g.index.Lookup(repo)
+		if err != nil {
+			return "", unavailable(fmt.Errorf("%w: %v", errTrustUnavailable, err))
+		}
+		if rt == nil || !rt.Covered[subject] {
+			return "", fmt.Errorf("%w: %s:%s (its subject is not signed)", storage.ErrManifestUnknown, repo, tag)
+		}
+		return g.store.ResolveTag(ctx, repo, tag)
+	}
+	rt, err := g.index.Lookup(repo)
+	if err != nil {
+		return "", unavailable(fmt.Errorf("%w: %v", errTrustUnavailable, err))
+	}
+	if rt == nil || rt.Tags[tag] == nil {
+		return "", fmt.Errorf("%w: %s:%s is not signed", storage.ErrManifestUnknown, repo, tag)
+	}
+	return rt.Tags[tag].Digest, nil
+}
+
+// tags lists the tags of an enforced repo: its current targets that are stored,
+// and the stored signature tags of covered subjects.
+func (g *gate) tags(ctx context.Context, repo string, stored []string) ([]string, error) {
+	rt, err := g.index.Lookup(repo)
+	if err != nil {
+		return nil, unavailable(fmt.Errorf("%w: %v", errTrustUnavailable, err))
+	}
+	out := []string{}
+	for _, t := range stored {
+		if subject, ok := signatureTagSubject(t); ok {
+			if rt != nil && rt.Covered[subject] {
+				out = append(out, t)
+			}
+			continue
+		}
+		if target := rtTag(rt, t); target != nil {
+			if d, err := g.store.ResolveTag(ctx, repo, t); err == nil && d == target.Digest {
+				out = append(out, t)
+			}
+		}
+	}
+	return out, nil
+}
+
+func rtTag(rt *verify.RepoTargets, tag string) *verify.Target {
+	if rt == nil {
+		return nil
+	}
+	return rt.Tags[tag]
+}
+
+// blobVisible reports whether blob d of an enforced repo is served: an admitted
+// manifest (a covered one, or an admitted signature artifact) references it.
+func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (bool, error) {
+	rt, err := g.index.Lookup(repo)
+	if err != nil {
+		return false, unavailable(fmt.Errorf("%w: %v", errTrustUnavailable, err))
+	}
+	if rt == nil {
+		return false, nil
+	}
+	admitted, err := g.store.Admitted(ctx, repo)
+	if err != nil {
+		return false, err
+	}
+	g.mu.Lock()
+	bs := g.blobs[repo]
+	g.mu.Unlock()
+	if bs == nil || bs.view != rt || bs.admitted != len(admitted) {
+		bs = &blobSet{view: rt, admitted: len(admitted), set: map[digest.Digest]bool{}}
+		add := func(m digest.Digest) error {
+			blobs, err := g.store.ManifestBlobs(ctx, repo, m)
+			for _, b := range blobs {
+				bs.set[b] = true
+			}
+			return err
+		}
+		for m := range rt.Covered {
+			if err := add(m); err != nil {
+				return false, err
+			}
+		}
+		for sig, subject := range admitted {
+			if rt.Covered[subject] {
+				if err := add(sig); err != nil {
+					return false, err
+				}
+			}
+		}
+		g.mu.Lock()
+		if g.blobs == nil {
+			g.blobs = map[string]*blobSet{}
+		}
+		g.blobs[repo] = bs
+		g.mu.Unlock()
+	}
+	return bs.set[d], nil
+}
+
+// refreshLoop refreshes the trust metadata every interval until ctx is done.
+func (g *gate) refreshLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := g.index.Refresh(ctx); err != nil {
+			g.log.Warn("trust metadata refresh failed", "reason", "interval", "err", err)
+		}
+	}
+}
+
+// EnableGate turns admission on: every repository but those matching open is
+// enforced against index. verifySig checks cosign signature artifacts.
+func (s *Server) EnableGate(index *verify.Index, open []string, verifySig SignatureVerifier) {
+	s.gate = &gate{index: index, open: open, store: s.store, log: s.log, verifySig: verifySig}
+}
+
+// signatureSubject reads the subject digest a cosign signature artifact's first
+// payload names (critical.image.docker-manifest-digest).
+func (g *gate) signatureSubject(ctx context.Context, repo string, content []byte) (digest.Digest, error) {
+	_, f, err := storage.ParseManifest("", content)
+	if err != nil || len(f.Layers) == 0 {
+		return "", errors.New("no signature layer")
+	}
+	rc, size, err := g.store.OpenBlob(ctx, repo, f.Layers[0].Digest)
+	if err != nil {
+		return "", fmt.Errorf("its payload %s: %w", f.Layers[0].Digest, err)
+	}
+	defer rc.Close()
+	if size > 1<<20 {
+		return "", errors.New("its payload is too large")
+	}
+	var payload struct {
+		Critical struct {
+			Image struct {
+				Digest digest.Digest `json:"docker-manifest-digest"`
+			} `json:"image"`
+		} `json:"critical"`
+	}
+	if err := json.NewDecoder(io.LimitReader(rc, size)).Decode(&payload); err != nil {
+		return "", fmt.Errorf("its payload is not a simple-signing document: %w", err)
+	}
+	if err := payload.Critical.Image.Digest.Validate(); err != nil {
+		return "", fmt.Errorf("its payload names no valid digest: %w", err)
+	}
+	return payload.Critical.Image.Digest, nil
+}
