@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-oss/signet/internal/tuftest"
+
 	"github.com/opencontainers/go-digest"
 )
 
@@ -21,7 +23,7 @@ const (
 // fixture is a repository with org acme (key acme-org) delegating acme/app and
 // acme/team/app to alice, and three targets signed.
 type fixture struct {
-	repo                *testRepo
+	repo                *tuftest.Repo
 	v1, index, teamV1   string // digests
 	child1, child2      string
 	v1Manifest, idxBody []byte
@@ -29,24 +31,24 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	r := newTestRepo(t)
+	r := tuftest.NewRepo(t)
 	f := &fixture{repo: r, v1Manifest: []byte(`{"schemaVersion":2,"mediaType":"` + imageType + `","layers":[]}`)}
-	r.delegate("targets", "org-acme", orgPaths("acme"), "acme-org")
-	r.delegate("org-acme", repoRole("acme/app"), repoPaths("acme/app"), "alice")
-	r.delegate("org-acme", repoRole("acme/team/app"), repoPaths("acme/team/app"), "alice")
-	f.v1 = r.addTarget(repoRole("acme/app"), "acme/app:v1", f.v1Manifest, imageType)
+	r.Delegate("targets", "org-acme", tuftest.OrgPaths("acme"), "acme-org")
+	r.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "alice")
+	r.Delegate("org-acme", tuftest.RepoRole("acme/team/app"), tuftest.RepoPaths("acme/team/app"), "alice")
+	f.v1 = r.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:v1", f.v1Manifest, imageType)
 	f.child1, f.child2 = string(digest.FromString("one")), string(digest.FromString("two"))
 	f.idxBody = []byte(`{"schemaVersion":2,"mediaType":"` + indexType + `","manifests":[]}`)
-	f.index = r.addTarget(repoRole("acme/app"), "acme/app:multi", f.idxBody, indexType, f.child1, f.child2)
-	r.addTarget(repoRole("acme/app"), "acme/app@"+f.v1, f.v1Manifest, imageType)
-	f.teamV1 = r.addTarget(repoRole("acme/team/app"), "acme/team/app:v1", []byte("team manifest"), imageType)
-	r.publish("targets", "org-acme", repoRole("acme/app"), repoRole("acme/team/app"))
+	f.index = r.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:multi", f.idxBody, indexType, f.child1, f.child2)
+	r.AddTarget(tuftest.RepoRole("acme/app"), "acme/app@"+f.v1, f.v1Manifest, imageType)
+	f.teamV1 = r.AddTarget(tuftest.RepoRole("acme/team/app"), "acme/team/app:v1", []byte("team manifest"), imageType)
+	r.Publish("targets", "org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoRole("acme/team/app"))
 	return f
 }
 
 func (f *fixture) client(t *testing.T, mod ...func(*Config)) *Client {
 	t.Helper()
-	cfg := Config{TrustdURL: f.repo.srv.URL, Root: f.repo.rootBytes(), CacheDir: t.TempDir()}
+	cfg := Config{TrustdURL: f.repo.Srv.URL, Root: f.repo.RootBytes(), CacheDir: t.TempDir()}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -96,12 +98,12 @@ func TestResolveRefusesWhatIsNotSigned(t *testing.T) {
 	r := f.repo
 	// acme-corp is another org whose key also signs a role for acme/app's name:
 	// it must not be reachable from acme's namespace.
-	r.delegate("targets", "org-acme-corp", orgPaths("acme-corp"), "corp-org")
-	r.delegate("org-acme-corp", repoRole("acme-corp/app"), repoPaths("acme-corp/app"), "mallory")
-	r.addTarget(repoRole("acme-corp/app"), "acme-corp/app:v1", []byte("corp"), imageType)
+	r.Delegate("targets", "org-acme-corp", tuftest.OrgPaths("acme-corp"), "corp-org")
+	r.Delegate("org-acme-corp", tuftest.RepoRole("acme-corp/app"), tuftest.RepoPaths("acme-corp/app"), "mallory")
+	r.AddTarget(tuftest.RepoRole("acme-corp/app"), "acme-corp/app:v1", []byte("corp"), imageType)
 	// A repository delegated but never published.
-	r.delegate("org-acme", repoRole("acme/new"), repoPaths("acme/new"), "alice")
-	r.publish("targets", "org-acme", "org-acme-corp", repoRole("acme-corp/app"))
+	r.Delegate("org-acme", tuftest.RepoRole("acme/new"), tuftest.RepoPaths("acme/new"), "alice")
+	r.Publish("targets", "org-acme", "org-acme-corp", tuftest.RepoRole("acme-corp/app"))
 	c := f.client(t)
 	if _, err := c.Resolve(context.Background(), "acme-corp/app:v1"); err != nil {
 		t.Fatalf("acme-corp/app:v1 should resolve through its own org: %v", err)
@@ -136,14 +138,14 @@ func TestRevokedPublisherKeyUntrustsItsTargetsAtTheNextRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The org now delegates acme/app to bob only; the repo role is still alice's.
-	f.repo.delegate("org-acme", repoRole("acme/app"), repoPaths("acme/app"), "bob")
-	f.repo.publish("org-acme")
+	f.repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "bob")
+	f.repo.Publish("org-acme")
 	if _, err := c.Resolve(ctx, "acme/app:v1"); !errors.Is(err, ErrNotSigned) {
 		t.Fatalf("after revoking alice: %v, want ErrNotSigned", err)
 	}
 	// bob re-signs: trusted again.
-	f.repo.signers[repoRole("acme/app")] = []string{"bob"}
-	f.repo.publish(repoRole("acme/app"))
+	f.repo.Signers[tuftest.RepoRole("acme/app")] = []string{"bob"}
+	f.repo.Publish(tuftest.RepoRole("acme/app"))
 	if got, err := c.Resolve(ctx, "acme/app:v1"); err != nil || string(got.Digest) != f.v1 {
 		t.Fatalf("after bob re-signed: %+v, %v", got, err)
 	}
@@ -163,12 +165,12 @@ func TestRollbackOfTimestampIsRefused(t *testing.T) {
 	f := newFixture(t)
 	c := f.client(t)
 	ctx := context.Background()
-	old := f.repo.file("timestamp.json")
-	f.repo.publish(repoRole("acme/app"))
+	old := f.repo.File("timestamp.json")
+	f.repo.Publish(tuftest.RepoRole("acme/app"))
 	if _, err := c.Resolve(ctx, "acme/app:v1"); err != nil {
 		t.Fatal(err)
 	}
-	f.repo.setFile("timestamp.json", old) // an older, still valid, timestamp
+	f.repo.SetFile("timestamp.json", old) // an older, still valid, timestamp
 	_, err := c.Resolve(ctx, "acme/app:v1")
 	if !errors.Is(err, ErrInvalidMetadata) {
 		t.Fatalf("a served timestamp older than the one seen: %v, want ErrInvalidMetadata", err)
@@ -181,17 +183,15 @@ func TestTamperedMetadataIsInvalid(t *testing.T) {
 		tamper func(f *fixture)
 	}{
 		{"a timestamp signed by another key", func(f *fixture) {
-			f.repo.keys["timestamp"] = newTestKey(t)
-			f.repo.publish()
+			f.repo.Keys["timestamp"] = tuftest.NewKey(t)
+			f.repo.Publish()
 		}},
 		{"a snapshot longer than the timestamp says (endless data)", func(f *fixture) {
-			name := fmt.Sprintf("%d.snapshot.json", f.repo.snapshot.Signed.Version)
-			f.repo.setFile(name, append(f.repo.file(name), make([]byte, 1<<20)...))
+			name := fmt.Sprintf("%d.snapshot.json", f.repo.Snapshot.Signed.Version)
+			f.repo.SetFile(name, append(f.repo.File(name), make([]byte, 1<<20)...))
 		}},
 		{"a snapshot the timestamp names but the server lacks", func(f *fixture) {
-			f.repo.mu.Lock()
-			delete(f.repo.files, fmt.Sprintf("%d.snapshot.json", f.repo.snapshot.Signed.Version))
-			f.repo.mu.Unlock()
+			f.repo.Remove(fmt.Sprintf("%d.snapshot.json", f.repo.Snapshot.Signed.Version))
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -207,7 +207,7 @@ func TestTamperedMetadataIsInvalid(t *testing.T) {
 
 func TestUnreachable(t *testing.T) {
 	f := newFixture(t)
-	f.repo.srv.Close()
+	f.repo.Srv.Close()
 	_, err := f.client(t).Resolve(context.Background(), "acme/app:v1")
 	if !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("trustd down: %v, want ErrUnreachable", err)
@@ -216,7 +216,7 @@ func TestUnreachable(t *testing.T) {
 
 func TestTokenGoesOnlyWithDelegatedRoles(t *testing.T) {
 	f := newFixture(t)
-	f.repo.requireToken = "secret-token"
+	f.repo.RequireToken = "secret-token"
 	if _, err := f.client(t).Resolve(context.Background(), "acme/app:v1"); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("without a token: %v, want ErrUnreachable (401 on a delegated role)", err)
 	}
@@ -226,9 +226,8 @@ func TestTokenGoesOnlyWithDelegatedRoles(t *testing.T) {
 	if _, err := c.Resolve(context.Background(), "acme/app:v1"); err != nil {
 		t.Fatal(err)
 	}
-	f.repo.mu.Lock()
-	defer f.repo.mu.Unlock()
-	for name, auth := range f.repo.authSeen {
+	seen := f.repo.Seen()
+	for name, auth := range seen {
 		role := name[len("1."):]
 		if name == "timestamp.json" || role == "root.json" || role == "snapshot.json" || role == "targets.json" {
 			if auth != "" {
@@ -236,8 +235,8 @@ func TestTokenGoesOnlyWithDelegatedRoles(t *testing.T) {
 			}
 		}
 	}
-	if f.repo.authSeen["1.org-acme.json"] != "Bearer secret-token" {
-		t.Errorf("1.org-acme.json fetched with %q, want the bearer token", f.repo.authSeen["1.org-acme.json"])
+	if seen["1.org-acme.json"] != "Bearer secret-token" {
+		t.Errorf("1.org-acme.json fetched with %q, want the bearer token", seen["1.org-acme.json"])
 	}
 }
 
@@ -268,15 +267,15 @@ func TestRootRotationIsFollowedAndCacheOfAnotherPinIsDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Rotate the root key: root v2 signed by the old and the new key.
-	old := f.repo.keys["root"]
-	nk := newTestKey(t)
-	f.repo.root.Signed.RevokeKey(old.id(), "root")
-	f.repo.root.Signed.AddKey(nk.tuf, "root")
-	f.repo.root.Signed.Version++
-	f.repo.sign(f.repo.root, old, nk)
-	b, _ := f.repo.root.ToBytes(false)
-	f.repo.setFile("2.root.json", b)
-	f.repo.keys["root"] = nk
+	old := f.repo.Keys["root"]
+	nk := tuftest.NewKey(t)
+	f.repo.Root.Signed.RevokeKey(old.ID(), "root")
+	f.repo.Root.Signed.AddKey(nk.TUF, "root")
+	f.repo.Root.Signed.Version++
+	f.repo.Sign(f.repo.Root, old, nk)
+	b, _ := f.repo.Root.ToBytes(false)
+	f.repo.SetFile("2.root.json", b)
+	f.repo.Keys["root"] = nk
 	if _, err := c.Resolve(ctx, "acme/app:v1"); err != nil {
 		t.Fatalf("after a root rotation: %v", err)
 	}
@@ -287,7 +286,7 @@ func TestRootRotationIsFollowedAndCacheOfAnotherPinIsDropped(t *testing.T) {
 	// A client pinned to another repository's root on the same cache must not
 	// start from this cache.
 	other := newFixture(t)
-	c2, err := New(Config{TrustdURL: other.repo.srv.URL, Root: other.repo.rootBytes(), CacheDir: dir})
+	c2, err := New(Config{TrustdURL: other.repo.Srv.URL, Root: other.repo.RootBytes(), CacheDir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

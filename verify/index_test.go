@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-oss/signet/internal/tuftest"
+
 	"github.com/opencontainers/go-digest"
 )
 
@@ -39,7 +41,7 @@ func (s *memStore) Save(_ context.Context, name string, data []byte) error {
 
 func (f *fixture) newIndex(t *testing.T, store MetadataStore, mod ...func(*IndexConfig)) *Index {
 	t.Helper()
-	cfg := IndexConfig{TrustdURL: f.repo.srv.URL, Root: f.repo.rootBytes(), Store: store, MinInterval: time.Nanosecond}
+	cfg := IndexConfig{TrustdURL: f.repo.Srv.URL, Root: f.repo.RootBytes(), Store: store, MinInterval: time.Nanosecond}
 	for _, m := range mod {
 		m(&cfg)
 	}
@@ -74,7 +76,7 @@ func TestIndexHoldsEveryCurrentTargetOfEveryRepository(t *testing.T) {
 			t.Errorf("%s should be covered (a target or an index's closure)", d)
 		}
 	}
-	if id, _ := rt.Keys[0].ID(); len(rt.Keys) != 1 || id != f.repo.keys["alice"].id() || rt.Threshold != 1 {
+	if id, _ := rt.Keys[0].ID(); len(rt.Keys) != 1 || id != f.repo.Keys["alice"].ID() || rt.Threshold != 1 {
 		t.Fatalf("publisher keys %v threshold %d, want alice's, 1", rt.Keys, rt.Threshold)
 	}
 	if team, _ := ix.Lookup("acme/team/app"); team == nil || string(team.Tags["v1"].Digest) != f.teamV1 {
@@ -88,8 +90,8 @@ func TestIndexHoldsEveryCurrentTargetOfEveryRepository(t *testing.T) {
 func TestIndexIgnoresTargetsOutsideTheirDelegation(t *testing.T) {
 	f := newFixture(t)
 	// alice's role for acme/app lists a target of acme/other: outside its paths.
-	f.repo.addTarget(repoRole("acme/app"), "acme/other:v1", []byte("sneaky"), imageType)
-	f.repo.publish(repoRole("acme/app"))
+	f.repo.AddTarget(tuftest.RepoRole("acme/app"), "acme/other:v1", []byte("sneaky"), imageType)
+	f.repo.Publish(tuftest.RepoRole("acme/app"))
 	ix := f.newIndex(t, &memStore{})
 	if err := ix.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
@@ -114,8 +116,8 @@ func TestIndexRevocationAndANoChangeRefresh(t *testing.T) {
 	if counting.n != 2 {
 		t.Errorf("a refresh with nothing changed made %d requests, want 2 (next root, timestamp)", counting.n)
 	}
-	f.repo.delegate("org-acme", repoRole("acme/app"), repoPaths("acme/app"), "bob")
-	f.repo.publish("org-acme")
+	f.repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "bob")
+	f.repo.Publish("org-acme")
 	if err := ix.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func TestIndexServesThroughAnOutageUntilExpiryAndSurvivesARestart(t *testing.T) 
 	if err := ix.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f.repo.srv.Close() // trustd is down
+	f.repo.Srv.Close() // trustd is down
 	if err := ix.Refresh(ctx); !errors.Is(err, ErrUnreachable) {
 		t.Fatalf("refresh with trustd down: %v, want ErrUnreachable", err)
 	}
@@ -181,15 +183,15 @@ func TestIndexRefusesARollbackBelowWhatItStored(t *testing.T) {
 	f := newFixture(t)
 	store := &memStore{}
 	ctx := context.Background()
-	oldTimestamp := f.repo.file("timestamp.json")
-	f.repo.addTarget(repoRole("acme/app"), "acme/app:v2", []byte("v2"), imageType)
-	f.repo.publish(repoRole("acme/app"))
+	oldTimestamp := f.repo.File("timestamp.json")
+	f.repo.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:v2", []byte("v2"), imageType)
+	f.repo.Publish(tuftest.RepoRole("acme/app"))
 	if err := f.newIndex(t, store).Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// trustd (or a thief of its online keys) now serves the older timestamp: a
 	// new replica on the same store must not go back.
-	f.repo.setFile("timestamp.json", oldTimestamp)
+	f.repo.SetFile("timestamp.json", oldTimestamp)
 	fresh := f.newIndex(t, store)
 	if err := fresh.Load(ctx); err != nil {
 		t.Fatal(err)
