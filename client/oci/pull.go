@@ -1,0 +1,80 @@
+package oci
+
+import (
+	"context"
+	"sync"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// PullOptions shape Pull.
+type PullOptions struct {
+	// Jobs bounds the blobs downloaded at once; 0 means DefaultJobs.
+	Jobs int
+	// Name is the ref name the root gets in the layout's index.json.
+	Name string
+	// Progress, when not nil, is told of every byte and blob.
+	Progress *Progress
+}
+
+// Pull writes im (whose manifests LoadImage has checked) into the layout w:
+// every blob, checked against its digest and length as it streams and kept
+// only if it matches (blobs the layout already holds intact are not fetched
+// again), then the manifests, then the root in index.json, last.
+func Pull(ctx context.Context, src Source, im *Image, w *LayoutWriter, o PullOptions) error {
+	if o.Jobs <= 0 {
+		o.Jobs = DefaultJobs
+	}
+	o.Progress.Expect(len(im.Blobs), im.Size())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	jobs := make(chan ocispec.Descriptor)
+	for i := 0; i < o.Jobs; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for desc := range jobs {
+				err := pullBlob(ctx, src, w, desc, o.Progress)
+				o.Progress.Finish()
+				if err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+				}
+			}
+		}()
+	}
+	for _, b := range im.Blobs {
+		select {
+		case jobs <- b:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, m := range im.Manifests {
+		if err := w.WriteManifest(m.Digest, im.Raw[m.Digest]); err != nil {
+			return err
+		}
+	}
+	return w.Tag(im.Root, o.Name)
+}
+
+func pullBlob(ctx context.Context, src Source, w *LayoutWriter, desc ocispec.Descriptor, p *Progress) error {
+	rc, err := src.Blob(ctx, desc)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	_, err = w.WriteBlob(desc.Digest, &countingReader{r: rc, n: p.Add})
+	return err
+}
