@@ -1,0 +1,131 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/signet-oss/signet/client/oci"
+	"github.com/signet-oss/signet/client/signed"
+	"github.com/signet-oss/signet/client/trust"
+	"github.com/spf13/cobra"
+)
+
+func newPushCmd(g *globals) *cobra.Command {
+	var key string
+	var noKeep bool
+	cmd := &cobra.Command{
+		Use:   "push SRC HOST/ORG/REPO:TAG --key NAME",
+		Short: "Push an OCI layout or a docker save / OCI archive, signed",
+		Long: `push reads an image from SRC — an OCI image layout directory, or a tarball:
+an OCI archive or the output of docker save (gzipped or not) — and pushes it
+signed, in the order the registry's gate admits:
+
+  1. the blobs, several at once, skipping those the registry has, resuming an
+     upload whose connection broke;
+  2. the target HOST/ORG/REPO:TAG, signed with --key (a key delegated for the
+     repository) and published through trustd; an index is signed with its
+     closure (every child manifest);
+  3. the manifests, children first, the root under TAG.
+
+When SRC holds several images, the one whose ref name is TAG is pushed. A tag
+moved to another digest keeps the previous digest as a <repo>@<digest> target
+unless --no-keep-previous. With a k-of-n threshold the target is staged until k
+publishers have pushed or signed it; the manifests are pushed by the push that
+completes it. A progress line is shown on a terminal.`,
+		Example: `  trustctl push ./app-oci 127.0.0.1:5000/acme/app:v1 --key alice
+  docker save app:v1 -o app.tar && trustctl push app.tar 127.0.0.1:5000/acme/app:v1 --key alice`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := trust.ParseRef(args[1])
+			if err != nil {
+				return err
+			}
+			res, err := signed.Push(cmd.Context(), args[0], ref, pushOptions(g, key, noKeep))
+			if err != nil {
+				return err
+			}
+			return reportPush(g, res)
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "the publisher key to sign with (required)")
+	cmd.Flags().BoolVar(&noKeep, "no-keep-previous", false, "do not keep a moved tag's previous digest as a <repo>@<digest> target")
+	cmd.MarkFlagRequired("key")
+	return cmd
+}
+
+func newCopyCmd(g *globals) *cobra.Command {
+	var key string
+	var noKeep bool
+	cmd := &cobra.Command{
+		Use:   "copy SRC-REF HOST/ORG/REPO:TAG --key NAME",
+		Short: "Copy an image from any registry into a repository, verified by digest and signed",
+		Long: `copy reads SRC-REF (REGISTRY/REPO:TAG or @DIGEST; names without a registry are
+docker.io's, as docker reads them) with docker's credentials (config.json and
+its credential helpers) or anonymously, checking every manifest and blob against
+its digest as it is read, and pushes it signed as trustctl push does. Within one
+registry, blobs are mounted instead of copied.`,
+		Example: `  trustctl copy docker.io/library/alpine:3.20 127.0.0.1:5000/acme/alpine:3.20 --key alice`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ref, err := trust.ParseRef(args[1])
+			if err != nil {
+				return err
+			}
+			res, err := signed.Copy(cmd.Context(), args[0], ref, pushOptions(g, key, noKeep))
+			if err != nil {
+				return err
+			}
+			return reportPush(g, res)
+		},
+	}
+	cmd.Flags().StringVar(&key, "key", "", "the publisher key to sign with (required)")
+	cmd.Flags().BoolVar(&noKeep, "no-keep-previous", false, "do not keep a moved tag's previous digest as a <repo>@<digest> target")
+	cmd.MarkFlagRequired("key")
+	return cmd
+}
+
+func pushOptions(g *globals, key string, noKeep bool) signed.PushOptions {
+	o := signed.PushOptions{Key: key, KeepPrevious: !noKeep, Out: os.Stderr}
+	if g.output != "json" {
+		o.Progress = oci.NewProgress(os.Stderr, "pushing")
+	}
+	return o
+}
+
+func reportPush(g *globals, res *signed.PushResult) error {
+	if g.output == "json" {
+		return printJSON(res)
+	}
+	b := res.Blobs
+	fmt.Printf("Blobs: %d uploaded (%s), %d already there, %d mounted.\n", b.Uploaded, humanBytes(b.Bytes), b.Skipped, b.Mounted)
+	if res.Signed.Staged {
+		fmt.Printf("Signed %s as %s: staged: %d of %d signatures; the manifests are pushed by the publisher whose push or sign completes it.\n",
+			res.Signed.Target, res.Digest, res.Signed.Signatures, res.Signed.Threshold)
+		return nil
+	}
+	if res.Signed.Kept != "" {
+		fmt.Printf("Kept the previous digest as %s.\n", res.Signed.Kept)
+	}
+	if res.Pruned != "" {
+		fmt.Printf("Removed the previous digest's target %s.\n", res.Pruned)
+	}
+	fmt.Printf("Signed %s as %s (%s v%d published).\n", res.Signed.Target, res.Digest, res.Signed.Role, res.Signed.Version)
+	fmt.Printf("Pushed %s (%d manifest(s)).\n", res.Reference, res.Manifests)
+	if res.Signature != "" {
+		fmt.Printf("Wrote the cosign signature %s.\n", res.Signature)
+	}
+	return nil
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
