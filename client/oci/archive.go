@@ -304,4 +304,3 @@ func (a *Archive) describe(name, mediaType string) (ocispec.Descriptor, error) {
 	a.blobs[d] = name
 	return ocispec.Descriptor{MediaType: mediaType, Digest: d, Size: r.Size()}, nil
 }
-

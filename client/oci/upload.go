@@ -175,4 +175,3 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-

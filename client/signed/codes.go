@@ -95,5 +95,5 @@ func Reason(code int) string {
 	return "error"
 }
 
-func mismatch(err error) error   { return &Error{Code: CodeMismatch, Err: err} }
+func mismatch(err error) error    { return &Error{Code: CodeMismatch, Err: err} }
 func unreachable(err error) error { return &Error{Code: CodeUnreachable, Err: err} }

@@ -36,4 +36,3 @@ func (s *Session) Prune(ctx context.Context, repo string, d digest.Digest, keyNa
 		return staged.Signed.Targets[path] == nil && sameContent(staged, next)
 	})
 }
-
