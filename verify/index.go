@@ -24,8 +24,10 @@ import (
 //
 // Invariants:
 //   - Lookups never block on the network; they read the last verified view.
-//   - Refreshes are single-flight and at most one per MinInterval: a flood of
-//     misses costs at most one refresh a second.
+//   - Refreshes are single-flight and start at most once per MinInterval, and a
+//     caller always gets a refresh that started after it asked: a flood of
+//     misses costs at most two refreshes a second, and a target published just
+//     before a push is seen by that push.
 //   - A view is served until its top-level metadata (root, timestamp, snapshot,
 //     targets) expires, even while trustd is unreachable; after that every lookup
 //     fails with ErrExpired (fail closed). A delegated role that expired drops
@@ -43,11 +45,13 @@ type Index struct {
 	// problems are the delegated roles the view left out, and why.
 	problems []error
 
-	refreshMu   sync.Mutex
-	workMu      sync.Mutex // held by the one refresh or load at work; guards raw
-	lastRefresh time.Time
-	inflight    chan struct{}
-	refreshes   int64
+	refreshMu sync.Mutex
+	workMu    sync.Mutex // held by the one refresh or load at work; guards raw
+	// lastStart is when the last finished refresh started; inflight is closed
+	// when the running one (started at inflightStart) ends.
+	lastStart, inflightStart time.Time
+	inflight                 chan struct{}
+	refreshes                int64
 	// raw holds the verified bytes of every metadata file of the view.
 	raw map[string][]byte
 }
@@ -168,41 +172,62 @@ func (ix *Index) Status() (built, expires time.Time, err error) {
 	return ix.view.built, ix.view.expires, ix.err
 }
 
-// Refresh brings the view up to date with trustd, unless a refresh finished less
-// than MinInterval ago (then it returns that one's outcome); concurrent callers
-// share one refresh.
+// Refresh brings the view up to date with trustd: it returns the outcome of a
+// refresh that started after the call, so what trustd published before the call
+// is seen. Refreshes are single-flight and start at most once per MinInterval:
+// concurrent callers share one, and a call during the pause waits for the next.
+// So a flood of misses costs at most two refreshes a second.
 func (ix *Index) Refresh(ctx context.Context) error {
-	ix.refreshMu.Lock()
-	if ch := ix.inflight; ch != nil {
-		ix.refreshMu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
+	arrived := time.Now()
+	for {
+		ix.refreshMu.Lock()
+		if ch := ix.inflight; ch != nil {
+			started := ix.inflightStart
+			ix.refreshMu.Unlock()
+			select {
+			case <-ch:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if !started.Before(arrived) {
+				return ix.lastErr()
+			}
+			continue
 		}
-		ix.mu.RLock()
-		defer ix.mu.RUnlock()
-		return ix.err
-	}
-	if !ix.lastRefresh.IsZero() && time.Since(ix.lastRefresh) < ix.cfg.MinInterval {
+		if !ix.lastStart.IsZero() && !ix.lastStart.Before(arrived) {
+			ix.refreshMu.Unlock()
+			return ix.lastErr()
+		}
+		if wait := time.Until(ix.lastStart.Add(ix.cfg.MinInterval)); !ix.lastStart.IsZero() && wait > 0 {
+			ix.refreshMu.Unlock()
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			}
+			continue
+		}
+		ch := make(chan struct{})
+		ix.inflight, ix.inflightStart = ch, time.Now()
+		ix.refreshes++
 		ix.refreshMu.Unlock()
-		ix.mu.RLock()
-		defer ix.mu.RUnlock()
-		return ix.err
+
+		err := ix.refresh(context.WithoutCancel(ctx), true)
+
+		ix.refreshMu.Lock()
+		ix.inflight, ix.lastStart = nil, ix.inflightStart
+		ix.refreshMu.Unlock()
+		close(ch)
+		return err
 	}
-	ch := make(chan struct{})
-	ix.inflight = ch
-	ix.refreshes++
-	ix.refreshMu.Unlock()
+}
 
-	err := ix.refresh(context.WithoutCancel(ctx), true)
-
-	ix.refreshMu.Lock()
-	ix.inflight = nil
-	ix.lastRefresh = time.Now()
-	ix.refreshMu.Unlock()
-	close(ch)
-	return err
+func (ix *Index) lastErr() error {
+	ix.mu.RLock()
+	defer ix.mu.RUnlock()
+	return ix.err
 }
 
 // Load builds the view from the stored metadata alone (no network), so a
