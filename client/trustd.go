@@ -108,6 +108,14 @@ func (c *Trustd) CreateUser(ctx context.Context, name, password string) error {
 	return err
 }
 
+// CreateGrant grants actions on the repositories matching pattern to the user
+// subject (admin only).
+func (c *Trustd) CreateGrant(ctx context.Context, subject, pattern string, actions ...string) error {
+	_, err := c.do(ctx, "granting "+subject+" "+strings.Join(actions, ",")+" on "+pattern, http.MethodPost, "/api/v1/grants",
+		map[string]any{"subject": subject, "pattern": pattern, "actions": actions}, nil, http.StatusCreated)
+	return err
+}
+
 // CreateOrg creates an organisation (admin only); created is false when it already
 // existed, which is not an error.
 func (c *Trustd) CreateOrg(ctx context.Context, name string) (created bool, err error) {

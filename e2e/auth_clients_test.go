@@ -15,7 +15,7 @@ import (
 // one `trustctl up`.
 func TestAuthClients(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	password := st.addUser(t, "pub", "acme", "publisher")
 	admin := st.admin()
 
@@ -154,7 +154,7 @@ func TestAuthClients(t *testing.T) {
 // anywhere, and trustctl refuses with a clear message what the user may not do.
 func TestTrustctlLogin(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	password := st.addUser(t, "alice", "acme", "publisher")
 
 	for _, c := range []struct {

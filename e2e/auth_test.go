@@ -25,7 +25,7 @@ var refusal = regexp.MustCompile(`(?i)denied|unauthorized|forbidden|\b40[13]\b`)
 // request's challenge names its scope; signet.json names trustd.
 func TestAuthChallenge(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	hc := &http.Client{Timeout: 30 * time.Second}
 
 	resp, err := hc.Get(st.URL("/v2/"))
@@ -97,7 +97,7 @@ func TestAuthChallenge(t *testing.T) {
 // token but never the refresh token.
 func TestAuthRefreshTokenGrant(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	img := newImage(t, "refresh", newLayer(t, "r/one.bin", 16<<10))
 	if err := st.admin().pushImage("acme/app", "v1", img, uploadMonolithicPost); err != nil {
 		t.Fatal(err)
@@ -153,7 +153,7 @@ func TestAuthRefreshTokenGrant(t *testing.T) {
 // and a push is refused with nothing stored.
 func TestAuthReaderPullsButCannotPush(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	admin := st.admin()
 	img := newImage(t, "reader", newLayer(t, "r/one.bin", 32<<10))
 	if err := admin.pushImage("acme/app", "v1", img, uploadPostPut); err != nil {
@@ -185,7 +185,7 @@ func TestAuthReaderPullsButCannotPush(t *testing.T) {
 // exchange, by password and by refresh token.
 func TestAuthRobotToken(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	admin := st.admin()
 	app := newImage(t, "robot-app", newLayer(t, "a/one.bin", 16<<10))
 	other := newImage(t, "robot-other", newLayer(t, "o/one.bin", 16<<10))
@@ -273,7 +273,7 @@ func TestAuthRobotToken(t *testing.T) {
 // the caller's repository.
 func TestAuthMountDoesNotLeak(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	secret := randomBytes(20 << 10)
 	dgst := sha256Digest(secret)
 	if err := st.admin().pushBlob("secret/repo", secret, uploadMonolithicPost); err != nil {

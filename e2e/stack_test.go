@@ -64,12 +64,17 @@ type stack struct {
 	log  *lockedBuffer
 }
 
+// openAll makes every repository of a stack open: the tests of scoped access
+// and of the trust graph push unsigned content; the gate has its own tests.
+var openAll = []string{"--open", "**"}
+
 var upLine = regexp.MustCompile(`Signet is up: registry (\S+), trustd (\S+)`)
 
 // startStack runs `trustctl up` on fresh directories, with free ports it chooses
 // itself (port 0), and waits until it says it is up and logged in. The process is
-// killed when the test ends and its output printed if the test failed.
-func startStack(t *testing.T) *stack {
+// killed when the test ends and its output printed if the test failed. upArgs
+// are further flags of up, such as --open.
+func startStack(t *testing.T, upArgs ...string) *stack {
 	t.Helper()
 	if reference {
 		t.Skip("the reference registry has no token service")
@@ -79,8 +84,8 @@ func startStack(t *testing.T) *stack {
 	}
 	dir := t.TempDir()
 	st := &stack{t: t, Home: filepath.Join(dir, "signet"), AdminPassword: newPassword(), log: &lockedBuffer{}}
-	st.cmd = exec.Command(trustctlBin, "up", "--data", filepath.Join(dir, "data"),
-		"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0")
+	st.cmd = exec.Command(trustctlBin, append([]string{"up", "--data", filepath.Join(dir, "data"),
+		"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0"}, upArgs...)...)
 	st.cmd.Env = []string{
 		"HOME=" + dir,
 		"PATH=" + os.Getenv("PATH"),

@@ -189,7 +189,7 @@ func tufUpdater(t *testing.T, metadataURL string, root []byte, cacheDir, token s
 // digest pullable, and revoking a publisher key untrusts what it signed.
 func TestTrustSignAndResolve(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	st.trustctl(t, "keys", "generate", "alice")
 	st.trustctl(t, "org", "create", "acme")
 	st.trustctl(t, "org", "delegate", "acme/app", "--key", "alice")
@@ -296,7 +296,7 @@ func TestTrustSignAndResolve(t *testing.T) {
 // and what was signed stays trusted while the new key delegates.
 func TestTrustThresholdAndOrgKeyRotation(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	for _, k := range []string{"a", "b", "c"} {
 		st.trustctl(t, "keys", "generate", k)
 	}
@@ -348,7 +348,7 @@ func TestTrustThresholdAndOrgKeyRotation(t *testing.T) {
 // onto a file server), while a client without that state would accept it.
 func TestTrustClientRefusesFreezeAndRollback(t *testing.T) {
 	t.Parallel()
-	st := startStack(t)
+	st := startStack(t, openAll...)
 	st.trustctl(t, "keys", "generate", "alice")
 	st.trustctl(t, "org", "create", "acme")
 	st.trustctl(t, "org", "delegate", "acme/app", "--key", "alice")

@@ -42,13 +42,24 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	store, err := OpenStore(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("opening storage: %w", err)
-	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("addr: %w", err)
+	}
+	return ServeListener(ctx, cfg, ln, log)
+}
+
+// ServeListener is Serve on a listener the caller opened (cfg.Addr is not used):
+// a caller that must know the registry's address before it starts, such as
+// `trustctl up` pinning a trust root for it, binds first.
+func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) error {
+	defer ln.Close()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	store, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("opening storage: %w", err)
 	}
 	api, err := NewServer(store, log, cfg.Auth.Token)
 	if err != nil {

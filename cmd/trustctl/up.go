@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/signet-oss/signet/client"
+	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/registry"
 	"github.com/signet-oss/signet/trustd"
 	"github.com/spf13/cobra"
@@ -21,6 +23,7 @@ import (
 
 func newUpCmd() *cobra.Command {
 	var data, registryAddr, trustdAddr string
+	var open []string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the registry and trustd together on embedded defaults, logged in as admin",
@@ -35,16 +38,17 @@ Port 0 in an address picks a free port; the lines printed once both servers answ
 name the ones chosen.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runUp(cmd.Context(), data, registryAddr, trustdAddr)
+			return runUp(cmd.Context(), data, registryAddr, trustdAddr, open)
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "./data", "data directory: the registry's under DIR/registry, trustd's under DIR/trustd")
 	cmd.Flags().StringVar(&registryAddr, "registry-addr", "127.0.0.1:5000", "the registry's listen address")
 	cmd.Flags().StringVar(&trustdAddr, "trustd-addr", "127.0.0.1:5001", "trustd's listen address")
+	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern the registry admits without signatures (repeatable; * one component, ** any); every other repository is enforced")
 	return cmd
 }
 
-func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
+func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []string) error {
 	data, err := filepath.Abs(data)
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)
@@ -86,16 +90,29 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
 			tcfg.AdminUser, tcfg.AdminPassword)
 	}
 
+	// The registry's address must be known before it starts: the development
+	// trust root is pinned for it, and its gate starts from that root.
+	ln, err := net.Listen("tcp", registryAddr)
+	if err != nil {
+		cancel()
+		td.wait()
+		return fmt.Errorf("registry: %w", addrHint(err, "--registry-addr"))
+	}
 	rcfg := registry.Defaults()
-	rcfg.Addr, rcfg.Data = registryAddr, filepath.Join(data, "registry")
+	rcfg.Addr, rcfg.Data = ln.Addr().String(), filepath.Join(data, "registry")
 	rcfg.Auth.Token = &registry.TokenAuthConfig{Trustd: trustdURL}
+	rcfg.Trust.Open = open
+	if err := setUpGate(ctx, &rcfg, ln.Addr().String(), trustdURL, data, tcfg.AdminUser, tcfg.AdminPassword, log); err != nil {
+		log.Warn("the admission gate is off", "err", err)
+	}
 	if err := rcfg.Validate(); err != nil {
+		ln.Close()
 		cancel()
 		td.wait()
 		return fmt.Errorf("registry: %w", err)
 	}
 	reg := startServer(ctx, "registry listening", log, func(ctx context.Context, log *slog.Logger) error {
-		return registry.Serve(ctx, rcfg, log)
+		return registry.ServeListener(ctx, rcfg, ln, log)
 	})
 	regAddr, err := reg.waitAddr(ctx)
 	if err != nil {
@@ -114,12 +131,6 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
 	readyCancel()
 	if err != nil {
 		return stop(err)
-	}
-
-	if tcfg.AdminPassword != "" {
-		if err := initDevTrust(ctx, os.Stdout, regAddr, trustdURL, tcfg.AdminUser, tcfg.AdminPassword); err != nil {
-			log.Warn("no development trust root", "err", err)
-		}
 	}
 
 	loggedIn := false
@@ -148,6 +159,45 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string) error {
 		reg.errc <- err
 		return stop(fmt.Errorf("registry stopped: %w", err))
 	}
+}
+
+// setUpGate turns the registry's admission gate on: on first start it makes the
+// development trust root and the registry's own trustd account; every start pins
+// the gate to the root pinned for the registry's address.
+func setUpGate(ctx context.Context, rcfg *registry.Config, regAddr, trustdURL, data, adminUser, adminPassword string, log *slog.Logger) error {
+	var td *client.Trustd
+	if adminPassword != "" {
+		var err error
+		if td, err = adminTrustd(ctx, trustdURL, adminUser, adminPassword); err != nil {
+			return err
+		}
+		if err := initDevTrust(ctx, os.Stdout, regAddr, td); err != nil {
+			log.Warn("no development trust root", "err", err)
+		}
+	}
+	// The registry keeps its own copy of the root it was first pinned to, so a
+	// later `trust add` in the user's home does not move it.
+	rootPath := filepath.Join(data, "registry-root.json")
+	if _, err := os.Stat(rootPath); err != nil {
+		home, err := client.SignetHome()
+		if err != nil {
+			return err
+		}
+		root, err := trust.PinnedRoot(home, regAddr)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(rootPath, root, 0o600); err != nil {
+			return err
+		}
+	}
+	acct, err := ensureRegistryAccount(ctx, filepath.Join(data, "registry-account.json"), td)
+	if err != nil {
+		return err
+	}
+	rcfg.Trust.Root, rcfg.Trust.Trustd = rootPath, trustdURL
+	rcfg.Trust.Username, rcfg.Trust.Password = acct.Username, acct.Password
+	return nil
 }
 
 func printTryLines(w io.Writer, homeConfig, regAddr, trustdURL, admin string, loggedIn bool) {
