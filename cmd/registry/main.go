@@ -77,6 +77,7 @@ func newServeCmd() *cobra.Command {
 	var cf configFlags
 	var addr, trustdURL, trustRoot, trustUser string
 	var open []string
+	var refresh time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the registry API",
@@ -102,6 +103,9 @@ func newServeCmd() *cobra.Command {
 			if flags.Changed("trust-user") {
 				cfg.Trust.Username = trustUser
 			}
+			if flags.Changed("trust-refresh") {
+				cfg.Trust.RefreshInterval = refresh
+			}
 			if flags.Changed("open") {
 				cfg.Trust.Open = append(cfg.Trust.Open, open...)
 			}
@@ -118,6 +122,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&trustdURL, "trustd", "", "trust service URL: turns on token authentication, with /token passed to it")
 	cmd.Flags().StringVar(&trustRoot, "trust-root", "", "pinned root.json: turns the admission gate on (every repository enforced but --open ones)")
 	cmd.Flags().StringVar(&trustUser, "trust-user", "", "the registry's trustd account, to read every role (password: SIGNET_REGISTRY_PASSWORD)")
+	cmd.Flags().DurationVar(&refresh, "trust-refresh", 30*time.Second, "how often the trust metadata is refreshed: revocation bites within it")
 	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern admitted without signatures (repeatable; * one component, ** any)")
 	return cmd
 }

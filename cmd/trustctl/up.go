@@ -24,6 +24,7 @@ import (
 func newUpCmd() *cobra.Command {
 	var data, registryAddr, trustdAddr string
 	var open []string
+	var refresh time.Duration
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the registry and trustd together on embedded defaults, logged in as admin",
@@ -38,17 +39,18 @@ Port 0 in an address picks a free port; the lines printed once both servers answ
 name the ones chosen.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runUp(cmd.Context(), data, registryAddr, trustdAddr, open)
+			return runUp(cmd.Context(), data, registryAddr, trustdAddr, open, refresh)
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "./data", "data directory: the registry's under DIR/registry, trustd's under DIR/trustd")
 	cmd.Flags().StringVar(&registryAddr, "registry-addr", "127.0.0.1:5000", "the registry's listen address")
 	cmd.Flags().StringVar(&trustdAddr, "trustd-addr", "127.0.0.1:5001", "trustd's listen address")
 	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern the registry admits without signatures (repeatable; * one component, ** any); every other repository is enforced")
+	cmd.Flags().DurationVar(&refresh, "trust-refresh", 30*time.Second, "how often the registry refreshes the trust metadata: revocation bites within it")
 	return cmd
 }
 
-func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []string) error {
+func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []string, refresh time.Duration) error {
 	data, err := filepath.Abs(data)
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)
@@ -101,7 +103,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	rcfg := registry.Defaults()
 	rcfg.Addr, rcfg.Data = ln.Addr().String(), filepath.Join(data, "registry")
 	rcfg.Auth.Token = &registry.TokenAuthConfig{Trustd: trustdURL}
-	rcfg.Trust.Open = open
+	rcfg.Trust.Open, rcfg.Trust.RefreshInterval = open, refresh
 	if err := setUpGate(ctx, &rcfg, ln.Addr().String(), trustdURL, data, tcfg.AdminUser, tcfg.AdminPassword, log); err != nil {
 		log.Warn("the admission gate is off", "err", err)
 	}
