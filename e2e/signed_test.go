@@ -439,4 +439,3 @@ func writeLayout(t *testing.T, img image) string {
 	writeOCILayout(t, dir, "", img)
 	return dir
 }
-
