@@ -211,14 +211,16 @@ func printTryLines(w io.Writer, homeConfig, regAddr, trustdURL, admin string, lo
 		fmt.Fprintf(w, "Not logged in (the admin password is not known to this run): trustctl login %s -u %s\n", regAddr, admin)
 	}
 	fmt.Fprintf(w, `
-Try:
-  export DOCKER_CONFIG=%s          # docker, crane, oras, regctl use that login
-  tar czf layer.tar.gz README.md
-  crane append --oci-empty-base -f layer.tar.gz -t %s/acme/app:v1
-  crane ls %s/acme/app
-  trustctl org create acme
-  trustctl token create --org acme --scope repository:acme/app:pull --ttl 720h --name ci-bot
-`, homeDir, regAddr, regAddr)
+The whole story in five lines (the registry admits only what the trust graph signs):
+  trustctl keys generate alice                                  # a publisher key
+  trustctl org create acme                                      # an org, delegated its namespace
+  trustctl org delegate acme/app --key alice                    # alice may sign acme/app
+  trustctl push ./image-layout %[1]s/acme/app:v1 --key alice     # signed push (an OCI layout or docker save tarball)
+  trustctl pull %[1]s/acme/app:v1 ./pulled                      # verified pull
+
+An unsigned push is refused: crane push image.tar %[1]s/acme/app:v2 gets DENIED.
+Other clients use the same login: export DOCKER_CONFIG=%[2]s
+`, regAddr, homeDir)
 }
 
 // addrHint adds what to do to a listen error on an address in use.
