@@ -7,9 +7,14 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
+// DefaultPullJobs is how many blobs a pull fetches at once: more than a push,
+// since a pull's cost is mostly waiting on the network and the disk, and an
+// image's largest layers otherwise finish one after the other.
+const DefaultPullJobs = 8
+
 // PullOptions shape Pull.
 type PullOptions struct {
-	// Jobs bounds the blobs downloaded at once; 0 means DefaultJobs.
+	// Jobs bounds the blobs downloaded at once; 0 means DefaultPullJobs.
 	Jobs int
 	// Name is the ref name the root gets in the layout's index.json.
 	Name string
@@ -23,7 +28,7 @@ type PullOptions struct {
 // again), then the manifests, then the root in index.json, last.
 func Pull(ctx context.Context, src Source, im *Image, w *LayoutWriter, o PullOptions) error {
 	if o.Jobs <= 0 {
-		o.Jobs = DefaultJobs
+		o.Jobs = DefaultPullJobs
 	}
 	o.Progress.Expect(len(im.Blobs), im.Size())
 	ctx, cancel := context.WithCancel(ctx)
