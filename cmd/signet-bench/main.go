@@ -38,7 +38,12 @@ func main() {
 	flag.DurationVar(&cfg.GetDuration, "get-duration", 0, "manifest-GET duration (default 10s)")
 	flag.IntVar(&cfg.SmallMax, "small-max", 30000, "most small pushes (payloads are generated up front)")
 	quiet := flag.Bool("quiet", false, "no progress on stderr")
+	trust := flag.Bool("trust", false, "measure trustctl instead (sign and publish, verify, verified pull vs crane pull): see internal/bench/trust.go")
 	flag.Parse()
+	if *trust {
+		runTrust(*output, *quiet)
+		return
+	}
 
 	if *output != "table" && *output != "json" {
 		fmt.Fprintf(os.Stderr, "signet-bench: --output %q: want table or json\n", *output)
