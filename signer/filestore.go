@@ -75,27 +75,54 @@ func sigstoreUnseal(keyPEM, passphrase []byte) (crypto.PrivateKey, error) {
 }
 
 func (s *fileKeyStore) Generate(ctx context.Context, name string, alg Algorithm) (*KeyInfo, error) {
-	if err := ValidateName(name); err != nil {
-		return nil, err
-	}
 	if alg == "" {
 		alg = DefaultAlgorithm
 	}
-	if err := ctx.Err(); err != nil {
+	if err := s.free(ctx, name); err != nil {
 		return nil, err
-	}
-	if err := s.ensureDir(); err != nil {
-		return nil, err
-	}
-	if _, err := os.Lstat(privatePath(s.dir, name)); err == nil {
-		return nil, fmt.Errorf("%w: %q (in %s)", ErrKeyExists, name, s.dir)
 	}
 	priv, err := newPrivateKey(alg)
 	if err != nil {
 		return nil, err
 	}
+	return s.store(name, priv)
+}
+
+func (s *fileKeyStore) Import(ctx context.Context, name string, priv crypto.Signer) (*KeyInfo, error) {
+	if priv == nil {
+		return nil, fmt.Errorf("key %q: no private key to import", name)
+	}
+	if _, err := algorithmOf(priv.Public()); err != nil {
+		return nil, fmt.Errorf("key %q: %w", name, err)
+	}
+	if err := s.free(ctx, name); err != nil {
+		return nil, err
+	}
+	return s.store(name, priv)
+}
+
+// free checks that name is valid and not taken, creating the key directory.
+func (s *fileKeyStore) free(ctx context.Context, name string) error {
+	if err := ValidateName(name); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.ensureDir(); err != nil {
+		return err
+	}
+	if _, err := os.Lstat(privatePath(s.dir, name)); err == nil {
+		return fmt.Errorf("%w: %q (in %s)", ErrKeyExists, name, s.dir)
+	}
+	return nil
+}
+
+// store encrypts priv and writes the key's files, refusing a name taken meanwhile.
+func (s *fileKeyStore) store(name string, priv crypto.Signer) (*KeyInfo, error) {
 	dev := strings.HasPrefix(name, DevelopmentPrefix)
 	pass := []byte{}
+	var err error
 	if !dev {
 		if pass, err = s.ask(name, true); err != nil {
 			return nil, err

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"regexp"
@@ -20,13 +22,24 @@ type Algorithm string
 const (
 	// ECDSAP256 is ECDSA on NIST P-256 with SHA-256: TUF's "ecdsa-sha2-nistp256".
 	ECDSAP256 Algorithm = "ecdsa-p256"
+	// Ed25519 is pure Ed25519 (the message itself is signed, crypto.Hash(0)): TUF's
+	// "ed25519".
+	Ed25519 Algorithm = "ed25519"
+	// RSAPSS3072 is RSA with a 3072-bit modulus, signing with PSS over SHA-256 (salt
+	// as long as the hash): TUF's "rsassa-pss-sha256". Only 3072-bit keys carry
+	// the name: an RSA key of another size is refused.
+	RSAPSS3072 Algorithm = "rsa-pss-3072"
 
-	// DefaultAlgorithm is what Generate makes when asked for "".
+	// DefaultAlgorithm is what Generate makes when asked for "", and cosign's
+	// default key type too.
 	DefaultAlgorithm = ECDSAP256
 )
 
+// rsaBits is the modulus size of RSAPSS3072.
+const rsaBits = 3072
+
 // Algorithms lists the algorithms Generate accepts, the default first.
-func Algorithms() []Algorithm { return []Algorithm{ECDSAP256} }
+func Algorithms() []Algorithm { return []Algorithm{ECDSAP256, Ed25519, RSAPSS3072} }
 
 // KeyInfo is what may be known of a key without its passphrase.
 type KeyInfo struct {
@@ -70,6 +83,12 @@ type KeyStore interface {
 	// with the empty passphrase and marked Development; other keys are encrypted
 	// with the store's passphrase, asked with confirmation.
 	Generate(ctx context.Context, name string, alg Algorithm) (*KeyInfo, error)
+	// Import stores a private key made elsewhere (a cosign key, see
+	// ParseCosignPrivateKey) under name, exactly as Generate stores the keys it
+	// makes: the same passphrase rules, ErrKeyExists for a taken name, and
+	// ErrUnsupportedAlgorithm, with nothing stored, for a key of a type
+	// Algorithms() does not list.
+	Import(ctx context.Context, name string, priv crypto.Signer) (*KeyInfo, error)
 	// Load decrypts the private key (asking for the passphrase unless it is a
 	// development key). A wrong passphrase fails with ErrWrongPassphrase.
 	Load(ctx context.Context, name string) (*Key, error)
@@ -115,12 +134,18 @@ func newPrivateKey(alg Algorithm) (crypto.Signer, error) {
 	switch alg {
 	case ECDSAP256:
 		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case Ed25519:
+		_, priv, err := ed25519.GenerateKey(rand.Reader)
+		return priv, err
+	case RSAPSS3072:
+		return rsa.GenerateKey(rand.Reader, rsaBits)
 	}
 	return nil, fmt.Errorf("%w %q (supported: %v)", ErrUnsupportedAlgorithm, alg, Algorithms())
 }
 
 // algorithmOf names the algorithm of a public key, or fails for a key this package
-// does not sign with (TUF's ECDSA scheme here is P-256 with SHA-256 only).
+// does not sign with: go-tuf v2.4.2 verifies ECDSA only as P-256 with SHA-256, and
+// an RSA key is named for its size.
 func algorithmOf(pub crypto.PublicKey) (Algorithm, error) {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
@@ -128,6 +153,16 @@ func algorithmOf(pub crypto.PublicKey) (Algorithm, error) {
 			return ECDSAP256, nil
 		}
 		return "", fmt.Errorf("%w: ECDSA on %s (only P-256)", ErrUnsupportedAlgorithm, k.Curve.Params().Name)
+	case ed25519.PublicKey:
+		if len(k) == ed25519.PublicKeySize {
+			return Ed25519, nil
+		}
+		return "", fmt.Errorf("%w: an Ed25519 key of %d bytes", ErrUnsupportedAlgorithm, len(k))
+	case *rsa.PublicKey:
+		if k.N.BitLen() == rsaBits {
+			return RSAPSS3072, nil
+		}
+		return "", fmt.Errorf("%w: RSA with a %d-bit modulus (only %d)", ErrUnsupportedAlgorithm, k.N.BitLen(), rsaBits)
 	}
 	return "", fmt.Errorf("%w: %T", ErrUnsupportedAlgorithm, pub)
 }

@@ -3,6 +3,7 @@ package signer
 import (
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -50,19 +51,40 @@ func SignMetadata[T metadata.Roles](md *metadata.Metadata[T], replace bool, keys
 	return nil
 }
 
-// tufSigner adapts a key to go-tuf's Sign with the scheme TUF names for its type:
-// ecdsa-sha2-nistp256 is ECDSA P-256 over SHA-256 (ASN.1 DER signatures). It goes
-// through crypto.Signer, so a key held elsewhere (a KMS, a token) signs the same way.
+// tufSigner adapts a key to go-tuf's Sign with the scheme TUF names for its type
+// (go-tuf v2.4.2's metadata.KeyFromPublicKey picks the scheme, VerifyDelegate
+// checks it):
+//   - ecdsa-sha2-nistp256: ECDSA P-256 over SHA-256, ASN.1 DER signatures;
+//   - ed25519: pure Ed25519 over the message, crypto.Hash(0) (not Ed25519ph);
+//   - rsassa-pss-sha256: RSA-PSS over SHA-256, MGF1 SHA-256, salt as long as the
+//     hash (securesystemslib's choice; go-tuf verifies any salt length).
+//
+// It goes through crypto.Signer, so a key held elsewhere (a KMS, a token) signs
+// the same way.
 func tufSigner(k *Key) (signature.Signer, error) {
 	alg, err := algorithmOf(k.Signer.Public())
 	if err != nil {
 		return nil, fmt.Errorf("key %q: %w", k.Name, err)
 	}
-	switch alg {
-	case ECDSAP256:
-		return &cryptoSigner{key: k.Signer, hash: crypto.SHA256, opts: crypto.SHA256}, nil
+	if s := schemeSigner(k.Signer, alg); s != nil {
+		return s, nil
 	}
 	return nil, fmt.Errorf("key %q: %w %q for TUF", k.Name, ErrUnsupportedAlgorithm, alg)
+}
+
+// schemeSigner signs with key as alg's one scheme, or is nil for an unknown alg.
+// TUF metadata and cosign artifacts use the same schemes, so a key never signs two
+// ways.
+func schemeSigner(key crypto.Signer, alg Algorithm) *cryptoSigner {
+	switch alg {
+	case ECDSAP256:
+		return &cryptoSigner{key: key, hash: crypto.SHA256, opts: crypto.SHA256}
+	case Ed25519:
+		return &cryptoSigner{key: key, hash: 0, opts: crypto.Hash(0)}
+	case RSAPSS3072:
+		return &cryptoSigner{key: key, hash: crypto.SHA256, opts: &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: crypto.SHA256}}
+	}
+	return nil
 }
 
 // cryptoSigner is a sigstore signature.Signer over a crypto.Signer: it hashes the
