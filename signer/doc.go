@@ -1,10 +1,18 @@
-// Package signer holds Signet's signing keys and signs TUF metadata with them.
+// Package signer holds Signet's signing keys and signs with them: TUF metadata for
+// the trust graph, and cosign-compatible signature artifacts for images.
 //
 // Keys live in a KeyStore: NewFileKeyStore keeps them in a directory (by default
 // $SIGNET_HOME/keys), each private key encrypted at rest in sigstore's encrypted PEM
-// format, so cosign reads the same file with the same passphrase. A key's TUF key ID
-// is go-tuf's (metadata.KeyFromPublicKey(pub).ID()), and SignMetadata signs with the
-// scheme TUF names for the key: ECDSA P-256 with SHA-256 ("ecdsa-sha2-nistp256").
+// format, so cosign reads the same file with the same passphrase. Keys are ECDSA
+// P-256 (the default), Ed25519 or RSA 3072; a key cosign generated is brought in
+// with ParseCosignPrivateKey and KeyStore.Import. A key's TUF key ID is go-tuf's
+// (metadata.KeyFromPublicKey(pub).ID()), and a key signs with exactly one scheme,
+// the one TUF names for it: "ecdsa-sha2-nistp256", "ed25519" (pure, not
+// Ed25519ph), "rsassa-pss-sha256".
+//
+// SignCosign writes the signature manifest cosign itself writes (cosign.go
+// describes the layout) and VerifyCosignSignature checks one, binding the
+// repository name as well as the digest, which cosign does not.
 //
 // The invariant: a private key never touches the disk unencrypted, and a key file,
 // once written, is never replaced (Generate refuses a name that exists).
