@@ -49,15 +49,17 @@ func newKeysCmd(g *globals) *cobra.Command {
 private key, encrypted with a passphrase in sigstore's format (cosign reads it:
 COSIGN_PASSWORD=... cosign sign --key NAME.key), NAME.pub the public key. The
 passphrase comes from $SIGNET_PASSPHRASE, else is asked on the terminal.
-Keys named dev-* are development keys made by trustctl up: not encrypted, not
-for anything that matters.`,
+Keys are ECDSA P-256 unless --algorithm asks for ed25519 or rsa-pss-3072; keys
+import imports a key cosign generated. Keys named dev-* are development keys
+made by trustctl up: not encrypted, not for anything that matters.`,
 	}
 	var alg string
 	generate := &cobra.Command{
-		Use:     "generate NAME",
-		Short:   "Generate a key pair (refuses a name that exists)",
-		Example: `  SIGNET_PASSPHRASE=... trustctl keys generate alice`,
-		Args:    cobra.ExactArgs(1),
+		Use:   "generate NAME",
+		Short: "Generate a key pair (refuses a name that exists)",
+		Example: `  SIGNET_PASSPHRASE=... trustctl keys generate alice
+  SIGNET_PASSPHRASE=... trustctl keys generate bob --algorithm ed25519`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ks, dir, err := keyStore()
 			if err != nil {
@@ -127,6 +129,56 @@ for anything that matters.`,
 			return err
 		},
 	}
-	cmd.AddCommand(generate, list, export)
+	var cosignKey string
+	importCmd := &cobra.Command{
+		Use:   "import NAME --cosign cosign.key",
+		Short: "Import a cosign private key, re-encrypted with a Signet passphrase",
+		Long: `Reads a private key written by cosign generate-key-pair (ECDSA P-256 by default;
+Ed25519 and RSA 3072 keys are taken too), decrypts it with its cosign password
+($COSIGN_PASSWORD, else asked on the terminal) and stores it under NAME encrypted
+with a Signet passphrase ($SIGNET_PASSPHRASE, else asked twice). The key keeps
+its public key, so what cosign signed with it still verifies.`,
+		Example: `  COSIGN_PASSWORD=... SIGNET_PASSPHRASE=... trustctl keys import alice --cosign cosign.key`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cosignKey == "" {
+				return fmt.Errorf("say which key to import: --cosign PATH (the cosign.key file)")
+			}
+			if err := signer.ValidateName(args[0]); err != nil {
+				return err
+			}
+			keyPEM, err := os.ReadFile(cosignKey)
+			if err != nil {
+				return err
+			}
+			password, err := signer.CosignPassphrase()
+			if err != nil {
+				return err
+			}
+			priv, err := signer.ParseCosignPrivateKey(keyPEM, password)
+			if err != nil {
+				return fmt.Errorf("%s: %w", cosignKey, err)
+			}
+			ks, dir, err := keyStore()
+			if err != nil {
+				return err
+			}
+			info, err := ks.Import(cmd.Context(), args[0], priv)
+			if err != nil {
+				return err
+			}
+			warnDevelopment(info)
+			if g.output == "json" {
+				return printJSON(info)
+			}
+			fmt.Printf("Imported key %s (%s) from %s\n  TUF key ID: %s\n  private:    %s\n  public:     %s\n",
+				info.Name, info.Algorithm, cosignKey, info.ID,
+				filepath.Join(dir, info.Name+".key"), filepath.Join(dir, info.Name+".pub"))
+			return nil
+		},
+	}
+	importCmd.Flags().StringVar(&cosignKey, "cosign", "", "the cosign private key file to import (cosign.key)")
+
+	cmd.AddCommand(generate, list, export, importCmd)
 	return cmd
 }
