@@ -27,7 +27,7 @@ import (
 type store struct {
 	// Driver is "filesystem" or "s3".
 	Driver string
-	// Data is the filesystem driver's data directory.
+	// Data is the filesystem driver's data directory (unused on S3).
 	Data string
 	// The s3 driver's server, bucket, key prefix and credentials.
 	Endpoint, Bucket, Prefix, AccessKey, SecretKey string
@@ -43,7 +43,7 @@ func newFilesystemStore(t *testing.T) store {
 func newS3Store(t *testing.T) store {
 	t.Helper()
 	endpoint, bucket, access, secret := s3test.Start(t)
-	return store{Driver: "s3", Data: t.TempDir(), Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret}
+	return store{Driver: "s3", Endpoint: endpoint, Bucket: bucket, AccessKey: access, SecretKey: secret}
 }
 
 // withPrefix is the same bucket under a key prefix of its own, as deployments that
