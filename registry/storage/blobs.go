@@ -127,8 +127,10 @@ func (s *Store) linkBlob(ctx context.Context, repo string, d digest.Digest) erro
 	return err
 }
 
-// seekingReader adapts a driver's forward-only reader to io.ReadSeeker by
-// reopening at the new offset on the first Read after a Seek.
+// seekingReader adapts a driver's forward-only reader to io.ReadSeeker. Seek only
+// moves the position; the next Read reopens the object there if the open reader
+// is elsewhere. So http.ServeContent's probe (seek to the end and back) costs
+// nothing on an object store, where each reopen is a request.
 type seekingReader struct {
 	ctx    context.Context
 	d      driver.Driver
@@ -136,9 +138,14 @@ type seekingReader struct {
 	size   int64
 	offset int64
 	rc     io.ReadCloser
+	rcPos  int64 // where rc stands
 }
 
 func (r *seekingReader) Read(p []byte) (int, error) {
+	if r.rc != nil && r.rcPos != r.offset {
+		r.rc.Close()
+		r.rc = nil
+	}
 	if r.rc == nil {
 		if r.offset >= r.size {
 			return 0, io.EOF
@@ -147,10 +154,11 @@ func (r *seekingReader) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		r.rc = rc
+		r.rc, r.rcPos = rc, r.offset
 	}
 	n, err := r.rc.Read(p)
 	r.offset += int64(n)
+	r.rcPos += int64(n)
 	return n, err
 }
 
@@ -168,10 +176,6 @@ func (r *seekingReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	if abs < 0 {
 		return 0, errors.New("seek: negative position")
-	}
-	if abs != r.offset && r.rc != nil {
-		r.rc.Close()
-		r.rc = nil
 	}
 	r.offset = abs
 	return abs, nil

@@ -36,6 +36,10 @@ import (
 // check and the deletion, in which a new manifest could reference a blob that was
 // garbage (unreferenced and older than the grace period) a moment before.
 
+// older reports whether t is before cutoff even if t was truncated to a whole
+// second, as S3 servers report object times: nothing is taken early.
+func older(t, cutoff time.Time) bool { return t.Add(time.Second).Before(cutoff) }
+
 // GCOptions tune a collection. The zero value takes the defaults.
 type GCOptions struct {
 	// DryRun reports what would be freed without deleting anything.
@@ -186,16 +190,18 @@ func (s *Store) gcRepo(ctx context.Context, repo string, opts GCOptions, start, 
 	if err != nil {
 		return err
 	}
+	removed := map[digest.Digest]bool{} // manifests collected (or, in a dry run, that would be)
 	if opts.DeleteUntagged {
 		reachable, err := s.reachable(ctx, repo, manifests)
 		if err != nil {
 			return err
 		}
 		for d, m := range manifests {
-			if reachable[d] || !m.modTime.Before(cutoff) {
+			if reachable[d] || !older(m.modTime, cutoff) {
 				continue
 			}
 			rep.ManifestsDeleted++
+			removed[d] = true
 			delete(manifests, d)
 			if opts.DryRun {
 				continue
@@ -222,7 +228,7 @@ func (s *Store) gcRepo(ctx context.Context, repo string, opts GCOptions, start, 
 			return nil
 		}
 		d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
-		if referenced[d] || !fi.ModTime.Before(cutoff) {
+		if referenced[d] || !older(fi.ModTime, cutoff) {
 			linked[d] = true
 			return nil
 		}
@@ -241,7 +247,7 @@ func (s *Store) gcRepo(ctx context.Context, repo string, opts GCOptions, start, 
 		return err
 	}
 	for d, m := range again {
-		if _, seen := manifests[d]; seen && m.modTime.Before(start) {
+		if _, seen := manifests[d]; (seen || removed[d]) && m.modTime.Before(start) {
 			continue
 		}
 		for _, r := range m.refs {
@@ -323,7 +329,7 @@ func (s *Store) gcBlobs(ctx context.Context, opts GCOptions, cutoff time.Time, r
 		}
 		d := digest.NewDigestFromEncoded(digest.Algorithm(parts[0]), parts[2])
 		s.refs.drop(d) // read records afresh: another replica may have replaced one
-		if linked[d] || !fi.ModTime.Before(cutoff) {
+		if linked[d] || !older(fi.ModTime, cutoff) {
 			if s.indirect {
 				if data, _, err := s.blobBytes(ctx, d); err == nil {
 					live[data] = true
@@ -359,7 +365,7 @@ func (s *Store) gcBlobs(ctx context.Context, opts GCOptions, cutoff time.Time, r
 	// Data objects: those no record names, and older than the grace period (an
 	// upload in progress writes its data object, so it is young).
 	err = s.d.Walk(ctx, dataDir(), func(fi driver.FileInfo) error {
-		if fi.IsDir || live[fi.Path] || !fi.ModTime.Before(cutoff) {
+		if fi.IsDir || live[fi.Path] || !older(fi.ModTime, cutoff) {
 			return nil
 		}
 		if err := s.d.Delete(ctx, fi.Path); err != nil && !errors.Is(err, driver.ErrNotFound) {
@@ -392,7 +398,7 @@ func (s *Store) gcUploads(ctx context.Context, opts GCOptions, cutoff time.Time,
 			continue
 		}
 		sessions[id] = append(sessions[id], p)
-		if fi, err := s.d.Stat(ctx, p); err != nil || !fi.ModTime.Before(cutoff) {
+		if fi, err := s.d.Stat(ctx, p); err != nil || !older(fi.ModTime, cutoff) {
 			fresh[id] = true
 		}
 	}
