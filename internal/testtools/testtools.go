@@ -23,6 +23,7 @@ var goTools = map[string]string{
 	"crane":  "github.com/google/go-containerregistry/cmd/crane@v0.22.1",
 	"oras":   "oras.land/oras/cmd/oras@v1.3.6",
 	"regctl": "github.com/regclient/regclient/cmd/regctl@v0.11.7",
+	"cosign": "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
 	// A real S3 server (posix backend) for the s3 storage driver's tests.
 	"versitygw": "github.com/versity/versitygw/cmd/versitygw@v1.8.0",
 	// The reference registry (CNCF Distribution), installed as "registry" and
