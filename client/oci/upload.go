@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -174,4 +176,16 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.n(int64(n))
 	}
 	return n, err
+}
+
+// PushBytes uploads a small blob held in memory (a signature's config or
+// payload), unless the repository has it.
+func (r *Repository) PushBytes(ctx context.Context, mediaType string, b []byte) error {
+	desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
+	if has, err := r.HasBlob(ctx, desc); err != nil || has {
+		return err
+	}
+	open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(b)), nil }
+	_, err := r.upload(ctx, desc, "", open, func(int64) {})
+	return err
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/signet-oss/signet/client/oci"
 	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/reference"
+	"github.com/signet-oss/signet/signer"
 )
 
 // PushOptions shape Push and Copy.
@@ -42,6 +43,8 @@ type PushResult struct {
 	Pruned string `json:"pruned,omitempty"`
 	// Signature is the tag of the cosign signature artifact written.
 	Signature string `json:"signature,omitempty"`
+	// SignatureError says why the cosign signature artifact was not written.
+	SignatureError string `json:"signatureError,omitempty"`
 	// Pushed is false when the signature was staged (a threshold not met yet):
 	// the blobs are uploaded, the manifests wait for the last co-signer's push.
 	Pushed bool `json:"pushed"`
@@ -192,7 +195,47 @@ func publish(ctx context.Context, src oci.Source, mountFrom string, im *oci.Imag
 		return nil, err
 	}
 	res.Pushed = true
+	// The image is signed in the trust graph and pushed: a cosign signature the
+	// registry refuses is reported, not fatal (cosign interop is an extra).
+	if res.Signature, err = writeCosignSignature(ctx, s, dst, ref, im.Root.Digest, o.Key); err != nil {
+		res.Signature, res.SignatureError = "", err.Error()
+		if o.Out != nil {
+			fmt.Fprintf(o.Out, "warning: pushed and signed %s, but its cosign signature was not written: %v\n", res.Reference, err)
+		}
+	}
 	return res, nil
+}
+
+// writeCosignSignature signs the pushed digest cosign's way (co-signing the
+// signature manifest already under its tag, if any) and pushes its blobs and
+// manifest under the tag sha256-<hex>.sig. The signature is never in a closure:
+// it is made after the target (DESIGN.md §2).
+func writeCosignSignature(ctx context.Context, s *trust.Session, dst *oci.Repository, ref trust.Ref, d digest.Digest, keyName string) (string, error) {
+	key, err := s.Keys.Load(ctx, keyName)
+	if err != nil {
+		return "", err
+	}
+	tag := signer.CosignSignatureTag(d)
+	prev, _, err := dst.GetManifest(ctx, tag, oci.MaxManifest)
+	if errors.Is(err, oci.ErrNotFound) {
+		prev, err = nil, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	art, err := signer.SignCosign(s.Registry+"/"+ref.Repo, d, key, prev)
+	if err != nil {
+		return "", err
+	}
+	if art.Unchanged {
+		return art.Tag, nil
+	}
+	for _, b := range art.Blobs {
+		if err := dst.PushBytes(ctx, "application/octet-stream", b); err != nil {
+			return "", err
+		}
+	}
+	return art.Tag, dst.PutManifest(ctx, art.Tag, art.MediaType, art.Manifest)
 }
 
 // ManifestOf is what signing needs of an image's root: its digest, length and
