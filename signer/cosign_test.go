@@ -395,3 +395,38 @@ func TestParseCosignPrivateKey(t *testing.T) {
 		})
 	}
 }
+
+// FuzzVerifyCosignSignature feeds the verifier the untrusted bytes the registry's
+// gate hands it: a manifest and a payload. It must never panic, and never accept
+// what the fixture key did not sign.
+func FuzzVerifyCosignSignature(f *testing.F) {
+	manifest, err := os.ReadFile(filepath.Join(fixtures, "one-signature.manifest.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	payload, err := os.ReadFile(filepath.Join(fixtures, "payload.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	pubPEM, err := os.ReadFile(filepath.Join(fixtures, "test-cosign-1.pub"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+	if err != nil {
+		f.Fatal(err)
+	}
+	key, err := metadata.KeyFromPublicKey(pub)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(manifest, payload)
+	f.Add([]byte(`{"schemaVersion":2,"layers":[{"mediaType":"`+signer.CosignSimpleSigningMediaType+`"}]}`), []byte(`{"critical":null}`))
+	f.Fuzz(func(t *testing.T, manifest, payload []byte) {
+		blob := func(digest.Digest) ([]byte, error) { return payload, nil }
+		err := signer.VerifyCosignSignature(context.Background(), manifest, blob, []*metadata.Key{key}, "acme/app", fixtureDigest)
+		if err == nil && !bytes.Equal(payload, fixture(t, "payload.json")) {
+			t.Fatalf("accepted a payload the key never signed: %q", payload)
+		}
+	})
+}
