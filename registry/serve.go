@@ -15,6 +15,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/registry/storage/driver/s3"
+	"github.com/signet-oss/signet/signer"
 )
 
 // OpenDriver opens the storage driver cfg selects.
@@ -70,7 +71,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 		return err
 	}
 	if index != nil {
-		api.EnableGate(index, cfg.Trust.Open, nil)
+		api.EnableGate(index, cfg.Trust.Open, signer.VerifyCosignSignature)
 		interval := cfg.Trust.RefreshInterval
 		if interval <= 0 {
 			interval = 30 * time.Second
