@@ -105,8 +105,15 @@ var trustdListening = regexp.MustCompile(`msg="trustd listening" addr=(\S+)`)
 // admin password given; it is killed when the test ends.
 func startTrustd(t *testing.T, adminPassword string) *trustdProc {
 	t.Helper()
+	return startTrustdOn(t, t.TempDir(), "127.0.0.1:0", adminPassword)
+}
+
+// startTrustdOn is startTrustd on the data directory data, listening on addr:
+// a trustd restarted on its state.
+func startTrustdOn(t *testing.T, data, addr, adminPassword string) *trustdProc {
+	t.Helper()
 	p := &trustdProc{log: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(trustdBin, "serve", "--addr", "127.0.0.1:0", "--data", t.TempDir())
+	p.cmd = exec.Command(trustdBin, "serve", "--addr", addr, "--data", data)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "SIGNET_ADMIN_PASSWORD=" + adminPassword}
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

@@ -64,6 +64,7 @@ func runMain(m *testing.M) int {
 type registry struct {
 	t     *testing.T
 	args  []string
+	env   []string
 	store store
 	// Addr is host:port, as parsed from the registry's start-up log line.
 	Addr string
@@ -86,7 +87,14 @@ func startRegistry(t *testing.T, args ...string) *registry {
 // on the same store are replicas sharing its state.
 func startRegistryOn(t *testing.T, st store, args ...string) *registry {
 	t.Helper()
-	r := &registry{t: t, args: args, store: st, log: &lockedBuffer{}}
+	return startRegistryEnv(t, st, nil, args...)
+}
+
+// startRegistryEnv is startRegistryOn with env added to the registry's
+// environment (SIGNET_REGISTRY_PASSWORD).
+func startRegistryEnv(t *testing.T, st store, env []string, args ...string) *registry {
+	t.Helper()
+	r := &registry{t: t, args: args, env: env, store: st, log: &lockedBuffer{}}
 	r.start()
 	t.Cleanup(func() {
 		r.stop()
@@ -127,7 +135,7 @@ http:
 		args = append(append([]string{"serve", "--addr", "127.0.0.1:0"}, r.store.flags()...), r.args...)
 	}
 	cmd := exec.Command(registryBin, args...)
-	cmd.Env = append(os.Environ(), r.store.env()...)
+	cmd.Env = append(append(os.Environ(), r.store.env()...), r.env...)
 	cmd.Stdout = r.log
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
