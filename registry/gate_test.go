@@ -163,6 +163,7 @@ func TestABurstOfUnsignedPushesCostsAtMostTwoRefreshes(t *testing.T) {
 	g := newGated(t)
 	m := g.image(t, "acme/app", "burst")
 	before := g.index.Refreshes()
+	burstStart := time.Now()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	statuses := map[int]int{}
@@ -188,8 +189,13 @@ func TestABurstOfUnsignedPushesCostsAtMostTwoRefreshes(t *testing.T) {
 	if statuses[403] != 1000 {
 		t.Fatalf("statuses %v, want 1000 × 403", statuses)
 	}
-	if n := g.index.Refreshes() - before; n > 2 {
-		t.Fatalf("1000 unsigned PUTs caused %d refreshes, want at most 2", n)
+	// Refreshes start at most once a second and each serves every miss that
+	// arrived before it started: a burst costs at most two, plus one for each
+	// further second its arrivals spread over (they spread under the race
+	// detector on a loaded machine; without it the burst takes well under one).
+	spread := time.Since(burstStart)
+	if n, limit := g.index.Refreshes()-before, 2+int64(spread/time.Second); n > limit {
+		t.Fatalf("1000 unsigned PUTs over %v caused %d refreshes, want at most %d", spread, n, limit)
 	}
 }
 
