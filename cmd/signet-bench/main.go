@@ -39,7 +39,15 @@ func main() {
 	flag.IntVar(&cfg.SmallMax, "small-max", 30000, "most small pushes (payloads are generated up front)")
 	quiet := flag.Bool("quiet", false, "no progress on stderr")
 	trust := flag.Bool("trust", false, "measure trustctl instead (sign and publish, verify, verified pull vs crane pull): see internal/bench/trust.go")
+	gate := flag.Bool("gate", false, "measure the admission gate instead (signed manifest PUT in an enforced repository vs an open one, pull through admission): see internal/bench/gate.go")
+	var gateCfg bench.GateConfig
+	flag.IntVar(&gateCfg.Manifests, "gate-manifests", 200, "--gate: signed manifest PUTs timed (and as many open ones)")
 	flag.Parse()
+	if *gate {
+		gateCfg.Layers, gateCfg.LayerSize, gateCfg.PullRuns = cfg.Layers, layerMiB<<20, cfg.PullRuns
+		runGate(*output, *quiet, gateCfg)
+		return
+	}
 	if *trust {
 		runTrust(*output, *quiet)
 		return

@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/signet-oss/signet/internal/bench"
+)
+
+// runGate is signet-bench --gate: what the registry's admission gate costs, on
+// one trustctl up with an open namespace.
+func runGate(output string, quiet bool, cfg bench.GateConfig) {
+	if !quiet {
+		cfg.Log = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := bench.RunGate(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "signet-bench:", err)
+		os.Exit(1)
+	}
+	if output == "json" {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+		return
+	}
+	rep.WriteTable(os.Stdout)
+}

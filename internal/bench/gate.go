@@ -1,0 +1,451 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	signetclient "github.com/signet-oss/signet/client"
+	"github.com/signet-oss/signet/client/trust"
+	"github.com/signet-oss/signet/signer"
+)
+
+// The admission gate's cost, on one enforcing `trustctl up` with an open
+// namespace (--open 'open/**'), both repositories on the same registry in the
+// same run:
+//
+//   - manifest PUT latency: a signed manifest PUT by tag in the enforced
+//     repository acme/app (its target published beforehand, the gate's view
+//     warm) against the same manifest PUT in the open repository open/app, one
+//     client, the two alternating; p50 and p99 of each;
+//   - pull throughput: GET manifest and layers of a large image through
+//     admission (acme/app, signed) against the same image in open/app,
+//     alternating; the median MiB/s of each.
+//
+// The targets (issue 6): admission adds at most 2 ms at p50, and costs at most
+// 5% on pulls.
+
+// GateConfig shapes the gate benchmark. The zero value of a field means its
+// default.
+type GateConfig struct {
+	// Manifests is how many signed manifest PUTs are timed (and as many open
+	// ones). Default: 200.
+	Manifests int
+	// Layers and LayerSize shape the pulled image. Default: 4 layers of 64 MiB.
+	Layers    int
+	LayerSize int64
+	// PullRuns is how many pulls of each repository are timed. Default: 5.
+	PullRuns int
+	// WorkDir holds the binary and the stack's data; "" means a temporary
+	// directory, removed.
+	WorkDir string
+	// Log receives progress; nil means none.
+	Log io.Writer
+}
+
+// Targets of the gate's cost.
+const (
+	gateP50Target  = 2 * time.Millisecond
+	gatePullTarget = 0.05
+)
+
+// GateReport is what RunGate measured.
+type GateReport struct {
+	Manifests int `json:"manifests"`
+	// Manifest PUT latencies, enforced (signed, warm) and open.
+	EnforcedP50 time.Duration `json:"enforcedPutP50Ns"`
+	EnforcedP99 time.Duration `json:"enforcedPutP99Ns"`
+	OpenP50     time.Duration `json:"openPutP50Ns"`
+	OpenP99     time.Duration `json:"openPutP99Ns"`
+	AddedP50    time.Duration `json:"addedP50Ns"`
+	AddedP99    time.Duration `json:"addedP99Ns"`
+	// Pull throughput of the large image, median of the runs.
+	PullBytes      int64   `json:"pullBytes"`
+	Layers         int     `json:"layers"`
+	PullRuns       int     `json:"pullRuns"`
+	EnforcedPullMi float64 `json:"enforcedPullMiBps"`
+	OpenPullMi     float64 `json:"openPullMiBps"`
+	// PullCost is 1 - enforced/open: the share of throughput admission costs.
+	PullCost float64 `json:"pullCost"`
+	// Targets.
+	AddedP50Target time.Duration `json:"addedP50TargetNs"`
+	PullCostTarget float64       `json:"pullCostTarget"`
+}
+
+// WriteTable prints the report for people.
+func (r *GateReport) WriteTable(w io.Writer) error {
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "MISSED"
+	}
+	_, err := fmt.Fprintf(w, `admission gate on trustctl up (filesystem): enforced acme/app vs open open/app, same registry, same run
+  manifest PUT by tag, %d each, one client   p50 %7.3f ms   p99 %7.3f ms
+    open repository                         p50 %7.3f ms   p99 %7.3f ms
+    added by admission (signed, warm)       p50 %+7.3f ms   p99 %+7.3f ms   (target p50 <= %.0f ms: %s)
+  pull of %.0f MiB (manifest, config, %d layers), median of %d
+    enforced repository                     %8.1f MiB/s
+    open repository                         %8.1f MiB/s
+    cost of admission                       %+7.1f %%        (target <= %.0f %%: %s)
+`, r.Manifests, ms(r.EnforcedP50), ms(r.EnforcedP99), ms(r.OpenP50), ms(r.OpenP99),
+		ms(r.AddedP50), ms(r.AddedP99), ms(r.AddedP50Target), verdict(r.AddedP50 <= r.AddedP50Target),
+		float64(r.PullBytes)/(1<<20), r.Layers, r.PullRuns, r.EnforcedPullMi, r.OpenPullMi,
+		100*r.PullCost, 100*r.PullCostTarget, verdict(r.PullCost <= r.PullCostTarget))
+	return err
+}
+
+// RunGate starts an enforcing `trustctl up`, publishes the targets, and
+// measures the gate's cost.
+func RunGate(ctx context.Context, cfg GateConfig) (*GateReport, error) {
+	if cfg.Manifests <= 0 {
+		cfg.Manifests = 200
+	}
+	if cfg.Layers <= 0 {
+		cfg.Layers = 4
+	}
+	if cfg.LayerSize <= 0 {
+		cfg.LayerSize = 64 << 20
+	}
+	if cfg.PullRuns <= 0 {
+		cfg.PullRuns = 5
+	}
+	logf := func(format string, args ...any) {
+		if cfg.Log != nil {
+			fmt.Fprintf(cfg.Log, "bench: "+format+"\n", args...)
+		}
+	}
+	work := cfg.WorkDir
+	if work == "" {
+		dir, err := os.MkdirTemp("", "signet-bench-gate-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		work = dir
+	}
+	st, err := startGateStack(ctx, work, logf)
+	if err != nil {
+		return nil, err
+	}
+	defer st.stop()
+	for _, args := range [][]string{{"keys", "generate", "publisher"}, {"org", "create", "acme"}, {"org", "delegate", "acme/app", "--key", "publisher"}} {
+		if err := st.trustctl(ctx, args...); err != nil {
+			return nil, err
+		}
+	}
+	c := newClient("http://"+st.addr, 1)
+	defer c.close()
+	token, err := registryToken(ctx, c, st.password, "repository:acme/app:pull,push", "repository:open/app:pull,push")
+	if err != nil {
+		return nil, err
+	}
+	c.hc.Transport = bearerRoundTripper{token: token, next: c.hc.Transport}
+	pub, err := st.session(ctx)
+	if err != nil {
+		return nil, err
+	}
+	const enforced, open = "acme/app", "open/app"
+
+	// The small images: one shared layer, a config and manifest each.
+	layer := newBlob(randomBytes(smallLayerSize))
+	ims := make([]image, cfg.Manifests+2)
+	for i := range ims {
+		ims[i] = newImage([]blob{layer}, fmt.Sprintf("gate-%d", i))
+	}
+	logf("uploading %d small images' blobs to %s and %s", len(ims), enforced, open)
+	for _, repo := range []string{enforced, open} {
+		if err := pushBlob(ctx, c, repo, layer); err != nil {
+			return nil, err
+		}
+		for _, im := range ims {
+			if err := pushBlob(ctx, c, repo, im.config); err != nil {
+				return nil, err
+			}
+		}
+	}
+	logf("publishing %d targets %s:m-N", len(ims), enforced)
+	for i, im := range ims {
+		if err := pub.sign(ctx, enforced, fmt.Sprintf("m-%d", i), im.manifest); err != nil {
+			return nil, err
+		}
+	}
+	// Warm the gate's view: the first PUT misses and refreshes (which sees
+	// every target published above); the second, a second later, must hit.
+	for i := range 2 {
+		if err := c.putManifest(ctx, enforced, fmt.Sprintf("m-%d", i), ims[i].manifest); err != nil {
+			return nil, fmt.Errorf("bench: warming the gate: %w", err)
+		}
+		time.Sleep(1100 * time.Millisecond)
+	}
+
+	logf("timing %d signed manifest PUTs against %d open ones, alternating", cfg.Manifests, cfg.Manifests)
+	var enf, opn []time.Duration
+	for i := 2; i < len(ims); i++ {
+		tag := fmt.Sprintf("m-%d", i)
+		order := []string{enforced, open}
+		if i%2 == 1 {
+			order = []string{open, enforced}
+		}
+		for _, repo := range order {
+			start := time.Now()
+			if err := c.putManifest(ctx, repo, tag, ims[i].manifest); err != nil {
+				return nil, err
+			}
+			d := time.Since(start)
+			if repo == enforced {
+				enf = append(enf, d)
+			} else {
+				opn = append(opn, d)
+			}
+		}
+	}
+	rep := &GateReport{Manifests: cfg.Manifests, Layers: cfg.Layers, PullRuns: cfg.PullRuns, AddedP50Target: gateP50Target, PullCostTarget: gatePullTarget}
+	rep.EnforcedP50, rep.EnforcedP99 = percentile(enf, 0.50), percentile(enf, 0.99)
+	rep.OpenP50, rep.OpenP99 = percentile(opn, 0.50), percentile(opn, 0.99)
+	rep.AddedP50, rep.AddedP99 = rep.EnforcedP50-rep.OpenP50, rep.EnforcedP99-rep.OpenP99
+
+	// The large image, signed in the enforced repository, as is in the open one.
+	logf("pushing a %d × %d MiB image to %s (signed) and %s", cfg.Layers, cfg.LayerSize>>20, enforced, open)
+	layers := make([]blob, cfg.Layers)
+	for i := range layers {
+		layers[i] = newBlob(randomBytes(int(cfg.LayerSize)))
+	}
+	large := newImage(layers, "gate-large")
+	for _, repo := range []string{enforced, open} {
+		for _, b := range append([]blob{large.config}, large.layers...) {
+			if err := pushBlob(ctx, c, repo, b); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := pub.sign(ctx, enforced, "large", large.manifest); err != nil {
+		return nil, err
+	}
+	// The PUT misses and waits for a refresh that sees the new target.
+	for _, repo := range []string{enforced, open} {
+		if err := c.putManifest(ctx, repo, "large", large.manifest); err != nil {
+			return nil, err
+		}
+	}
+	rep.PullBytes = large.size()
+	buf := make([]byte, 1<<20)
+	pull := func(repo string) (time.Duration, error) {
+		start := time.Now()
+		if _, err := c.get(ctx, "/v2/"+repo+"/manifests/large", acceptManifest, sink{}, buf); err != nil {
+			return 0, err
+		}
+		for _, b := range append([]blob{large.config}, large.layers...) {
+			if _, err := c.get(ctx, "/v2/"+repo+"/blobs/"+b.digest, "", sink{}, buf); err != nil {
+				return 0, err
+			}
+		}
+		return time.Since(start), nil
+	}
+	logf("pulling it %d times from each, alternating", cfg.PullRuns)
+	if _, err := pull(open); err != nil { // warm the page cache for both
+		return nil, err
+	}
+	var enfPull, openPull []time.Duration
+	for i := range cfg.PullRuns {
+		order := []string{enforced, open}
+		if i%2 == 1 {
+			order = []string{open, enforced}
+		}
+		for _, repo := range order {
+			d, err := pull(repo)
+			if err != nil {
+				return nil, err
+			}
+			if repo == enforced {
+				enfPull = append(enfPull, d)
+			} else {
+				openPull = append(openPull, d)
+			}
+		}
+	}
+	mibps := func(d time.Duration) float64 { return float64(rep.PullBytes) / (1 << 20) / d.Seconds() }
+	rep.EnforcedPullMi, rep.OpenPullMi = mibps(medianDuration(enfPull)), mibps(medianDuration(openPull))
+	rep.PullCost = 1 - rep.EnforcedPullMi/rep.OpenPullMi
+	return rep, nil
+}
+
+// percentile is the p-quantile of ds (nearest rank).
+func percentile(ds []time.Duration, p float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(float64(len(s))*p+0.5) - 1
+	return s[min(max(i, 0), len(s)-1)]
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+// pushBlob uploads b to repo unless the registry has it there.
+func pushBlob(ctx context.Context, c *client, repo string, b blob) error {
+	if ok, err := c.blobExists(ctx, repo, b.digest); err != nil || ok {
+		return err
+	}
+	loc, err := c.startUpload(ctx, repo)
+	if err != nil {
+		return err
+	}
+	return c.commit(ctx, loc, b.digest, b.data)
+}
+
+// gateStack is one `trustctl up` of the gate benchmark.
+type gateStack struct {
+	bin, home, addr, password string
+	env                       []string
+	cmd                       *exec.Cmd
+	stderr                    *bytes.Buffer
+}
+
+var gateLoggedIn = regexp.MustCompile(`^Logged in as `)
+
+func startGateStack(ctx context.Context, work string, logf func(string, ...any)) (*gateStack, error) {
+	st := &gateStack{bin: filepath.Join(work, "trustctl"), home: filepath.Join(work, "home"), password: randomHex(12), stderr: &bytes.Buffer{}}
+	logf("building trustctl")
+	if err := buildCmd(ctx, "./cmd/trustctl", st.bin); err != nil {
+		return nil, err
+	}
+	st.env = []string{"HOME=" + work, "PATH=" + os.Getenv("PATH"), "SIGNET_HOME=" + st.home,
+		"SIGNET_ADMIN_PASSWORD=" + st.password, "SIGNET_PASSPHRASE=bench"}
+	logf("starting trustctl up --open 'open/**'")
+	st.cmd = exec.CommandContext(ctx, st.bin, "up", "--data", filepath.Join(work, "data"),
+		"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0", "--open", "open/**")
+	st.cmd.Env = st.env
+	st.cmd.Stderr = st.stderr
+	stdout, err := st.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := st.cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		addr := ""
+		for sc.Scan() {
+			if m := trustUpLine.FindStringSubmatch(sc.Text()); m != nil {
+				addr = m[1]
+			}
+			if addr != "" && gateLoggedIn.MatchString(sc.Text()) {
+				ready <- addr
+			}
+		}
+	}()
+	select {
+	case st.addr = <-ready:
+		return st, nil
+	case <-time.After(60 * time.Second):
+		st.stop()
+		return nil, fmt.Errorf("bench: trustctl up was not up and logged in within 60s:\n%s", st.stderr.String())
+	}
+}
+
+func (st *gateStack) stop() {
+	st.cmd.Process.Signal(syscall.SIGTERM)
+	st.cmd.Wait()
+}
+
+func (st *gateStack) trustctl(ctx context.Context, args ...string) error {
+	cmd := exec.CommandContext(ctx, st.bin, args...)
+	cmd.Env = st.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("bench: trustctl %s: %w\n%s", strings.Join(args, " "), err, out)
+	}
+	return nil
+}
+
+// gateSigner publishes targets as trustctl sign does, in this process.
+type gateSigner struct {
+	s    *trust.Session
+	host string
+}
+
+func (st *gateStack) session(ctx context.Context) (*gateSigner, error) {
+	home, err := signetclient.LoadConfigFile(filepath.Join(st.home, "config.json"))
+	if err != nil {
+		return nil, err
+	}
+	td, err := signetclient.OpenTrustd(ctx, home, st.addr, &signetclient.TokenClient{})
+	if err != nil {
+		return nil, fmt.Errorf("bench: trustd: %w", err)
+	}
+	keys := signer.NewFileKeyStore(trust.KeyDir(st.home), func(bool) ([]byte, error) { return []byte("bench"), nil })
+	return &gateSigner{host: st.addr, s: &trust.Session{Home: st.home, Registry: st.addr, Trustd: td, Keys: keys, Out: io.Discard}}, nil
+}
+
+func (g *gateSigner) sign(ctx context.Context, repo, tag string, m blob) error {
+	ref := trust.Ref{Host: g.host, Repo: repo, Tag: tag}
+	_, err := g.s.Sign(ctx, ref, &trust.Manifest{Digest: digest.Digest(m.digest), Length: int64(len(m.data)), MediaType: mediaTypeManifest}, "publisher")
+	if err != nil {
+		return fmt.Errorf("bench: signing %s:%s: %w", repo, tag, err)
+	}
+	return nil
+}
+
+// registryToken gets the admin a registry token for scopes from the realm the
+// registry's challenge names.
+func registryToken(ctx context.Context, c *client, password string, scopes ...string) (string, error) {
+	resp, err := c.do(newRequest(ctx, http.MethodGet, c.url("/v2/"), nil), http.StatusUnauthorized)
+	if err != nil {
+		return "", fmt.Errorf("bench: the registry's challenge: %w", err)
+	}
+	discardBody(resp)
+	params := map[string]string{}
+	for _, m := range regexp.MustCompile(`(\w+)="([^"]*)"`).FindAllStringSubmatch(resp.Header.Get("WWW-Authenticate"), -1) {
+		params[m[1]] = m[2]
+	}
+	q := url.Values{"service": {params["service"]}, "scope": scopes}
+	req := newRequest(ctx, http.MethodGet, params["realm"]+"?"+q.Encode(), nil)
+	req.SetBasicAuth("admin", password)
+	tr, err := c.do(req, http.StatusOK)
+	if err != nil {
+		return "", fmt.Errorf("bench: token: %w", err)
+	}
+	defer tr.Body.Close()
+	var body struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(tr.Body).Decode(&body); err != nil || body.Token == "" {
+		return "", fmt.Errorf("bench: token: no token in the response (%v)", err)
+	}
+	return body.Token, nil
+}
+
+// bearerRoundTripper sends a bearer token with every request.
+type bearerRoundTripper struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearerRoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context())
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(req)
+}
+
+func randomHex(n int) string {
+	return fmt.Sprintf("%x", randomBytes(n))
+}
