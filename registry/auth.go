@@ -152,7 +152,27 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, repo string, 
 			return r, false
 		}
 	}
+	if from := mountSource(r); from != "" && from != repo && !mentions(claims, from) {
+		// The token was never asked for the mount's source (a client reusing a
+		// token of the target alone): challenge for it, so the client asks. A
+		// token that was asked and refused lists it with no actions, and the
+		// mount then quietly becomes an upload.
+		s.challenge(w, r, scope, "insufficient_scope", &Error{Code: CodeUnauthorized,
+			Detail: "mounting from " + from + " needs a token that was asked for pull on it"})
+		return r, false
+	}
 	return r.WithContext(context.WithValue(r.Context(), claimsKey{}, claims)), true
+}
+
+// mentions reports whether the token's access claim names repository repo at
+// all, granted or refused.
+func mentions(c *tokenauth.Claims, repo string) bool {
+	for _, a := range c.Access {
+		if a.Type == "repository" && a.Name == repo {
+			return true
+		}
+	}
+	return false
 }
 
 // mountSource is the valid repository a mount request names in from, or "".

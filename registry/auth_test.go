@@ -142,7 +142,9 @@ func TestMountNeverShowsABlobTheCallerCannotPull(t *testing.T) {
 	if r := do(t, a.srv, "POST", "/v2/secret/repo/blobs/uploads/?digest="+d.String(), bearer(owner), content); r.status != 201 {
 		t.Fatalf("seed: %d %s", r.status, r.body)
 	}
-	mine := a.token(t, "signet-registry", repoAccess("mine/app", "pull", "push"))
+	// The token server was asked for pull on secret/repo and refused: the claim
+	// lists it with no actions.
+	mine := a.token(t, "signet-registry", repoAccess("mine/app", "pull", "push"), repoAccess("secret/repo"))
 	for _, q := range []string{"?mount=" + d.String() + "&from=secret/repo", "?mount=" + d.String()} {
 		r := do(t, a.srv, "POST", "/v2/mine/app/blobs/uploads/"+q, bearer(mine), nil)
 		if r.status != http.StatusAccepted {
@@ -151,6 +153,12 @@ func TestMountNeverShowsABlobTheCallerCannotPull(t *testing.T) {
 	}
 	if r := do(t, a.srv, "HEAD", "/v2/mine/app/blobs/"+d.String(), bearer(mine), nil); r.status != 404 {
 		t.Fatalf("the blob leaked into mine/app: HEAD %d", r.status)
+	}
+	// A token never asked for the source is challenged for it.
+	targetOnly := a.token(t, "signet-registry", repoAccess("mine/app", "pull", "push"))
+	r := do(t, a.srv, "POST", "/v2/mine/app/blobs/uploads/?mount="+d.String()+"&from=secret/repo", bearer(targetOnly), nil)
+	if r.status != 401 || !strings.Contains(r.header.Get("WWW-Authenticate"), "repository:secret/repo:pull") {
+		t.Fatalf("a mount with a token never asked for the source: %d %q", r.status, r.header.Get("WWW-Authenticate"))
 	}
 	both := a.token(t, "signet-registry", repoAccess("mine/app", "pull", "push"), repoAccess("secret/repo", "pull"))
 	if r := do(t, a.srv, "POST", "/v2/mine/app/blobs/uploads/?mount="+d.String()+"&from=secret/repo", bearer(both), nil); r.status != 201 {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -72,12 +73,15 @@ type gate struct {
 	// valid while the view's RepoTargets pointer and the admission count match.
 	mu    sync.Mutex
 	blobs map[string]*blobSet
+	// logged is the refresh count last logged.
+	logged atomic.Int64
 }
 
 type blobSet struct {
 	view     *verify.RepoTargets
 	admitted int
 	set      map[digest.Digest]bool
+	checked  time.Time // when admitted was last counted
 }
 
 // errTrustUnavailable: the trust metadata could not be refreshed when a decision
@@ -105,9 +109,9 @@ func (g *gate) lookup(ctx context.Context, repo string, need func(*verify.RepoTa
 	if err == nil && need(rt) {
 		return rt, nil
 	}
-	before := g.index.Refreshes()
 	rerr := g.index.Refresh(ctx)
-	if g.index.Refreshes() > before {
+	// One line per refresh, however many misses waited for it.
+	if n := g.index.Refreshes(); n > g.logged.Load() && g.logged.Swap(n) < n {
 		g.log.Info("trust metadata refreshed", "reason", "miss", "repo", repo, "err", rerr)
 	}
 	rt2, err2 := g.index.Lookup(repo)
@@ -341,15 +345,26 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 	if rt == nil {
 		return false, nil
 	}
+	g.mu.Lock()
+	bs := g.blobs[repo]
+	fresh := bs != nil && bs.view == rt && time.Since(bs.checked) < time.Second
+	g.mu.Unlock()
+	if fresh {
+		return bs.set[d], nil // a set is never changed once made
+	}
+	// The admitted signature artifacts are read again at most once a second
+	// (another replica may have admitted one); this process's own admissions
+	// drop the cache at once.
 	admitted, err := g.store.Admitted(ctx, repo)
 	if err != nil {
 		return false, err
 	}
-	g.mu.Lock()
-	bs := g.blobs[repo]
-	g.mu.Unlock()
-	if bs == nil || bs.view != rt || bs.admitted != len(admitted) {
-		bs = &blobSet{view: rt, admitted: len(admitted), set: map[digest.Digest]bool{}}
+	if bs != nil && bs.view == rt && bs.admitted == len(admitted) {
+		g.mu.Lock()
+		bs.checked = time.Now()
+		g.mu.Unlock()
+	} else {
+		bs = &blobSet{view: rt, admitted: len(admitted), set: map[digest.Digest]bool{}, checked: time.Now()}
 		add := func(m digest.Digest) error {
 			blobs, err := g.store.ManifestBlobs(ctx, repo, m)
 			for _, b := range blobs {
@@ -430,4 +445,12 @@ func (g *gate) signatureSubject(ctx context.Context, repo string, content []byte
 		return "", fmt.Errorf("its payload names no valid digest: %w", err)
 	}
 	return payload.Critical.Image.Digest, nil
+}
+
+// admitted drops repo's cached blob set after this process admitted a
+// signature artifact there.
+func (g *gate) admitted(repo string) {
+	g.mu.Lock()
+	delete(g.blobs, repo)
+	g.mu.Unlock()
 }

@@ -94,6 +94,7 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 			s.writeError(w, r, err)
 			return
 		}
+		s.gate.admitted(repo)
 	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+repo+"/manifests/"+info.Digest.String())

@@ -220,11 +220,14 @@ func (e *env) claims(token, audience string) *tokenauth.Claims {
 	return c
 }
 
-// scopesOf renders the access claim as a sorted scope list, for comparisons.
+// scopesOf renders what the access claim grants as a scope list, for
+// comparisons: entries of refused resources (no actions) grant nothing.
 func scopesOf(c *tokenauth.Claims) []string {
 	out := []string{}
 	for _, a := range c.Access {
-		out = append(out, a.Scope())
+		if len(a.Actions) > 0 {
+			out = append(out, a.Scope())
+		}
 	}
 	return out
 }

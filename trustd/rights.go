@@ -138,23 +138,23 @@ func (s *Server) mayListCatalog(p principal) bool {
 	return !p.anonymous() || len(s.cfg.AnonymousPull) > 0
 }
 
-// grantAccess intersects what was asked with what p may do. Resources with
-// nothing left are left out: missing access is not an error.
+// grantAccess intersects what was asked with what p may do. A repository with
+// nothing left stays in, with no actions: missing access is not an error, and the
+// registry can tell "asked and refused" from "never asked" (a mount then falls
+// back to an upload instead of challenging for the source's scope again).
 func (s *Server) grantAccess(p principal, asked []tokenauth.Access) []tokenauth.Access {
 	out := make([]tokenauth.Access, 0, len(asked))
 	for _, a := range asked {
 		switch a.Type {
 		case "repository":
 			allowed := s.allowed(p, a.Name)
-			var acts []string
+			acts := []string{}
 			for _, act := range a.Actions {
 				if bit := actionBit(act); bit != 0 && allowed&bit != 0 && !slices.Contains(acts, act) {
 					acts = append(acts, act)
 				}
 			}
-			if len(acts) > 0 {
-				out = append(out, tokenauth.Access{Type: a.Type, Name: a.Name, Actions: acts})
-			}
+			out = append(out, tokenauth.Access{Type: a.Type, Name: a.Name, Actions: acts})
 		case "registry":
 			if a.Name != "catalog" || !slices.Contains(a.Actions, "*") || !s.mayListCatalog(p) {
 				continue

@@ -127,6 +127,17 @@ func TestOAuthGrants(t *testing.T) {
 		if got := scopesOf(c); !slices.Equal(got, []string{"repository:acme/app:pull,push"}) || c.Subject != "bob" {
 			t.Fatalf("sub %q access %v", c.Subject, got)
 		}
+		// A refused resource stays in the claim with no actions, so the registry
+		// can tell it was asked for (a mount then falls back to an upload).
+		refused := false
+		for _, a := range c.Access {
+			if a.Name == "other/x" {
+				refused = len(a.Actions) == 0
+			}
+		}
+		if !refused {
+			t.Fatalf("access %+v: other/x should be listed with no actions", c.Access)
+		}
 	})
 	t.Run("a refresh token for the registry is refused for trustd's API", func(t *testing.T) {
 		r := e.post(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {refresh}, "service": {trustdSvc}})

@@ -43,11 +43,14 @@ func (e *Error) Error() string {
 	case ErrNotSigned:
 		s = fmt.Sprintf("%s is not signed", e.Target)
 	case ErrExpired:
-		s = fmt.Sprintf("verifying %s: trust metadata expired", e.Target)
+		s = "trust metadata expired"
 	case ErrUnreachable:
-		s = fmt.Sprintf("verifying %s: trust metadata unreachable", e.Target)
+		s = "trust metadata unreachable"
 	default:
-		s = fmt.Sprintf("verifying %s: invalid trust metadata", e.Target)
+		s = "invalid trust metadata"
+	}
+	if e.Kind != ErrNotSigned && e.Target != "" {
+		s = "verifying " + e.Target + ": " + s
 	}
 	if e.Err != nil {
 		s += ": " + e.Err.Error()
