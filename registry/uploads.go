@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/signet-oss/signet/reference"
+	"github.com/signet-oss/signet/tokenauth"
 
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
@@ -34,6 +35,15 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 		if from != "" {
 			if err := reference.ValidateName(from); err != nil {
 				s.writeError(w, r, err)
+				return
+			}
+		}
+		if from == "" && s.auth != nil {
+			// With auth, a mount that names no source mounts from a repository
+			// of the same namespace that holds the blob and that the token may
+			// pull; one the token was never asked about is challenged for.
+			var challenged bool
+			if from, challenged = s.anonymousMountSource(w, r, repo, d); challenged {
 				return
 			}
 		}
@@ -77,6 +87,38 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 		return
 	}
 	uploadAccepted(w, repo, id, 0)
+}
+
+// anonymousMountSource picks the source of a mount without from: the first
+// repository of repo's namespace that holds d and that the token may pull. If
+// none may be pulled but one was never asked about, it challenges for pull on it
+// (and reports true). "" means a plain upload.
+func (s *Server) anonymousMountSource(w http.ResponseWriter, r *http.Request, repo string, d digest.Digest) (string, bool) {
+	ns, _, _ := strings.Cut(repo, "/")
+	candidates, err := s.store.ReposWithBlob(r.Context(), ns, d, 32)
+	if err != nil {
+		return "", false
+	}
+	claims := claimsOf(r.Context())
+	var unasked string
+	for _, c := range candidates {
+		if c == repo {
+			continue
+		}
+		if claims != nil && claims.Allows("repository", c, actionPull) {
+			return c, false
+		}
+		if unasked == "" && (claims == nil || !mentions(claims, c)) {
+			unasked = c
+		}
+	}
+	if unasked != "" {
+		scope := tokenauth.Access{Type: "repository", Name: repo, Actions: []string{actionPull, actionPush}}.Scope() + " " +
+			tokenauth.Access{Type: "repository", Name: unasked, Actions: []string{actionPull}}.Scope()
+		s.challenge(w, r, scope, "insufficient_scope", &Error{Code: CodeUnauthorized, Detail: "mounting " + d.String() + " needs pull on " + unasked})
+		return "", true
+	}
+	return "", false
 }
 
 // mayMountFrom reports whether the request may mount blobs from repository from
