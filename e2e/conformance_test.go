@@ -21,19 +21,19 @@ func TestConformance(t *testing.T) {
 
 // runConformance runs the suite against the registry at addr (host:port) and fails
 // the test on any check that does not pass.
-func runConformance(t *testing.T, addr string) {
+func runConformance(t *testing.T, addr string, env ...string) {
 	t.Helper()
 	results := t.TempDir()
-	suite := newTool(t, "oci-conformance",
-		"OCI_REGISTRY="+addr,
+	suite := newTool(t, "oci-conformance", append([]string{
+		"OCI_REGISTRY=" + addr,
 		"OCI_TLS=disabled",
 		"OCI_REPO1=conformance/repo1",
 		"OCI_REPO2=conformance/repo2",
 		"OCI_API_BLOBS_UPLOAD_CANCEL=true",
 		"OCI_API_MANIFESTS_TAG_PARAM=true",
 		"OCI_DATA_SPARSE=true",
-		"OCI_RESULTS_DIR="+results,
-	)
+		"OCI_RESULTS_DIR=" + results,
+	}, env...)...)
 	// The suite exits non-zero on any failure; the verdict comes from its reports.
 	stdout, runErr := suite.try()
 

@@ -39,6 +39,19 @@ func TestGateStory(t *testing.T) {
 	gateStory(t, st)
 }
 
+// Step 9: the conformance suite, no FAIL and no Skip, in an open namespace of an
+// enforcing stack with auth on; the rest of the stack stays enforced.
+func TestGateConformanceInAnOpenNamespaceWithAuth(t *testing.T) {
+	t.Parallel()
+	st := startStack(t, "--open", "conformance/**")
+	runConformance(t, st.Addr, "OCI_USERNAME=admin", "OCI_PASSWORD="+st.AdminPassword)
+	crane := newTool(t, "crane", "DOCKER_CONFIG="+st.Home)
+	img := newImage(t, "gate-conformance", newLayer(t, "x.bin", 4<<10))
+	if out := crane.mustFail(t, "push", writeLayout(t, img), st.Addr+"/acme/app:v1"); !strings.Contains(out, "DENIED") {
+		t.Fatalf("outside the open namespace an unsigned push must be DENIED, got:\n%s", out)
+	}
+}
+
 func gateStory(t *testing.T, st *stack) {
 	admin := st.admin()
 	crane := newTool(t, "crane", "DOCKER_CONFIG="+st.Home)
