@@ -52,6 +52,9 @@ type Index struct {
 	lastStart, inflightStart time.Time
 	inflight                 chan struct{}
 	refreshes                int64
+	// lastRootProbe is when trustd was last asked for a newer root (guarded
+	// by workMu).
+	lastRootProbe time.Time
 	// raw holds the verified bytes of every metadata file of the view.
 	raw map[string][]byte
 }
@@ -82,6 +85,11 @@ type IndexConfig struct {
 	MinInterval time.Duration
 	// MaxLength bounds every metadata download (default DefaultSnapshotMaxLength).
 	MaxLength int64
+	// RootCheckInterval is how often a refresh first asks trustd for a newer
+	// root (default 5 minutes). In between, a refresh where nothing changed is
+	// one request (the timestamp); a timestamp that no longer verifies with the
+	// held root (its keys rotated) makes the refresh ask at once.
+	RootCheckInterval time.Duration
 }
 
 // RepoTargets is what the trust graph says of one repository.
@@ -131,6 +139,9 @@ func NewIndex(cfg IndexConfig) (*Index, error) {
 	}
 	if cfg.MaxLength <= 0 {
 		cfg.MaxLength = DefaultSnapshotMaxLength
+	}
+	if cfg.RootCheckInterval <= 0 {
+		cfg.RootCheckInterval = 5 * time.Minute
 	}
 	return &Index{cfg: cfg, metaURL: u.String() + "/tuf/", origin: u.Scheme + "://" + u.Host, raw: map[string][]byte{}}, nil
 }
@@ -246,6 +257,28 @@ func (ix *Index) refresh(ctx context.Context, remote bool) (err error) {
 		ix.err = err
 		ix.mu.Unlock()
 	}()
+	probe := remote && time.Since(ix.lastRootProbe) >= ix.cfg.RootCheckInterval
+	err = ix.update(ctx, remote, probe)
+	var rootErr *rootSuspect
+	if errors.As(err, &rootErr) && !probe {
+		// The timestamp did not verify with the root we hold: the root may
+		// have rotated since the last probe. Probe now, once.
+		err = ix.update(ctx, remote, true)
+	}
+	if errors.As(err, &rootErr) {
+		err = rootErr.err
+	}
+	return err
+}
+
+// rootSuspect wraps a timestamp that failed to verify against the held root.
+type rootSuspect struct{ err error }
+
+func (e *rootSuspect) Error() string { return e.err.Error() }
+
+// update runs one update (the caller holds workMu): stored metadata first, then,
+// when remote, trustd's; probeRoot asks trustd for a newer root first.
+func (ix *Index) update(ctx context.Context, remote, probeRoot bool) error {
 	f := &fetcher{ctx: ctx, hc: ix.cfg.HTTPClient, token: ix.cfg.Token, origin: ix.origin}
 	stored := func(name string) []byte {
 		if b, ok := ix.raw[name]; ok {
@@ -283,7 +316,8 @@ func (ix *Index) refresh(ctx context.Context, remote bool) (err error) {
 			}
 		}
 	}
-	if remote {
+	if probeRoot {
+		ix.lastRootProbe = time.Now()
 		for range 64 {
 			next := tm.Root.Signed.Version + 1
 			b, err := f.DownloadFile(fmt.Sprintf("%s%d.root.json", ix.metaURL, next), ix.cfg.MaxLength, 0)
@@ -317,6 +351,10 @@ func (ix *Index) refresh(ctx context.Context, remote bool) (err error) {
 		}
 		if _, err := tm.UpdateTimestamp(b); err != nil {
 			var equal *metadata.ErrEqualVersionNumber
+			var unsigned *metadata.ErrUnsignedMetadata
+			if errors.As(err, &unsigned) && !probeRoot {
+				return &rootSuspect{&Error{Kind: classify(err, phaseRefresh), Err: fmt.Errorf("timestamp: %w", err)}}
+			}
 			if !errors.As(err, &equal) {
 				return &Error{Kind: classify(err, phaseRefresh), Err: fmt.Errorf("timestamp: %w", err)}
 			}

@@ -113,8 +113,8 @@ func TestIndexRevocationAndANoChangeRefresh(t *testing.T) {
 	if err := ix.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if counting.n != 2 {
-		t.Errorf("a refresh with nothing changed made %d requests, want 2 (next root, timestamp)", counting.n)
+	if counting.n != 1 {
+		t.Errorf("a refresh with nothing changed made %d requests, want 1 (the timestamp)", counting.n)
 	}
 	f.repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "bob")
 	f.repo.Publish("org-acme")
@@ -207,5 +207,31 @@ func TestIndexRefusesARollbackBelowWhatItStored(t *testing.T) {
 	}
 	if rt, _ := fresh.Lookup("acme/app"); rt == nil || rt.Tags["v2"] == nil {
 		t.Fatal("the view went back to before v2")
+	}
+}
+
+func TestIndexFollowsARotatedTimestampKeyBetweenRootProbes(t *testing.T) {
+	f := newFixture(t)
+	ix := f.newIndex(t, &memStore{})
+	ctx := context.Background()
+	if err := ix.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Root v2 replaces the timestamp key; the next timestamp is signed with it.
+	r := f.repo
+	old := r.Keys["timestamp"]
+	nk := tuftest.NewKey(t)
+	r.Root.Signed.RevokeKey(old.ID(), "timestamp")
+	r.Root.Signed.AddKey(nk.TUF, "timestamp")
+	r.Root.Signed.Version++
+	r.SignRoot()
+	r.Keys["timestamp"] = nk
+	r.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:after", []byte("after"), imageType)
+	r.Publish(tuftest.RepoRole("acme/app"))
+	if err := ix.Refresh(ctx); err != nil {
+		t.Fatalf("after a timestamp key rotation: %v", err)
+	}
+	if rt, _ := ix.Lookup("acme/app"); rt == nil || rt.Tags["after"] == nil {
+		t.Fatal("the view did not move past the rotation")
 	}
 }
