@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/signet-oss/signet/registry/storage/driver/s3"
 )
 
 // Config is the registry's configuration: a YAML file whose keys are these fields'
@@ -49,20 +51,10 @@ type StorageConfig struct {
 	S3 S3Config `yaml:"s3"`
 }
 
-// S3Config configures the s3 driver. Credentials come from the standard AWS
-// environment variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
-type S3Config struct {
-	// Endpoint is the URL of an S3-compatible server; empty means AWS S3
-	// (storage.s3.endpoint).
-	Endpoint string `yaml:"endpoint"`
-	// Bucket holds the registry's objects; it must exist (storage.s3.bucket).
-	Bucket string `yaml:"bucket"`
-	// Region (storage.s3.region, default us-east-1).
-	Region string `yaml:"region"`
-	// Prefix puts every key under it, so deployments can share a bucket
-	// (storage.s3.prefix).
-	Prefix string `yaml:"prefix"`
-}
+// S3Config configures the s3 driver (storage.s3.endpoint, .bucket, .region,
+// .prefix). Credentials come from the standard AWS environment variables
+// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
+type S3Config = s3.Settings
 
 // GCConfig schedules online garbage collection (also run by hand: registry gc).
 type GCConfig struct {

@@ -28,8 +28,7 @@ func OpenDriver(cfg Config) (driver.Driver, error) {
 		}
 		return filesystem.New(dir)
 	case "s3":
-		c := cfg.Storage.S3
-		return s3.New(context.Background(), s3.Config{Endpoint: c.Endpoint, Bucket: c.Bucket, Region: c.Region, Prefix: c.Prefix})
+		return s3.New(context.Background(), cfg.Storage.S3.Config())
 	case "inmemory":
 		return inmemory.New(), nil
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-oss/signet/registry/storage/driver/s3"
+
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
 )
@@ -66,6 +68,10 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 	// TUF sets the online signing of the TUF repository.
 	TUF TUFConfig `yaml:"tuf"`
+	// ReloadInterval is how often the records (accounts, orgs, robots, grants,
+	// refresh tokens) are read again from the store, so that replicas sharing
+	// it converge; 0 turns it off (reloadInterval, default 10s).
+	ReloadInterval time.Duration `yaml:"reloadInterval"`
 }
 
 // TUFConfig sets how trustd signs the TUF repository's online roles.
@@ -84,9 +90,13 @@ type TUFConfig struct {
 
 // StorageConfig selects the storage driver.
 type StorageConfig struct {
-	// Driver is "filesystem" (under Data) or "inmemory" (lost at exit)
+	// Driver is "filesystem" (under Data), "s3" (an S3-compatible bucket,
+	// which replicas of trustd can share) or "inmemory" (lost at exit)
 	// (storage.driver, default filesystem).
 	Driver string `yaml:"driver"`
+	// S3 configures the s3 driver (storage.s3.endpoint, .bucket, .region,
+	// .prefix; credentials from the AWS environment variables).
+	S3 s3.Settings `yaml:"s3"`
 }
 
 // LogConfig sets logging.
@@ -127,6 +137,7 @@ func Defaults() Config {
 		RateLimit:       RateLimitConfig{UserFailures: 10, IPFailures: 30},
 		TrustedProxies:  []string{"127.0.0.1/32", "::1/128"},
 		ShutdownTimeout: 30 * time.Second,
+		ReloadInterval:  10 * time.Second,
 		TUF:             TUFConfig{TimestampExpiry: 24 * time.Hour, SnapshotExpiry: 7 * 24 * time.Hour, ResignBefore: 6 * time.Hour},
 	}
 }
@@ -167,9 +178,13 @@ func (c Config) Validate() error {
 		if c.Data == "" {
 			errs = append(errs, errors.New("data: the filesystem driver needs a data directory"))
 		}
+	case "s3":
+		if c.Storage.S3.Bucket == "" {
+			errs = append(errs, errors.New("storage.s3.bucket: the s3 driver needs a bucket"))
+		}
 	case "inmemory":
 	default:
-		errs = append(errs, fmt.Errorf("storage.driver: %q is not a driver (filesystem, inmemory)", c.Storage.Driver))
+		errs = append(errs, fmt.Errorf("storage.driver: %q is not a driver (filesystem, s3, inmemory)", c.Storage.Driver))
 	}
 	if _, err := c.Log.level(); err != nil {
 		errs = append(errs, err)

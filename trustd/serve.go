@@ -28,6 +28,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/registry/storage/driver/s3"
 	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
@@ -41,6 +42,8 @@ func OpenDriver(cfg Config) (driver.Driver, error) {
 			return nil, err
 		}
 		return filesystem.New(dir)
+	case "s3":
+		return s3.New(context.Background(), cfg.Storage.S3.Config())
 	case "inmemory":
 		return inmemory.New(), nil
 	}
@@ -79,6 +82,9 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	go s.pruneLoop(ctx, time.Hour)
+	if cfg.ReloadInterval > 0 {
+		go s.reloadLoop(ctx, cfg.ReloadInterval)
+	}
 	go s.tuf.Run(ctx)
 	select {
 	case err := <-errc:
@@ -177,6 +183,23 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 	}
 	s.router = s.routes()
 	return s, nil
+}
+
+// reloadLoop re-reads the records every interval until ctx is done, so that
+// replicas on one store converge.
+func (s *Server) reloadLoop(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Reload(ctx); err != nil {
+				s.log.Warn("reloading trustd's records failed", "err", err)
+			}
+		}
+	}
 }
 
 // pruneLoop drops expired refresh tokens every interval until ctx is done, so

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"time"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
 )
@@ -120,6 +121,44 @@ func baseName(p string) string { return strings.TrimSuffix(path.Base(p), ".json"
 // load reads every record into memory. A record that does not parse stops the
 // start: trustd must not run on a partial view of who may do what.
 func (s *Server) load(ctx context.Context) error {
+	if err := s.loadRecords(ctx); err != nil {
+		return err
+	}
+	s.pruneRefreshTokens(ctx)
+	return nil
+}
+
+// Reload reads every record again and replaces the in-memory view, so that a
+// replica sharing the store sees what the others changed: accounts, orgs, robots
+// (and their revocation), grants, refresh tokens. Changes through this process's
+// own API wait for it; a refresh token this process issued meanwhile is kept.
+func (s *Server) Reload(ctx context.Context) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	started := s.now()
+	scratch := &Server{cfg: s.cfg, log: s.log, now: s.now, rec: s.rec,
+		people: map[string]*person{}, robots: map[string]*robot{}, orgs: map[string]*org{},
+		grants: map[string]*grant{}, grantsBy: map[string][]*grant{},
+		refresh: refreshStore{tokens: map[string]*refreshToken{}}}
+	if err := scratch.loadRecords(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.people, s.robots, s.orgs, s.grants, s.grantsBy = scratch.people, scratch.robots, scratch.orgs, scratch.grants, scratch.grantsBy
+	s.mu.Unlock()
+	s.refresh.mu.Lock()
+	for h, t := range s.refresh.tokens {
+		if _, ok := scratch.refresh.tokens[h]; !ok && !t.Created.Before(started.Add(-time.Second)) {
+			scratch.refresh.tokens[h] = t // issued here while the store was being read
+		}
+	}
+	s.refresh.tokens = scratch.refresh.tokens
+	s.refresh.mu.Unlock()
+	return nil
+}
+
+// loadRecords reads every record into s's maps.
+func (s *Server) loadRecords(ctx context.Context) error {
 	if err := s.rec.loadAll(ctx, peopleDir, func(p string, data []byte, version string) error {
 		var rec person
 		if err := json.Unmarshal(data, &rec); err != nil {
@@ -186,7 +225,6 @@ func (s *Server) load(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	s.pruneRefreshTokens(ctx)
 	return nil
 }
 

@@ -261,3 +261,22 @@ func version(etag *string) string { return strings.Trim(aws.ToString(etag), `"`)
 
 // quoted turns a version back into an ETag for If-Match.
 func quoted(v string) *string { return aws.String(`"` + v + `"`) }
+
+// Settings are the s3 driver's configuration file keys (storage.s3.* in the
+// registry's and trustd's YAML); credentials come from the standard AWS
+// environment variables.
+type Settings struct {
+	// Endpoint is the URL of an S3-compatible server; empty means AWS S3.
+	Endpoint string `yaml:"endpoint"`
+	// Bucket holds the objects; it must exist.
+	Bucket string `yaml:"bucket"`
+	// Region (default us-east-1).
+	Region string `yaml:"region"`
+	// Prefix puts every key under it, so deployments can share a bucket.
+	Prefix string `yaml:"prefix"`
+}
+
+// Config is the driver configuration of these settings.
+func (s Settings) Config() Config {
+	return Config{Endpoint: s.Endpoint, Bucket: s.Bucket, Region: s.Region, Prefix: s.Prefix}
+}
