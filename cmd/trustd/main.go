@@ -69,6 +69,6 @@ when neither is set, a generated one printed once on stderr.`,
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (every key is documented in trustd/config.go)")
 	cmd.Flags().StringVar(&addr, "addr", def.Addr, "listen address (port 0 picks a free port)")
 	cmd.Flags().StringVar(&data, "data", def.Data, "data directory of the filesystem driver")
-	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem or inmemory")
+	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem, s3 (storage.s3.* in the config file) or inmemory")
 	return cmd
 }
