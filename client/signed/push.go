@@ -15,7 +15,6 @@ import (
 	"github.com/signet-oss/signet/client/oci"
 	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/reference"
-	"github.com/signet-oss/signet/signer"
 )
 
 // PushOptions shape Push and Copy.
@@ -143,24 +142,15 @@ func Copy(ctx context.Context, srcRef string, ref trust.Ref, o PushOptions) (*Pu
 // publish is a signed push in the order the registry's gate admits: the blobs
 // (which any pusher may upload), then the target signed and published through
 // trustd (by digest, with the closure of an index), then the manifests,
-// children first, the root under the tag; then the signature artifact.
+// children first, the root under the tag; then the cosign signature artifact.
+// When only that artifact fails, the result comes back with a *SignatureError:
+// the image is pushed and signed.
 func publish(ctx context.Context, src oci.Source, mountFrom string, im *oci.Image, ref trust.Ref, o PushOptions) (*PushResult, error) {
 	s, err := trust.Open(ctx, ref.Host, o.Out)
 	if err != nil {
 		return nil, err
 	}
-	login, err := client.LookupRegistryLogin(ctx, s.Registry)
-	if err != nil {
-		return nil, err
-	}
-	if login.Anonymous() {
-		return nil, fmt.Errorf("no login for %s: run `trustctl login %s`", s.Registry, s.Registry)
-	}
-	opts := oci.Options{Credentials: credentials(login), Push: true}
-	if mountFrom != "" {
-		opts.MountFrom = []string{mountFrom}
-	}
-	dst, err := oci.NewRepository(s.Registry, ref.Repo, opts)
+	dst, err := pushRepository(ctx, s, ref.Repo, mountFrom)
 	if err != nil {
 		return nil, err
 	}
@@ -195,47 +185,31 @@ func publish(ctx context.Context, src oci.Source, mountFrom string, im *oci.Imag
 		return nil, err
 	}
 	res.Pushed = true
-	// The image is signed in the trust graph and pushed: a cosign signature the
-	// registry refuses is reported, not fatal (cosign interop is an extra).
-	if res.Signature, err = writeCosignSignature(ctx, s, dst, ref, im.Root.Digest, o.Key); err != nil {
-		res.Signature, res.SignatureError = "", err.Error()
-		if o.Out != nil {
-			fmt.Fprintf(o.Out, "warning: pushed and signed %s, but its cosign signature was not written: %v\n", res.Reference, err)
-		}
+	// The image is signed in the trust graph and pushed, and stays so: a
+	// signature artifact the registry refuses fails the push with the result
+	// (a *SignatureError), since `cosign verify` would find nothing.
+	if res.Signature, err = writeCosignSignature(ctx, s, dst, ref, im.Root.Digest, o.Key, o.Out); err != nil {
+		res.SignatureError = err.Error()
+		return res, err
 	}
 	return res, nil
 }
 
-// writeCosignSignature signs the pushed digest cosign's way (co-signing the
-// signature manifest already under its tag, if any) and pushes its blobs and
-// manifest under the tag sha256-<hex>.sig. The signature is never in a closure:
-// it is made after the target (DESIGN.md §2).
-func writeCosignSignature(ctx context.Context, s *trust.Session, dst *oci.Repository, ref trust.Ref, d digest.Digest, keyName string) (string, error) {
-	key, err := s.Keys.Load(ctx, keyName)
+// pushRepository is repo in the session's registry, with the login kept for it
+// (a push needs one), mounting blobs from mountFrom when it is not "".
+func pushRepository(ctx context.Context, s *trust.Session, repo, mountFrom string) (*oci.Repository, error) {
+	login, err := client.LookupRegistryLogin(ctx, s.Registry)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	tag := signer.CosignSignatureTag(d)
-	prev, _, err := dst.GetManifest(ctx, tag, oci.MaxManifest)
-	if errors.Is(err, oci.ErrNotFound) {
-		prev, err = nil, nil
+	if login.Anonymous() {
+		return nil, fmt.Errorf("no login for %s: run `trustctl login %s`", s.Registry, s.Registry)
 	}
-	if err != nil {
-		return "", err
+	opts := oci.Options{Credentials: credentials(login), Push: true}
+	if mountFrom != "" {
+		opts.MountFrom = []string{mountFrom}
 	}
-	art, err := signer.SignCosign(s.Registry+"/"+ref.Repo, d, key, prev)
-	if err != nil {
-		return "", err
-	}
-	if art.Unchanged {
-		return art.Tag, nil
-	}
-	for _, b := range art.Blobs {
-		if err := dst.PushBytes(ctx, "application/octet-stream", b); err != nil {
-			return "", err
-		}
-	}
-	return art.Tag, dst.PutManifest(ctx, art.Tag, art.MediaType, art.Manifest)
+	return oci.NewRepository(s.Registry, repo, opts)
 }
 
 // ManifestOf is what signing needs of an image's root: its digest, length and

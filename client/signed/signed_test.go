@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"testing"
 
 	"github.com/signet-oss/signet/client/oci"
@@ -54,6 +55,9 @@ func TestCodeGivesEachFailureItsExitCode(t *testing.T) {
 		{"a registry answering 503", &oci.HTTPError{Status: 503}, CodeUnreachable},
 		{"a rollback is another error", verr(verify.ErrInvalidMetadata), CodeOther},
 		{"a registry answering 403", &oci.HTTPError{Status: 403}, CodeOther},
+		{"a signature artifact the registry refused is another error", &SignatureError{Err: &oci.HTTPError{Status: 403}}, CodeOther},
+		{"a signature artifact the registry could not check is unreachable", &SignatureError{Err: &oci.HTTPError{Status: 503}}, CodeUnreachable},
+		{"a push that cannot reach trustd is unreachable", fmt.Errorf("publish: cannot reach trustd at x: %w", &url.Error{Op: "Post", Err: errors.New("refused")}), CodeUnreachable},
 		{"anything else", errors.New("no pinned root"), CodeOther},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

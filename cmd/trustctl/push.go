@@ -31,7 +31,18 @@ When SRC holds several images, the one whose ref name is TAG is pushed. A tag
 moved to another digest keeps the previous digest as a <repo>@<digest> target
 unless --no-keep-previous. With a k-of-n threshold the target is staged until k
 publishers have pushed or signed it; the manifests are pushed by the push that
-completes it. A progress line is shown on a terminal.`,
+completes it. A progress line is shown on a terminal.
+
+Last, the cosign signature artifact (tag sha256-<hex>.sig) is written next to
+the image, co-signing the one already there, so that cosign verify --key works
+with the key's public half (trustctl keys export NAME). The registry checks it
+as it checks the image: every signature in it must verify with a key delegated
+for the repository, so one left by a key since revoked is replaced by an
+artifact with this key's signature only. If it is refused, the image stays pushed and signed
+(trustctl verify passes), but the push fails, saying why, since cosign verify
+would find no signature: run the push again once the cause is fixed.
+
+` + pushExitCodes,
 		Example: `  trustctl push ./app-oci 127.0.0.1:5000/acme/app:v1 --key alice
   docker save app:v1 -o app.tar && trustctl push app.tar 127.0.0.1:5000/acme/app:v1 --key alice`,
 		Args: cobra.ExactArgs(2),
@@ -41,10 +52,7 @@ completes it. A progress line is shown on a terminal.`,
 				return err
 			}
 			res, err := signed.Push(cmd.Context(), args[0], ref, pushOptions(g, key, noKeep))
-			if err != nil {
-				return err
-			}
-			return reportPush(g, res)
+			return finishPush(g, res, err)
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "the publisher key to sign with (required)")
@@ -62,8 +70,11 @@ func newCopyCmd(g *globals) *cobra.Command {
 		Long: `copy reads SRC-REF (REGISTRY/REPO:TAG or @DIGEST; names without a registry are
 docker.io's, as docker reads them) with docker's credentials (config.json and
 its credential helpers) or anonymously, checking every manifest and blob against
-its digest as it is read, and pushes it signed as trustctl push does. Within one
-registry, blobs are mounted instead of copied.`,
+its digest as it is read, and pushes it signed as trustctl push does, with its
+cosign signature artifact. Within one registry, blobs are mounted instead of
+copied.
+
+` + pushExitCodes,
 		Example: `  trustctl copy docker.io/library/alpine:3.20 127.0.0.1:5000/acme/alpine:3.20 --key alice`,
 		Args:    cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -72,10 +83,7 @@ registry, blobs are mounted instead of copied.`,
 				return err
 			}
 			res, err := signed.Copy(cmd.Context(), args[0], ref, pushOptions(g, key, noKeep))
-			if err != nil {
-				return err
-			}
-			return reportPush(g, res)
+			return finishPush(g, res, err)
 		},
 	}
 	cmd.Flags().StringVar(&key, "key", "", "the publisher key to sign with (required)")
@@ -90,6 +98,33 @@ func pushOptions(g *globals, key string, noKeep bool) signed.PushOptions {
 		o.Progress = oci.NewProgress(os.Stderr, "pushing")
 	}
 	return o
+}
+
+// pushExitCodes documents the exit codes of push and copy.
+const pushExitCodes = `Exit codes:
+   0  pushed and signed, with its cosign signature artifact
+  13  unreachable: trustd or the registry could not be reached, or answered
+      with a server error (a registry that cannot reach trustd answers 503);
+      run it again when they are back: blobs already uploaded are skipped
+  11  content mismatch (copy): the source served other bytes than its digest
+  12  expired metadata: the trust metadata read to sign has expired
+   1  anything else: bad arguments, no login, a key not delegated for the
+      repository, a refusal by the registry, and a cosign signature artifact
+      the registry refused (the image itself is pushed and signed; 13 when the
+      registry could not reach trustd to check the artifact)`
+
+// finishPush reports a push or copy: what it did, when it did something, and
+// its failure with its exit code.
+func finishPush(g *globals, res *signed.PushResult, err error) error {
+	if res != nil {
+		if rerr := reportPush(g, res); rerr != nil {
+			return rerr
+		}
+	}
+	if err == nil {
+		return nil
+	}
+	return &exitError{code: signed.Code(err), err: err}
 }
 
 func reportPush(g *globals, res *signed.PushResult) error {
