@@ -3,8 +3,10 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/signet-oss/signet/client/signed"
 	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/reference"
 	"github.com/spf13/cobra"
@@ -24,7 +26,16 @@ repository by its org), and published through trustd.
 
 A tag moved to another digest keeps the previous digest as a "<repo>@<digest>"
 target, so deployments that pinned it keep pulling. With a k-of-n threshold,
-trustd stages the role until k publishers have signed it: each runs sign.`,
+trustd stages the role until k publishers have signed it: each runs sign.
+
+Once the target is published, sign writes the cosign signature artifact (tag
+sha256-<hex>.sig) next to the manifest, co-signing the one already there, so
+that cosign verify --key works with the key's public half. That needs the
+manifest in the registry: it is with --digest; with --layout, only if it was
+pushed before (otherwise trustctl push, which pushes and signs, writes both).
+If the registry refuses the artifact, the target stays published but sign
+fails, saying why. Exit codes: 0 signed, 13 trustd or the registry
+unreachable, 1 anything else.`,
 		Example: `  trustctl sign 127.0.0.1:5000/acme/app:v1 --key alice --digest sha256:...
   trustctl sign 127.0.0.1:5000/acme/app:v1 --key alice --layout ./app-oci`,
 		Args: cobra.ExactArgs(1),
@@ -60,19 +71,25 @@ trustd stages the role until k publishers have signed it: each runs sign.`,
 			}
 			res, err := s.Sign(ctx, ref, m, key)
 			if err != nil {
+				return &exitError{code: signed.Code(err), err: err}
+			}
+			out := signOutput{SignResult: res}
+			var serr error
+			if !res.Staged {
+				out.Signature, serr = signed.WriteSignature(ctx, s, ref, m.Digest, key, os.Stderr)
+				if errors.Is(serr, signed.ErrNotInRegistry) {
+					out.SignatureNote = fmt.Sprintf("%s@%s is not in the registry yet, so no cosign signature artifact was written: trustctl push pushes and signs, and writes it", ref.Repo, m.Digest)
+					serr = nil
+				} else if serr != nil {
+					out.SignatureError = serr.Error()
+				}
+			}
+			if err := reportSign(g, out); err != nil {
 				return err
 			}
-			if g.output == "json" {
-				return printJSON(res)
+			if serr != nil {
+				return &exitError{code: signed.Code(serr), err: serr}
 			}
-			if res.Kept != "" {
-				fmt.Printf("Kept the previous digest as %s.\n", res.Kept)
-			}
-			if res.Staged {
-				fmt.Printf("Signed %s as %s: staged: %d of %d signatures; another publisher runs the same sign.\n", res.Target, res.Digest, res.Signatures, res.Threshold)
-				return nil
-			}
-			fmt.Printf("Signed %s as %s (%s v%d published).\n", res.Target, res.Digest, res.Role, res.Version)
 			return nil
 		},
 	}
@@ -81,4 +98,38 @@ trustd stages the role until k publishers have signed it: each runs sign.`,
 	cmd.Flags().StringVar(&dgst, "digest", "", "read the manifest with this digest from the registry")
 	cmd.MarkFlagRequired("key")
 	return cmd
+}
+
+// signOutput is what sign prints: the target published, and the cosign
+// signature artifact written (or why not).
+type signOutput struct {
+	*trust.SignResult
+	// Signature is the tag of the cosign signature artifact written.
+	Signature string `json:"signature,omitempty"`
+	// SignatureNote says why none was written when that is expected.
+	SignatureNote string `json:"signatureNote,omitempty"`
+	// SignatureError says why writing it failed.
+	SignatureError string `json:"signatureError,omitempty"`
+}
+
+func reportSign(g *globals, out signOutput) error {
+	if g.output == "json" {
+		return printJSON(out)
+	}
+	res := out.SignResult
+	if res.Kept != "" {
+		fmt.Printf("Kept the previous digest as %s.\n", res.Kept)
+	}
+	if res.Staged {
+		fmt.Printf("Signed %s as %s: staged: %d of %d signatures; another publisher runs the same sign.\n", res.Target, res.Digest, res.Signatures, res.Threshold)
+		return nil
+	}
+	fmt.Printf("Signed %s as %s (%s v%d published).\n", res.Target, res.Digest, res.Role, res.Version)
+	if out.Signature != "" {
+		fmt.Printf("Wrote the cosign signature %s.\n", out.Signature)
+	}
+	if out.SignatureNote != "" {
+		fmt.Printf("Note: %s.\n", out.SignatureNote)
+	}
+	return nil
 }
