@@ -149,8 +149,14 @@ func gateStory(t *testing.T, st *stack) {
 				t.Errorf("verify: %s, want %s", res.Digest, want)
 			}
 		})
-		// cosign verify --key is not checked here: trustctl push writes no
-		// cosign signature artifact yet, and the gate has no signature verifier.
+		t.Run("cosign verify --key", func(t *testing.T) {
+			cosign := newTool(t, "cosign", "DOCKER_CONFIG="+st.Home)
+			pub := st.exportKey(t, "alice", cosign.dir)
+			out := cosign.run(t, "verify", "--key", pub, "--insecure-ignore-tlog", "--offline", "--allow-insecure-registry", ref)
+			if !strings.Contains(out, want) {
+				t.Errorf("cosign verify printed no payload naming %s:\n%s", want, out)
+			}
+		})
 	})
 
 	t.Run("4 another digest under the signed tag, and the signed image under another repository, are DENIED", func(t *testing.T) {
@@ -362,10 +368,8 @@ func TestGateTrustdDown(t *testing.T) {
 
 		v3 := newImage(t, "down-v3", newLayer(t, "down/v3.bin", 1<<10))
 		code, out := st.trustctlCode(t, nil, "push", writeLayout(t, v3), st.Addr+"/acme/app:v3", "--key", "alice")
-		// Its exit code is not checked: trustctl push exits 1 here, where
-		// verify's "unreachable" code is 13.
-		if code == 0 || !strings.Contains(out, "cannot reach trustd") {
-			t.Errorf("trustctl push with trustd down exited %d, want a failure saying it cannot reach trustd:\n%s", code, out)
+		if code != 13 || !strings.Contains(out, "cannot reach trustd") {
+			t.Errorf("trustctl push with trustd down exited %d, want 13 (unreachable) saying it cannot reach trustd:\n%s", code, out)
 		}
 	})
 
