@@ -254,7 +254,16 @@ func (g *gate) admitSignature(ctx context.Context, repo string, d, subject diges
 		_, err = io.ReadFull(rc, buf)
 		return buf, err
 	}
-	if err := g.verifySig(ctx, content, blob, rt.Keys, repo, subject); err != nil {
+	err = g.verifySig(ctx, content, blob, rt.Keys, repo, subject)
+	if err != nil {
+		// The keys may have changed since the view was built (a publisher just
+		// delegated): refresh, as for any miss, and check once more.
+		rt, lerr := g.lookup(ctx, repo, func(*verify.RepoTargets) bool { return false })
+		if lerr == nil && covered(rt) {
+			err = g.verifySig(ctx, content, blob, rt.Keys, repo, subject)
+		}
+	}
+	if err != nil {
 		return denied("the signature of %s in %s does not verify with a key delegated for %s: %v", subject, repo, repo, err)
 	}
 	return nil
