@@ -5,14 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"strings"
 	"time"
 
-	"gopkg.in/yaml.v3"
+	"github.com/signet-oss/signet/internal/logging"
+	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
 
-	"github.com/signet-oss/signet/registry/storage/driver/s3"
+	"gopkg.in/yaml.v3"
 )
 
 // Config is the registry's configuration: a YAML file whose keys are these fields'
@@ -26,7 +26,7 @@ type Config struct {
 	// Storage selects the storage driver.
 	Storage StorageConfig `yaml:"storage"`
 	// Log sets logging.
-	Log LogConfig `yaml:"log"`
+	Log logging.Config `yaml:"log"`
 	// Auth configures authentication; without it the registry is open to all.
 	Auth AuthConfig `yaml:"auth"`
 	// GC schedules online garbage collection.
@@ -42,19 +42,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 }
 
-// StorageConfig selects the storage driver.
-type StorageConfig struct {
-	// Driver is "filesystem" (under Data), "s3" (an S3-compatible bucket) or
-	// "inmemory" (lost at exit) (storage.driver, default filesystem).
-	Driver string `yaml:"driver"`
-	// S3 configures the s3 driver.
-	S3 S3Config `yaml:"s3"`
-}
-
-// S3Config configures the s3 driver (storage.s3.endpoint, .bucket, .region,
-// .prefix). Credentials come from the standard AWS environment variables
-// (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, ...).
-type S3Config = s3.Settings
+// StorageConfig selects the storage driver (the storage.* keys).
+type StorageConfig = driverconfig.Config
 
 // GCConfig schedules online garbage collection (also run by hand: registry gc).
 type GCConfig struct {
@@ -77,21 +66,13 @@ type AuthConfig struct {
 	Token *TokenAuthConfig `yaml:"token"`
 }
 
-// LogConfig sets logging.
-type LogConfig struct {
-	// Level is debug, info, warn or error (log.level, default info).
-	Level string `yaml:"level"`
-	// Format is text or json (log.format, default text).
-	Format string `yaml:"format"`
-}
-
 // Defaults returns the configuration with every default filled in.
 func Defaults() Config {
 	return Config{
 		Addr:            "127.0.0.1:5000",
 		Data:            "./data",
 		Storage:         StorageConfig{Driver: "filesystem"},
-		Log:             LogConfig{Level: "info", Format: "text"},
+		Log:             logging.Defaults(),
 		MaxManifestSize: 4 << 20,
 		ShutdownTimeout: 30 * time.Second,
 		GC:              GCConfig{Grace: 24 * time.Hour, UploadGrace: 24 * time.Hour},
@@ -122,24 +103,11 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		errs = append(errs, errors.New("addr: must not be empty"))
 	}
-	switch c.Storage.Driver {
-	case "filesystem":
-		if c.Data == "" {
-			errs = append(errs, errors.New("data: the filesystem driver needs a data directory"))
-		}
-	case "s3":
-		if c.Storage.S3.Bucket == "" {
-			errs = append(errs, errors.New("storage.s3.bucket: the s3 driver needs a bucket"))
-		}
-	case "inmemory":
-	default:
-		errs = append(errs, fmt.Errorf("storage.driver: %q is not a driver (filesystem, s3, inmemory)", c.Storage.Driver))
-	}
-	if _, err := c.Log.level(); err != nil {
+	if err := c.Storage.Validate(c.Data); err != nil {
 		errs = append(errs, err)
 	}
-	if f := c.Log.Format; f != "text" && f != "json" {
-		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", f))
+	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if t := c.Auth.Token; t != nil && t.Trustd == "" && t.JWKS == "" {
 		errs = append(errs, errors.New("auth.token: set trustd (the token service's URL) or jwks"))
@@ -165,22 +133,4 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))
 	}
 	return errors.Join(errs...)
-}
-
-func (l LogConfig) level() (slog.Level, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(strings.ToUpper(l.Level))); err != nil {
-		return 0, fmt.Errorf("log.level: %q is not debug, info, warn or error", l.Level)
-	}
-	return lv, nil
-}
-
-// NewLogger returns the logger the configuration asks for, writing to w's file.
-func (l LogConfig) NewLogger(w *os.File) *slog.Logger {
-	lv, _ := l.level()
-	opts := &slog.HandlerOptions{Level: lv}
-	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

@@ -7,32 +7,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
-	"github.com/signet-oss/signet/registry/storage/driver/s3"
 	"github.com/signet-oss/signet/signer"
 )
 
 // OpenDriver opens the storage driver cfg selects.
 func OpenDriver(cfg Config) (driver.Driver, error) {
-	switch cfg.Storage.Driver {
-	case "filesystem":
-		dir, err := filepath.Abs(cfg.Data)
-		if err != nil {
-			return nil, err
-		}
-		return filesystem.New(dir)
-	case "s3":
-		return s3.New(context.Background(), cfg.Storage.S3.Config())
-	case "inmemory":
-		return inmemory.New(), nil
-	}
-	return nil, fmt.Errorf("storage.driver: unknown driver %q", cfg.Storage.Driver)
+	return cfg.Storage.Open(context.Background(), cfg.Data)
 }
 
 // Serve runs the registry until ctx is done, then drains requests in flight for

@@ -5,13 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/netip"
 	"os"
-	"strings"
 	"time"
 
-	"github.com/signet-oss/signet/registry/storage/driver/s3"
+	"github.com/signet-oss/signet/internal/logging"
+	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
 
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
@@ -29,7 +28,7 @@ type Config struct {
 	// Storage selects the storage driver.
 	Storage StorageConfig `yaml:"storage"`
 	// Log sets logging.
-	Log LogConfig `yaml:"log"`
+	Log logging.Config `yaml:"log"`
 	// Service is trustd's own name as an audience: tokens for its management API
 	// carry aud = Service (service, default trustd).
 	Service string `yaml:"service"`
@@ -88,24 +87,8 @@ type TUFConfig struct {
 	ResignBefore time.Duration `yaml:"resignBefore"`
 }
 
-// StorageConfig selects the storage driver.
-type StorageConfig struct {
-	// Driver is "filesystem" (under Data), "s3" (an S3-compatible bucket,
-	// which replicas of trustd can share) or "inmemory" (lost at exit)
-	// (storage.driver, default filesystem).
-	Driver string `yaml:"driver"`
-	// S3 configures the s3 driver (storage.s3.endpoint, .bucket, .region,
-	// .prefix; credentials from the AWS environment variables).
-	S3 s3.Settings `yaml:"s3"`
-}
-
-// LogConfig sets logging.
-type LogConfig struct {
-	// Level is debug, info, warn or error (log.level, default info).
-	Level string `yaml:"level"`
-	// Format is text or json (log.format, default text).
-	Format string `yaml:"format"`
-}
+// StorageConfig selects the storage driver (the storage.* keys).
+type StorageConfig = driverconfig.Config
 
 // RateLimitConfig bounds failed sign-in attempts with token buckets: each failure
 // takes a token, a bucket refills at its rate per minute up to that many, and an
@@ -125,7 +108,7 @@ func Defaults() Config {
 		Addr:            "127.0.0.1:5001",
 		Data:            "./data-trustd",
 		Storage:         StorageConfig{Driver: "filesystem"},
-		Log:             LogConfig{Level: "info", Format: "text"},
+		Log:             logging.Defaults(),
 		Service:         "trustd",
 		Issuer:          "signet-trustd",
 		Services:        []string{"signet-registry"},
@@ -173,24 +156,11 @@ func (c Config) Validate() error {
 	if c.Addr == "" {
 		errs = append(errs, errors.New("addr: must not be empty"))
 	}
-	switch c.Storage.Driver {
-	case "filesystem":
-		if c.Data == "" {
-			errs = append(errs, errors.New("data: the filesystem driver needs a data directory"))
-		}
-	case "s3":
-		if c.Storage.S3.Bucket == "" {
-			errs = append(errs, errors.New("storage.s3.bucket: the s3 driver needs a bucket"))
-		}
-	case "inmemory":
-	default:
-		errs = append(errs, fmt.Errorf("storage.driver: %q is not a driver (filesystem, s3, inmemory)", c.Storage.Driver))
-	}
-	if _, err := c.Log.level(); err != nil {
+	if err := c.Storage.Validate(c.Data); err != nil {
 		errs = append(errs, err)
 	}
-	if f := c.Log.Format; f != "text" && f != "json" {
-		errs = append(errs, fmt.Errorf("log.format: %q is not text or json", f))
+	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Service == "" {
 		errs = append(errs, errors.New("service: must not be empty"))
@@ -264,22 +234,4 @@ func parsePrefixes(cidrs []string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
-}
-
-func (l LogConfig) level() (slog.Level, error) {
-	var lv slog.Level
-	if err := lv.UnmarshalText([]byte(strings.ToUpper(l.Level))); err != nil {
-		return 0, fmt.Errorf("log.level: %q is not debug, info, warn or error", l.Level)
-	}
-	return lv, nil
-}
-
-// NewLogger returns the logger the configuration asks for, writing to w.
-func (l LogConfig) NewLogger(w io.Writer) *slog.Logger {
-	lv, _ := l.level()
-	opts := &slog.HandlerOptions{Level: lv}
-	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
 }

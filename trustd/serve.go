@@ -18,7 +18,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -26,28 +25,13 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
-	"github.com/signet-oss/signet/registry/storage/driver/s3"
 	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 
 // OpenDriver opens the storage driver cfg selects.
 func OpenDriver(cfg Config) (driver.Driver, error) {
-	switch cfg.Storage.Driver {
-	case "filesystem":
-		dir, err := filepath.Abs(cfg.Data)
-		if err != nil {
-			return nil, err
-		}
-		return filesystem.New(dir)
-	case "s3":
-		return s3.New(context.Background(), cfg.Storage.S3.Config())
-	case "inmemory":
-		return inmemory.New(), nil
-	}
-	return nil, fmt.Errorf("storage.driver: unknown driver %q", cfg.Storage.Driver)
+	return cfg.Storage.Open(context.Background(), cfg.Data)
 }
 
 // Serve runs trustd until ctx is done, then drains requests in flight for up to
@@ -185,9 +169,8 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 	return s, nil
 }
 
-// reloadLoop re-reads the records every interval until ctx is done, so that
-// replicas on one store converge.
-func (s *Server) reloadLoop(ctx context.Context, interval time.Duration) {
+// every calls fn every interval until ctx is done.
+func every(ctx context.Context, interval time.Duration, fn func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -195,26 +178,25 @@ func (s *Server) reloadLoop(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := s.Reload(ctx); err != nil {
-				s.log.Warn("reloading trustd's records failed", "err", err)
-			}
+			fn()
 		}
 	}
+}
+
+// reloadLoop re-reads the records every interval until ctx is done, so that
+// replicas on one store converge.
+func (s *Server) reloadLoop(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() {
+		if err := s.Reload(ctx); err != nil {
+			s.log.Warn("reloading trustd's records failed", "err", err)
+		}
+	})
 }
 
 // pruneLoop drops expired refresh tokens every interval until ctx is done, so
 // their records do not pile up between restarts.
 func (s *Server) pruneLoop(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.pruneRefreshTokens(ctx)
-		}
-	}
+	every(ctx, interval, func() { s.pruneRefreshTokens(ctx) })
 }
 
 // clock is the time source, through s.now so tests can move it.
