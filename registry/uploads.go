@@ -3,6 +3,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -152,7 +153,7 @@ func (s *Server) patchUpload(w http.ResponseWriter, r *http.Request, repo string
 	id := mux.Vars(r)["uuid"]
 	c, err := chunkOf(r, true)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeUploadError(w, r, repo, id, err)
 		return
 	}
 	off, err := s.store.AppendUpload(r.Context(), repo, id, c)
@@ -177,7 +178,7 @@ func (s *Server) putUpload(w http.ResponseWriter, r *http.Request, repo string) 
 	}
 	c, err := chunkOf(r, true)
 	if err != nil {
-		s.writeError(w, r, err)
+		s.writeUploadError(w, r, repo, id, err)
 		return
 	}
 	if _, err := s.store.CommitUpload(r.Context(), repo, id, c, d); err != nil {
@@ -203,8 +204,15 @@ func (s *Server) writeUploadError(w http.ResponseWriter, r *http.Request, repo, 
 	if errors.As(err, &rangeErr) {
 		setUploadHeaders(w, repo, id, rangeErr.Offset)
 	}
+	// A refused chunk was not read. Read it away (up to a bound) before
+	// answering: a server that answers and closes with the body unread resets
+	// the connection, and a client or proxy still sending sees that, not the 416.
+	io.Copy(io.Discard, io.LimitReader(r.Body, maxDiscard))
 	s.writeError(w, r, err)
 }
+
+// maxDiscard bounds how much of a refused request body is read away.
+const maxDiscard = 64 << 20
 
 // chunkOf reads the chunk a request carries. With ranged, a Content-Range
 // ("start-end", or "bytes start-end/*") gives where it starts.
