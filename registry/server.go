@@ -136,18 +136,27 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 }
 
 // ReadFrom copies blob bodies with a large buffer. Measured here over loopback,
-// a read/write loop with 1 MiB buffers outruns sendfile(2) (which the
-// underlying writer's ReadFrom would use) by about half again.
+// a read/write loop outruns sendfile(2) (which the underlying writer's ReadFrom
+// would use), and 4 MiB buffers outrun 1 MiB ones by about a sixth (256 KiB:
+// 2.9 GB/s, 1 MiB: 3.5, 4 MiB: 4.1, 16 MiB: 3.4). Small bodies get small buffers,
+// so many concurrent small pulls do not hold 4 MiB each.
 func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
-	bp := bodyBufs.Get().(*[]byte)
-	defer bodyBufs.Put(bp)
+	pool := &largeBufs
+	if lr, ok := src.(*io.LimitedReader); ok && lr.N <= 1<<20 {
+		pool = &smallBufs
+	}
+	bp := pool.Get().(*[]byte)
+	defer pool.Put(bp)
 	n, err := io.CopyBuffer(writerOnly{r.ResponseWriter}, src, *bp)
 	r.bytes += n
 	return n, err
 }
 
-// bodyBufs recycles the buffers of blob bodies.
-var bodyBufs = sync.Pool{New: func() any { b := make([]byte, 1<<20); return &b }}
+// Buffers of blob bodies.
+var (
+	largeBufs = sync.Pool{New: func() any { b := make([]byte, 4<<20); return &b }}
+	smallBufs = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+)
 
 // writerOnly hides a writer's ReadFrom, so io.CopyBuffer uses the buffer.
 type writerOnly struct{ io.Writer }
