@@ -125,21 +125,13 @@ func RunGate(ctx context.Context, cfg GateConfig) (*GateReport, error) {
 	if cfg.PullRuns <= 0 {
 		cfg.PullRuns = 5
 	}
-	logf := func(format string, args ...any) {
-		if cfg.Log != nil {
-			fmt.Fprintf(cfg.Log, "bench: "+format+"\n", args...)
-		}
+	logf := progress(cfg.Log)
+	work, cleanup, err := workDir(cfg.WorkDir, "signet-bench-gate-")
+	if err != nil {
+		return nil, err
 	}
-	work := cfg.WorkDir
-	if work == "" {
-		dir, err := os.MkdirTemp("", "signet-bench-gate-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		work = dir
-	}
-	st, err := startGateStack(ctx, work, logf)
+	defer cleanup()
+	st, err := startUpStack(ctx, work, logf, "--open", "open/**")
 	if err != nil {
 		return nil, err
 	}
@@ -311,27 +303,32 @@ func pushBlob(ctx context.Context, c *client, repo string, b blob) error {
 	return c.commit(ctx, loc, b.digest, b.data)
 }
 
-// gateStack is one `trustctl up` of the gate benchmark.
-type gateStack struct {
+// upStack is one `trustctl up` of the gate and trustctl benchmarks.
+type upStack struct {
 	bin, home, addr, password string
 	env                       []string
 	cmd                       *exec.Cmd
 	stderr                    *bytes.Buffer
 }
 
-var gateLoggedIn = regexp.MustCompile(`^Logged in as `)
+var (
+	upLine     = regexp.MustCompile(`Signet is up: registry (\S+), trustd (\S+)`)
+	upLoggedIn = regexp.MustCompile(`^Logged in as `)
+)
 
-func startGateStack(ctx context.Context, work string, logf func(string, ...any)) (*gateStack, error) {
-	st := &gateStack{bin: filepath.Join(work, "trustctl"), home: filepath.Join(work, "home"), password: randomHex(12), stderr: &bytes.Buffer{}}
+// startUpStack builds trustctl into work and runs `trustctl up` there with
+// upArgs, until it is up and logged in.
+func startUpStack(ctx context.Context, work string, logf func(string, ...any), upArgs ...string) (*upStack, error) {
+	st := &upStack{bin: filepath.Join(work, "trustctl"), home: filepath.Join(work, "home"), password: randomHex(12), stderr: &bytes.Buffer{}}
 	logf("building trustctl")
 	if err := buildCmd(ctx, "./cmd/trustctl", st.bin); err != nil {
 		return nil, err
 	}
 	st.env = []string{"HOME=" + work, "PATH=" + os.Getenv("PATH"), "SIGNET_HOME=" + st.home,
-		"SIGNET_ADMIN_PASSWORD=" + st.password, "SIGNET_PASSPHRASE=bench"}
-	logf("starting trustctl up --open 'open/**'")
-	st.cmd = exec.CommandContext(ctx, st.bin, "up", "--data", filepath.Join(work, "data"),
-		"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0", "--open", "open/**")
+		"SIGNET_ADMIN_PASSWORD=" + st.password, "SIGNET_PASSPHRASE=bench", "DOCKER_CONFIG=" + st.home}
+	logf("starting trustctl up %s", strings.Join(upArgs, " "))
+	st.cmd = exec.CommandContext(ctx, st.bin, append([]string{"up", "--data", filepath.Join(work, "data"),
+		"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0"}, upArgs...)...)
 	st.cmd.Env = st.env
 	st.cmd.Stderr = st.stderr
 	stdout, err := st.cmd.StdoutPipe()
@@ -346,10 +343,10 @@ func startGateStack(ctx context.Context, work string, logf func(string, ...any))
 		sc := bufio.NewScanner(stdout)
 		addr := ""
 		for sc.Scan() {
-			if m := trustUpLine.FindStringSubmatch(sc.Text()); m != nil {
+			if m := upLine.FindStringSubmatch(sc.Text()); m != nil {
 				addr = m[1]
 			}
-			if addr != "" && gateLoggedIn.MatchString(sc.Text()) {
+			if addr != "" && upLoggedIn.MatchString(sc.Text()) {
 				ready <- addr
 			}
 		}
@@ -363,12 +360,12 @@ func startGateStack(ctx context.Context, work string, logf func(string, ...any))
 	}
 }
 
-func (st *gateStack) stop() {
+func (st *upStack) stop() {
 	st.cmd.Process.Signal(syscall.SIGTERM)
 	st.cmd.Wait()
 }
 
-func (st *gateStack) trustctl(ctx context.Context, args ...string) error {
+func (st *upStack) trustctl(ctx context.Context, args ...string) error {
 	cmd := exec.CommandContext(ctx, st.bin, args...)
 	cmd.Env = st.env
 	if out, err := cmd.CombinedOutput(); err != nil {
@@ -383,7 +380,7 @@ type gateSigner struct {
 	host string
 }
 
-func (st *gateStack) session(ctx context.Context) (*gateSigner, error) {
+func (st *upStack) session(ctx context.Context) (*gateSigner, error) {
 	home, err := signetclient.LoadConfigFile(filepath.Join(st.home, "config.json"))
 	if err != nil {
 		return nil, err
@@ -448,4 +445,25 @@ func (b bearerRoundTripper) RoundTrip(req *http.Request) (*http.Response, error)
 
 func randomHex(n int) string {
 	return fmt.Sprintf("%x", randomBytes(n))
+}
+
+// progress returns a printf to w (nothing when w is nil).
+func progress(w io.Writer) func(format string, args ...any) {
+	return func(format string, args ...any) {
+		if w != nil {
+			fmt.Fprintf(w, "bench: "+format+"\n", args...)
+		}
+	}
+}
+
+// workDir returns dir, or a new temporary directory removed by cleanup.
+func workDir(dir, prefix string) (string, func(), error) {
+	if dir != "" {
+		return dir, func() {}, nil
+	}
+	tmp, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	return tmp, func() { os.RemoveAll(tmp) }, nil
 }

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -14,10 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/signet-oss/signet/internal/testtools"
@@ -75,8 +72,6 @@ func (r *TrustReport) WriteTable(w io.Writer) error {
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-var trustUpLine = regexp.MustCompile(`Signet is up: registry (\S+), trustd (\S+)`)
-
 // RunTrust runs the trustctl benchmark.
 func RunTrust(ctx context.Context, cfg TrustConfig) (*TrustReport, error) {
 	if cfg.Layers <= 0 {
@@ -88,64 +83,22 @@ func RunTrust(ctx context.Context, cfg TrustConfig) (*TrustReport, error) {
 	if cfg.Runs <= 0 {
 		cfg.Runs = 5
 	}
-	logf := func(format string, args ...any) {
-		if cfg.Log != nil {
-			fmt.Fprintf(cfg.Log, "bench: "+format+"\n", args...)
-		}
+	logf := progress(cfg.Log)
+	work, cleanup, err := workDir(cfg.WorkDir, "signet-bench-trust-")
+	if err != nil {
+		return nil, err
 	}
-	work := cfg.WorkDir
-	if work == "" {
-		dir, err := os.MkdirTemp("", "signet-bench-trust-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		work = dir
-	}
+	defer cleanup()
 	crane, err := testtools.Path("crane")
 	if err != nil {
 		return nil, err
 	}
-	trustctl := filepath.Join(work, "trustctl")
-	if err := buildCmd(ctx, "./cmd/trustctl", trustctl); err != nil {
-		return nil, err
-	}
-	home := filepath.Join(work, "home")
-	env := []string{"HOME=" + work, "PATH=" + os.Getenv("PATH"), "SIGNET_HOME=" + home,
-		"SIGNET_ADMIN_PASSWORD=bench-admin-password", "SIGNET_PASSPHRASE=bench", "DOCKER_CONFIG=" + home}
-
-	logf("starting trustctl up")
-	up := exec.CommandContext(ctx, trustctl, "up", "--data", filepath.Join(work, "data"), "--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0")
-	up.Env = env
-	stdout, err := up.StdoutPipe()
+	st, err := startUpStack(ctx, work, logf)
 	if err != nil {
 		return nil, err
 	}
-	var upErr bytes.Buffer
-	up.Stderr = &upErr
-	if err := up.Start(); err != nil {
-		return nil, err
-	}
-	defer func() {
-		up.Process.Signal(syscall.SIGTERM)
-		up.Wait()
-	}()
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if m := trustUpLine.FindStringSubmatch(sc.Text()); m != nil {
-				addr <- m[1]
-			}
-		}
-	}()
-	var reg string
-	select {
-	case reg = <-addr:
-	case <-time.After(60 * time.Second):
-		return nil, fmt.Errorf("bench: trustctl up was not up within 60s: %s", upErr.String())
-	}
-	time.Sleep(500 * time.Millisecond) // up logs in right after the line
+	defer st.stop()
+	trustctl, env, reg := st.bin, st.env, st.addr
 	run := func(name string, args ...string) (time.Duration, error) {
 		cmd := exec.CommandContext(ctx, name, args...)
 		cmd.Env = env
