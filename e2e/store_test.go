@@ -176,7 +176,13 @@ func startRoundRobin(t *testing.T, replicas ...*registry) *roundRobin {
 	for i, r := range replicas {
 		targets[i] = &url.URL{Scheme: "http", Host: r.Addr}
 	}
+	// The proxy's own transport: the shared default one may hold idle
+	// connections to a port of another test's registry, killed since and the
+	// port reused, and a PATCH on such a stale connection fails with a reset.
+	transport := &http.Transport{}
+	t.Cleanup(transport.CloseIdleConnections)
 	proxy := &httputil.ReverseProxy{
+		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target := targets[(rr.n.Add(1)-1)%uint64(len(targets))]
 			pr.SetURL(target)
