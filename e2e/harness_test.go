@@ -32,6 +32,11 @@ func TestMain(m *testing.M) {
 }
 
 func runMain(m *testing.M) int {
+	// Registries come and go across tests, and a port a killed one used may be
+	// bound again by a new one: a kept-alive connection to the old process would
+	// fail the next non-idempotent request on it with a reset. No keep-alive for
+	// the default clients of this package.
+	http.DefaultTransport.(*http.Transport).DisableKeepAlives = true
 	tmp, err := os.MkdirTemp("", "signet-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e:", err)
