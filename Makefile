@@ -4,9 +4,7 @@
 
 GO       ?= go
 DATA     ?= ./data
-ADDR     ?= 127.0.0.1:5000
-# The commands that exist so far (trustd and trustctl arrive with the trust service).
-CMDS     := $(notdir $(wildcard cmd/registry cmd/trustd cmd/trustctl))
+CMDS     := registry trustd trustctl
 
 .PHONY: build run test test-unit test-e2e bench fmt-check vet clean
 
