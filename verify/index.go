@@ -105,6 +105,10 @@ type RepoTargets struct {
 	// Threshold how many must agree.
 	Keys      []*metadata.Key
 	Threshold int
+
+	// expires is when the earliest delegated role these targets come through
+	// (org-<org>, repo-<hash>) expires: the view may outlive it.
+	expires time.Time
 }
 
 // indexView is one immutable verified view.
@@ -162,7 +166,12 @@ func (ix *Index) Lookup(repo string) (*RepoTargets, error) {
 	if !ix.cfg.Now().Before(v.expires) {
 		return nil, &Error{Kind: ErrExpired, Target: repo, Err: fmt.Errorf("the trust metadata expired at %s and could not be refreshed: %v", v.expires.Format(time.RFC3339), lastErr)}
 	}
-	return v.repos[repo], nil
+	rt := v.repos[repo]
+	if rt != nil && !ix.cfg.Now().Before(rt.expires) {
+		// Its role expired after the view was built: its targets are gone.
+		return nil, nil
+	}
+	return rt, nil
 }
 
 // Refreshes returns how many refreshes have reached trustd.
@@ -431,7 +440,7 @@ func (ix *Index) update(ctx context.Context, remote, probeRoot bool) error {
 				roleErrs = append(roleErrs, err)
 				continue
 			}
-			ix.addTargets(v, []metadata.DelegatedRole{org}, orgMD, nil, 0)
+			ix.addTargets(v, []metadata.DelegatedRole{org}, orgMD, nil, 0, orgMD.Signed.Expires)
 			if orgMD.Signed.Delegations == nil {
 				continue
 			}
@@ -445,7 +454,7 @@ func (ix *Index) update(ctx context.Context, remote, probeRoot bool) error {
 				chain := []metadata.DelegatedRole{org, repo}
 				if _, published := tm.Snapshot.Signed.Meta[repo.Name+".json"]; !published {
 					// Delegated, never signed: no targets, but its keys are known.
-					ix.addTargets(v, chain, metadata.Targets(v.expires), keys, repo.Threshold)
+					ix.addTargets(v, chain, metadata.Targets(v.expires), keys, repo.Threshold, orgMD.Signed.Expires)
 					continue
 				}
 				repoMD, err := load(repo.Name, org.Name)
@@ -453,7 +462,7 @@ func (ix *Index) update(ctx context.Context, remote, probeRoot bool) error {
 					roleErrs = append(roleErrs, err)
 					continue
 				}
-				ix.addTargets(v, chain, repoMD, keys, repo.Threshold)
+				ix.addTargets(v, chain, repoMD, keys, repo.Threshold, orgMD.Signed.Expires)
 			}
 		}
 	}
@@ -481,12 +490,14 @@ func (ix *Index) Problems() []error {
 }
 
 // addTargets indexes md's targets whose paths every delegation of chain allows.
-// keys and threshold are the repository's publisher keys (for a repo role).
-func (ix *Index) addTargets(v *indexView, chain []metadata.DelegatedRole, md *metadata.Metadata[metadata.TargetsType], keys []*metadata.Key, threshold int) {
+// keys and threshold are the repository's publisher keys (for a repo role);
+// delegatorExpires is when the delegating org role expires.
+func (ix *Index) addTargets(v *indexView, chain []metadata.DelegatedRole, md *metadata.Metadata[metadata.TargetsType], keys []*metadata.Key, threshold int, delegatorExpires time.Time) {
 	now := ix.cfg.Now()
 	if md.Signed.IsExpired(now) {
 		return
 	}
+	expires := earliest(md.Signed.Expires, delegatorExpires)
 	for path, tf := range md.Signed.Targets {
 		allowed := true
 		for i := range chain {
@@ -511,9 +522,10 @@ func (ix *Index) addTargets(v *indexView, chain []metadata.DelegatedRole, md *me
 		}
 		rt := v.repos[repo]
 		if rt == nil {
-			rt = &RepoTargets{Tags: map[string]*Target{}, Digests: map[digest.Digest]*Target{}, Covered: map[digest.Digest]bool{}}
+			rt = &RepoTargets{Tags: map[string]*Target{}, Digests: map[digest.Digest]*Target{}, Covered: map[digest.Digest]bool{}, expires: expires}
 			v.repos[repo] = rt
 		}
+		rt.expires = earliest(rt.expires, expires)
 		if keys != nil {
 			rt.Keys, rt.Threshold = keys, threshold
 		}
@@ -532,7 +544,7 @@ func (ix *Index) addTargets(v *indexView, chain []metadata.DelegatedRole, md *me
 		for _, p := range chain[1].Paths {
 			if repo, ok := strings.CutSuffix(p, ":*"); ok {
 				if v.repos[repo] == nil {
-					v.repos[repo] = &RepoTargets{Tags: map[string]*Target{}, Digests: map[digest.Digest]*Target{}, Covered: map[digest.Digest]bool{}, Keys: keys, Threshold: threshold}
+					v.repos[repo] = &RepoTargets{Tags: map[string]*Target{}, Digests: map[digest.Digest]*Target{}, Covered: map[digest.Digest]bool{}, Keys: keys, Threshold: threshold, expires: expires}
 				}
 			}
 		}

@@ -235,3 +235,30 @@ func TestIndexFollowsARotatedTimestampKeyBetweenRootProbes(t *testing.T) {
 		t.Fatal("the view did not move past the rotation")
 	}
 }
+
+func TestIndexDropsADelegatedRoleThatExpiresWhileTheViewIsHeld(t *testing.T) {
+	f := newFixture(t)
+	// acme/app's role expires in an hour, well before the timestamp (a day).
+	role := f.repo.Delegated[tuftest.RepoRole("acme/app")]
+	role.Signed.Expires = f.repo.Now.Add(time.Hour)
+	f.repo.Publish(tuftest.RepoRole("acme/app"))
+	now := time.Now()
+	ix := f.newIndex(t, &memStore{}, func(c *IndexConfig) { c.Now = func() time.Time { return now } })
+	ctx := context.Background()
+	if err := ix.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if rt, _ := ix.Lookup("acme/app"); rt == nil || rt.Tags["v1"] == nil {
+		t.Fatal("acme/app:v1 is missing before its role expires")
+	}
+	now = now.Add(2 * time.Hour)
+	// Nothing changed at trustd (or it is down): the view is not rebuilt, but
+	// the expired role's targets must not be served from it.
+	ix.Refresh(ctx)
+	if rt, err := ix.Lookup("acme/app"); err != nil || (rt != nil && (len(rt.Tags) > 0 || len(rt.Covered) > 0)) {
+		t.Fatalf("after acme/app's role expired: %+v %v, want no targets", rt, err)
+	}
+	if rt, err := ix.Lookup("acme/team/app"); err != nil || rt == nil || rt.Tags["v1"] == nil {
+		t.Fatalf("another repository's role that did not expire: %+v %v", rt, err)
+	}
+}
