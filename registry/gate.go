@@ -82,6 +82,9 @@ type blobSet struct {
 	admitted int
 	set      map[digest.Digest]bool
 	checked  time.Time // when admitted was last counted
+	// pending: a covered manifest was not stored when the set was made (its
+	// target is published before its push), so the set is made again.
+	pending bool
 }
 
 // errTrustUnavailable: the trust metadata could not be refreshed when a decision
@@ -368,7 +371,7 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 	if err != nil {
 		return false, err
 	}
-	if bs != nil && bs.view == rt && bs.admitted == len(admitted) {
+	if bs != nil && bs.view == rt && bs.admitted == len(admitted) && !bs.pending {
 		g.mu.Lock()
 		bs.checked = time.Now()
 		g.mu.Unlock()
@@ -376,6 +379,11 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 		bs = &blobSet{view: rt, admitted: len(admitted), set: map[digest.Digest]bool{}, checked: time.Now()}
 		add := func(m digest.Digest) error {
 			blobs, err := g.store.ManifestBlobs(ctx, repo, m)
+			if err == nil && len(blobs) == 0 {
+				if _, gerr := g.store.GetManifest(ctx, repo, m.String()); errors.Is(gerr, storage.ErrManifestUnknown) {
+					bs.pending = true
+				}
+			}
 			for _, b := range blobs {
 				bs.set[b] = true
 			}
@@ -456,7 +464,7 @@ func (g *gate) signatureSubject(ctx context.Context, repo string, content []byte
 	return payload.Critical.Image.Digest, nil
 }
 
-// admitted drops repo's cached blob set after this process admitted a
+// admitted drops repo's cached blob set after this process admitted a manifest or a
 // signature artifact there.
 func (g *gate) admitted(repo string) {
 	g.mu.Lock()

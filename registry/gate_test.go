@@ -216,3 +216,30 @@ func TestWithTrustdDownAdmittedContentIsServedAndNewSignaturesWait(t *testing.T)
 		t.Fatalf("a push that needs a new signature with trustd down: %d %s", r.status, r.body)
 	}
 }
+
+func TestBlobsOfAManifestPushedAfterItsTargetAreServed(t *testing.T) {
+	g := newGated(t)
+	m := g.image(t, "acme/app", "published first")
+	// The order of a signed push: blobs, then the target, then the manifest.
+	// The registry learns of the target before the manifest arrives, and a
+	// pusher's HEAD of a blob (to skip a re-upload) looks at the blob set then.
+	time.Sleep(1100 * time.Millisecond)
+	g.sign("acme/app:v1", m)
+	if err := g.index.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	layer := digest.FromString("layer published first")
+	if r := do(t, g.srv, "HEAD", "/v2/acme/app/blobs/"+layer.String(), nil, nil); r.status != 200 {
+		t.Fatalf("a pusher's HEAD: %d", r.status)
+	}
+	if r := putManifest(t, g.srv, "acme/app", "v1", m); r.status != 201 {
+		t.Fatalf("the signed push: %d %s", r.status, r.body)
+	}
+	if r := do(t, g.srv, "GET", "/v2/acme/app/blobs/"+layer.String(), nil, nil); r.status != 200 {
+		t.Fatalf("GET of the admitted manifest's layer right after its push: %d", r.status)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	if r := do(t, g.srv, "GET", "/v2/acme/app/blobs/"+layer.String(), nil, nil); r.status != 200 {
+		t.Fatalf("GET of the admitted manifest's layer a second later: %d", r.status)
+	}
+}

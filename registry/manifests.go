@@ -94,6 +94,9 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 			s.writeError(w, r, err)
 			return
 		}
+	}
+	if s.gate.enforced(repo) {
+		// Its blobs are now served: drop the repository's cached blob set.
 		s.gate.admitted(repo)
 	}
 	h := w.Header()
