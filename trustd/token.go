@@ -112,15 +112,21 @@ func decodeTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, e
 	}
 	f := r.Form // the body, then the query: some clients put scope in either
 	req.service, req.scopes, req.clientID = f.Get("service"), f["scope"], f.Get("client_id")
+	// Secrets only ever come in the body (RFC 6749 2.3.1, 4.3.2): a URL ends up
+	// in access logs, proxies and browser history.
+	if q := r.URL.Query(); q.Has("password") || q.Has("refresh_token") {
+		return req, newAPIError(CodeInvalid, "send password and refresh_token in the form body, never in the URL")
+	}
+	body := r.PostForm
 	switch req.grant = f.Get("grant_type"); req.grant {
 	case "password":
-		req.username, req.password = f.Get("username"), f.Get("password")
+		req.username, req.password = f.Get("username"), body.Get("password")
 		req.offline = f.Get("access_type") == "offline"
 		if req.username == "" {
 			return req, newAPIError(CodeInvalid, "the password grant needs username and password")
 		}
 	case "refresh_token":
-		req.refresh = f.Get("refresh_token")
+		req.refresh = body.Get("refresh_token")
 		req.offline = true // the same refresh token is returned
 		if req.refresh == "" {
 			return req, newAPIError(CodeInvalid, "the refresh_token grant needs refresh_token")

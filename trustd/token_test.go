@@ -379,3 +379,37 @@ func TestScopeEscalation(t *testing.T) {
 		})
 	}
 }
+
+func TestSecretsAreRefusedInTheURL(t *testing.T) {
+	e := newEnv(t)
+	e.fixture()
+	offline := e.post(url.Values{"grant_type": {"password"}, "username": {"bob"}, "password": {userPassword}, "access_type": {"offline"}})
+	if offline.status != 200 || offline.tok.RefreshToken == "" {
+		t.Fatalf("password grant: %d %s", offline.status, offline.body)
+	}
+	cases := []struct {
+		name        string
+		query, body url.Values
+	}{
+		{"a password in the query of a password grant",
+			url.Values{"password": {userPassword}},
+			url.Values{"grant_type": {"password"}, "username": {"bob"}}},
+		{"a password grant entirely in the query",
+			url.Values{"grant_type": {"password"}, "username": {"bob"}, "password": {userPassword}},
+			url.Values{}},
+		{"a refresh token in the query of a refresh grant",
+			url.Values{"refresh_token": {offline.tok.RefreshToken}},
+			url.Values{"grant_type": {"refresh_token"}}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.body.Set("service", registrySvc)
+			req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/token?"+c.query.Encode(), strings.NewReader(c.body.Encode()))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r := e.do(req)
+			if r.status != http.StatusBadRequest || r.tok.AccessToken != "" {
+				t.Fatalf("status %d, want 400 and no token: %s", r.status, r.body)
+			}
+		})
+	}
+}
