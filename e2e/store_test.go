@@ -176,10 +176,10 @@ func startRoundRobin(t *testing.T, replicas ...*registry) *roundRobin {
 	for i, r := range replicas {
 		targets[i] = &url.URL{Scheme: "http", Host: r.Addr}
 	}
-	// The proxy's own transport: the shared default one may hold idle
-	// connections to a port of another test's registry, killed since and the
-	// port reused, and a PATCH on such a stale connection fails with a reset.
-	transport := &http.Transport{}
+	// The proxy's own transport, without keep-alive: a pooled connection may
+	// be closed by the replica just as the proxy reuses it for a PATCH, which is
+	// then not retried; a fresh connection per request leaves no such race.
+	transport := &http.Transport{DisableKeepAlives: true}
 	t.Cleanup(transport.CloseIdleConnections)
 	proxy := &httputil.ReverseProxy{
 		Transport: transport,

@@ -103,6 +103,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	s.router.ServeHTTP(rec, r)
+	// Whatever a handler left unread of the body is read away (up to a bound),
+	// so the connection stays usable: net/http itself reads only 256 KiB before
+	// it closes a connection with a body left, which a proxy or client reusing
+	// it then sees as a reset.
+	io.Copy(io.Discard, io.LimitReader(r.Body, maxDiscard))
 	level := slog.LevelInfo
 	if rec.status >= 500 {
 		level = slog.LevelError
