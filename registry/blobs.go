@@ -67,6 +67,19 @@ func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, repo string)
 		s.writeError(w, r, err)
 		return
 	}
+	if s.gate.enforced(repo) {
+		// A blob of a signed manifest stays while the manifest is signed, as the
+		// manifest itself does.
+		visible, err := s.gate.blobVisible(r.Context(), repo, d)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if visible {
+			s.writeError(w, r, denied("blob %s belongs to a signed manifest of %s: remove the target with trustctl first", d, repo))
+			return
+		}
+	}
 	if err := s.store.DeleteBlob(r.Context(), repo, d); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -132,6 +132,12 @@ func TestBlobsAreServedOnlyForAdmittedManifests(t *testing.T) {
 	if r := do(t, g.srv, "GET", "/v2/acme/app/blobs/"+layer.String(), nil, nil); r.status != 200 {
 		t.Fatalf("GET of an admitted manifest's layer: %d", r.status)
 	}
+	if r := do(t, g.srv, "DELETE", "/v2/acme/app/blobs/"+layer.String(), nil, nil); r.status != 403 || errorCode(t, r) != "DENIED" {
+		t.Fatalf("DELETE of a signed manifest's layer: %d %s", r.status, r.body)
+	}
+	if r := do(t, g.srv, "DELETE", "/v2/acme/app/blobs/"+stray.String(), nil, nil); r.status != 202 {
+		t.Fatalf("DELETE of an unreferenced blob: %d %s", r.status, r.body)
+	}
 }
 
 func TestAMissRefreshesAndRevocationStopsATagResolving(t *testing.T) {
