@@ -2,7 +2,6 @@ package oci
 
 import (
 	"context"
-	"sync"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -31,39 +30,11 @@ func Pull(ctx context.Context, src Source, im *Image, w *LayoutWriter, o PullOpt
 		o.Jobs = DefaultPullJobs
 	}
 	o.Progress.Expect(len(im.Blobs), im.Size())
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	jobs := make(chan ocispec.Descriptor)
-	for i := 0; i < o.Jobs; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for desc := range jobs {
-				err := pullBlob(ctx, src, w, desc, o.Progress)
-				o.Progress.Finish()
-				if err != nil {
-					errOnce.Do(func() { firstErr = err; cancel() })
-				}
-			}
-		}()
-	}
-	for _, b := range im.Blobs {
-		select {
-		case jobs <- b:
-		case <-ctx.Done():
-		}
-	}
-	close(jobs)
-	wg.Wait()
-	if firstErr != nil {
-		return firstErr
-	}
-	if err := ctx.Err(); err != nil {
+	err := forEachBlob(ctx, o.Jobs, im.Blobs, func(ctx context.Context, desc ocispec.Descriptor) error {
+		defer o.Progress.Finish()
+		return pullBlob(ctx, src, w, desc, o.Progress)
+	})
+	if err != nil {
 		return err
 	}
 	for _, m := range im.Manifests {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"sync"
 	"sync/atomic"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -45,40 +44,12 @@ func PushBlobs(ctx context.Context, src Source, im *Image, dst *Repository, o Pu
 		uploaded, skipped, mounted atomic.Int64
 		bytes                      atomic.Int64
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var (
-		wg       sync.WaitGroup
-		errOnce  sync.Once
-		firstErr error
-	)
-	jobs := make(chan ocispec.Descriptor)
-	for i := 0; i < o.Jobs; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for desc := range jobs {
-				err := pushBlob(ctx, src, dst, desc, o, &st.uploaded, &st.skipped, &st.mounted, &st.bytes)
-				o.Progress.Finish()
-				if err != nil {
-					errOnce.Do(func() { firstErr = err; cancel() })
-				}
-			}
-		}()
-	}
-	for _, b := range im.Blobs {
-		select {
-		case jobs <- b:
-		case <-ctx.Done():
-		}
-	}
-	close(jobs)
-	wg.Wait()
+	err := forEachBlob(ctx, o.Jobs, im.Blobs, func(ctx context.Context, desc ocispec.Descriptor) error {
+		defer o.Progress.Finish()
+		return pushBlob(ctx, src, dst, desc, o, &st.uploaded, &st.skipped, &st.mounted, &st.bytes)
+	})
 	stats := PushStats{Uploaded: int(st.uploaded.Load()), Skipped: int(st.skipped.Load()), Mounted: int(st.mounted.Load()), Bytes: st.bytes.Load()}
-	if firstErr != nil {
-		return stats, firstErr
-	}
-	return stats, ctx.Err()
+	return stats, err
 }
 
 func pushBlob(ctx context.Context, src Source, dst *Repository, desc ocispec.Descriptor, o PushOptions, uploadedN, skippedN, mountedN, bytesN *atomic.Int64) error {
