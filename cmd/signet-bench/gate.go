@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,6 +21,12 @@ func runGate(output string, quiet bool, cfg bench.GateConfig) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := bench.RunGate(ctx, cfg)
+	writeReport(output, rep, err)
+}
+
+// writeReport prints a benchmark's report as a table or JSON, or its error and
+// exits 1.
+func writeReport(output string, rep interface{ WriteTable(io.Writer) error }, err error) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "signet-bench:", err)
 		os.Exit(1)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,15 +18,5 @@ func runTrust(output string, quiet bool) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := bench.RunTrust(ctx, cfg)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "signet-bench:", err)
-		os.Exit(1)
-	}
-	if output == "json" {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
-		return
-	}
-	rep.WriteTable(os.Stdout)
+	writeReport(output, rep, err)
 }
