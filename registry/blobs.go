@@ -86,4 +86,5 @@ func (s *Server) deleteBlob(w http.ResponseWriter, r *http.Request, repo string)
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	s.emit(r, Event{Kind: EventDelete, Repo: repo, Digest: d})
 }

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -51,6 +52,11 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(m.Content)
+		e := Event{Kind: EventPull, Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Content))}
+		if !strings.Contains(mux.Vars(r)["reference"], ":") {
+			e.Tag = mux.Vars(r)["reference"]
+		}
+		s.emit(r, e)
 	}
 }
 
@@ -78,8 +84,11 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	}
 	tags := r.URL.Query()["tag"]
 	var signatureOf digest.Digest
+	admission := AdmissionOpen
 	if s.gate.enforced(repo) {
+		admission = AdmissionAdmitted
 		if signatureOf, err = s.admit(r, repo, ref, tags, contentType, content); err != nil {
+			s.emitRefusal(r, repo, ref, contentType, content, err)
 			s.writeError(w, r, err)
 			return
 		}
@@ -110,6 +119,50 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	}
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
+	e := Event{Kind: EventPush, Repo: repo, Digest: info.Digest, MediaType: info.MediaType, Size: int64(len(content)), Admission: admission}
+	if !strings.Contains(ref, ":") {
+		e.Tag = ref
+	} else if len(tags) > 0 {
+		e.Tag = tags[0]
+	}
+	if info.Subject != nil {
+		e.Subject = info.Subject.Digest
+	}
+	s.emit(r, e)
+	if signatureOf == "" && admission == AdmissionOpen {
+		if subject, ok := signatureTagSubject(e.Tag); ok {
+			signatureOf = subject
+		}
+	}
+	if signatureOf != "" {
+		e.Kind, e.Subject = EventSignature, signatureOf
+		s.emit(r, e)
+	}
+}
+
+// emitRefusal reports a manifest PUT the gate refused: a denial, or a decision
+// it could not make.
+func (s *Server) emitRefusal(r *http.Request, repo, ref, contentType string, content []byte, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		return
+	}
+	ev := Event{Repo: repo, MediaType: contentType, Size: int64(len(content)), Reason: e.Detail}
+	switch e.Code.Code {
+	case CodeDenied.Code:
+		ev.Kind = EventAdmissionDenied
+	case CodeUnavailable.Code:
+		ev.Kind = EventAdmissionUnavailable
+	default:
+		return
+	}
+	if strings.Contains(ref, ":") {
+		ev.Digest, _ = reference.ParseDigest(ref)
+	} else {
+		ev.Tag = ref
+		ev.Digest = digest.Canonical.FromBytes(content)
+	}
+	s.emit(r, ev)
 }
 
 func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, repo string) {
@@ -140,6 +193,13 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, repo str
 	}
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
+	e := Event{Kind: EventDelete, Repo: repo}
+	if strings.Contains(ref, ":") {
+		e.Digest, _ = reference.ParseDigest(ref)
+	} else {
+		e.Tag = ref
+	}
+	s.emit(r, e)
 }
 
 // referrers serves the referrers API: an OCI index of the manifests whose subject

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/reference"
 
 	"github.com/gorilla/mux"
@@ -27,6 +28,8 @@ type Server struct {
 	auth *authenticator
 	// gate is nil when no trust root is configured: everything is admitted.
 	gate *gate
+	// listeners receive the API's events (see OnEvent).
+	listeners []EventListener
 }
 
 // NewServer returns the API handler over store, with token authentication when
@@ -102,6 +105,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
+	id := requestid.FromRequest(r)
+	rec.Header().Set(requestid.Header, id)
+	r = r.WithContext(requestid.NewContext(r.Context(), id))
 	s.router.ServeHTTP(rec, r)
 	// Whatever a handler left unread of the body is read away (up to a bound),
 	// so the connection stays usable: net/http itself reads only 256 KiB before
@@ -118,6 +124,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		slog.Int("status", rec.status),
 		slog.Int64("bytes", rec.bytes),
 		slog.Duration("dur", time.Since(start)),
+		slog.String("request_id", id),
 	)
 }
 

@@ -34,8 +34,9 @@ type Manifest struct {
 
 // ManifestInfo is what a successful PutManifest learnt from the manifest.
 type ManifestInfo struct {
-	Digest  digest.Digest
-	Subject *ocispec.Descriptor
+	Digest    digest.Digest
+	MediaType string
+	Subject   *ocispec.Descriptor
 }
 
 // manifestFields are the fields of every accepted manifest kind that the registry
@@ -179,7 +180,7 @@ func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, 
 			return nil, err
 		}
 	}
-	return &ManifestInfo{Digest: got, Subject: fields.Subject}, nil
+	return &ManifestInfo{Digest: got, MediaType: mediaType, Subject: fields.Subject}, nil
 }
 
 // writeManifest stores the manifest unless the same bytes are already there.
