@@ -2,13 +2,13 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
+	"github.com/signet-oss/signet/internal/graceful"
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/signer"
@@ -76,23 +76,10 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 		log.Info("token authentication on", "service", a.cfg.Service, "issuer", a.cfg.Issuer, "trustd", a.cfg.Trustd)
 	}
 	log.Info("registry listening", "addr", ln.Addr().String(), "storage", store.Driver().Name())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	if cfg.GC.Interval > 0 {
 		go collectGarbage(ctx, store, cfg.GC, log)
 	}
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("registry stopping", "timeout", cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return graceful.Serve(ctx, srv, ln, cfg.ShutdownTimeout, "registry", log)
 }
 
 // GCOptions turns the gc configuration into the store's options.

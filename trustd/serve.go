@@ -24,6 +24,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/signet-oss/signet/internal/graceful"
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd/tuf"
@@ -63,25 +64,12 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("trustd listening", "addr", ln.Addr().String(), "storage", d.Name(), "issuer", cfg.Issuer, "kid", s.key.KeyID())
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	go s.pruneLoop(ctx, time.Hour)
 	if cfg.ReloadInterval > 0 {
 		go s.reloadLoop(ctx, cfg.ReloadInterval)
 	}
 	go s.tuf.Run(ctx)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("trustd stopping", "timeout", cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		return err
-	}
-	return nil
+	return graceful.Serve(ctx, srv, ln, cfg.ShutdownTimeout, "trustd", log)
 }
 
 // Server is trustd's HTTP API: the token endpoint, the JWKS, and the management

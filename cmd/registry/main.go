@@ -77,7 +77,7 @@ func newServeCmd() *cobra.Command {
 	var cf configFlags
 	var addr, trustdURL, trustRoot, trustUser string
 	var open []string
-	var refresh time.Duration
+	var refresh, shutdownTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the registry API",
@@ -109,6 +109,9 @@ func newServeCmd() *cobra.Command {
 			if flags.Changed("open") {
 				cfg.Trust.Open = append(cfg.Trust.Open, open...)
 			}
+			if flags.Changed("shutdown-timeout") {
+				cfg.ShutdownTimeout = shutdownTimeout
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -123,6 +126,7 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&trustRoot, "trust-root", "", "pinned root.json: turns the admission gate on (every repository enforced but --open ones)")
 	cmd.Flags().StringVar(&trustUser, "trust-user", "", "the registry's trustd account, to read every role (password: SIGNET_REGISTRY_PASSWORD)")
 	cmd.Flags().DurationVar(&refresh, "trust-refresh", 30*time.Second, "how often the trust metadata is refreshed: revocation bites within it")
+	cmd.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", registry.Defaults().ShutdownTimeout, "how long SIGTERM lets requests in flight finish before cutting them off")
 	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern admitted without signatures (repeatable; * one component, ** any)")
 	return cmd
 }

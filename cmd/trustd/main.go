@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -33,6 +34,7 @@ func newRootCmd() *cobra.Command {
 
 func newServeCmd() *cobra.Command {
 	var configPath, addr, data, storageDriver string
+	var shutdownTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the token endpoint and the management API",
@@ -57,6 +59,9 @@ when neither is set, a generated one printed once on stderr.`,
 			if flags.Changed("storage") {
 				cfg.Storage.Driver = storageDriver
 			}
+			if flags.Changed("shutdown-timeout") {
+				cfg.ShutdownTimeout = shutdownTimeout
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -70,5 +75,6 @@ when neither is set, a generated one printed once on stderr.`,
 	cmd.Flags().StringVar(&addr, "addr", def.Addr, "listen address (port 0 picks a free port)")
 	cmd.Flags().StringVar(&data, "data", def.Data, "data directory of the filesystem driver")
 	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem, s3 (storage.s3.* in the config file) or inmemory")
+	cmd.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", def.ShutdownTimeout, "how long SIGTERM lets requests in flight finish before cutting them off")
 	return cmd
 }

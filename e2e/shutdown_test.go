@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// terminate sends SIGTERM to the registry and waits for it to exit, failing the
+// test if it takes longer than within or exits with an error.
+func (r *registry) terminate(t *testing.T, within time.Duration) {
+	t.Helper()
+	r.mu.Lock()
+	cmd, done := r.cmd, r.done
+	r.mu.Unlock()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(within):
+		t.Fatalf("the registry did not exit within %s of SIGTERM:\n%s", within, r.log.tail(20))
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("the registry exited with %d after SIGTERM:\n%s", code, r.log.tail(20))
+	}
+}
+
+// streamPatch starts a PATCH of an upload whose body is written through the
+// returned pipe; the response arrives on the channel.
+func streamPatch(rc *regClient, loc string) (*io.PipeWriter, chan *http.Response, chan error) {
+	pr, pw := io.Pipe()
+	req := rc.newRequest("PATCH", loc, pr)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.ContentLength = -1
+	respc, errc := make(chan *http.Response, 1), make(chan error, 1)
+	go func() {
+		resp, err := rc.hc.Do(req)
+		if err != nil {
+			errc <- err
+			return
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		respc <- resp
+	}()
+	return pw, respc, errc
+}
+
+// TestGracefulShutdown sends SIGTERM to a registry while uploads stream. An
+// upload that ends within the shutdown timeout finishes and is acknowledged,
+// while new connections are refused; one that outlasts it is cut off at the
+// deadline, the process exits cleanly, and after a restart the upload resumes
+// from every byte the registry received and completes.
+func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
+	const timeout = 3 * time.Second
+	reg := startRegistry(t, "--shutdown-timeout", timeout.String())
+	const repo = "e2e/shutdown"
+	content := randomBytes(8 << 20)
+	half := len(content) / 2
+
+	t.Run("a request in flight finishes during the drain", func(t *testing.T) {
+		rc := newRegClient(reg.Addr)
+		loc, err := rc.startUpload(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, respc, errc := streamPatch(rc, loc)
+		if _, err := pw.Write(content[:half]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		reg.mu.Lock()
+		cmd, done := reg.cmd, reg.done
+		reg.mu.Unlock()
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		// The listener closes at once: a new connection is refused.
+		deadline := time.Now().Add(timeout)
+		for {
+			c, err := net.DialTimeout("tcp", reg.Addr, 100*time.Millisecond)
+			if err != nil {
+				break
+			}
+			c.Close()
+			if time.Now().After(deadline) {
+				t.Fatal("the registry still accepts connections after SIGTERM")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if _, err := pw.Write(content[half:]); err != nil {
+			t.Fatalf("the rest of the body after SIGTERM: %v", err)
+		}
+		pw.Close()
+		select {
+		case resp := <-respc:
+			if resp.StatusCode != http.StatusAccepted {
+				t.Fatalf("the PATCH in flight got %s, want 202 Accepted", resp.Status)
+			}
+			if got, want := resp.Header.Get("Range"), fmt.Sprintf("0-%d", len(content)-1); got != want {
+				t.Fatalf("the PATCH in flight was acknowledged with Range %q, want %q", got, want)
+			}
+		case err := <-errc:
+			t.Fatalf("the PATCH in flight failed: %v", err)
+		}
+		select {
+		case <-done:
+		case <-time.After(timeout + 5*time.Second):
+			t.Fatal("the registry did not exit after its last request")
+		}
+		if code := cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("the registry exited with %d after SIGTERM", code)
+		}
+	})
+
+	reg.start()
+	t.Run("a request outlasting the timeout is cut off and stays resumable", func(t *testing.T) {
+		rc := newRegClient(reg.Addr)
+		dgst := sha256Digest(content)
+		loc, err := rc.startUpload(repo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pw, _, _ := streamPatch(rc, loc)
+		defer pw.Close()
+		if _, err := pw.Write(content[:half]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // let the registry take in what was sent
+		start := time.Now()
+		reg.terminate(t, timeout+15*time.Second)
+		if d := time.Since(start); d < timeout-500*time.Millisecond {
+			t.Fatalf("the registry exited %s after SIGTERM, before its %s timeout, with a request in flight", d, timeout)
+		}
+
+		reg.start()
+		rc = newRegClient(reg.Addr)
+		loc = rehost(t, loc, reg.Addr)
+		held, loc, err := rc.uploadStatus(loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if held != int64(half) {
+			t.Fatalf("after the cut-off the upload holds %d bytes, want all %d that were sent", held, half)
+		}
+		req := rc.newRequest("PATCH", loc, bytes.NewReader(content[held:]))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", held, len(content)-1))
+		resp, _, err := rc.do(req, http.StatusAccepted)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next, err := rc.resolve(resp.Header.Get("Location"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := rc.do(rc.newRequest("PUT", withQuery(next, "digest", dgst), nil), http.StatusCreated); err != nil {
+			t.Fatal(err)
+		}
+		got, err := rc.getBlob(repo, dgst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, content) {
+			t.Fatal("the resumed blob differs from the content")
+		}
+	})
+}

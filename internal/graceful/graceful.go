@@ -1,0 +1,64 @@
+// Package graceful serves HTTP until a context ends, then drains: it stops
+// accepting connections, lets the requests in flight finish for up to a
+// timeout, and then closes the connections still open and waits for their
+// handlers to return. That last step matters for uploads: a PATCH cut off at
+// the deadline sees its body end, saves what it received, and stays resumable,
+// rather than dying mid-write with the process.
+package graceful
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// handlerGrace bounds the wait for handlers after their connections were
+// closed: they only have to notice the closed body and save their state.
+const handlerGrace = 10 * time.Second
+
+// Serve serves srv on ln until ctx is done or serving fails, then drains for up
+// to timeout. name labels the log lines ("registry", "trustd").
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, name string, log *slog.Logger) error {
+	var inflight sync.WaitGroup
+	h := srv.Handler
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inflight.Add(1)
+		defer inflight.Done()
+		h.ServeHTTP(w, r)
+	})
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	start := time.Now()
+	log.Info(name+" stopping: draining requests in flight", "timeout", timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if err == nil {
+		log.Info(name+" stopped", "dur", time.Since(start))
+		return nil
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	// The deadline passed: close what is left, so each handler's body read
+	// fails and the handler saves its state, and wait for them to return.
+	srv.Close()
+	done := make(chan struct{})
+	go func() { inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+		log.Warn(name+" stopped: requests still in flight at the deadline were cut off", "dur", time.Since(start))
+	case <-time.After(handlerGrace):
+		log.Error(name+" stopped: handlers did not return after their connections closed", "wait", handlerGrace)
+	}
+	return nil
+}
