@@ -29,7 +29,7 @@ type gated struct {
 	store *storage.Store
 }
 
-func newGated(t *testing.T) *gated {
+func newGated(t *testing.T, listeners ...EventListener) *gated {
 	t.Helper()
 	repo := tuftest.NewRepo(t)
 	repo.Delegate("targets", "org-acme", tuftest.OrgPaths("acme"), "acme-org")
@@ -51,6 +51,9 @@ func newGated(t *testing.T) *gated {
 		t.Fatal(err)
 	}
 	api.EnableGate(index, []string{"open/**"}, nil)
+	for _, l := range listeners {
+		api.OnEvent(l)
+	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &gated{srv: srv, tuf: repo, index: index, store: store}
