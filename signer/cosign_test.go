@@ -21,16 +21,22 @@ import (
 	"github.com/signet-oss/signet/signer"
 )
 
-// What cosign v2.6.5 wrote (signer/testdata/cosign-v2.6.5/README.md).
+// What cosign v2.6.5 wrote (signer/testdata/cosign-v2.6.5/README.md); its
+// keys are with the project's other test keys.
 const (
 	fixtures      = "testdata/cosign-v2.6.5"
+	testKeys      = "../keys/testdata"
 	fixtureRef    = "127.0.0.1:34259/acme/app"
 	fixtureDigest = digest.Digest("sha256:3586862fbe852ee0c5938511eb0e6fab480a9851a4d937260a4f449bd42f6785")
 )
 
 func fixture(t *testing.T, name string) []byte {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(fixtures, name))
+	dir := fixtures
+	if strings.HasPrefix(name, "test-") {
+		dir = testKeys
+	}
+	b, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,7 +414,7 @@ func FuzzVerifyCosignSignature(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	pubPEM, err := os.ReadFile(filepath.Join(fixtures, "test-cosign-1.pub"))
+	pubPEM, err := os.ReadFile(filepath.Join(testKeys, "test-cosign-1.pub"))
 	if err != nil {
 		f.Fatal(err)
 	}
