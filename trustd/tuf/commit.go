@@ -482,11 +482,13 @@ func (r *Repo) ResignIfDue(ctx context.Context) (bool, error) {
 }
 
 // Run re-signs timestamp and snapshot before they expire, checking every interval
-// (at most a minute, and a quarter of ResignBefore), until ctx is done.
+// (at most a minute, and a quarter of ResignBefore), and collects leftovers
+// (Collect) every collectEvery, until ctx is done.
 func (r *Repo) Run(ctx context.Context) {
 	interval := min(time.Minute, r.cfg.ResignBefore/4)
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var collected time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -494,6 +496,14 @@ func (r *Repo) Run(ctx context.Context) {
 		case <-t.C:
 			if _, err := r.ResignIfDue(ctx); err != nil {
 				r.cfg.Log.Error("re-signing TUF timestamp and snapshot", "err", err)
+			}
+			if now := r.cfg.Now(); now.Sub(collected) >= collectEvery {
+				collected = now
+				if n, err := r.Collect(ctx); err != nil {
+					r.cfg.Log.Warn("collecting leftover TUF metadata", "deleted", n, "err", err)
+				} else if n > 0 {
+					r.cfg.Log.Info("collected leftover TUF metadata", "deleted", n)
+				}
 			}
 		}
 	}
