@@ -32,7 +32,7 @@ func newRootCmd() *cobra.Command {
 }
 
 func newServeCmd() *cobra.Command {
-	var configPath, addr, data, storageDriver string
+	var configPath, addr, data, storageDriver, metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the token endpoint and the management API",
@@ -57,6 +57,9 @@ when neither is set, a generated one printed once on stderr.`,
 			if flags.Changed("storage") {
 				cfg.Storage.Driver = storageDriver
 			}
+			if flags.Changed("metrics-addr") {
+				cfg.Metrics.Addr = metricsAddr
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -70,5 +73,6 @@ when neither is set, a generated one printed once on stderr.`,
 	cmd.Flags().StringVar(&addr, "addr", def.Addr, "listen address (port 0 picks a free port)")
 	cmd.Flags().StringVar(&data, "data", def.Data, "data directory of the filesystem driver")
 	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem, s3 (storage.s3.* in the config file) or inmemory")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (default off; port 0 picks a free port)")
 	return cmd
 }
