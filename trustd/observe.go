@@ -186,10 +186,22 @@ func (o *observability) start(ctx context.Context) {
 // the api/v1 prefixes and file extensions: /token is "token",
 // /api/v1/orgs/{org}/robots is "orgs_robots", /tuf/{file} is "tuf".
 func routeLabel(tpl string) string {
-	var parts []string
-	for _, seg := range strings.Split(tpl, "/") {
+	// Variables ({name} or {name:pattern}, whose pattern may hold slashes) go first.
+	var b strings.Builder
+	depth := 0
+	for _, c := range tpl {
 		switch {
-		case seg == "" || seg == "api" || seg == "v1" || seg == ".well-known" || strings.HasPrefix(seg, "{"):
+		case c == '{':
+			depth++
+		case c == '}' && depth > 0:
+			depth--
+		case depth == 0:
+			b.WriteRune(c)
+		}
+	}
+	var parts []string
+	for _, seg := range strings.Split(b.String(), "/") {
+		if seg == "" || seg == "api" || seg == "v1" || seg == ".well-known" {
 			continue
 		}
 		if i := strings.IndexByte(seg, '.'); i > 0 {
