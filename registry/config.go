@@ -37,6 +37,8 @@ type Config struct {
 	// MaxManifestSize is the largest manifest accepted, in bytes
 	// (maxManifestSize, default 4194304).
 	MaxManifestSize int64 `yaml:"maxManifestSize"`
+	// Metrics configures the metrics listener (metrics.*, default off).
+	Metrics MetricsConfig `yaml:"metrics"`
 	// ShutdownTimeout is how long a stopping registry lets requests in flight
 	// finish (shutdownTimeout, default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
@@ -132,5 +134,6 @@ func (c Config) Validate() error {
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))
 	}
+	errs = append(errs, c.validateObservability()...)
 	return errors.Join(errs...)
 }

@@ -41,6 +41,10 @@ type TrustConfig struct {
 	// RefreshInterval is how often the trust metadata is refreshed; revocation
 	// bites within it (trust.refreshInterval, default 30s).
 	RefreshInterval time.Duration `yaml:"refreshInterval"`
+	// MaxStaleness is how old the last successful refresh may grow before
+	// /readyz says the registry is not ready (trust.maxStaleness, default three
+	// refresh intervals).
+	MaxStaleness time.Duration `yaml:"maxStaleness"`
 	// Username and Password are the registry's own trustd account, which reads
 	// every organisation's and repository's role (trust.username, trust.password;
 	// SIGNET_REGISTRY_PASSWORD overrides the password).

@@ -41,7 +41,11 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	store, err := OpenStore(ctx, cfg)
+	obs, err := newObservability(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	store, err := obs.openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
 	}
@@ -64,8 +68,11 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	} else {
 		log.Warn("NO TRUST ROOT IS CONFIGURED: every repository admits unsigned content (set trust.root)")
 	}
+	if err := obs.attach(api, index, cfg); err != nil {
+		return err
+	}
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           obs.handler(api),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -76,8 +83,9 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 		log.Info("token authentication on", "service", a.cfg.Service, "issuer", a.cfg.Issuer, "trustd", a.cfg.Trustd)
 	}
 	log.Info("registry listening", "addr", ln.Addr().String(), "storage", store.Driver().Name())
+	obs.start(ctx)
 	if cfg.GC.Interval > 0 {
-		go collectGarbage(ctx, store, cfg.GC, log)
+		go collectGarbage(ctx, store, cfg.GC, log, obs.gcDone)
 	}
 	return graceful.Serve(ctx, srv, ln, cfg.ShutdownTimeout, "registry", log)
 }
@@ -97,8 +105,9 @@ func OpenStore(ctx context.Context, cfg Config) (*storage.Store, error) {
 	return storage.New(ctx, d, storage.Options{MaxManifestSize: cfg.MaxManifestSize})
 }
 
-// collectGarbage runs a collection every cfg.Interval until ctx is done.
-func collectGarbage(ctx context.Context, store *storage.Store, cfg GCConfig, log *slog.Logger) {
+// collectGarbage runs a collection every cfg.Interval until ctx is done,
+// telling done the outcome of each.
+func collectGarbage(ctx context.Context, store *storage.Store, cfg GCConfig, log *slog.Logger, done func(*storage.GCReport, error)) {
 	t := time.NewTicker(cfg.Interval)
 	defer t.Stop()
 	for {
@@ -109,6 +118,7 @@ func collectGarbage(ctx context.Context, store *storage.Store, cfg GCConfig, log
 		}
 		start := time.Now()
 		rep, err := store.GC(ctx, cfg.Options(false))
+		done(rep, err)
 		if err != nil {
 			log.Error("garbage collection failed", "err", err)
 			continue

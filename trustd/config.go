@@ -67,6 +67,8 @@ type Config struct {
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
 	// TUF sets the online signing of the TUF repository.
 	TUF TUFConfig `yaml:"tuf"`
+	// Metrics configures the metrics listener (metrics.*, default off).
+	Metrics MetricsConfig `yaml:"metrics"`
 	// ReloadInterval is how often the records (accounts, orgs, robots, grants,
 	// refresh tokens) are read again from the store, so that replicas sharing
 	// it converge; 0 turns it off (reloadInterval, default 10s).
@@ -216,6 +218,7 @@ func (c Config) Validate() error {
 	if c.TUF.ResignBefore <= 0 || c.TUF.ResignBefore >= c.TUF.TimestampExpiry || c.TUF.ResignBefore >= c.TUF.SnapshotExpiry {
 		errs = append(errs, fmt.Errorf("tuf.resignBefore: %s must be positive and shorter than tuf.timestampExpiry and tuf.snapshotExpiry", c.TUF.ResignBefore))
 	}
+	errs = append(errs, c.validateObservability()...)
 	return errors.Join(errs...)
 }
 

@@ -43,12 +43,20 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	obs, err := newObservability(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
 	d, err := OpenDriver(cfg)
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
 	}
+	d = obs.wrapDriver(d)
 	s, err := New(ctx, cfg, d, log, os.Stderr)
 	if err != nil {
+		return err
+	}
+	if err := obs.attach(s, d); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -56,7 +64,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("addr: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           s,
+		Handler:           obs.handler(s),
 		ReadHeaderTimeout: 30 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       5 * time.Minute,
@@ -64,6 +72,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("trustd listening", "addr", ln.Addr().String(), "storage", d.Name(), "issuer", cfg.Issuer, "kid", s.key.KeyID())
+	obs.start(ctx)
 	go s.pruneLoop(ctx, time.Hour)
 	if cfg.ReloadInterval > 0 {
 		go s.reloadLoop(ctx, cfg.ReloadInterval)
@@ -253,7 +262,6 @@ func (s *Server) ensureAdmin(ctx context.Context, notice io.Writer) error {
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
-	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/.well-known/jwks.json", s.serveJWKS).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/token", s.token).Methods(http.MethodGet, http.MethodPost)
 	s.apiRoutes(r.PathPrefix("/api/v1").Subrouter())
@@ -265,11 +273,6 @@ func (s *Server) routes() *mux.Router {
 		s.writeError(w, r, newAPIError(CodeUnsupported, r.Method+" is not supported on "+r.URL.Path))
 	})
 	return r
-}
-
-func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Write([]byte("ok\n"))
 }
 
 func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {

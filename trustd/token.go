@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-oss/signet/internal/httpmetrics"
 	"github.com/signet-oss/signet/tokenauth"
 )
 
@@ -58,6 +59,7 @@ type tokenRequest struct {
 
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	req, err := decodeTokenRequest(w, r)
+	httpmetrics.Note(w, req.grant)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -42,6 +42,8 @@ type Index struct {
 	mu   sync.RWMutex
 	view *indexView
 	err  error // the last refresh's error, nil after a success
+	// lastSuccess is when a refresh from trustd last succeeded (zero before).
+	lastSuccess time.Time
 	// problems are the delegated roles the view left out, and why.
 	problems []error
 
@@ -264,6 +266,9 @@ func (ix *Index) refresh(ctx context.Context, remote bool) (err error) {
 	defer func() {
 		ix.mu.Lock()
 		ix.err = err
+		if err == nil && remote {
+			ix.lastSuccess = ix.cfg.Now()
+		}
 		ix.mu.Unlock()
 	}()
 	probe := remote && time.Since(ix.lastRootProbe) >= ix.cfg.RootCheckInterval

@@ -75,9 +75,9 @@ func (f *configFlags) load(fs *pflag.FlagSet) (registry.Config, error) {
 
 func newServeCmd() *cobra.Command {
 	var cf configFlags
-	var addr, trustdURL, trustRoot, trustUser string
+	var addr, trustdURL, trustRoot, trustUser, metricsAddr string
 	var open []string
-	var refresh, shutdownTimeout time.Duration
+	var refresh, shutdownTimeout, maxStaleness time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the registry API",
@@ -112,6 +112,12 @@ func newServeCmd() *cobra.Command {
 			if flags.Changed("shutdown-timeout") {
 				cfg.ShutdownTimeout = shutdownTimeout
 			}
+			if flags.Changed("trust-max-staleness") {
+				cfg.Trust.MaxStaleness = maxStaleness
+			}
+			if flags.Changed("metrics-addr") {
+				cfg.Metrics.Addr = metricsAddr
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -128,6 +134,8 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().DurationVar(&refresh, "trust-refresh", 30*time.Second, "how often the trust metadata is refreshed: revocation bites within it")
 	cmd.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", registry.Defaults().ShutdownTimeout, "how long SIGTERM lets requests in flight finish before cutting them off")
 	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern admitted without signatures (repeatable; * one component, ** any)")
+	cmd.Flags().DurationVar(&maxStaleness, "trust-max-staleness", 0, "how old the last trust refresh may grow before /readyz answers 503 (default 3 × --trust-refresh)")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (default off; port 0 picks a free port)")
 	return cmd
 }
 

@@ -25,6 +25,7 @@ func newUpCmd() *cobra.Command {
 	var data, registryAddr, trustdAddr string
 	var open []string
 	var refresh time.Duration
+	var metrics upMetrics
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the registry and trustd together on embedded defaults, logged in as admin",
@@ -39,7 +40,7 @@ Port 0 in an address picks a free port; the lines printed once both servers answ
 name the ones chosen.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runUp(cmd.Context(), data, registryAddr, trustdAddr, open, refresh)
+			return runUp(cmd.Context(), data, registryAddr, trustdAddr, open, refresh, metrics)
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "./data", "data directory: the registry's under DIR/registry, trustd's under DIR/trustd")
@@ -47,10 +48,15 @@ name the ones chosen.`,
 	cmd.Flags().StringVar(&trustdAddr, "trustd-addr", "127.0.0.1:5001", "trustd's listen address")
 	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern the registry admits without signatures (repeatable; * one component, ** any); every other repository is enforced")
 	cmd.Flags().DurationVar(&refresh, "trust-refresh", 30*time.Second, "how often the registry refreshes the trust metadata: revocation bites within it")
+	cmd.Flags().StringVar(&metrics.registry, "metrics-addr", "", "serve the registry's Prometheus metrics at /metrics on this address (default off)")
+	cmd.Flags().StringVar(&metrics.trustd, "trustd-metrics-addr", "", "serve trustd's Prometheus metrics at /metrics on this address (default off)")
 	return cmd
 }
 
-func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []string, refresh time.Duration) error {
+// upMetrics are the metrics listeners of up's two servers ("" for none).
+type upMetrics struct{ registry, trustd string }
+
+func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []string, refresh time.Duration, metrics upMetrics) error {
 	data, err := filepath.Abs(data)
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)
@@ -68,6 +74,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 		return err
 	}
 	tcfg.Addr, tcfg.Data = trustdAddr, filepath.Join(data, "trustd")
+	tcfg.Metrics.Addr = metrics.trustd
 	generated := false
 	if tcfg.AdminPassword == "" && isEmptyDir(tcfg.Data) {
 		// Chosen here rather than by trustd, so that up can log in with it.
@@ -104,6 +111,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	rcfg.Addr, rcfg.Data = ln.Addr().String(), filepath.Join(data, "registry")
 	rcfg.Auth.Token = &registry.TokenAuthConfig{Trustd: trustdURL}
 	rcfg.Trust.Open, rcfg.Trust.RefreshInterval = open, refresh
+	rcfg.Metrics.Addr = metrics.registry
 	if err := setUpGate(ctx, &rcfg, ln.Addr().String(), trustdURL, data, tcfg.AdminUser, tcfg.AdminPassword, log); err != nil {
 		log.Warn("the admission gate is off", "err", err)
 	}

@@ -33,8 +33,8 @@ func newRootCmd() *cobra.Command {
 }
 
 func newServeCmd() *cobra.Command {
-	var configPath, addr, data, storageDriver string
 	var shutdownTimeout time.Duration
+	var configPath, addr, data, storageDriver, metricsAddr string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the token endpoint and the management API",
@@ -62,6 +62,9 @@ when neither is set, a generated one printed once on stderr.`,
 			if flags.Changed("shutdown-timeout") {
 				cfg.ShutdownTimeout = shutdownTimeout
 			}
+			if flags.Changed("metrics-addr") {
+				cfg.Metrics.Addr = metricsAddr
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -76,5 +79,6 @@ when neither is set, a generated one printed once on stderr.`,
 	cmd.Flags().StringVar(&data, "data", def.Data, "data directory of the filesystem driver")
 	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem, s3 (storage.s3.* in the config file) or inmemory")
 	cmd.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", def.ShutdownTimeout, "how long SIGTERM lets requests in flight finish before cutting them off")
+	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (default off; port 0 picks a free port)")
 	return cmd
 }
