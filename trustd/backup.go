@@ -28,12 +28,15 @@ import (
 // named by its driver path without the leading slash, mode 0600. A restore
 // checks every entry against the manifest before it writes anything.
 //
-// Consistency: the TUF repository is copied as of one commit (tuf.ReadConsistent:
-// head.json read before and after, pending/ before meta/), so the root, targets,
-// snapshot and timestamp restored verify together; every other record is one
-// JSON object written atomically, copied whole as it was at some moment of the
+// Consistency: the TUF repository is copied complete as of one commit, the
+// head read first (tuf.ReadConsistent: head.json, then pending/, then meta/),
+// however many commits land meanwhile, so the root, targets, snapshot, timestamp
+// and delegated roles restored verify together; every other record is one JSON
+// object written atomically, copied whole as it was at some moment of the
 // backup. A record changed while the backup runs (a login's refresh token, a new
-// member) may be in it before or after that change.
+// member) may be in it before or after that change, and a role published during
+// the backup is in the restored repository only if its commit came before the
+// head was read.
 
 // manifestName is the archive's first entry.
 const manifestName = "MANIFEST.json"

@@ -57,7 +57,8 @@ func newBackupCmd() *cobra.Command {
 refresh tokens, signing keys, the TUF repository) from its storage to one
 gzip-compressed tar archive with a manifest of every file's sha256, to --out
 (mode 0600) or stdout. It reads the storage directly and may run while trustd
-serves: the TUF repository is copied as of one commit, every other record whole.
+serves: the TUF repository is copied complete as of one commit, every other
+record whole.
 The archive holds private keys: keep it as carefully as the data directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -1,7 +1,6 @@
 package tuf
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,21 +11,25 @@ import (
 
 // Reading the repository while trustd writes it, for backups.
 //
-// head.json is the commit point, and a commit never rewrites a committed
-// file: it writes pending files, swaps head.json, then moves the files the new
-// head names from pending/ to meta/ (see layout.go). So a reader that
+// head.json is the commit point, and no commit rewrites or removes a file an
+// earlier head names: a commit writes pending files, swaps head.json, then moves
+// the files the new head names from pending/ to meta/ (see layout.go); a
+// committed version in meta/ is never replaced, since every later commit is of
+// a later version. So a reader that
 //
-//  1. reads head.json,
-//  2. reads every object of pending/ and only then of meta/, and
-//  3. reads head.json again and finds it unchanged,
+//  1. reads head.json, then
+//  2. reads every object of pending/, and only then every object of meta/,
 //
-// holds every file of the state that head names: no commit happened between 1
-// and 3, so the only movement was of that head's own files from pending/ to
-// meta/, and a file not yet moved when pending/ was read is there when meta/ is
-// read after it (a move writes its destination before it removes its source).
-// Files newer than that head (pending files of a publish that had not committed
-// yet) may be in the copy too; a repository restored from it ignores them, as
-// trustd ignores the pending files of a publish killed before its commit.
+// holds every file of the state that head names, however many commits land
+// meanwhile: a file of that head not yet moved when pending/ is read is read
+// there, and one moved before is in meta/ when meta/ is read after it (a move
+// writes its destination before it removes its source). Files newer than that
+// head (versions committed after step 1, pending files of publishes that never
+// committed) may be in the copy too: a repository restored from it never serves
+// them (it serves no version newer than its head's) and its next commits replace
+// them, as trustd does with the pending file of a publish killed before its
+// commit. A reader that finds a file the head names missing fails rather than
+// return an incomplete copy.
 
 // File is one object of the repository and its bytes.
 type File struct {
@@ -35,31 +38,32 @@ type File struct {
 }
 
 // maxSnapshotAttempts bounds how many times ReadConsistent starts again
-// because a commit happened while it read.
+// because a directory vanished while it was read (the filesystem driver prunes
+// emptied directories).
 const maxSnapshotAttempts = 10
 
 // HeadPath is head.json, the commit point: a restore writes it last.
 const HeadPath = headPath
 
-// ReadConsistent returns every object of the TUF repository on d as of one
-// commit (see above), head.json first. It returns no files and no error when
-// the repository has never been initialised.
+// ReadConsistent returns every object of the TUF repository on d, complete for
+// the head it read first (see above), head.json first. It returns no files and
+// no error when the repository has never been initialised.
 func ReadConsistent(ctx context.Context, d driver.Driver) ([]File, error) {
 	for range maxSnapshotAttempts {
-		files, stable, err := readOnce(ctx, d)
+		files, ok, err := readOnce(ctx, d)
 		if err != nil {
 			return nil, err
 		}
-		if stable {
+		if ok {
 			return files, nil
 		}
 	}
-	return nil, fmt.Errorf("tuf: the repository committed during each of %d attempts to read it; try again when it is quieter", maxSnapshotAttempts)
+	return nil, fmt.Errorf("tuf: directories vanished under each of %d attempts to read the repository; try again", maxSnapshotAttempts)
 }
 
-// readOnce reads the repository once; stable is false when head.json changed
-// while it read, or a directory vanished under it.
-func readOnce(ctx context.Context, d driver.Driver) (files []File, stable bool, err error) {
+// readOnce reads the repository once; ok is false when a directory vanished
+// while it was walked.
+func readOnce(ctx context.Context, d driver.Driver) (files []File, ok bool, err error) {
 	head, _, err := d.GetContent(ctx, headPath)
 	switch {
 	case errors.Is(err, driver.ErrNotFound):
@@ -95,15 +99,6 @@ func readOnce(ctx context.Context, d driver.Driver) (files []File, stable bool, 
 		if err != nil {
 			return nil, false, err
 		}
-	}
-	again, _, err := d.GetContent(ctx, headPath)
-	if errors.Is(err, driver.ErrNotFound) {
-		again = nil
-	} else if err != nil {
-		return nil, false, fmt.Errorf("reading %s: %w", headPath, err)
-	}
-	if !bytes.Equal(head, again) {
-		return nil, false, nil
 	}
 	if head != nil {
 		if err := checkComplete(head, files); err != nil {
