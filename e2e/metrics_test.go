@@ -18,7 +18,7 @@ import (
 )
 
 // metricsListening is the line each server logs when its metrics listener is up.
-var metricsListening = regexp.MustCompile(`msg="metrics listening" addr=(\S+) server=(\w+)`)
+var metricsListening = regexp.MustCompile(`msg="metrics listening".*? addr=(\S+).*? server=(\w+)`)
 
 // metricsAddrs waits for the "metrics listening" lines in log and returns the
 // address of each server's metrics listener.

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/tokenauth"
 )
@@ -97,6 +98,15 @@ func newAuthenticator(cfg TokenAuthConfig) (*authenticator, error) {
 				pr.Out.URL.Path = strings.TrimSuffix(u.Path, "/") + "/token"
 				pr.Out.URL.RawPath = ""
 				pr.SetXForwarded()
+				// trustd logs the registry's request ID on its line for the call.
+				requestid.Set(pr.In.Context(), pr.Out)
+			},
+			// The default handler logs the URL, whose query may carry
+			// credentials; the registry's request line has the status.
+			ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+				w.Header().Set("Content-Type", "application/json")
+				w.WriteHeader(http.StatusBadGateway)
+				w.Write([]byte(`{"errors":[{"code":"UNAVAILABLE","message":"the token service cannot be reached"}]}`))
 			},
 		}
 	}
@@ -125,6 +135,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, scope stri
 		s.challenge(w, r, scope, "invalid_token", &Error{Code: CodeUnauthorized, Detail: "the bearer token is not valid: " + err.Error()})
 		return nil
 	}
+	noteSubject(r.Context(), claims.Subject)
 	return claims
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/registry/storage"
 )
 
@@ -126,7 +127,7 @@ type errorEntry struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := toAPIError(err)
 	if e.Code.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	}
 	for k, v := range e.Header {
 		w.Header()[k] = v

@@ -54,6 +54,7 @@ const name = "{name:.+}"
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
+	r.Use(noteRoute)
 	r.SkipClean(true)
 	r.UseEncodedPath()
 	r.HandleFunc("/token", s.token).Methods(http.MethodGet, http.MethodPost)
@@ -107,25 +108,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	id := requestid.FromRequest(r)
 	rec.Header().Set(requestid.Header, id)
-	r = r.WithContext(requestid.NewContext(r.Context(), id))
+	ctx, ai := withAccessInfo(requestid.NewContext(r.Context(), id))
+	r = r.WithContext(ctx)
 	s.router.ServeHTTP(rec, r)
 	// Whatever a handler left unread of the body is read away (up to a bound),
 	// so the connection stays usable: net/http itself reads only 256 KiB before
 	// it closes a connection with a body left, which a proxy or client reusing
 	// it then sees as a reset.
 	io.Copy(io.Discard, io.LimitReader(r.Body, maxDiscard))
-	level := slog.LevelInfo
-	if rec.status >= 500 {
-		level = slog.LevelError
-	}
-	s.log.LogAttrs(r.Context(), level, "request",
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", rec.status),
-		slog.Int64("bytes", rec.bytes),
-		slog.Duration("dur", time.Since(start)),
-		slog.String("request_id", id),
-	)
+	s.logRequest(r, rec, ai, id, start)
 }
 
 // statusRecorder remembers the status and the bytes written, and keeps the

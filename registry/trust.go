@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/verify"
 )
@@ -80,6 +81,7 @@ func (t *trustdTokens) token(ctx context.Context) (string, error) {
 		return "", err
 	}
 	req.SetBasicAuth(t.user, t.password)
+	requestid.Set(ctx, req)
 	resp, err := t.client.Do(req)
 	if err != nil {
 		return "", err

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/tokenauth"
 )
 
@@ -92,7 +93,7 @@ type errorEntry struct {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := toAPIError(err)
 	if e.code.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	}
 	var rl *rateLimitedError
 	if errors.As(err, &rl) {

@@ -25,6 +25,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/signet-oss/signet/internal/graceful"
+	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd/tuf"
@@ -262,6 +263,7 @@ func (s *Server) ensureAdmin(ctx context.Context, notice io.Writer) error {
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
+	r.Use(noteRoute)
 	r.HandleFunc("/.well-known/jwks.json", s.serveJWKS).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/token", s.token).Methods(http.MethodGet, http.MethodPost)
 	s.apiRoutes(r.PathPrefix("/api/v1").Subrouter())
@@ -281,45 +283,31 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 	w.Write(s.jwks)
 }
 
-// reqInfo carries what the access log needs from deep in a handler: the subject.
-type reqInfo struct{ sub string }
-
-type reqInfoKey struct{}
-
-// setSubject records the request's subject for the access log.
-func setSubject(r *http.Request, sub string) {
-	if ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
-		ri.sub = sub
-	}
-}
-
-// ServeHTTP serves the API, logging one line per request: method, path (never
-// the query or a header: they may carry credentials), status, duration, subject.
+// ServeHTTP serves the API, logging one line per request (see accesslog.go). It
+// takes the caller's X-Request-ID (the registry sends its own on every call it
+// makes for a request) or makes one, and echoes it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	ri := &reqInfo{}
-	s.router.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri)))
-	level := slog.LevelInfo
-	if rec.status >= 500 {
-		level = slog.LevelError
-	}
-	if !s.log.Enabled(r.Context(), level) {
-		return
-	}
-	s.log.LogAttrs(r.Context(), level, "request",
-		slog.String("method", r.Method),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", rec.status),
-		slog.Duration("dur", time.Since(start)),
-		slog.String("sub", ri.sub),
-	)
+	id := requestid.FromRequest(r)
+	rec.Header().Set(requestid.Header, id)
+	ctx, ri := withReqInfo(requestid.NewContext(r.Context(), id))
+	r = r.WithContext(ctx)
+	s.router.ServeHTTP(rec, r)
+	s.logRequest(r, rec, ri, id, start)
 }
 
-// statusRecorder remembers the status written.
+// statusRecorder remembers the status and the bytes written.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int
+	bytes  int64
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
 }
 
 func (r *statusRecorder) WriteHeader(code int) {

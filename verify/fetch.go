@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/internal/requestid"
 )
 
 // fetcher is go-tuf's Fetcher for one refresh: it carries the refresh's context
@@ -33,6 +35,10 @@ func (f *fetcher) DownloadFile(urlPath string, maxLength int64, _ time.Duration)
 	req, err := http.NewRequestWithContext(f.ctx, http.MethodGet, urlPath, nil)
 	if err != nil {
 		return nil, err
+	}
+	if req.URL.Scheme+"://"+req.URL.Host == f.origin {
+		// trustd logs the ID of the request that caused this refresh, if any.
+		requestid.Set(f.ctx, req)
 	}
 	if f.token != nil && f.delegated(req.URL) {
 		tok, err := f.token(f.ctx)

@@ -84,7 +84,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 		return fmt.Errorf("trustd: %w", err)
 	}
 
-	td := startServer(ctx, "trustd listening", log, func(ctx context.Context, log *slog.Logger) error {
+	td := startServer(ctx, "trustd listening", log.With("server", "trustd"), func(ctx context.Context, log *slog.Logger) error {
 		return trustd.Serve(ctx, tcfg, log)
 	})
 	tdAddr, err := td.waitAddr(ctx)
@@ -121,7 +121,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 		td.wait()
 		return fmt.Errorf("registry: %w", err)
 	}
-	reg := startServer(ctx, "registry listening", log, func(ctx context.Context, log *slog.Logger) error {
+	reg := startServer(ctx, "registry listening", log.With("server", "registry"), func(ctx context.Context, log *slog.Logger) error {
 		return registry.ServeListener(ctx, rcfg, ln, log)
 	})
 	regAddr, err := reg.waitAddr(ctx)

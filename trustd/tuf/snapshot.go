@@ -1,0 +1,144 @@
+package tuf
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/signet-oss/signet/registry/storage/driver"
+)
+
+// Reading the repository while trustd writes it, for backups.
+//
+// head.json is the commit point, and no commit rewrites or removes a file an
+// earlier head names: a commit writes pending files, swaps head.json, then moves
+// the files the new head names from pending/ to meta/ (see layout.go); a
+// committed version in meta/ is never replaced, since every later commit is of
+// a later version. So a reader that
+//
+//  1. reads head.json, then
+//  2. reads every object of pending/, and only then every object of meta/,
+//
+// holds every file of the state that head names, however many commits land
+// meanwhile: a file of that head not yet moved when pending/ is read is read
+// there, and one moved before is in meta/ when meta/ is read after it (a move
+// writes its destination before it removes its source). Files newer than that
+// head (versions committed after step 1, pending files of publishes that never
+// committed) may be in the copy too: a repository restored from it never serves
+// them (it serves no version newer than its head's) and its next commits replace
+// them, as trustd does with the pending file of a publish killed before its
+// commit. A reader that finds a file the head names missing fails rather than
+// return an incomplete copy.
+
+// File is one object of the repository and its bytes.
+type File struct {
+	Path string
+	Data []byte
+}
+
+// maxSnapshotAttempts bounds how many times ReadConsistent starts again
+// because a directory vanished while it was read (the filesystem driver prunes
+// emptied directories).
+const maxSnapshotAttempts = 10
+
+// HeadPath is head.json, the commit point: a restore writes it last.
+const HeadPath = headPath
+
+// ReadConsistent returns every object of the TUF repository on d, complete for
+// the head it read first (see above), head.json first. It returns no files and
+// no error when the repository has never been initialised.
+func ReadConsistent(ctx context.Context, d driver.Driver) ([]File, error) {
+	for range maxSnapshotAttempts {
+		files, ok, err := readOnce(ctx, d)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return files, nil
+		}
+	}
+	return nil, fmt.Errorf("tuf: directories vanished under each of %d attempts to read the repository; try again", maxSnapshotAttempts)
+}
+
+// readOnce reads the repository once; ok is false when a directory vanished
+// while it was walked.
+func readOnce(ctx context.Context, d driver.Driver) (files []File, ok bool, err error) {
+	head, _, err := d.GetContent(ctx, headPath)
+	switch {
+	case errors.Is(err, driver.ErrNotFound):
+		head = nil
+	case err != nil:
+		return nil, false, fmt.Errorf("reading %s: %w", headPath, err)
+	default:
+		files = append(files, File{Path: headPath, Data: head})
+	}
+	// keys and staged are independent of commits; pending before meta is the
+	// order the guarantee above rests on.
+	for _, dir := range []string{rootDir + "/keys", stagedDir, pendingDir, metaDir} {
+		err := d.Walk(ctx, dir, func(fi driver.FileInfo) error {
+			if fi.IsDir {
+				return nil
+			}
+			data, _, err := d.GetContent(ctx, fi.Path)
+			if errors.Is(err, driver.ErrNotFound) {
+				return nil // moved to meta/ (read next) or a staged copy cleared
+			}
+			if err != nil {
+				return fmt.Errorf("reading %s: %w", fi.Path, err)
+			}
+			files = append(files, File{Path: fi.Path, Data: data})
+			return nil
+		})
+		if errors.Is(err, driver.ErrNotFound) {
+			if _, serr := d.Stat(ctx, dir); errors.Is(serr, driver.ErrNotFound) {
+				continue // nothing there: never written, or emptied
+			}
+			return nil, false, nil // a directory vanished while it was walked: read again
+		}
+		if err != nil {
+			return nil, false, err
+		}
+	}
+	if head != nil {
+		if err := checkComplete(head, files); err != nil {
+			return nil, false, err
+		}
+	}
+	return files, true, nil
+}
+
+// checkComplete checks that files hold every role version head names, from
+// pending/ or meta/.
+func checkComplete(head []byte, files []File) error {
+	var h headRecord
+	if err := json.Unmarshal(head, &h); err != nil {
+		return fmt.Errorf("tuf: %s is unreadable: %w", headPath, err)
+	}
+	have := make(map[string]bool, len(files))
+	for _, f := range files {
+		have[f.Path] = true
+	}
+	for _, c := range h.Changed {
+		if !have[pendingPath(c.Role, c.Version, c.SHA256)] && !have[metaPath(c.Role, c.Version)] {
+			return fmt.Errorf("tuf: %s version %d, which the head names, is neither pending nor in meta/", c.Role, c.Version)
+		}
+	}
+	for _, p := range []string{metaPath(RoleRoot, h.Root), metaPath(RoleSnapshot, h.Snapshot)} {
+		if !have[p] && !namedPending(h, p) {
+			return fmt.Errorf("tuf: %s, which the head names, is missing", p)
+		}
+	}
+	return nil
+}
+
+// namedPending reports whether the meta path p is one the head still names as
+// pending (found above under its pending path).
+func namedPending(h headRecord, p string) bool {
+	for _, c := range h.Changed {
+		if metaPath(c.Role, c.Version) == p {
+			return true
+		}
+	}
+	return false
+}
