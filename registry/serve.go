@@ -45,7 +45,21 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
 	}
-	api, err := NewServer(store, log, cfg.Auth.Token)
+	tokenAuth := cfg.Auth.Token
+	if tokenAuth != nil {
+		rt, err := cfg.TLS.transport()
+		if err != nil {
+			return err
+		}
+		withTransport := *tokenAuth
+		withTransport.Transport = rt
+		tokenAuth = &withTransport
+	}
+	tlsCfg, err := cfg.TLS.serving().ServerConfig("tls", log)
+	if err != nil {
+		return err
+	}
+	api, err := NewServer(store, log, tokenAuth)
 	if err != nil {
 		return err
 	}
@@ -75,9 +89,16 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	} else {
 		log.Info("token authentication on", "service", a.cfg.Service, "issuer", a.cfg.Issuer, "trustd", a.cfg.Trustd)
 	}
-	log.Info("registry listening", "addr", ln.Addr().String(), "storage", store.Driver().Name())
+	log.Info("registry listening", "addr", ln.Addr().String(), "storage", store.Driver().Name(), "tls", tlsCfg != nil)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tlsCfg != nil {
+			srv.TLSConfig = tlsCfg
+			errc <- srv.ServeTLS(ln, "", "") // the pair comes from tlsCfg.GetCertificate
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	if cfg.GC.Interval > 0 {
 		go collectGarbage(ctx, store, cfg.GC, log)
 	}

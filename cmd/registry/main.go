@@ -76,6 +76,7 @@ func (f *configFlags) load(fs *pflag.FlagSet) (registry.Config, error) {
 func newServeCmd() *cobra.Command {
 	var cf configFlags
 	var addr, trustdURL, trustRoot, trustUser string
+	var tlsCert, tlsKey, tlsCA string
 	var open []string
 	var refresh time.Duration
 	cmd := &cobra.Command{
@@ -109,6 +110,11 @@ func newServeCmd() *cobra.Command {
 			if flags.Changed("open") {
 				cfg.Trust.Open = append(cfg.Trust.Open, open...)
 			}
+			for flag, key := range map[string]*string{"tls-cert": &cfg.TLS.Cert, "tls-key": &cfg.TLS.Key, "tls-ca": &cfg.TLS.CA} {
+				if flags.Changed(flag) {
+					*key, _ = flags.GetString(flag)
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -123,6 +129,9 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&trustRoot, "trust-root", "", "pinned root.json: turns the admission gate on (every repository enforced but --open ones)")
 	cmd.Flags().StringVar(&trustUser, "trust-user", "", "the registry's trustd account, to read every role (password: SIGNET_REGISTRY_PASSWORD)")
 	cmd.Flags().DurationVar(&refresh, "trust-refresh", 30*time.Second, "how often the trust metadata is refreshed: revocation bites within it")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM certificate chain: serve HTTPS (reloaded when the file changes)")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	cmd.Flags().StringVar(&tlsCA, "tls-ca", "", "PEM CA bundle trusted, besides the system's, for the calls to trustd")
 	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern admitted without signatures (repeatable; * one component, ** any)")
 	return cmd
 }
