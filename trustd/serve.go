@@ -42,6 +42,10 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	tlsCfg, err := cfg.TLS.serving().ServerConfig("tls", log)
+	if err != nil {
+		return err
+	}
 	d, err := OpenDriver(cfg)
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
@@ -62,9 +66,16 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("trustd listening", "addr", ln.Addr().String(), "storage", d.Name(), "issuer", cfg.Issuer, "kid", s.key.KeyID())
+	log.Info("trustd listening", "addr", ln.Addr().String(), "storage", d.Name(), "issuer", cfg.Issuer, "kid", s.key.KeyID(), "tls", tlsCfg != nil)
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if tlsCfg != nil {
+			srv.TLSConfig = tlsCfg
+			errc <- srv.ServeTLS(ln, "", "") // the pair comes from tlsCfg.GetCertificate
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	go s.pruneLoop(ctx, time.Hour)
 	if cfg.ReloadInterval > 0 {
 		go s.reloadLoop(ctx, cfg.ReloadInterval)
