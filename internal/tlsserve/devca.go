@@ -19,13 +19,17 @@ import (
 )
 
 // DevFiles are the files of a development CA and the server certificate it
-// issued, as `trustctl up --tls` keeps them:
+// issued, as `trustctl up --tls` keeps them. The directory holds certificates
+// only, so it can be given as is to clients that read a directory of CA
+// certificates (skopeo's --cert-dir, docker's certs.d), which refuse a key
+// without a client certificate next to it:
 //
 //	DIR/
-//	├── ca.crt       the development CA (ECDSA P-256): what clients trust
-//	├── ca.key       its key (0600)
-//	├── server.crt   the server certificate, for the hosts it was asked for
-//	└── server.key   its key (0600)
+//	├── ca.crt           the development CA (ECDSA P-256): what clients trust
+//	├── server.crt       the server certificate, for the hosts it was asked for
+//	└── private/         0700
+//	    ├── ca.key       the CA's key (0600)
+//	    └── server.key   the server certificate's key (0600)
 type DevFiles struct {
 	CACert, CAKey, ServerCert, ServerKey string
 }
@@ -34,9 +38,9 @@ type DevFiles struct {
 func DevFilesIn(dir string) DevFiles {
 	return DevFiles{
 		CACert:     filepath.Join(dir, "ca.crt"),
-		CAKey:      filepath.Join(dir, "ca.key"),
+		CAKey:      filepath.Join(dir, "private", "ca.key"),
 		ServerCert: filepath.Join(dir, "server.crt"),
-		ServerKey:  filepath.Join(dir, "server.key"),
+		ServerKey:  filepath.Join(dir, "private", "server.key"),
 	}
 }
 
@@ -55,7 +59,7 @@ const (
 // anything.
 func EnsureDevCerts(dir string, hosts []string, now time.Time) (DevFiles, bool, error) {
 	f := DevFilesIn(dir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, "private"), 0o700); err != nil {
 		return f, false, err
 	}
 	ca, caKey, err := loadPair(f.CACert, f.CAKey)
