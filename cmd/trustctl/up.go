@@ -14,13 +14,12 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/spf13/cobra"
-
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/internal/tlsserve"
 	"github.com/signet-oss/signet/registry"
 	"github.com/signet-oss/signet/trustd"
+	"github.com/spf13/cobra"
 )
 
 func newUpCmd() *cobra.Command {
