@@ -23,7 +23,8 @@ var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
 // BaseURL turns what a user types for a registry (host:port, or a URL) into a base
 // URL and the host:port that clients key credentials by. Without a scheme, loopback
 // hosts (localhost, 127.0.0.0/8, ::1) get http, as docker and crane treat them as
-// insecure, and every other host https; plainHTTP forces http.
+// insecure, unless they answer a TLS handshake, and every other host https;
+// plainHTTP forces http.
 func BaseURL(host string, plainHTTP bool) (base, hostport string, err error) {
 	h := strings.TrimSuffix(strings.TrimSpace(host), "/")
 	if h == "" {
@@ -40,9 +41,13 @@ func BaseURL(host string, plainHTTP bool) (base, hostport string, err error) {
 		return "", "", fmt.Errorf("registry %q: give host[:port] only, without a path", host)
 	}
 	if scheme == "" {
-		scheme = "https"
-		if plainHTTP || IsLoopback(h) {
+		switch {
+		case plainHTTP:
 			scheme = "http"
+		case IsLoopback(h):
+			scheme = loopbackScheme(h)
+		default:
+			scheme = "https"
 		}
 	}
 	return scheme + "://" + h, h, nil

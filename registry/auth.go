@@ -43,6 +43,10 @@ type TokenAuthConfig struct {
 	// JWKS is where the token service's public keys are: a URL or a file
 	// (auth.token.jwks, default <trustd>/.well-known/jwks.json).
 	JWKS string `yaml:"jwks"`
+	// Transport carries the calls to the token service (the JWKS, the /token
+	// passed on, its root); nil is http.DefaultTransport. Serve sets it from
+	// tls.ca.
+	Transport http.RoundTripper `yaml:"-"`
 }
 
 // Action names of the token access claim.
@@ -76,9 +80,9 @@ func newAuthenticator(cfg TokenAuthConfig) (*authenticator, error) {
 	case cfg.JWKS == "" && cfg.Trustd == "":
 		return nil, errors.New("auth.token: set trustd (the token service's URL) or jwks")
 	case cfg.JWKS == "":
-		keys = tokenauth.RemoteKeySet(strings.TrimSuffix(cfg.Trustd, "/")+"/.well-known/jwks.json", &http.Client{Timeout: 10 * time.Second}, 30*time.Second)
+		keys = tokenauth.RemoteKeySet(strings.TrimSuffix(cfg.Trustd, "/")+"/.well-known/jwks.json", &http.Client{Timeout: 10 * time.Second, Transport: cfg.Transport}, 30*time.Second)
 	case strings.HasPrefix(cfg.JWKS, "http://") || strings.HasPrefix(cfg.JWKS, "https://"):
-		keys = tokenauth.RemoteKeySet(cfg.JWKS, &http.Client{Timeout: 10 * time.Second}, 30*time.Second)
+		keys = tokenauth.RemoteKeySet(cfg.JWKS, &http.Client{Timeout: 10 * time.Second, Transport: cfg.Transport}, 30*time.Second)
 	default:
 		ks, err := tokenauth.FileKeySet(cfg.JWKS)
 		if err != nil {
@@ -86,13 +90,14 @@ func newAuthenticator(cfg TokenAuthConfig) (*authenticator, error) {
 		}
 		keys = ks
 	}
-	a := &authenticator{cfg: cfg, verifier: tokenauth.NewVerifier(cfg.Issuer, cfg.Service, keys), client: &http.Client{Timeout: 10 * time.Second}}
+	a := &authenticator{cfg: cfg, verifier: tokenauth.NewVerifier(cfg.Issuer, cfg.Service, keys), client: &http.Client{Timeout: 10 * time.Second, Transport: cfg.Transport}}
 	if cfg.Trustd != "" {
 		u, err := url.Parse(cfg.Trustd)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("auth.token.trustd: %q is not an http(s) URL", cfg.Trustd)
 		}
 		a.proxy = &httputil.ReverseProxy{
+			Transport: cfg.Transport,
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
 				pr.Out.URL.Path = strings.TrimSuffix(u.Path, "/") + "/token"

@@ -34,6 +34,8 @@ type Config struct {
 	// Trust turns the admission gate on; without a trust root every repository
 	// admits anything.
 	Trust TrustConfig `yaml:"trust"`
+	// TLS serves HTTPS and sets what the registry's calls to trustd trust.
+	TLS TLSConfig `yaml:"tls"`
 	// MaxManifestSize is the largest manifest accepted, in bytes
 	// (maxManifestSize, default 4194304).
 	MaxManifestSize int64 `yaml:"maxManifestSize"`
@@ -109,6 +111,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.TLS.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if t := c.Auth.Token; t != nil && t.Trustd == "" && t.JWKS == "" {

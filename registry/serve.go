@@ -49,7 +49,21 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
 	}
-	api, err := NewServer(store, log, cfg.Auth.Token)
+	tokenAuth := cfg.Auth.Token
+	if tokenAuth != nil {
+		rt, err := cfg.TLS.transport()
+		if err != nil {
+			return err
+		}
+		withTransport := *tokenAuth
+		withTransport.Transport = rt
+		tokenAuth = &withTransport
+	}
+	tlsCfg, err := cfg.TLS.serving().ServerConfig("tls", log)
+	if err != nil {
+		return err
+	}
+	api, err := NewServer(store, log, tokenAuth)
 	if err != nil {
 		return err
 	}
@@ -82,7 +96,8 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	} else {
 		log.Info("token authentication on", "service", a.cfg.Service, "issuer", a.cfg.Issuer, "trustd", a.cfg.Trustd)
 	}
-	log.Info("registry listening", "addr", ln.Addr().String(), "storage", store.Driver().Name())
+	log.Info("registry listening", "addr", ln.Addr().String(), "storage", store.Driver().Name(), "tls", tlsCfg != nil)
+	srv.TLSConfig = tlsCfg
 	obs.start(ctx)
 	if cfg.GC.Interval > 0 {
 		go collectGarbage(ctx, store, cfg.GC, log, obs.gcDone)

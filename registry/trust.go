@@ -37,13 +37,18 @@ func openGate(ctx context.Context, cfg Config, store *storage.Store, log *slog.L
 	if v := os.Getenv("SIGNET_REGISTRY_PASSWORD"); v != "" {
 		password = v
 	}
+	rt, err := cfg.TLS.transport()
+	if err != nil {
+		return nil, err
+	}
 	var token func(context.Context) (string, error)
 	if cfg.Trust.Username != "" {
-		tc := &trustdTokens{base: strings.TrimSuffix(trustd, "/"), user: cfg.Trust.Username, password: password, client: &http.Client{Timeout: 10 * time.Second}}
+		tc := &trustdTokens{base: strings.TrimSuffix(trustd, "/"), user: cfg.Trust.Username, password: password, client: &http.Client{Timeout: 10 * time.Second, Transport: rt}}
 		token = tc.token
 	}
 	index, err := verify.NewIndex(verify.IndexConfig{
 		TrustdURL: trustd, Root: root, Store: store.TrustMetadata(), Token: token, MinInterval: time.Second,
+		HTTPClient: &http.Client{Timeout: 30 * time.Second, Transport: rt},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("trust: %w", err)

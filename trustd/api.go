@@ -57,7 +57,7 @@ type apiHandler func(w http.ResponseWriter, r *http.Request, p principal) error
 // the API's error body.
 func (s *Server) api(h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := s.bearer(r)
+		p, err := s.caller(r)
 		if err != nil {
 			scheme := "http"
 			if r.TLS != nil {
@@ -86,13 +86,8 @@ func (s *Server) bearer(r *http.Request) (principal, error) {
 	if err != nil {
 		return principal{}, fmt.Errorf("%w: the access token is not valid here", errUnauth)
 	}
-	pers, rob := s.account(claims.Subject)
-	switch {
-	case claims.Subject == "":
-	case pers != nil:
-		return principal{Name: pers.Name, Kind: "person", ID: pers.ID, Admin: pers.Admin, person: pers}, nil
-	case rob != nil && !rob.expired(s.now()):
-		return principal{Name: rob.fullName(), Kind: "robot", ID: rob.ID, robot: rob}, nil
+	if p, ok := s.principalOf(claims.Subject); ok {
+		return p, nil
 	}
 	return principal{}, fmt.Errorf("%w: the token's subject is anonymous or no longer has an account", errUnauth)
 }

@@ -65,6 +65,8 @@ type Config struct {
 	// ShutdownTimeout is how long a stopping trustd lets requests in flight
 	// finish (shutdownTimeout, default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// TLS serves HTTPS, and client certificates for the management API.
+	TLS TLSConfig `yaml:"tls"`
 	// TUF sets the online signing of the TUF repository.
 	TUF TUFConfig `yaml:"tuf"`
 	// Metrics configures the metrics listener (metrics.*, default off).
@@ -162,6 +164,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Log.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.TLS.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Service == "" {

@@ -48,6 +48,10 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	tlsCfg, err := cfg.TLS.serving().ServerConfig("tls", log)
+	if err != nil {
+		return err
+	}
 	d, err := OpenDriver(cfg)
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
@@ -72,7 +76,8 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	log.Info("trustd listening", "addr", ln.Addr().String(), "storage", d.Name(), "issuer", cfg.Issuer, "kid", s.key.KeyID())
+	log.Info("trustd listening", "addr", ln.Addr().String(), "storage", d.Name(), "issuer", cfg.Issuer, "kid", s.key.KeyID(), "tls", tlsCfg != nil)
+	srv.TLSConfig = tlsCfg
 	obs.start(ctx)
 	go s.pruneLoop(ctx, time.Hour)
 	if cfg.ReloadInterval > 0 {

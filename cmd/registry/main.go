@@ -76,6 +76,7 @@ func (f *configFlags) load(fs *pflag.FlagSet) (registry.Config, error) {
 func newServeCmd() *cobra.Command {
 	var cf configFlags
 	var addr, trustdURL, trustRoot, trustUser, metricsAddr string
+	var tlsCert, tlsKey, tlsCA string
 	var open []string
 	var refresh, shutdownTimeout, maxStaleness time.Duration
 	cmd := &cobra.Command{
@@ -118,6 +119,11 @@ func newServeCmd() *cobra.Command {
 			if flags.Changed("metrics-addr") {
 				cfg.Metrics.Addr = metricsAddr
 			}
+			for flag, key := range map[string]*string{"tls-cert": &cfg.TLS.Cert, "tls-key": &cfg.TLS.Key, "tls-ca": &cfg.TLS.CA} {
+				if flags.Changed(flag) {
+					*key, _ = flags.GetString(flag)
+				}
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -133,6 +139,9 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&trustUser, "trust-user", "", "the registry's trustd account, to read every role (password: SIGNET_REGISTRY_PASSWORD)")
 	cmd.Flags().DurationVar(&refresh, "trust-refresh", 30*time.Second, "how often the trust metadata is refreshed: revocation bites within it")
 	cmd.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", registry.Defaults().ShutdownTimeout, "how long SIGTERM lets requests in flight finish before cutting them off")
+	cmd.Flags().StringVar(&tlsCert, "tls-cert", "", "PEM certificate chain: serve HTTPS (reloaded when the file changes)")
+	cmd.Flags().StringVar(&tlsKey, "tls-key", "", "PEM private key of --tls-cert")
+	cmd.Flags().StringVar(&tlsCA, "tls-ca", "", "PEM CA bundle trusted, besides the system's, for the calls to trustd")
 	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern admitted without signatures (repeatable; * one component, ** any)")
 	cmd.Flags().DurationVar(&maxStaleness, "trust-max-staleness", 0, "how old the last trust refresh may grow before /readyz answers 503 (default 3 × --trust-refresh)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (default off; port 0 picks a free port)")

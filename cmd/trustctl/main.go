@@ -29,6 +29,7 @@ func main() {
 type globals struct {
 	registry string
 	output   string
+	cacert   string
 }
 
 func newRootCmd() *cobra.Command {
@@ -48,11 +49,15 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 			if g.output != "text" && g.output != "json" {
 				return fmt.Errorf("--output: %q is not text or json", g.output)
 			}
+			if g.cacert != "" {
+				return trustCA(g.cacert)
+			}
 			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&g.registry, "registry", "", "the Signet registry (host:port) to act on (default: the one last logged in to, from $SIGNET_HOME)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
+	root.PersistentFlags().StringVar(&g.cacert, "cacert", "", "PEM CA certificates to trust, besides the system's, for HTTPS to registries and trustd (SSL_CERT_FILE replaces the system's instead)")
 	root.AddCommand(newUpCmd(), newLoginCmd(g), newUserCmd(g), newOrgCmd(g), newTokenCmd(g))
 	root.AddCommand(newKeysCmd(g))
 	root.AddCommand(newInitCmd(g), newSignCmd(g), newTrustCmd(g), newRootRoleCmd(g), newTargetsCmd(g))

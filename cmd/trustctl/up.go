@@ -16,6 +16,7 @@ import (
 
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/client/trust"
+	"github.com/signet-oss/signet/internal/tlsserve"
 	"github.com/signet-oss/signet/registry"
 	"github.com/signet-oss/signet/trustd"
 	"github.com/spf13/cobra"
@@ -26,6 +27,7 @@ func newUpCmd() *cobra.Command {
 	var open []string
 	var refresh time.Duration
 	var metrics upMetrics
+	var useTLS bool
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the registry and trustd together on embedded defaults, logged in as admin",
@@ -37,16 +39,20 @@ the login in $SIGNET_HOME/config.json (default ~/.signet), so the next trustctl
 commands just work and DOCKER_CONFIG=$SIGNET_HOME lends it to docker, crane and oras.
 
 Port 0 in an address picks a free port; the lines printed once both servers answer
-name the ones chosen.`,
+name the ones chosen.
+
+With --tls both serve HTTPS with a development CA it makes in DIR/tls (reused on
+the next start), and it prints how each client trusts that CA.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runUp(cmd.Context(), data, registryAddr, trustdAddr, open, refresh, metrics)
+			return runUp(cmd.Context(), data, registryAddr, trustdAddr, open, refresh, metrics, useTLS)
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "./data", "data directory: the registry's under DIR/registry, trustd's under DIR/trustd")
 	cmd.Flags().StringVar(&registryAddr, "registry-addr", "127.0.0.1:5000", "the registry's listen address")
 	cmd.Flags().StringVar(&trustdAddr, "trustd-addr", "127.0.0.1:5001", "trustd's listen address")
 	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern the registry admits without signatures (repeatable; * one component, ** any); every other repository is enforced")
+	cmd.Flags().BoolVar(&useTLS, "tls", false, "serve HTTPS with a development CA and server certificate kept in DIR/tls")
 	cmd.Flags().DurationVar(&refresh, "trust-refresh", 30*time.Second, "how often the registry refreshes the trust metadata: revocation bites within it")
 	cmd.Flags().StringVar(&metrics.registry, "metrics-addr", "", "serve the registry's Prometheus metrics at /metrics on this address (default off)")
 	cmd.Flags().StringVar(&metrics.trustd, "trustd-metrics-addr", "", "serve trustd's Prometheus metrics at /metrics on this address (default off)")
@@ -56,10 +62,18 @@ name the ones chosen.`,
 // upMetrics are the metrics listeners of up's two servers ("" for none).
 type upMetrics struct{ registry, trustd string }
 
-func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []string, refresh time.Duration, metrics upMetrics) error {
+func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []string, refresh time.Duration, metrics upMetrics, useTLS bool) error {
 	data, err := filepath.Abs(data)
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)
+	}
+	scheme := "http://"
+	var tlsFiles tlsserve.DevFiles
+	if useTLS {
+		if tlsFiles, err = upTLS(data); err != nil {
+			return err
+		}
+		scheme = "https://"
 	}
 	home, err := client.LoadHome()
 	if err != nil {
@@ -80,6 +94,9 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 		// Chosen here rather than by trustd, so that up can log in with it.
 		tcfg.AdminPassword, generated = newPassword(), true
 	}
+	if useTLS {
+		tcfg.TLS.Cert, tcfg.TLS.Key = tlsFiles.ServerCert, tlsFiles.ServerKey
+	}
 	if err := tcfg.Validate(); err != nil {
 		return fmt.Errorf("trustd: %w", err)
 	}
@@ -91,7 +108,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	if err != nil {
 		return fmt.Errorf("trustd: %w", addrHint(err, "--trustd-addr"))
 	}
-	trustdURL := "http://" + tdAddr
+	trustdURL := scheme + tdAddr
 	if generated {
 		// Shown now, not with the lines below: trustd has created the account, and
 		// if the registry fails to start this is the only chance to learn it.
@@ -112,6 +129,9 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	rcfg.Auth.Token = &registry.TokenAuthConfig{Trustd: trustdURL}
 	rcfg.Trust.Open, rcfg.Trust.RefreshInterval = open, refresh
 	rcfg.Metrics.Addr = metrics.registry
+	if useTLS {
+		rcfg.TLS = registry.TLSConfig{Cert: tlsFiles.ServerCert, Key: tlsFiles.ServerKey, CA: tlsFiles.CACert}
+	}
 	if err := setUpGate(ctx, &rcfg, ln.Addr().String(), trustdURL, data, tcfg.AdminUser, tcfg.AdminPassword, log); err != nil {
 		log.Warn("the admission gate is off", "err", err)
 	}
@@ -137,7 +157,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	}
 
 	readyCtx, readyCancel := context.WithTimeout(ctx, 30*time.Second)
-	err = client.WaitReady(readyCtx, regAddr, trustdURL)
+	err = client.WaitReady(readyCtx, scheme+regAddr, trustdURL)
 	readyCancel()
 	if err != nil {
 		return stop(err)
@@ -158,6 +178,9 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	}
 
 	printTryLines(os.Stdout, home.Path, regAddr, trustdURL, tcfg.AdminUser, loggedIn)
+	if useTLS {
+		printTLSLines(os.Stdout, tlsFiles, regAddr)
+	}
 
 	select {
 	case <-ctx.Done():

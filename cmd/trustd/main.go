@@ -65,6 +65,14 @@ when neither is set, a generated one printed once on stderr.`,
 			if flags.Changed("metrics-addr") {
 				cfg.Metrics.Addr = metricsAddr
 			}
+			for flag, key := range map[string]*string{"tls-cert": &cfg.TLS.Cert, "tls-key": &cfg.TLS.Key, "tls-client-ca": &cfg.TLS.ClientCA} {
+				if flags.Changed(flag) {
+					*key, _ = flags.GetString(flag)
+				}
+			}
+			if flags.Changed("tls-require-client-cert") {
+				cfg.TLS.RequireClientCert, _ = flags.GetBool("tls-require-client-cert")
+			}
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -80,5 +88,9 @@ when neither is set, a generated one printed once on stderr.`,
 	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem, s3 (storage.s3.* in the config file) or inmemory")
 	cmd.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", def.ShutdownTimeout, "how long SIGTERM lets requests in flight finish before cutting them off")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (default off; port 0 picks a free port)")
+	cmd.Flags().String("tls-cert", "", "PEM certificate chain: serve HTTPS (reloaded when the file changes)")
+	cmd.Flags().String("tls-key", "", "PEM private key of --tls-cert")
+	cmd.Flags().String("tls-client-ca", "", "PEM CA bundle client certificates are verified against: a verified one authenticates the management API as its CommonName's account")
+	cmd.Flags().Bool("tls-require-client-cert", false, "the management API refuses requests without a verified client certificate (needs --tls-client-ca)")
 	return cmd
 }

@@ -21,7 +21,9 @@ import (
 const handlerGrace = 10 * time.Second
 
 // Serve serves srv on ln until ctx is done or serving fails, then drains for up
-// to timeout. name labels the log lines ("registry", "trustd").
+// to timeout. It serves HTTPS when srv.TLSConfig is set (the certificate comes
+// from its GetCertificate or Certificates). name labels the log lines
+// ("registry", "trustd").
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, name string, log *slog.Logger) error {
 	var inflight sync.WaitGroup
 	h := srv.Handler
@@ -31,7 +33,13 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.
 		h.ServeHTTP(w, r)
 	})
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if srv.TLSConfig != nil {
+			errc <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

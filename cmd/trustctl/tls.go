@@ -1,0 +1,73 @@
+package main
+
+import (
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/signet-oss/signet/internal/tlsserve"
+)
+
+// trustCA makes every HTTPS call of this process trust the PEM certificates in
+// file besides the system's roots (and any CA trusted before). Every HTTP client
+// trustctl makes goes through http.DefaultTransport or a clone of it made later,
+// so this runs once, before the command does anything.
+func trustCA(file string) error {
+	tr, ok := http.DefaultTransport.(*http.Transport)
+	if !ok {
+		return fmt.Errorf("--cacert: the default HTTP transport cannot be configured")
+	}
+	if tr.TLSClientConfig == nil {
+		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	pool := tr.TLSClientConfig.RootCAs
+	if pool == nil {
+		var err error
+		if pool, err = tlsserve.CertPool(""); err != nil {
+			return err
+		}
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("--cacert: %w", err)
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return fmt.Errorf("--cacert: %s holds no PEM certificate", file)
+	}
+	tr.TLSClientConfig.RootCAs = pool
+	return nil
+}
+
+// upTLS makes (or reuses) the development CA and server certificate of a stack
+// under dataDir/tls, for the local machine's names, and makes this process
+// trust the CA.
+func upTLS(dataDir string) (tlsserve.DevFiles, error) {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
+		hosts = append(hosts, h)
+	}
+	files, _, err := tlsserve.EnsureDevCerts(filepath.Join(dataDir, "tls"), hosts, time.Now())
+	if err != nil {
+		return files, fmt.Errorf("--tls: the development certificates: %w", err)
+	}
+	return files, trustCA(files.CACert)
+}
+
+// printTLSLines tells how each client trusts the development CA.
+func printTLSLines(w io.Writer, files tlsserve.DevFiles, regAddr string) {
+	certDir := filepath.Dir(files.CACert)
+	fmt.Fprintf(w, `
+TLS is on: the registry and trustd present a certificate of the development CA %[1]s
+(for this local stack only). Clients trust it so:
+  Go clients (crane, oras, regctl, trustctl):  export SSL_CERT_FILE=%[1]s
+  trustctl, keeping the system's roots too:    trustctl --cacert %[1]s ...
+  regctl:   regctl registry set --cacert "$(cat %[1]s)" %[2]s
+  oras:     oras push --ca-file %[1]s ...
+  skopeo:   skopeo copy --dest-cert-dir %[3]s (or --src-cert-dir, --cert-dir) ...
+  docker:   sudo mkdir -p /etc/docker/certs.d/%[2]s && sudo cp %[1]s /etc/docker/certs.d/%[2]s/ca.crt
+`, files.CACert, regAddr, certDir)
+}

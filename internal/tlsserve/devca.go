@@ -1,0 +1,230 @@
+package tlsserve
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// DevFiles are the files of a development CA and the server certificate it
+// issued, as `trustctl up --tls` keeps them. The directory holds certificates
+// only, so it can be given as is to clients that read a directory of CA
+// certificates (skopeo's --cert-dir, docker's certs.d), which refuse a key
+// without a client certificate next to it:
+//
+//	DIR/
+//	├── ca.crt           the development CA (ECDSA P-256): what clients trust
+//	├── server.crt       the server certificate, for the hosts it was asked for
+//	└── private/         0700
+//	    ├── ca.key       the CA's key (0600)
+//	    └── server.key   the server certificate's key (0600)
+type DevFiles struct {
+	CACert, CAKey, ServerCert, ServerKey string
+}
+
+// DevFilesIn names the development files under dir.
+func DevFilesIn(dir string) DevFiles {
+	return DevFiles{
+		CACert:     filepath.Join(dir, "ca.crt"),
+		CAKey:      filepath.Join(dir, "private", "ca.key"),
+		ServerCert: filepath.Join(dir, "server.crt"),
+		ServerKey:  filepath.Join(dir, "private", "server.key"),
+	}
+}
+
+// Development certificate lifetimes: the CA outlives many server certificates;
+// a server certificate stays under the 398 days browsers and Apple accept.
+const (
+	devCALifetime     = 10 * 365 * 24 * time.Hour
+	devServerLifetime = 397 * 24 * time.Hour
+	devRenewBefore    = 30 * 24 * time.Hour
+)
+
+// EnsureDevCerts makes a development CA and a server certificate for hosts (DNS
+// names and IP addresses) under dir, reusing what is there: the CA while it
+// loads and is valid, the server certificate while the CA signed it, it names
+// every host and has more than 30 days left. It reports whether it wrote
+// anything.
+func EnsureDevCerts(dir string, hosts []string, now time.Time) (DevFiles, bool, error) {
+	f := DevFilesIn(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "private"), 0o700); err != nil {
+		return f, false, err
+	}
+	ca, caKey, err := loadPair(f.CACert, f.CAKey)
+	wrote := false
+	if err != nil || now.After(ca.NotAfter) || !ca.IsCA {
+		if ca, caKey, err = newDevCA(now); err != nil {
+			return f, false, err
+		}
+		if err := writePair(f.CACert, f.CAKey, ca, caKey); err != nil {
+			return f, false, err
+		}
+		wrote = true
+	}
+	srv, _, err := loadPair(f.ServerCert, f.ServerKey)
+	if err == nil && !wrote && srv.CheckSignatureFrom(ca) == nil && now.Add(devRenewBefore).Before(srv.NotAfter) && coversHosts(srv, hosts) {
+		return f, false, nil
+	}
+	srv, srvKey, err := newDevServerCert(ca, caKey, hosts, now)
+	if err != nil {
+		return f, wrote, err
+	}
+	return f, true, writePair(f.ServerCert, f.ServerKey, srv, srvKey)
+}
+
+func coversHosts(c *x509.Certificate, hosts []string) bool {
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			if !slices.ContainsFunc(c.IPAddresses, ip.Equal) {
+				return false
+			}
+		} else if !slices.Contains(c.DNSNames, h) {
+			return false
+		}
+	}
+	return true
+}
+
+func newDevCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial(),
+		Subject:               pkix.Name{CommonName: "Signet development CA (" + now.UTC().Format("2006-01-02") + ")", Organization: []string{"Signet development"}},
+		NotBefore:             now.Add(-time.Hour),
+		NotAfter:              now.Add(devCALifetime),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLenZero:        true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
+}
+
+// NewDevLeaf issues a certificate from ca for hosts, with a fresh P-256 key:
+// a server certificate, or with client true a client certificate whose
+// CommonName is hosts[0].
+func NewDevLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, client bool, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(devServerLifetime),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	if client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		if len(hosts) > 0 {
+			tmpl.Subject.CommonName = hosts[0]
+		}
+	} else {
+		tmpl.Subject = pkix.Name{CommonName: "Signet development server", Organization: []string{"Signet development"}}
+		for _, h := range hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else {
+				tmpl.DNSNames = append(tmpl.DNSNames, h)
+			}
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	return cert, key, err
+}
+
+func newDevServerCert(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	if len(hosts) == 0 {
+		return nil, nil, errors.New("a server certificate needs at least one host")
+	}
+	return NewDevLeaf(ca, caKey, hosts, false, now)
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	return n
+}
+
+// loadPair reads a certificate and its ECDSA key.
+func loadPair(certPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	pair, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	key, ok := pair.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return nil, nil, fmt.Errorf("%s is not an ECDSA key", keyPath)
+	}
+	return pair.Leaf, key, nil
+}
+
+// LoadDevCA reads the development CA of f, to issue further certificates.
+func (f DevFiles) LoadDevCA() (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	return loadPair(f.CACert, f.CAKey)
+}
+
+// WritePair writes a certificate (0644) and its key (0600) as PEM, each by a
+// rename so a reader never sees half a file.
+func WritePair(certPath, keyPath string, cert *x509.Certificate, key *ecdsa.PrivateKey) error {
+	return writePair(certPath, keyPath, cert, key)
+}
+
+func writePair(certPath, keyPath string, cert *x509.Certificate, key *ecdsa.PrivateKey) error {
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o644)
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}

@@ -1,0 +1,230 @@
+package trustd_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/signet-oss/signet/internal/tlsserve"
+	"github.com/signet-oss/signet/trustd"
+)
+
+// tlsEnv is trustd.Serve on TLS with a development CA that also issues client
+// certificates.
+type tlsEnv struct {
+	t     *testing.T
+	base  string
+	files tlsserve.DevFiles
+	pool  *x509.CertPool
+}
+
+var listeningAddr = regexp.MustCompile(`msg="trustd listening" addr=(\S+)`)
+
+func startTLSTrustd(t *testing.T, require bool) *tlsEnv {
+	t.Helper()
+	dir := t.TempDir()
+	files, _, err := tlsserve.EnsureDevCerts(dir, []string{"127.0.0.1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Addr = "127.0.0.1:0"
+	cfg.TLS = trustd.TLSConfig{Cert: files.ServerCert, Key: files.ServerKey, ClientCA: files.CACert, RequireClientCert: require}
+	logs := &syncBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- trustd.Serve(ctx, cfg, cfg.Log.NewLogger(logs)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := listeningAddr.FindStringSubmatch(logs.String()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatalf("trustd did not listen:\n%s", logs)
+	}
+	caPEM, _ := os.ReadFile(files.CACert)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	return &tlsEnv{t: t, base: "https://" + addr, files: files, pool: pool}
+}
+
+// clientCert issues a client certificate for name from ca (the env's own CA
+// when ca is the zero value).
+func (e *tlsEnv) clientCert(name string, ca tlsserve.DevFiles) *tls.Certificate {
+	e.t.Helper()
+	if ca.CACert == "" {
+		ca = e.files
+	}
+	caCert, caKey, err := ca.LoadDevCA()
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cert, key, err := tlsserve.NewDevLeaf(caCert, caKey, []string{name}, true, time.Now())
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	dir := e.t.TempDir()
+	cp, kp := filepath.Join(dir, "c.crt"), filepath.Join(dir, "c.key")
+	if err := tlsserve.WritePair(cp, kp, cert, key); err != nil {
+		e.t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(cp, kp)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return &pair
+}
+
+// do sends a request with cert (none when nil) and token (none when empty).
+func (e *tlsEnv) do(method, path string, cert *tls.Certificate, token string, body any) (int, string, error) {
+	e.t.Helper()
+	cfg := &tls.Config{RootCAs: e.pool}
+	if cert != nil {
+		cfg.Certificates = []tls.Certificate{*cert}
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, e.base+path, rd)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+func (e *tlsEnv) must(method, path string, cert *tls.Certificate, token string, body any) (int, string) {
+	e.t.Helper()
+	status, b, err := e.do(method, path, cert, token, body)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return status, b
+}
+
+// token gets an access token for trustd's API with a password.
+func (e *tlsEnv) token(user, password string) string {
+	e.t.Helper()
+	q := url.Values{"service": {trustdSvc}}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: e.pool}}}
+	req, _ := http.NewRequest(http.MethodGet, e.base+"/token?"+q.Encode(), nil)
+	req.SetBasicAuth(user, password)
+	resp, err := hc.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tr tokenResponse
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("GET /token as %s without a client certificate: %s (%v)", user, resp.Status, err)
+	}
+	return tr.AccessToken
+}
+
+func TestClientCertificatesAuthenticateTheManagementAPI(t *testing.T) {
+	e := startTLSTrustd(t, false)
+	adminCert := e.clientCert("admin", tlsserve.DevFiles{})
+
+	status, body := e.must("GET", "/api/v1/whoami", adminCert, "", nil)
+	if status != http.StatusOK || !strings.Contains(body, `"name":"admin"`) || !strings.Contains(body, `"admin":true`) {
+		t.Fatalf("whoami with the admin's certificate: %d %s", status, body)
+	}
+	if status, body := e.must("POST", "/api/v1/orgs", adminCert, "", map[string]string{"name": "acme"}); status != http.StatusCreated {
+		t.Fatalf("an admin's certificate creates an org: %d %s", status, body)
+	}
+	if status, body := e.must("POST", "/api/v1/users", adminCert, "", map[string]string{"name": "alice", "password": userPassword}); status != http.StatusCreated {
+		t.Fatalf("an admin's certificate creates a user: %d %s", status, body)
+	}
+
+	aliceCert := e.clientCert("alice", tlsserve.DevFiles{})
+	if status, body := e.must("GET", "/api/v1/whoami", aliceCert, "", nil); status != http.StatusOK || !strings.Contains(body, `"name":"alice"`) || !strings.Contains(body, `"admin":false`) {
+		t.Fatalf("whoami with alice's certificate: %d %s", status, body)
+	}
+	if status, body := e.must("POST", "/api/v1/orgs", aliceCert, "", map[string]string{"name": "other"}); status != http.StatusForbidden {
+		t.Fatalf("alice's certificate creates an org: %d %s, want 403: she is no admin", status, body)
+	}
+	if status, body := e.must("GET", "/api/v1/whoami", e.clientCert("nobody", tlsserve.DevFiles{}), "", nil); status != http.StatusUnauthorized {
+		t.Fatalf("a certificate for no account: %d %s, want 401", status, body)
+	}
+	aliceToken := e.token("alice", userPassword)
+	if status, body := e.must("GET", "/api/v1/whoami", adminCert, aliceToken, nil); status != http.StatusUnauthorized {
+		t.Fatalf("the admin's certificate with alice's token: %d %s, want 401", status, body)
+	}
+	if status, body := e.must("GET", "/api/v1/whoami", nil, aliceToken, nil); status != http.StatusOK || !strings.Contains(body, `"name":"alice"`) {
+		t.Fatalf("a bearer token without a certificate: %d %s, want 200: certificates are optional", status, body)
+	}
+	if status, body := e.must("GET", "/api/v1/whoami", nil, "", nil); status != http.StatusUnauthorized {
+		t.Fatalf("neither certificate nor token: %d %s, want 401", status, body)
+	}
+
+	// A certificate another CA issued fails the handshake: it is never taken
+	// for anonymous.
+	other, _, err := tlsserve.EnsureDevCerts(t.TempDir(), []string{"127.0.0.1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.do("GET", "/api/v1/whoami", e.clientCert("admin", other), "", nil); err == nil {
+		t.Fatal("an admin certificate from another CA was accepted")
+	}
+}
+
+func TestRequireClientCertRefusesTheManagementAPIWithoutOne(t *testing.T) {
+	e := startTLSTrustd(t, true)
+	adminToken := e.token("admin", adminPassword) // /token needs no certificate
+	if status, body := e.must("GET", "/api/v1/whoami", nil, adminToken, nil); status != http.StatusUnauthorized || !strings.Contains(body, "client certificate") {
+		t.Fatalf("the admin's token without a certificate: %d %s, want 401 naming the certificate", status, body)
+	}
+	if status, body := e.must("GET", "/api/v1/whoami", e.clientCert("admin", tlsserve.DevFiles{}), adminToken, nil); status != http.StatusOK {
+		t.Fatalf("the admin's token with the admin's certificate: %d %s", status, body)
+	}
+	if status, body := e.must("GET", "/.well-known/jwks.json", nil, "", nil); status != http.StatusOK {
+		t.Fatalf("the JWKS without a certificate: %d %s", status, body)
+	}
+}
+
+func TestTLSConfigValidateNamesTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		tls  trustd.TLSConfig
+		want string
+	}{
+		{"requireClientCert without clientCA", trustd.TLSConfig{Cert: "c", Key: "k", RequireClientCert: true}, "tls.requireClientCert"},
+		{"clientCA without a certificate", trustd.TLSConfig{ClientCA: "/nonexistent/ca.pem"}, "tls.clientCA"},
+		{"a key without a certificate", trustd.TLSConfig{Key: "k"}, "tls.cert"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testConfig()
+			cfg.TLS = tc.tls
+			if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want+":") {
+				t.Fatalf("Validate: %v, want an error naming %s", err, tc.want)
+			}
+		})
+	}
+}
