@@ -247,6 +247,8 @@ type PublishResult struct {
 	// Signatures and Threshold say how far a staged version is.
 	Signatures int `json:"signatures,omitempty"`
 	Threshold  int `json:"threshold,omitempty"`
+	// Changes lists what a published version changed (none when staged).
+	Changes []Change `json:"-"`
 }
 
 // Publish validates data as the next version of role and publishes it, or stages it
@@ -269,6 +271,10 @@ func (r *Repo) Publish(ctx context.Context, role string, data []byte) (PublishRe
 			return PublishResult{Version: u.version(), Staged: true, Signatures: res.have, Threshold: res.need}, err
 		}
 	}
+	changes, err := r.changesOf(ctx, s, u)
+	if err != nil {
+		return PublishResult{}, err
+	}
 	raw, err := u.bytes()
 	if err != nil {
 		return PublishResult{}, err
@@ -283,7 +289,7 @@ func (r *Repo) Publish(ctx context.Context, role string, data []byte) (PublishRe
 		return PublishResult{}, err
 	}
 	r.clearStaged(ctx, role, u.version())
-	return PublishResult{Version: u.version()}, nil
+	return PublishResult{Version: u.version(), Changes: changes}, nil
 }
 
 // Init publishes the first root and targets, signed by their own thresholds, and
