@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/signer"
@@ -49,6 +50,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if err != nil {
 		return err
 	}
+	api.EnableAudit(audit.New(store.Driver(), AuditRoot, "registry"))
 	index, err := openGate(ctx, cfg, store, log)
 	if err != nil {
 		return err
