@@ -153,4 +153,3 @@ func pushBlobAuth(t *testing.T, srv *httptest.Server, repo string, content []byt
 	}
 	return d
 }
-
