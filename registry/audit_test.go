@@ -153,3 +153,27 @@ func pushBlobAuth(t *testing.T, srv *httptest.Server, repo string, content []byt
 	}
 	return d
 }
+
+func TestAuditIsOpenWithoutAuthentication(t *testing.T) {
+	d := inmemory.New()
+	store, err := storage.New(t.Context(), d, storage.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := NewServer(store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := audit.New(d, AuditRoot, "registry")
+	api.EnableAudit(l)
+	srv := httptest.NewServer(api)
+	t.Cleanup(srv.Close)
+	if _, err := l.Append(t.Context(), audit.Record{Actor: "anonymous", Action: audit.ActionAdmissionDeny, Repository: "acme/app"}); err != nil {
+		t.Fatal(err)
+	}
+	r := do(t, srv, "GET", "/signet/v1/audit?repo=acme/**", nil, nil)
+	var page audit.Page
+	if err := json.Unmarshal(r.body, &page); err != nil || r.status != 200 || len(page.Records) != 1 || page.Records[0].Repository != "acme/app" {
+		t.Fatalf("GET /signet/v1/audit without auth: %d %s", r.status, r.body)
+	}
+}

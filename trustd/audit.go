@@ -78,10 +78,9 @@ func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res t
 	if strings.HasPrefix(role, "org-") {
 		head.Org = strings.TrimPrefix(role, "org-")
 	}
-	for _, ch := range res.Changes {
-		if ch.Role == role && ch.Repository != "" && head.Repository == "" {
-			head.Org, head.Repository = ch.Org, ch.Repository
-		}
+	if res.Repository != "" {
+		head.Repository = res.Repository
+		head.Org, _, _ = strings.Cut(res.Repository, "/")
 	}
 	if head.Action != "" {
 		if err := s.record(r, p, head); err != nil {
