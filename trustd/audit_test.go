@@ -203,3 +203,24 @@ func TestAuditWriteFailureIsAnError(t *testing.T) {
 		t.Errorf("a refresh token was handed out without its audit record: %d %s", off.status, off.body)
 	}
 }
+
+func TestRegistryAuditScopeIsForAdminsOnly(t *testing.T) {
+	e := newEnv(t)
+	e.fixture()
+	for _, tc := range []struct {
+		user, password string
+		want           []string
+	}{
+		{"admin", adminPassword, []string{"registry:audit:read"}},
+		{"carol", userPassword, []string{}},
+		{"dave", userPassword, []string{}},
+	} {
+		r := e.get(basicOpts{user: tc.user, password: tc.password, scopes: []string{"registry:audit:read"}})
+		if r.status != http.StatusOK {
+			t.Fatalf("%s asking for registry:audit:read: %d %s", tc.user, r.status, r.body)
+		}
+		if got := scopesOf(e.claims(r.tok.AccessToken, registrySvc)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s got %q, want %q", tc.user, got, tc.want)
+		}
+	}
+}
