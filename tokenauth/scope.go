@@ -20,16 +20,20 @@ const (
 	ActionPush   = "push"
 	ActionDelete = "delete"
 	ActionAll    = "*"
+	// ActionRead is the only action on registry:audit.
+	ActionRead = "read"
 
-	// CatalogName is the only resource name of type "registry".
+	// CatalogName and AuditName are the resource names of type "registry":
+	// the catalog (action "*") and the registry's audit log (action "read").
 	CatalogName = "catalog"
+	AuditName   = "audit"
 )
 
 // Access is one entry of a token's "access" claim (distribution docs/spec/auth/jwt.md).
 type Access struct {
 	Type    string   `json:"type"`    // "repository" or "registry"
-	Name    string   `json:"name"`    // a repository name, or "catalog"
-	Actions []string `json:"actions"` // "pull", "push", "delete", or "*" (registry:catalog:*)
+	Name    string   `json:"name"`    // a repository name, "catalog" or "audit"
+	Actions []string `json:"actions"` // "pull", "push", "delete", "*" (registry:catalog:*) or "read" (registry:audit:read)
 	// Patterns, only on the registry:catalog entry: the repository patterns the
 	// subject may pull, so the registry can filter the catalog offline.
 	Patterns []string `json:"patterns,omitempty"`
@@ -52,8 +56,8 @@ const maxScopeEcho = 128
 //
 // Accepted types: "repository" (name validated with reference.ValidateName: rejects
 // upper case, "..", "%2F", more than 255 characters, etc.; actions pull, push,
-// delete or *), "registry" (name "catalog", action "*"). A class ([a-z0-9]+) is
-// accepted and dropped. Anything else is an error wrapping ErrInvalidScope that names
+// delete or *), "registry" (name "catalog", action "*"; or name "audit", action
+// "read"). A class ([a-z0-9]+) is accepted and dropped. Anything else is an error wrapping ErrInvalidScope that names
 // the bad scope. No scopes at all gives an empty result and no error.
 func ParseScopes(values []string) ([]Access, error) {
 	var out []Access
@@ -115,12 +119,18 @@ func parseScope(s string) (typ, name string, actions []string, err error) {
 			}
 		}
 	case TypeRegistry:
-		if name != CatalogName {
-			return "", "", nil, errors.New(`the only registry resource is "catalog"`)
+		var only string
+		switch name {
+		case CatalogName:
+			only = ActionAll
+		case AuditName:
+			only = ActionRead
+		default:
+			return "", "", nil, errors.New(`the registry resources are "catalog" and "audit"`)
 		}
 		for _, a := range actions {
-			if a != ActionAll {
-				return "", "", nil, errors.New(`the only action on registry:catalog is "*"`)
+			if a != only {
+				return "", "", nil, fmt.Errorf("the only action on registry:%s is %q", name, only)
 			}
 		}
 	default:

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/signet-oss/signet/audit"
 )
 
 // The management API: JSON over HTTP, authenticated by an access token from
@@ -29,6 +31,7 @@ import (
 //	POST   /api/v1/grants                          admin
 //	GET    /api/v1/grants                          admin
 //	DELETE /api/v1/grants/{id}                     admin
+//	GET    /api/v1/audit                           admin, or an org owner (audit.go)
 //
 // Robots may call whoami and nothing that changes records.
 
@@ -48,6 +51,7 @@ func (s *Server) apiRoutes(r *mux.Router) {
 	r.HandleFunc("/grants", s.api(s.postGrant)).Methods(http.MethodPost)
 	r.HandleFunc("/grants", s.api(s.getGrants)).Methods(http.MethodGet)
 	r.HandleFunc("/grants/{id}", s.api(s.deleteGrantHandler)).Methods(http.MethodDelete)
+	r.HandleFunc("/audit", s.api(s.getAudit)).Methods(http.MethodGet)
 }
 
 // apiHandler is a management API handler, called with the authenticated caller.
@@ -144,6 +148,9 @@ func (s *Server) postUser(w http.ResponseWriter, r *http.Request, p principal) e
 	if err := s.createPerson(r.Context(), body.Name, body.Password, false); err != nil {
 		return err
 	}
+	if err := s.record(r, p, audit.Record{Action: audit.ActionUserCreate, Subject: body.Name}); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusCreated, whoamiResponse{Name: body.Name, Kind: "person"})
 	return nil
 }
@@ -172,6 +179,9 @@ func (s *Server) postOrg(w http.ResponseWriter, r *http.Request, p principal) er
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
+		if err := s.record(r, p, audit.Record{Action: audit.ActionOrgCreate, Org: o.Name}); err != nil {
+			return err
+		}
 	}
 	writeJSON(w, status, orgJSON(o))
 	return nil
@@ -207,6 +217,9 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p principal) 
 	if err := s.setMember(r.Context(), v["org"], v["user"], body.Role); err != nil {
 		return err
 	}
+	if err := s.record(r, p, audit.Record{Action: audit.ActionMemberSet, Org: v["org"], Subject: v["user"], Detail: body.Role}); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusOK, orgJSON(s.getOrg(v["org"])))
 	return nil
 }
@@ -217,6 +230,9 @@ func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request, p principa
 		return err
 	}
 	if err := s.setMember(r.Context(), v["org"], v["user"], ""); err != nil {
+		return err
+	}
+	if err := s.record(r, p, audit.Record{Action: audit.ActionMemberRemove, Org: v["org"], Subject: v["user"]}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -262,6 +278,10 @@ func (s *Server) postRobot(w http.ResponseWriter, r *http.Request, p principal) 
 	if err != nil {
 		return err
 	}
+	if err := s.record(r, p, audit.Record{Action: audit.ActionTokenCreate, Org: orgName, Subject: rob.fullName(),
+		Detail: "robot: " + strings.Join(rob.Scopes, " ") + " until " + rob.Expires.UTC().Format(time.RFC3339)}); err != nil {
+		return err
+	}
 	resp := robotJSON(rob)
 	resp.Secret = secret
 	resp.Created = ""
@@ -291,7 +311,12 @@ func (s *Server) deleteRobotHandler(w http.ResponseWriter, r *http.Request, p pr
 	if err := s.requireOrgManager(p, v["org"]); err != nil {
 		return err
 	}
-	if err := s.deleteRobot(r.Context(), v["org"], v["name"]); err != nil {
+	revoked, err := s.deleteRobot(r.Context(), v["org"], v["name"])
+	if err != nil {
+		return err
+	}
+	if err := s.record(r, p, audit.Record{Action: audit.ActionTokenRevoke, Org: v["org"], Subject: v["org"] + "+" + strings.TrimPrefix(v["name"], v["org"]+"+"),
+		Detail: fmt.Sprintf("robot and its %d refresh tokens", revoked)}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -326,6 +351,9 @@ func (s *Server) postGrant(w http.ResponseWriter, r *http.Request, p principal) 
 	if err != nil {
 		return err
 	}
+	if err := s.record(r, p, grantRecord(audit.ActionGrantCreate, g)); err != nil {
+		return err
+	}
 	writeJSON(w, http.StatusCreated, grantJSON(g))
 	return nil
 }
@@ -346,7 +374,11 @@ func (s *Server) deleteGrantHandler(w http.ResponseWriter, r *http.Request, p pr
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	if err := s.deleteGrant(r.Context(), mux.Vars(r)["id"]); err != nil {
+	g, err := s.deleteGrant(r.Context(), mux.Vars(r)["id"])
+	if err != nil {
+		return err
+	}
+	if err := s.record(r, p, grantRecord(audit.ActionGrantDelete, g)); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -107,8 +107,8 @@ func (s *Server) listGrants() []*grant {
 	return out
 }
 
-// deleteGrant removes the grant id.
-func (s *Server) deleteGrant(ctx context.Context, id string) error {
+// deleteGrant removes the grant id and returns it.
+func (s *Server) deleteGrant(ctx context.Context, id string) (*grant, error) {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	s.mu.Lock()
@@ -120,7 +120,7 @@ func (s *Server) deleteGrant(ctx context.Context, id string) error {
 	}
 	s.mu.Unlock()
 	if g == nil {
-		return fmt.Errorf("grant %q: %w", id, errNotFound)
+		return nil, fmt.Errorf("grant %q: %w", id, errNotFound)
 	}
-	return s.rec.remove(ctx, grantPath(id))
+	return g, s.rec.remove(ctx, grantPath(id))
 }

@@ -73,9 +73,10 @@ func (s *Server) redeemRefreshToken(value, service string) (principal, error) {
 	return principal{}, errBadCredentials
 }
 
-// revokeRefreshTokens drops every refresh token of the account accountID. They
-// would fail anyway (the account is gone); this frees their records.
-func (s *Server) revokeRefreshTokens(ctx context.Context, accountID string) {
+// revokeRefreshTokens drops every refresh token of the account accountID and
+// returns how many there were. They would fail anyway (the account is gone);
+// this frees their records.
+func (s *Server) revokeRefreshTokens(ctx context.Context, accountID string) int {
 	var gone []string
 	s.refresh.mu.Lock()
 	for h, t := range s.refresh.tokens {
@@ -90,6 +91,7 @@ func (s *Server) revokeRefreshTokens(ctx context.Context, accountID string) {
 			s.log.Warn("removing a revoked refresh token's record failed; it stays unusable", "err", err)
 		}
 	}
+	return len(gone)
 }
 
 // pruneRefreshTokens drops expired refresh tokens from memory and the driver.

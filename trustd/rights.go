@@ -18,7 +18,8 @@ import (
 // registry:catalog:* goes to every authenticated subject, and to anonymous when
 // anonymousPull is set, with Patterns listing what the subject may pull, so the
 // registry can filter the catalog without asking trustd; a subject who may pull
-// nothing gets no catalog entry at all.
+// nothing gets no catalog entry at all. registry:audit:read (the registry's
+// audit log) goes to admins only.
 //
 // A token carries the intersection of what was asked and what is allowed: "*"
 // asked on a repository is taken literally and matches nothing, so no token ever
@@ -156,6 +157,13 @@ func (s *Server) grantAccess(p principal, asked []tokenauth.Access) []tokenauth.
 			}
 			out = append(out, tokenauth.Access{Type: a.Type, Name: a.Name, Actions: acts})
 		case "registry":
+			if a.Name == tokenauth.AuditName {
+				// The registry's audit log: admins only.
+				if p.Kind == "person" && p.Admin && slices.Contains(a.Actions, tokenauth.ActionRead) {
+					out = append(out, tokenauth.Access{Type: "registry", Name: tokenauth.AuditName, Actions: []string{tokenauth.ActionRead}})
+				}
+				continue
+			}
 			if a.Name != "catalog" || !slices.Contains(a.Actions, "*") || !s.mayListCatalog(p) {
 				continue
 			}

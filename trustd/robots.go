@@ -104,15 +104,15 @@ func (s *Server) listRobots(orgName string) []*robot {
 }
 
 // deleteRobot revokes org's robot name (with or without the "<org>+" prefix) and
-// drops its refresh tokens.
-func (s *Server) deleteRobot(ctx context.Context, orgName, name string) error {
+// drops its refresh tokens, returning how many it had.
+func (s *Server) deleteRobot(ctx context.Context, orgName, name string) (int, error) {
 	name = strings.TrimPrefix(name, orgName+"+")
 	full := orgName + "+" + name
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
 	_, r := s.account(full)
 	if r == nil {
-		return fmt.Errorf("robot %q: %w", full, errNotFound)
+		return 0, fmt.Errorf("robot %q: %w", full, errNotFound)
 	}
 	// Forget it in memory first: from here no exchange accepts it, even if the
 	// driver fails below (then it comes back at the next start, and the
@@ -121,8 +121,7 @@ func (s *Server) deleteRobot(ctx context.Context, orgName, name string) error {
 	delete(s.robots, full)
 	s.mu.Unlock()
 	if err := s.rec.remove(ctx, robotPath(orgName, name)); err != nil {
-		return err
+		return 0, err
 	}
-	s.revokeRefreshTokens(ctx, r.ID)
-	return nil
+	return s.revokeRefreshTokens(ctx, r.ID), nil
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/internal/graceful"
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/registry/storage/driver"
@@ -102,6 +103,7 @@ type Server struct {
 	proxies  []netip.Prefix
 	router   *mux.Router
 	tuf      *tuf.Repo
+	audit    *audit.Log // see audit.go
 
 	// writeMu serialises changes to records (rare, from the management API), so
 	// a change is checked against the state it replaces; mu guards the maps,
@@ -138,6 +140,7 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 		grants:   make(map[string]*grant),
 		grantsBy: make(map[string][]*grant),
 		refresh:  refreshStore{tokens: make(map[string]*refreshToken)},
+		audit:    audit.New(d, auditRoot, "trustd"),
 	}
 	auth, err := newAuthenticator(cfg.BcryptCost, newFailureLimiter(cfg.RateLimit.UserFailures, cfg.RateLimit.IPFailures), s.clock)
 	if err != nil {
@@ -164,6 +167,7 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 		ResignBefore:    cfg.TUF.ResignBefore,
 		Now:             s.clock,
 		Log:             log,
+		OnPublish:       s.recordPublish,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the TUF repository: %w", err)

@@ -20,7 +20,9 @@ import (
 //	├── robots/<org>/<name>.json        a robot of org: sha256 of its secret, scopes
 //	├── orgs/<org>.json                 an organisation and its members' roles
 //	├── grants/<id>.json                a grant of actions on a repository pattern
-//	└── refresh/<sha256 hex>.json       a refresh token, by the hash of its value
+//	├── refresh/<sha256 hex>.json       a refresh token, by the hash of its value
+//	├── tuf/...                         the TUF repository (trustd/tuf/layout.go)
+//	└── audit/<YYYY>/<MM>/<DD>/<id>.json  the audit log, append-only (audit/layout.go)
 //
 // Every directory holds only objects, and every object name ends in .json or .pem,
 // so no object path is a prefix of another.

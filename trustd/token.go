@@ -87,6 +87,12 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if resp.RefreshToken != "" && req.grant != "refresh_token" {
+		if err := s.record(r, p, refreshRecord(p, req)); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
 	writeJSON(w, http.StatusOK, resp)

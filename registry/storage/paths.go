@@ -26,6 +26,8 @@ import (
 //	└── trust/<name>.json                               the gate's verified TUF metadata (root versions,
 //	                                                    timestamp, snapshot, targets, delegated roles)
 //
+// Beside /v1, the registry's audit log lives under /audit/v1 (layout: audit/layout.go).
+//
 // Invariant: no object sits at a path that is a prefix of another object's path.
 // Repository name components never start with "_" (the name grammar forbids it), so
 // "_blobs", "_manifests", "_tags" and "_referrers" never collide with a nested

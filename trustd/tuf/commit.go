@@ -247,6 +247,10 @@ type PublishResult struct {
 	// Signatures and Threshold say how far a staged version is.
 	Signatures int `json:"signatures,omitempty"`
 	Threshold  int `json:"threshold,omitempty"`
+	// Repository is the repository of a repository role.
+	Repository string `json:"-"`
+	// Changes lists what a published version changed (none when staged).
+	Changes []Change `json:"-"`
 }
 
 // Publish validates data as the next version of role and publishes it, or stages it
@@ -266,8 +270,12 @@ func (r *Repo) Publish(ctx context.Context, role string, data []byte) (PublishRe
 	}
 	if !res.met {
 		if u, res, err = r.stage(ctx, s, u, res); err != nil || !res.met {
-			return PublishResult{Version: u.version(), Staged: true, Signatures: res.have, Threshold: res.need}, err
+			return PublishResult{Version: u.version(), Staged: true, Signatures: res.have, Threshold: res.need, Repository: s.repos[role]}, err
 		}
+	}
+	changes, err := r.changesOf(ctx, s, u)
+	if err != nil {
+		return PublishResult{}, err
 	}
 	raw, err := u.bytes()
 	if err != nil {
@@ -283,7 +291,7 @@ func (r *Repo) Publish(ctx context.Context, role string, data []byte) (PublishRe
 		return PublishResult{}, err
 	}
 	r.clearStaged(ctx, role, u.version())
-	return PublishResult{Version: u.version()}, nil
+	return PublishResult{Version: u.version(), Changes: changes, Repository: s.repos[role]}, nil
 }
 
 // Init publishes the first root and targets, signed by their own thresholds, and

@@ -148,7 +148,14 @@ func (h *handler) init(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, PublishResult{Version: 1})
+	res := PublishResult{Version: 1}
+	if s := h.repo.current(); s != nil {
+		res.Changes = initChanges(s)
+	}
+	if !h.recorded(w, r, c, RoleRoot, res) {
+		return
+	}
+	writeJSON(w, http.StatusCreated, res)
 }
 
 // mayPublish says whether c may publish role (whose repository the current state
@@ -226,11 +233,29 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
+	if !h.recorded(w, r, c, role, res) {
+		return
+	}
 	if res.Staged {
 		writeJSON(w, http.StatusAccepted, res)
 		return
 	}
 	writeJSON(w, http.StatusCreated, res)
+}
+
+// recorded tells cfg.OnPublish of an accepted publish, answering 500 itself
+// when that fails.
+func (h *handler) recorded(w http.ResponseWriter, r *http.Request, c Caller, role string, res PublishResult) bool {
+	if h.repo.cfg.OnPublish == nil {
+		return true
+	}
+	if err := h.repo.cfg.OnPublish(r, c, role, res); err != nil {
+		h.repo.cfg.Log.ErrorContext(r.Context(), "writing the audit record of a publish failed", "role", role, "version", res.Version, "err", err)
+		writeError(w, newError(http.StatusInternalServerError, "AUDIT_FAILED",
+			"%s version %d was accepted, but its audit record could not be written; see trustd's log", role, res.Version))
+		return false
+	}
+	return true
 }
 
 // readable authorises a read of role, answering the refusal itself.

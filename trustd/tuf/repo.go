@@ -49,6 +49,8 @@ type Config struct {
 	Now func() time.Time
 	// Log receives commit failures and re-signing notes (discarded when nil).
 	Log *slog.Logger
+	// OnPublish, when not nil, records every publish before it is answered.
+	OnPublish OnPublish
 }
 
 // Repo is the TUF repository on a storage driver. Its methods are safe for

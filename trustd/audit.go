@@ -1,0 +1,177 @@
+package trustd
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/internal/requestid"
+	"github.com/signet-oss/signet/trustd/tuf"
+)
+
+// trustd's audit log: every change to the trust graph (publishes, keys,
+// delegations) and to who may do what (orgs, members, grants, robots, refresh
+// tokens) leaves a record, written before the change is answered with success.
+// A change whose record cannot be written is answered 500 (the change itself
+// stays made: the record is written after it, so the log never claims what did
+// not happen). Records name accounts, scopes, digests and key IDs, never a
+// password, a token or a secret.
+//
+//	GET /api/v1/audit?since=&until=&org=&repo=&actor=&action=&limit=&after=
+//
+// Admins read every record; an owner of organisations reads the records of
+// those organisations only (org, when given, must be one of them); anyone else
+// gets 403.
+
+// auditRoot is where the log's records live on trustd's driver.
+const auditRoot = rootPath + "/audit"
+
+// errAuditFailed answers a change whose audit record could not be written.
+var errAuditFailed = newAPIError(CodeUnknown, "the change was made, but its audit record could not be written; see trustd's log")
+
+// actorOf names p in the log.
+func actorOf(p principal) string {
+	if p.anonymous() {
+		return "anonymous"
+	}
+	return p.Name
+}
+
+// requestIDOf is the request's ID: the one in its context, else the caller's
+// X-Request-ID when usable (the registry forwards its own), else a new one.
+func requestIDOf(r *http.Request) string {
+	if id := requestid.FromContext(r.Context()); id != "" {
+		return id
+	}
+	return requestid.FromRequest(r)
+}
+
+// record appends rec, by p, to the log.
+func (s *Server) record(r *http.Request, p principal, rec audit.Record) error {
+	rec.Actor = actorOf(p)
+	rec.RequestID = requestIDOf(r)
+	if _, err := s.audit.Append(r.Context(), rec); err != nil {
+		s.log.ErrorContext(r.Context(), "writing an audit record failed", "action", rec.Action, "sub", rec.Actor, "err", err)
+		return errAuditFailed
+	}
+	return nil
+}
+
+// recordPublish is the TUF repository's OnPublish: one record for the role
+// version, one per change it made.
+func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res tuf.PublishResult) error {
+	var p principal
+	if tc, ok := c.(tufCaller); ok {
+		p = tc.p
+	}
+	head := audit.Record{Action: audit.ActionRolePublish, Role: role, Version: res.Version}
+	switch {
+	case res.Staged:
+		head.Action, head.Outcome = audit.ActionRoleStage, audit.OutcomeStaged
+		head.Detail = fmt.Sprintf("%d of %d signatures", res.Signatures, res.Threshold)
+	case role == tuf.RoleRoot && res.Version == 1 && len(res.Changes) > 0 && res.Changes[0].Action == audit.ActionTrustInit:
+		head.Action = "" // the init's own record stands for it
+	}
+	if strings.HasPrefix(role, "org-") {
+		head.Org = strings.TrimPrefix(role, "org-")
+	}
+	if res.Repository != "" {
+		head.Repository = res.Repository
+		head.Org, _, _ = strings.Cut(res.Repository, "/")
+	}
+	if head.Action != "" {
+		if err := s.record(r, p, head); err != nil {
+			return err
+		}
+	}
+	for _, ch := range res.Changes {
+		rec := audit.Record{
+			Action: ch.Action, Role: ch.Role, Org: ch.Org, Repository: ch.Repository,
+			Tag: ch.Tag, Digest: ch.Digest, KeyIDs: ch.KeyIDs, Detail: ch.Detail,
+		}
+		if ch.Role == role {
+			rec.Version = res.Version
+		}
+		if err := s.record(r, p, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// getAudit serves GET /api/v1/audit.
+func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, p principal) error {
+	q, err := audit.ParseQuery(r.URL.Query(), s.now())
+	if err != nil {
+		return fmt.Errorf("%w: %v", errInvalid, err)
+	}
+	if !(p.Kind == "person" && p.Admin) {
+		owned := s.ownedOrgs(p)
+		switch {
+		case len(owned) == 0:
+			return fmt.Errorf("%w: only admins and organisation owners may read the audit log", errDenied)
+		case len(q.Orgs) == 0:
+			q.Orgs = owned
+		default:
+			for _, o := range q.Orgs {
+				if !slices.Contains(owned, o) {
+					return fmt.Errorf("%w: only an owner of %q or an admin may read its audit records", errDenied, o)
+				}
+			}
+		}
+	}
+	page, err := s.audit.Query(r.Context(), q)
+	if errors.Is(err, audit.ErrInvalidQuery) {
+		return fmt.Errorf("%w: %v", errInvalid, err)
+	}
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, page)
+	return nil
+}
+
+// ownedOrgs lists the orgs p owns.
+func (s *Server) ownedOrgs(p principal) []string {
+	if p.Kind != "person" {
+		return nil
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for name, o := range s.orgs {
+		if o.Members[p.Name] == RoleOwner {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// grantRecord describes grant g for the log.
+func grantRecord(action string, g *grant) audit.Record {
+	rec := audit.Record{Action: action, Subject: g.Subject, Detail: strings.Join(g.Actions, ",") + " on " + g.Pattern}
+	if org, _, ok := strings.Cut(g.Pattern, "/"); ok && !strings.Contains(org, "*") {
+		rec.Org = org
+	}
+	return rec
+}
+
+// refreshRecord describes a refresh token issued to p (never its value).
+func refreshRecord(p principal, req tokenRequest) audit.Record {
+	rec := audit.Record{Action: audit.ActionTokenCreate, Subject: p.Name, Detail: "refresh token for " + req.service}
+	if id := req.clientID; id != "" {
+		if len(id) > 64 {
+			id = id[:64] + "..."
+		}
+		rec.Detail += " (client " + id + ")"
+	}
+	if p.robot != nil {
+		rec.Org = p.robot.Org
+	}
+	return rec
+}

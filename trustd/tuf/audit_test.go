@@ -1,0 +1,138 @@
+package tuf_test
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"net/url"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/trustd/tuf"
+)
+
+// auditSince returns the audit records written after the record after (all
+// when ""), as "action role repo tag digest keys actor".
+func (e *env) auditSince(t *testing.T, after string) ([]string, []audit.Record) {
+	t.Helper()
+	q := url.Values{"limit": {"1000"}}
+	if after != "" {
+		q.Set("after", after)
+	}
+	r := e.do("GET", "/api/v1/audit?"+q.Encode(), e.admin, nil)
+	var page audit.Page
+	if err := json.Unmarshal(r.body, &page); err != nil || r.status != 200 {
+		t.Fatalf("GET /api/v1/audit: %d %s", r.status, r.body)
+	}
+	var out []string
+	for _, rec := range page.Records {
+		if strings.HasPrefix(rec.Action, "user.") || strings.HasPrefix(rec.Action, "member.") || rec.Action == audit.ActionOrgCreate {
+			continue
+		}
+		f := []string{rec.Action, rec.Role, rec.Repository, rec.Tag, rec.Digest, strings.Join(rec.KeyIDs, ","), rec.Actor}
+		out = append(out, strings.Join(slices.DeleteFunc(f, func(s string) bool { return s == "" }), " "))
+	}
+	return out, page.Records
+}
+
+func lastID(recs []audit.Record) string {
+	if len(recs) == 0 {
+		return ""
+	}
+	return recs[len(recs)-1].ID
+}
+
+func sha(content string) string {
+	t := target(content)
+	return "sha256:" + hex.EncodeToString(t.Hashes["sha256"])
+}
+
+func TestPublishesAreAudited(t *testing.T) {
+	e := newEnv(t, nil)
+	got, recs := e.auditSince(t, "")
+	want := []string{
+		"trust.init root " + e.root.id + " admin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after init:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	orgKey, pub, pub2 := newKey(t), newKey(t), newKey(t)
+	repoRole := tuf.RoleForRepo("acme/app")
+	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
+	bob := e.user("bob", "acme", "publisher")
+	got, recs = e.auditSince(t, lastID(recs))
+	want = []string{
+		"role.publish targets admin",
+		"delegation.add org-acme " + orgKey.id + " admin",
+		"role.publish org-acme admin",
+		"delegation.add " + repoRole + " acme/app " + pub.id + " admin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after delegating acme and acme/app:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	e.mustPut(201, repoRole, sign(t, role(1, nil, targets("acme/app:v1", target("one"))), pub), bob)
+	e.mustPut(201, repoRole, sign(t, role(2, nil, targets("acme/app:v1", target("two"), "acme/app@"+sha("one"), target("one"))), pub), bob)
+	e.mustPut(201, repoRole, sign(t, role(3, nil, targets("acme/app:v1", target("two"))), pub), bob)
+	got, recs = e.auditSince(t, lastID(recs))
+	want = []string{
+		"role.publish " + repoRole + " acme/app bob",
+		"target.publish " + repoRole + " acme/app v1 " + sha("one") + " bob",
+		"role.publish " + repoRole + " acme/app bob",
+		"target.publish " + repoRole + " acme/app v1 " + sha("two") + " bob",
+		"target.publish " + repoRole + " acme/app " + sha("one") + " bob",
+		"role.publish " + repoRole + " acme/app bob",
+		"target.remove " + repoRole + " acme/app " + sha("one") + " bob",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after three publishes:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, r := range recs {
+		if r.Action == audit.ActionTargetPublish && (r.Org != "acme" || r.Version == 0) {
+			t.Errorf("target record %+v lacks its org or role version", r)
+		}
+	}
+
+	// The org rotates the repository's key.
+	e.mustPut(201, tuf.RoleForOrg("acme"), sign(t, role(2, []delegation{repoDelegation("acme/app", 1, pub2)}, nil), orgKey), e.admin)
+	got, recs = e.auditSince(t, lastID(recs))
+	want = []string{
+		"role.publish org-acme admin",
+		"key.rotate " + repoRole + " acme/app " + pub2.id + " admin",
+	}
+	if !slices.Equal(got, want) || !strings.Contains(recs[len(recs)-1].Detail, pub.id) {
+		t.Errorf("after a key rotation:\n%s\nwant\n%s (detail naming the old key)", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// The operators add a second targets key in a new root.
+	targets2 := newKey(t)
+	root := e.rootMD
+	root.Signed.Version = 2
+	if err := root.Signed.AddKey(targets2.tuf, metadata.TARGETS); err != nil {
+		t.Fatal(err)
+	}
+	e.mustPut(201, "root", sign(t, root, e.root), e.admin)
+	got, _ = e.auditSince(t, lastID(recs))
+	want = []string{
+		"role.publish root admin",
+		"key.add targets " + targets2.id + " admin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after adding a targets key:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestStagedPublishIsAudited(t *testing.T) {
+	e := newEnv(t, nil)
+	k1, k2 := newKey(t), newKey(t)
+	e.org("acme", []*key{k1, k2}, 2)
+	_, recs := e.auditSince(t, "")
+	e.mustPut(202, tuf.RoleForOrg("acme"), sign(t, role(2, nil, nil), k1), e.admin)
+	got, recs := e.auditSince(t, lastID(recs))
+	if !slices.Equal(got, []string{"role.stage org-acme admin"}) || recs[len(recs)-1].Outcome != audit.OutcomeStaged {
+		t.Errorf("a staged upload left %q", got)
+	}
+}
