@@ -45,7 +45,12 @@ func TestRobots(t *testing.T) {
 		}
 	})
 	t.Run("a robot's wrong secret is refused with 401", func(t *testing.T) {
-		if r := e.get(basicOpts{user: rob.Name, password: rob.Secret[:len(rob.Secret)-1] + "A"}); r.status != 401 {
+		// Change the last character, whatever it is.
+		last := "A"
+		if strings.HasSuffix(rob.Secret, last) {
+			last = "B"
+		}
+		if r := e.get(basicOpts{user: rob.Name, password: rob.Secret[:len(rob.Secret)-1] + last}); r.status != 401 {
 			t.Fatalf("%d %s", r.status, r.body)
 		}
 	})

@@ -55,9 +55,11 @@ const (
 	// maxAttempts bounds the retries of a write whose parent directory a
 	// concurrent Delete keeps pruning.
 	maxAttempts = 32
-	// File and directory modes, before the umask.
-	fileMode = 0o644
-	dirMode  = 0o755
+	// File and directory modes, before the umask. Only the server's own user
+	// may read what it stores: trustd keeps private keys and secrets on its
+	// driver, the registry its upload-session key.
+	fileMode = 0o600
+	dirMode  = 0o700
 )
 
 // Driver is the filesystem driver. Create it with New; the zero value is not usable.

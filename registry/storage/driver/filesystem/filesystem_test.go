@@ -223,3 +223,30 @@ func TestConcurrentPruneAndWrite(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func TestObjectsAreReadableByTheOwnerOnly(t *testing.T) {
+	root := t.TempDir()
+	d := newDriver(t, root)
+	ctx := t.Context()
+	if _, err := d.PutContent(ctx, "/secrets/key.pem", []byte("private")); err != nil {
+		t.Fatal(err)
+	}
+	w, err := d.Writer(ctx, "/uploads/u1", false, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write([]byte("data"))
+	if err := w.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	for _, p := range []string{"secrets/key.pem", "uploads/u1", "secrets", "uploads"} {
+		fi, err := os.Stat(filepath.Join(root, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			t.Errorf("%s has mode %v: group or others may access it", p, perm)
+		}
+	}
+}
