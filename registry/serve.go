@@ -64,6 +64,10 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	} else {
 		log.Warn("NO TRUST ROOT IS CONFIGURED: every repository admits unsigned content (set trust.root)")
 	}
+	stopNotifications, err := startNotifications(ctx, cfg, store, api, ln.Addr(), log)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           api,
 		ReadHeaderTimeout: 30 * time.Second,
@@ -83,13 +87,18 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	}
 	select {
 	case err := <-errc:
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		stopNotifications(sctx)
 		return err
 	case <-ctx.Done():
 	}
 	log.Info("registry stopping", "timeout", cfg.ShutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	err = srv.Shutdown(sctx)
+	stopNotifications(sctx) // after the requests in flight, whose events it queues
+	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
 	return nil
