@@ -8,8 +8,8 @@ import (
 func TestBackoffDoublesWithJitterUpToTheCap(t *testing.T) {
 	base, max := time.Second, 30*time.Second
 	for _, tc := range []struct {
-		attempt  int
-		lo, hi   time.Duration
+		attempt int
+		lo, hi  time.Duration
 	}{
 		{0, 500 * time.Millisecond, time.Second},
 		{1, time.Second, 2 * time.Second},
