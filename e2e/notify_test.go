@@ -329,10 +329,20 @@ func TestNotifyEndpointDownAcrossRestart(t *testing.T) {
 	if reference {
 		t.Skip("the reference registry's notifications are another format")
 	}
+	// The queue lives on the registry's storage driver: on disk, and in a bucket.
+	for name, newStore := range map[string]func(*testing.T) store{"filesystem": newFilesystemStore, "s3": newS3Store} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			endpointDownAcrossRestart(t, newStore(t))
+		})
+	}
+}
+
+func endpointDownAcrossRestart(t *testing.T, st store) {
 	hook := newHookReceiver(t, "restart-secret-not-for-production")
 	hook.status.Store(http.StatusServiceUnavailable)
 	cfg := writeNotifyConfig(t, hookEndpoint{name: "hook", url: hook.URL, secret: hook.secret})
-	reg := startRegistry(t, "--config", cfg)
+	reg := startRegistryOn(t, st, "--config", cfg)
 	rc := newRegClient(reg.Addr)
 
 	img := newImage(t, "notify-restart", newLayer(t, "restart.bin", 4<<10))
