@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/internal/logging"
+	"github.com/signet-oss/signet/registry/notify"
 	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
 
 	"gopkg.in/yaml.v3"
@@ -44,6 +45,8 @@ type Config struct {
 	// ShutdownTimeout is how long a stopping registry lets requests in flight
 	// finish (shutdownTimeout, default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// Notifications sends events to webhooks (notifications.*).
+	Notifications notify.Config `yaml:"notifications"`
 }
 
 // StorageConfig selects the storage driver (the storage.* keys).
@@ -80,6 +83,7 @@ func Defaults() Config {
 		MaxManifestSize: 4 << 20,
 		ShutdownTimeout: 30 * time.Second,
 		GC:              GCConfig{Grace: 24 * time.Hour, UploadGrace: 24 * time.Hour},
+		Notifications:   notify.Defaults(),
 	}
 }
 
@@ -140,5 +144,8 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))
 	}
 	errs = append(errs, c.validateObservability()...)
+	if err := c.Notifications.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }

@@ -87,6 +87,10 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if err := obs.attach(api, index, cfg); err != nil {
 		return err
 	}
+	stopNotifications, err := startNotifications(ctx, cfg, store, api, ln.Addr(), log)
+	if err != nil {
+		return err
+	}
 	srv := &http.Server{
 		Handler:           obs.handler(api),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -104,8 +108,18 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if cfg.GC.Interval > 0 {
 		go collectGarbage(ctx, store, cfg.GC, log, obs.gcDone)
 	}
-	return graceful.Serve(ctx, srv, ln, cfg.ShutdownTimeout, "registry", log)
+	err = graceful.Serve(ctx, srv, ln, cfg.ShutdownTimeout, "registry", log)
+	// The requests are done and their events queued: hand over the open pull
+	// batch and deliver what is due, briefly; the rest stays queued for the
+	// next start or another replica.
+	sctx, cancel := context.WithTimeout(context.Background(), min(cfg.ShutdownTimeout, notifyStopTimeout))
+	defer cancel()
+	stopNotifications(sctx)
+	return err
 }
+
+// notifyStopTimeout bounds the deliveries a stopping registry still makes.
+const notifyStopTimeout = 5 * time.Second
 
 // GCOptions turns the gc configuration into the store's options.
 func (c GCConfig) Options(dryRun bool) storage.GCOptions {

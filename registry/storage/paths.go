@@ -23,6 +23,7 @@ import (
 //	├── uploads/<id>.data                               bytes of an upload session so far
 //	├── uploads/<id>.state                              JSON: repository, committed offset, hash state
 //	├── secrets/upload-key                              HMAC key that signs upload session IDs
+//	├── notifications/                                  the webhook queue, laid out in registry/notify/queue.go
 //	└── trust/<name>.json                               the gate's verified TUF metadata (root versions,
 //	                                                    timestamp, snapshot, targets, delegated roles)
 //

@@ -1,0 +1,62 @@
+package notify
+
+import (
+	"context"
+	"time"
+)
+
+// addPull adds a pull to the open batch, and queues the batch when it is full;
+// the first pull of a batch starts the window after which it is queued anyway.
+func (n *Notifier) addPull(ctx context.Context, ce CloudEvent, repo string) error {
+	n.batchMu.Lock()
+	n.batch = append(n.batch, ce)
+	n.batchRepos = append(n.batchRepos, repo)
+	full := len(n.batch) >= n.cfg.PullBatch.MaxEvents
+	if len(n.batch) == 1 && !full {
+		n.batchTimer = time.AfterFunc(n.cfg.PullBatch.Window, func() {
+			ctx, cancel := context.WithTimeout(context.Background(), persistTimeout)
+			defer cancel()
+			n.flushPulls(ctx)
+		})
+	}
+	n.batchMu.Unlock()
+	if full {
+		n.flushPulls(ctx)
+	}
+	return nil
+}
+
+// flushPulls queues the open batch: one record per endpoint that subscribes
+// to pulls of at least one of its repositories.
+func (n *Notifier) flushPulls(ctx context.Context) {
+	n.batchMu.Lock()
+	events, repos := n.batch, n.batchRepos
+	n.batch, n.batchRepos = nil, nil
+	if n.batchTimer != nil {
+		n.batchTimer.Stop()
+		n.batchTimer = nil
+	}
+	n.batchMu.Unlock()
+	if len(events) == 0 {
+		return
+	}
+	for _, ep := range n.endpoints {
+		var mine []CloudEvent
+		for i, ce := range events {
+			if ep.wants(KindPull, repos[i]) {
+				mine = append(mine, ce)
+			}
+		}
+		if len(mine) == 0 {
+			continue
+		}
+		now := time.Now()
+		key := n.q.newKey(now)
+		r := &record{Owner: n.q.replica, Created: now.UTC(), Batch: true, Events: mine}
+		if err := n.q.put(ctx, ep.cfg.Name, key, r); err != nil {
+			n.log.Error("notifications: a batch of pulls is not queued", "endpoint", ep.cfg.Name, "pulls", len(mine), "err", err)
+			continue
+		}
+		ep.add(key, r)
+	}
+}
