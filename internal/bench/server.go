@@ -40,7 +40,9 @@ type server struct {
 func startSignet(ctx context.Context, bin string, st storage) (*server, error) {
 	s := &server{name: Signet}
 	addrc := make(chan string, 1)
-	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", st.dir}
+	// Metrics on, as an operator runs it: the figures include the cost of the
+	// instrumentation (the reference's Prometheus metrics are on too).
+	args := []string{"serve", "--addr", "127.0.0.1:0", "--data", st.dir, "--metrics-addr", "127.0.0.1:0"}
 	var env []string
 	if st.s3 != nil {
 		args = append(args, "--storage", "s3", "--s3-endpoint", st.s3.Endpoint, "--s3-bucket", st.bucket, "--s3-region", s3test.Region)
@@ -91,6 +93,11 @@ storage:
       enabled: false
 http:
   addr: %s
+  debug:
+    addr: %s
+    prometheus:
+      enabled: true
+      path: /metrics
 `
 
 // referenceStorage is the storage section of the reference's configuration: the
@@ -121,8 +128,12 @@ func startReference(ctx context.Context, bin string, st storage) (*server, error
 	if err != nil {
 		return nil, err
 	}
+	debugAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
 	conf := filepath.Join(st.dir, "config.yml")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, referenceConfig, referenceStorage(st), addr), 0o644); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, referenceConfig, referenceStorage(st), addr, debugAddr), 0o644); err != nil {
 		return nil, fmt.Errorf("bench: reference config: %w", err)
 	}
 	s := &server{name: Reference, url: "http://" + addr}
