@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -64,7 +65,7 @@ func classify(status int) outcome {
 func (n *Notifier) deliver(ctx context.Context, ep *endpoint, key string, r *record) bool {
 	name := ep.cfg.Name
 	for attempt := 0; ; attempt++ {
-		status, err := n.post(ctx, ep, r)
+		status, retryAfter, err := n.post(ctx, ep, r)
 		if ctx.Err() != nil {
 			return false
 		}
@@ -89,6 +90,8 @@ func (n *Notifier) deliver(ctx context.Context, ep *endpoint, key string, r *rec
 			return true
 		}
 		wait := backoff(attempt, ep.cfg.Backoff, ep.cfg.MaxBackoff, rand.Float64())
+		// An endpoint that says when to come back is believed, up to MaxBackoff.
+		wait = max(wait, min(retryAfter, ep.cfg.MaxBackoff))
 		n.log.Warn("notification delivery failed", "endpoint", name, "key", key, "attempt", attempt+1, "err", why, "retryIn", wait)
 		t := time.NewTimer(wait)
 		select {
@@ -125,8 +128,9 @@ func backoff(attempt int, base, max time.Duration, jitter float64) time.Duration
 	return d/2 + time.Duration(jitter*float64(d/2))
 }
 
-// post sends one record, signed, and returns the endpoint's status.
-func (n *Notifier) post(ctx context.Context, ep *endpoint, r *record) (int, error) {
+// post sends one record, signed, and returns the endpoint's status and the
+// wait its Retry-After asks for (0 without one).
+func (n *Notifier) post(ctx context.Context, ep *endpoint, r *record) (int, time.Duration, error) {
 	var body []byte
 	var err error
 	contentType := ContentTypeEvent
@@ -136,14 +140,14 @@ func (n *Notifier) post(ctx context.Context, ep *endpoint, r *record) (int, erro
 	} else if len(r.Events) == 1 {
 		body, err = json.Marshal(r.Events[0])
 	} else {
-		return 0, fmt.Errorf("a record of %d events that is not a batch", len(r.Events))
+		return 0, 0, fmt.Errorf("a record of %d events that is not a batch", len(r.Events))
 	}
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	for k, v := range ep.cfg.Headers {
 		req.Header.Set(k, v)
@@ -153,9 +157,27 @@ func (n *Notifier) post(ctx context.Context, ep *endpoint, r *record) (int, erro
 	req.Header.Set(SignatureHeader, Sign(ep.secret, time.Now(), body))
 	resp, err := ep.client.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
-	return resp.StatusCode, nil
+	return resp.StatusCode, retryAfter(resp.Header.Get("Retry-After"), time.Now()), nil
+}
+
+// retryAfter is the wait a Retry-After header asks for: delay-seconds or an
+// HTTP date. A missing, malformed or past value asks for none.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(h, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		return time.Duration(min(secs, int64(24*time.Hour/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(h); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
 }

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"net/http"
 	"testing"
 	"time"
 )
@@ -39,5 +40,28 @@ func TestClassify(t *testing.T) {
 		if got := classify(status); got != want {
 			t.Errorf("classify(%d) = %d, want %d", status, got, want)
 		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name, header string
+		want         time.Duration
+	}{
+		{"no header asks for nothing", "", 0},
+		{"delay-seconds are seconds", "120", 2 * time.Minute},
+		{"a zero delay asks for nothing", "0", 0},
+		{"a negative delay asks for nothing", "-5", 0},
+		{"an absurd delay is capped at a day", "999999999", 24 * time.Hour},
+		{"an HTTP date is the time until it", now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{"a past HTTP date asks for nothing", now.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"garbage asks for nothing", "soon", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := retryAfter(tc.header, now); got != tc.want {
+				t.Fatalf("retryAfter(%q) = %s, want %s", tc.header, got, tc.want)
+			}
+		})
 	}
 }
