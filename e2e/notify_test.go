@@ -415,3 +415,68 @@ func newHookReceiverOn(t *testing.T, old *hookReceiver) *hookReceiver {
 	t.Cleanup(func() { h.srv.Close() })
 	return h
 }
+
+// TestNotifyDeadLettersAreListedAndRequeued has an endpoint refuse an event
+// for good (400), lists the dead letter with `registry notifications dead`,
+// and requeues it with `registry notifications requeue` while the registry
+// runs: the endpoint, now accepting, gets the event under its original id.
+func TestNotifyDeadLettersAreListedAndRequeued(t *testing.T) {
+	t.Parallel()
+	if reference {
+		t.Skip("the reference registry's notifications are another format")
+	}
+	hook := newHookReceiver(t, "dead-letter-secret-not-for-production")
+	hook.status.Store(http.StatusBadRequest)
+	cfg := writeNotifyConfig(t, hookEndpoint{name: "hook", url: hook.URL, secret: hook.secret, events: []string{"push"}})
+	st := newFilesystemStore(t)
+	reg := startRegistryOn(t, st, "--config", cfg)
+	img := newImage(t, "notify-dead", newLayer(t, "dead.bin", 4<<10))
+	if err := newRegClient(reg.Addr).pushImage("team/dead", "v1", img, uploadMonolithicPost); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) string {
+		t.Helper()
+		out, err := st.command(args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	var dead struct {
+		Endpoint, Key, Error string
+		Events               []hookEvent
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		out := run("notifications", "dead", "--output", "json")
+		if strings.TrimSpace(out) != "" {
+			if err := json.Unmarshal([]byte(out), &dead); err != nil {
+				t.Fatalf("notifications dead --output json: %v: %s", err, out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no dead letter appeared after the endpoint refused the event with 400")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if dead.Endpoint != "hook" || !strings.Contains(dead.Error, "400") || len(dead.Events) != 1 || dead.Events[0].Subject != "team/dead:v1" {
+		t.Fatalf("dead letter %+v", dead)
+	}
+	if table := run("notifications", "dead"); !strings.Contains(table, dead.Key) {
+		t.Fatalf("the table does not list %s:\n%s", dead.Key, table)
+	}
+	if out, err := st.command("notifications", "requeue", "hook", "no-such-key"); err == nil || !strings.Contains(err.Error(), "no dead letter") {
+		t.Fatalf("requeueing a key that is no dead letter: %q, %v", out, err)
+	}
+
+	hook.status.Store(http.StatusOK)
+	run("notifications", "requeue", "hook", dead.Key)
+	got := hook.waitEvents(t, "dev.signet.registry.push team/dead:v1")
+	if e := got["dev.signet.registry.push team/dead:v1"]; e.ID != dead.Events[0].ID {
+		t.Fatalf("the requeued event arrived with id %s, want its own %s", e.ID, dead.Events[0].ID)
+	}
+	if out := run("notifications", "dead", "--output", "json"); strings.TrimSpace(out) != "" {
+		t.Fatalf("dead letters after the requeue: %s", out)
+	}
+}

@@ -145,9 +145,15 @@ func (s store) blobStored(t *testing.T, d string) bool {
 // gc runs `registry gc` on the store as a process of its own, next to any registry
 // serving it, and returns its stdout.
 func (s store) gc(args ...string) (string, error) {
+	return s.command(append([]string{"gc"}, args...)...)
+}
+
+// command runs a registry command that opens the store (gc, notifications)
+// with the store's flags, as a process of its own, and returns its stdout.
+func (s store) command(args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	args = append(append([]string{"gc"}, s.flags()...), args...)
+	args = append(append([]string{}, args...), s.flags()...)
 	cmd := exec.CommandContext(ctx, registryBin, args...)
 	cmd.Env = append(os.Environ(), s.env()...)
 	var stdout, stderr strings.Builder

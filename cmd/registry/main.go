@@ -29,7 +29,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCmd(), newGCCmd())
+	root.AddCommand(newServeCmd(), newGCCmd(), newNotificationsCmd())
 	return root
 }
 

@@ -1,0 +1,54 @@
+package notify
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+)
+
+func TestADeadLetterIsListedAndRequeuedToARunningRegistry(t *testing.T) {
+	ctx := context.Background()
+	rc := newReceiver(t)
+	rc.status.Store(http.StatusBadRequest)
+	d := inmemory.New()
+	n := newNotifier(t, testConfig(Endpoint{Name: "e", URL: rc.srv.URL}), d)
+	n.Start(ctx)
+	defer closeNow(n)
+	if err := n.Notify(ctx, push("r", "v1")); err != nil {
+		t.Fatal(err)
+	}
+	var dead []DeadLetter
+	waitFor(t, "a dead letter", func() bool {
+		var err error
+		dead, err = DeadLetters(ctx, d, "")
+		return err == nil && len(dead) == 1
+	})
+	dl := dead[0]
+	if dl.Endpoint != "e" || !strings.Contains(dl.Error, "refused it with 400") || len(dl.Events) != 1 || dl.Failed.IsZero() {
+		t.Fatalf("dead letter %+v", dl)
+	}
+	if same, err := DeadLetters(ctx, d, "e"); err != nil || len(same) != 1 {
+		t.Fatalf("the endpoint's dead letters: %v, %v", same, err)
+	}
+	for _, bad := range [][2]string{{"e", "no-such-key"}, {"e", "../queue/x"}, {"no/such", dl.Key}, {"e", ""}} {
+		if err := Requeue(ctx, d, bad[0], bad[1]); err == nil {
+			t.Errorf("Requeue(%q, %q) succeeded", bad[0], bad[1])
+		}
+	}
+
+	rc.status.Store(http.StatusOK)
+	if err := Requeue(ctx, d, "e", dl.Key); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the requeued event delivered", func() bool { return len(rc.delivered()) == 1 })
+	if got := rc.delivered()[0].ID; got != dl.Events[0].ID {
+		t.Fatalf("the requeued event came with id %q, want its own %q", got, dl.Events[0].ID)
+	}
+	if left, err := DeadLetters(ctx, d, "e"); err != nil || len(left) != 0 {
+		t.Fatalf("dead letters after the requeue: %v, %v", left, err)
+	}
+	waitFor(t, "the queue emptied", func() bool { return len(queued(t, d, "e")) == 0 })
+}
