@@ -6,6 +6,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -172,4 +175,50 @@ func TestGracefulShutdown(t *testing.T) {
 			t.Fatal("the resumed blob differs from the content")
 		}
 	})
+}
+
+// TestShutdownDelayKeepsServingWhileNotReady gives the registry a
+// shutdownDelay: after SIGTERM it still serves, with /readyz answering 503
+// "shutting down" so a load balancer stops sending it requests, and then exits.
+func TestShutdownDelayKeepsServingWhileNotReady(t *testing.T) {
+	t.Parallel()
+	cfg := filepath.Join(t.TempDir(), "registry.yaml")
+	if err := os.WriteFile(cfg, []byte("shutdownDelay: 2s\nshutdownTimeout: 2s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	reg := startRegistry(t, "--config", cfg)
+	reg.mu.Lock()
+	cmd, done := reg.cmd, reg.done
+	reg.mu.Unlock()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var ready string
+	for time.Since(start) < time.Second {
+		resp, err := http.Get(reg.URL("/readyz"))
+		if err != nil {
+			t.Fatalf("/readyz within the delay: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if ready = fmt.Sprintf("%d %s", resp.StatusCode, body); resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(string(body), "shutting down") {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.HasPrefix(ready, "503") {
+		t.Fatalf("/readyz after SIGTERM answered %s, want 503 shutting down", ready)
+	}
+	if resp, err := http.Get(reg.URL("/v2/")); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the API within the delay: %v, %v", resp, err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the registry did not exit after its delay")
+	}
+	if d := time.Since(start); d < 1500*time.Millisecond {
+		t.Fatalf("the registry exited %s after SIGTERM, within its 2s delay", d)
+	}
 }

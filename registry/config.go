@@ -45,6 +45,10 @@ type Config struct {
 	// ShutdownTimeout is how long a stopping registry lets requests in flight
 	// finish (shutdownTimeout, default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// ShutdownDelay is how long a stopping registry keeps serving, with /readyz
+	// answering 503, before it drains: time for load balancers to stop sending
+	// it requests (shutdownDelay, default 0).
+	ShutdownDelay time.Duration `yaml:"shutdownDelay"`
 	// Notifications sends events to webhooks (notifications.*).
 	Notifications notify.Config `yaml:"notifications"`
 }
@@ -142,6 +146,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))
+	}
+	if c.ShutdownDelay < 0 {
+		errs = append(errs, errors.New("shutdownDelay: must not be negative"))
 	}
 	errs = append(errs, c.validateObservability()...)
 	if err := c.Notifications.Validate(); err != nil {

@@ -108,7 +108,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if cfg.GC.Interval > 0 {
 		go collectGarbage(ctx, store, cfg.GC, log, obs.gcDone)
 	}
-	err = graceful.Serve(ctx, srv, ln, cfg.ShutdownTimeout, "registry", log)
+	err = graceful.Serve(ctx, srv, ln, graceful.Config{Delay: cfg.ShutdownDelay, Timeout: cfg.ShutdownTimeout}, "registry", log)
 	// The requests are done and their events queued: hand over the open pull
 	// batch and deliver what is due, briefly; the rest stays queued for the
 	// next start or another replica.

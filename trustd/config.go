@@ -65,6 +65,10 @@ type Config struct {
 	// ShutdownTimeout is how long a stopping trustd lets requests in flight
 	// finish (shutdownTimeout, default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
+	// ShutdownDelay is how long a stopping trustd keeps serving, with /readyz
+	// answering 503, before it drains: time for load balancers to stop sending
+	// it requests (shutdownDelay, default 0).
+	ShutdownDelay time.Duration `yaml:"shutdownDelay"`
 	// TLS serves HTTPS, and client certificates for the management API.
 	TLS TLSConfig `yaml:"tls"`
 	// TUF sets the online signing of the TUF repository.
@@ -213,6 +217,9 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))
+	}
+	if c.ShutdownDelay < 0 {
+		errs = append(errs, errors.New("shutdownDelay: must not be negative"))
 	}
 	if c.TUF.TimestampExpiry <= 0 {
 		errs = append(errs, errors.New("tuf.timestampExpiry: must be positive"))

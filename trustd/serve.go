@@ -85,7 +85,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		go s.reloadLoop(ctx, cfg.ReloadInterval)
 	}
 	go s.tuf.Run(ctx)
-	return graceful.Serve(ctx, srv, ln, cfg.ShutdownTimeout, "trustd", log)
+	return graceful.Serve(ctx, srv, ln, graceful.Config{Delay: cfg.ShutdownDelay, Timeout: cfg.ShutdownTimeout}, "trustd", log)
 }
 
 // Server is trustd's HTTP API: the token endpoint, the JWKS, and the management

@@ -20,11 +20,21 @@ import (
 // closed: they only have to notice the closed body and save their state.
 const handlerGrace = 10 * time.Second
 
-// Serve serves srv on ln until ctx is done or serving fails, then drains for up
-// to timeout. It serves HTTPS when srv.TLSConfig is set (the certificate comes
-// from its GetCertificate or Certificates). name labels the log lines
-// ("registry", "trustd").
-func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, name string, log *slog.Logger) error {
+// Config times a stop.
+type Config struct {
+	// Delay is how long the server keeps serving after ctx is done, before it
+	// stops accepting: time for a load balancer, which sees /readyz answer 503
+	// from the moment ctx is done, to stop sending new requests.
+	Delay time.Duration
+	// Timeout is how long the requests in flight then get to finish.
+	Timeout time.Duration
+}
+
+// Serve serves srv on ln until ctx is done or serving fails, then drains as cfg
+// says. It serves HTTPS when srv.TLSConfig is set (the certificate comes from
+// its GetCertificate or Certificates). name labels the log lines ("registry",
+// "trustd").
+func Serve(ctx context.Context, srv *http.Server, ln net.Listener, cfg Config, name string, log *slog.Logger) error {
 	var inflight sync.WaitGroup
 	h := srv.Handler
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -45,9 +55,17 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.
 		return err
 	case <-ctx.Done():
 	}
+	if cfg.Delay > 0 {
+		log.Info(name+" stopping: still serving while load balancers see it is not ready", "delay", cfg.Delay)
+		select {
+		case err := <-errc:
+			return err
+		case <-time.After(cfg.Delay):
+		}
+	}
 	start := time.Now()
-	log.Info(name+" stopping: draining requests in flight", "timeout", timeout)
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	log.Info(name+" stopping: draining requests in flight", "timeout", cfg.Timeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Timeout)
 	defer cancel()
 	err := srv.Shutdown(sctx)
 	if err == nil {

@@ -36,7 +36,7 @@ func serve(t *testing.T, h http.Handler, timeout time.Duration) (addr string, ca
 	ctx, cancel := context.WithCancel(context.Background())
 	done = make(chan error, 1)
 	go func() {
-		done <- Serve(ctx, &http.Server{Handler: h}, ln, timeout, "test", slog.New(slog.DiscardHandler))
+		done <- Serve(ctx, &http.Server{Handler: h}, ln, Config{Timeout: timeout}, "test", slog.New(slog.DiscardHandler))
 	}()
 	return ln.Addr().String(), cancel, done
 }
@@ -126,8 +126,41 @@ func TestServeFailureIsReturned(t *testing.T) {
 		t.Fatal(err)
 	}
 	ln.Close()
-	err = Serve(context.Background(), &http.Server{Handler: http.NotFoundHandler()}, ln, time.Second, "test", slog.New(slog.DiscardHandler))
+	err = Serve(context.Background(), &http.Server{Handler: http.NotFoundHandler()}, ln, Config{Timeout: time.Second}, "test", slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "closed") {
 		t.Fatalf("Serve on a closed listener returned %v", err)
+	}
+}
+
+func TestDelayKeepsServingBeforeTheDrain(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "served") })
+		done <- Serve(ctx, &http.Server{Handler: h}, ln, Config{Delay: 500 * time.Millisecond, Timeout: time.Second}, "test", slog.New(slog.DiscardHandler))
+	}()
+	cancel()
+	start := time.Now()
+	time.Sleep(100 * time.Millisecond)
+	// Within the delay a new connection is still served.
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := c.Get("http://" + ln.Addr().String() + "/")
+	if err != nil {
+		t.Fatalf("a request within the delay: %v", err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "served" {
+		t.Fatalf("a request within the delay got %q", b)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 400*time.Millisecond {
+		t.Fatalf("Serve returned %s after ctx ended, before its delay", d)
 	}
 }
