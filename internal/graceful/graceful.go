@@ -35,11 +35,15 @@ type Config struct {
 // its GetCertificate or Certificates). name labels the log lines ("registry",
 // "trustd").
 func Serve(ctx context.Context, srv *http.Server, ln net.Listener, cfg Config, name string, log *slog.Logger) error {
-	var inflight sync.WaitGroup
+	var inflight handlers
 	h := srv.Handler
 	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inflight.Add(1)
-		defer inflight.Done()
+		if !inflight.start() {
+			// A request read just before its connection was closed: there is
+			// nobody left to answer.
+			return
+		}
+		defer inflight.done()
 		h.ServeHTTP(w, r)
 	})
 	errc := make(chan error, 1)
@@ -78,13 +82,53 @@ func Serve(ctx context.Context, srv *http.Server, ln net.Listener, cfg Config, n
 	// The deadline passed: close what is left, so each handler's body read
 	// fails and the handler saves its state, and wait for them to return.
 	srv.Close()
-	done := make(chan struct{})
-	go func() { inflight.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-inflight.closeAndWait():
 		log.Warn(name+" stopped: requests still in flight at the deadline were cut off", "dur", time.Since(start))
 	case <-time.After(handlerGrace):
 		log.Error(name+" stopped: handlers did not return after their connections closed", "wait", handlerGrace)
 	}
 	return nil
+}
+
+// handlers counts the handlers running. Unlike a WaitGroup it may see a
+// handler start while it is being waited for (a connection whose request was
+// read just as it was closed): once closed, it refuses new ones.
+type handlers struct {
+	mu      sync.Mutex
+	n       int
+	closed  bool
+	drained chan struct{}
+}
+
+func (h *handlers) start() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.n++
+	return true
+}
+
+func (h *handlers) done() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n--
+	if h.closed && h.n == 0 {
+		close(h.drained)
+	}
+}
+
+// closeAndWait refuses new handlers and returns a channel closed once the
+// running ones have returned.
+func (h *handlers) closeAndWait() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	h.drained = make(chan struct{})
+	if h.n == 0 {
+		close(h.drained)
+	}
+	return h.drained
 }
