@@ -55,7 +55,9 @@ type Event struct {
 	// Actor is the token's subject, "" without authentication.
 	Actor     string
 	RequestID string
-	// Admission is how a push was admitted (AdmissionOpen or AdmissionAdmitted).
+	// Admission is how a push was admitted (AdmissionOpen or AdmissionAdmitted),
+	// on the first push event of a PUT only (a PUT with several tags reports a
+	// push per tag), so that each decision is counted once.
 	Admission string
 	// Reason says why an admission was denied or could not be decided.
 	Reason string

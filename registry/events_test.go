@@ -83,6 +83,16 @@ func TestEventsReportWhatHappened(t *testing.T) {
 			},
 		},
 		{
+			name: "a push by digest with two tags is a push for each",
+			do: func() response {
+				return putManifest(t, g.srv, "open/scratch", od.String()+"?tag=a&tag=b", open)
+			},
+			want: []Event{
+				{Kind: EventPush, Repo: "open/scratch", Tag: "a", Digest: od, Admission: AdmissionOpen},
+				{Kind: EventPush, Repo: "open/scratch", Tag: "b", Digest: od},
+			},
+		},
+		{
 			name: "a tag delete is a delete",
 			do:   func() response { return do(t, g.srv, "DELETE", "/v2/open/scratch/manifests/v1", nil, nil) },
 			want: []Event{{Kind: EventDelete, Repo: "open/scratch", Tag: "v1"}},

@@ -119,24 +119,36 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	}
 	h.Set("Content-Length", "0")
 	w.WriteHeader(http.StatusCreated)
-	e := Event{Kind: EventPush, Repo: repo, Digest: info.Digest, MediaType: info.MediaType, Size: int64(len(content)), Admission: admission}
+	s.emitPush(r, repo, ref, tags, info, int64(len(content)), admission, signatureOf)
+}
+
+// emitPush reports a stored manifest: one push event per tag it was stored
+// under (one without a tag when pushed by digest alone), and a signature event
+// for a signature artifact, so a listener watching any one tag hears of it.
+func (s *Server) emitPush(r *http.Request, repo, ref string, tags []string, info *storage.ManifestInfo, size int64, admission string, signatureOf digest.Digest) {
 	if !strings.Contains(ref, ":") {
-		e.Tag = ref
-	} else if len(tags) > 0 {
-		e.Tag = tags[0]
+		tags = append([]string{ref}, tags...)
 	}
-	if info.Subject != nil {
-		e.Subject = info.Subject.Digest
+	if len(tags) == 0 {
+		tags = []string{""}
 	}
-	s.emit(r, e)
-	if signatureOf == "" && admission == AdmissionOpen {
-		if subject, ok := signatureTagSubject(e.Tag); ok {
-			signatureOf = subject
+	for i, tag := range tags {
+		e := Event{Kind: EventPush, Repo: repo, Tag: tag, Digest: info.Digest, MediaType: info.MediaType, Size: size}
+		if i == 0 {
+			e.Admission = admission // the PUT's one admission decision
 		}
-	}
-	if signatureOf != "" {
-		e.Kind, e.Subject = EventSignature, signatureOf
+		if info.Subject != nil {
+			e.Subject = info.Subject.Digest
+		}
 		s.emit(r, e)
+		subject := signatureOf
+		if subject == "" && admission == AdmissionOpen {
+			subject, _ = signatureTagSubject(tag)
+		}
+		if subject != "" {
+			e.Kind, e.Subject = EventSignature, subject
+			s.emit(r, e)
+		}
 	}
 }
 
