@@ -82,7 +82,7 @@ func (s *Server) serveAudit(w http.ResponseWriter, r *http.Request, l *audit.Log
 	}
 	q, err := audit.ParseQuery(r.URL.Query(), time.Now())
 	if err != nil {
-		s.writeError(w, r, &Error{Code: ErrorCode{"INVALID", http.StatusBadRequest, "invalid request"}, Detail: err.Error()})
+		s.writeError(w, r, &Error{Code: CodeQueryInvalid, Detail: err.Error()})
 		return
 	}
 	page, err := l.Query(r.Context(), q)

@@ -40,6 +40,9 @@ var (
 	CodeManifestTooLarge    = ErrorCode{"SIZE_INVALID", http.StatusRequestEntityTooLarge, "manifest too large"}
 	CodeUnavailable         = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable"}
 	CodeUnknown             = ErrorCode{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
+	// CodeQueryInvalid is Signet's own, for a bad query of its own endpoints
+	// (the audit log's filters).
+	CodeQueryInvalid = ErrorCode{"QUERY_INVALID", http.StatusBadRequest, "invalid query parameters"}
 )
 
 // Error is an API error: a code, a message that says what was wrong, and detail.

@@ -75,11 +75,11 @@ type observability struct {
 	log    *slog.Logger
 	health *health.Checker
 	// The rest is nil without metrics.
-	reg     *prometheus.Registry
-	driver  *instrumented.Metrics
-	serve   func(ctx context.Context) error
-	http    *httpmetrics.Metrics
-	metrics *registryMetrics
+	reg       *prometheus.Registry
+	driver    *instrumented.Metrics
+	metricsLn *httpmetrics.Listener
+	http      *httpmetrics.Metrics
+	metrics   *registryMetrics
 }
 
 // newObservability binds the metrics listener, if any. ctx is the registry's:
@@ -97,7 +97,7 @@ func newObservability(ctx context.Context, cfg Config, log *slog.Logger) (*obser
 	if o.metrics, err = newRegistryMetrics(o.reg); err != nil {
 		return nil, err
 	}
-	if o.serve, err = httpmetrics.Listen(cfg.Metrics.Addr, "registry", o.reg, log); err != nil {
+	if o.metricsLn, err = httpmetrics.Listen(cfg.Metrics.Addr, "registry", o.reg, log); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -163,13 +163,21 @@ func (o *observability) handler(api http.Handler) http.Handler {
 	return o.health.Handler(api)
 }
 
+// close releases the metrics address, once the server stops or fails to
+// start.
+func (o *observability) close() {
+	if o.metricsLn != nil {
+		o.metricsLn.Close()
+	}
+}
+
 // start serves the metrics until ctx is done.
 func (o *observability) start(ctx context.Context) {
-	if o.serve == nil {
+	if o.metricsLn == nil {
 		return
 	}
 	go func() {
-		if err := o.serve(ctx); err != nil {
+		if err := o.metricsLn.Serve(ctx); err != nil {
 			o.log.Error("metrics listener failed", "err", err)
 		}
 	}()
@@ -214,6 +222,8 @@ func routeLabel(tpl string) string {
 		return "base"
 	case tpl == "/v2/_catalog":
 		return "catalog"
+	case tpl == "/signet/v1/audit":
+		return "audit"
 	case strings.HasSuffix(tpl, "/tags/list"):
 		return "tags"
 	case strings.Contains(tpl, "/manifests/"):

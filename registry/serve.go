@@ -46,6 +46,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if err != nil {
 		return err
 	}
+	defer obs.close()
 	store, err := obs.openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)

@@ -67,11 +67,11 @@ type observability struct {
 	log    *slog.Logger
 	health *health.Checker
 	// The rest is nil without metrics.
-	reg    *prometheus.Registry
-	driver *instrumented.Metrics
-	serve  func(ctx context.Context) error
-	http   *httpmetrics.Metrics
-	tokens map[[2]string]prometheus.Counter
+	reg       *prometheus.Registry
+	driver    *instrumented.Metrics
+	metricsLn *httpmetrics.Listener
+	http      *httpmetrics.Metrics
+	tokens    map[[2]string]prometheus.Counter
 }
 
 // newObservability binds the metrics listener, if any. Once ctx is done,
@@ -99,7 +99,7 @@ func newObservability(ctx context.Context, cfg Config, log *slog.Logger) (*obser
 			o.tokens[[2]string{g, out}] = tokens.WithLabelValues(g, out)
 		}
 	}
-	if o.serve, err = httpmetrics.Listen(cfg.Metrics.Addr, "trustd", o.reg, log); err != nil {
+	if o.metricsLn, err = httpmetrics.Listen(cfg.Metrics.Addr, "trustd", o.reg, log); err != nil {
 		return nil, err
 	}
 	return o, nil
@@ -128,9 +128,15 @@ func (o *observability) attach(s *Server, d driver.Driver) error {
 		}
 		return nil // before trustctl init there is nothing to serve stale
 	})
-	o.health.Add("keys", func(context.Context) error {
-		if s.key == nil || len(s.jwks) == 0 {
-			return errors.New("no token signing key is loaded")
+	o.health.Add("keys", func(ctx context.Context) error {
+		// A token signed now must verify against the keys trustd publishes:
+		// the signing key is loaded and usable, and the JWKS names it.
+		tok, _, err := s.issuer.Issue("readyz", s.cfg.Service, nil)
+		if err != nil {
+			return fmt.Errorf("the token signing key cannot sign: %w", err)
+		}
+		if _, err := s.verifier.Verify(ctx, tok); err != nil {
+			return fmt.Errorf("a token signed now does not verify against the published keys: %w", err)
 		}
 		return nil
 	})
@@ -170,13 +176,21 @@ func (o *observability) handler(s http.Handler) http.Handler {
 	return o.health.Handler(s)
 }
 
+// close releases the metrics address, once the server stops or fails to
+// start.
+func (o *observability) close() {
+	if o.metricsLn != nil {
+		o.metricsLn.Close()
+	}
+}
+
 // start serves the metrics until ctx is done.
 func (o *observability) start(ctx context.Context) {
-	if o.serve == nil {
+	if o.metricsLn == nil {
 		return
 	}
 	go func() {
-		if err := o.serve(ctx); err != nil {
+		if err := o.metricsLn.Serve(ctx); err != nil {
 			o.log.Error("metrics listener failed", "err", err)
 		}
 	}()

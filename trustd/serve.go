@@ -49,6 +49,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	defer obs.close()
 	tlsCfg, err := cfg.TLS.serving().ServerConfig("tls", log)
 	if err != nil {
 		return err

@@ -25,11 +25,17 @@ func NewRegistry() *prometheus.Registry {
 	return reg
 }
 
-// Listen binds addr (the metrics.addr key) and returns a function that serves
-// reg's metrics on it at /metrics until ctx is done. It logs
-// "metrics listening" with the bound address and server. Binding first lets a
-// bad address fail the server's start.
-func Listen(addr, server string, reg *prometheus.Registry, log *slog.Logger) (serve func(ctx context.Context) error, err error) {
+// Listener serves a registry of metrics on its own address.
+type Listener struct {
+	ln  net.Listener
+	srv *http.Server
+}
+
+// Listen binds addr (the metrics.addr key) for reg's metrics, served at
+// /metrics by Serve. It logs "metrics listening" with the bound address and
+// server. Binding first lets a bad address fail the server's start; a server
+// that fails to start after Listen must Close it.
+func Listen(addr, server string, reg *prometheus.Registry, log *slog.Logger) (*Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.addr: %w", err)
@@ -47,19 +53,34 @@ func Listen(addr, server string, reg *prometheus.Registry, log *slog.Logger) (se
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	log.Info("metrics listening", "addr", ln.Addr().String(), "server", server)
-	return func(ctx context.Context) error {
-		errc := make(chan error, 1)
-		go func() { errc <- srv.Serve(ln) }()
-		select {
-		case err := <-errc:
-			return err
-		case <-ctx.Done():
+	return &Listener{ln: ln, srv: srv}, nil
+}
+
+// Serve serves the metrics until ctx is done.
+func (l *Listener) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- l.srv.Serve(l.ln) }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, http.ErrServerClosed) {
+			return nil
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-		return nil
-	}, nil
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := l.srv.Shutdown(sctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+// Close releases the address, served or not.
+func (l *Listener) Close() error {
+	l.srv.Close()
+	if err := l.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+		return err
+	}
+	return nil
 }
