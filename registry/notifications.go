@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
 
 	"github.com/signet-oss/signet/registry/notify"
 	"github.com/signet-oss/signet/registry/storage"
@@ -19,7 +20,12 @@ func startNotifications(ctx context.Context, cfg Config, store *storage.Store, a
 		return func(context.Context) {}, nil
 	}
 	if nc.Source == "" {
-		nc.Source = "http://" + addr.String()
+		hostname, _ := os.Hostname()
+		var ok bool
+		nc.Source, ok = notify.DefaultSource(addr.String(), cfg.TLS.Cert != "", hostname)
+		if !ok {
+			log.Warn("notifications: the registry listens on no particular host and the machine's hostname is unknown: set notifications.source to the registry's URL", "source", nc.Source)
+		}
 	}
 	n, err := notify.New(nc, store.Driver(), log)
 	if err != nil {

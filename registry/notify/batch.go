@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"time"
 )
@@ -42,9 +43,11 @@ func (n *Notifier) flushPulls(ctx context.Context) {
 	}
 	for _, ep := range n.endpoints {
 		var mine []CloudEvent
+		var first string // the first pull's repository, for the log
 		for i, ce := range events {
 			if ep.wants(KindPull, repos[i]) {
 				mine = append(mine, ce)
+				first = cmp.Or(first, repos[i])
 			}
 		}
 		if len(mine) == 0 {
@@ -53,10 +56,11 @@ func (n *Notifier) flushPulls(ctx context.Context) {
 		now := time.Now()
 		key := n.q.newKey(now)
 		r := &record{Owner: n.q.replica, Created: now.UTC(), Batch: true, Events: mine}
-		if err := n.q.put(ctx, ep.cfg.Name, key, r); err != nil {
-			n.log.Error("notifications: a batch of pulls is not queued", "endpoint", ep.cfg.Name, "pulls", len(mine), "err", err)
+		if err := n.persist(ctx, ep.cfg.Name, key, r); err != nil {
+			n.log.Error("notifications: a batch of pulls is lost: it could not be queued", "endpoint", ep.cfg.Name,
+				"kind", KindPull, "pulls", len(mine), "repo", first, "requestId", mine[0].Data.RequestID, "err", err)
 			continue
 		}
-		ep.add(key, r)
+		ep.add(key)
 	}
 }

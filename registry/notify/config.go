@@ -3,6 +3,8 @@ package notify
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -15,7 +17,8 @@ import (
 // (notifications.*). Without endpoints nothing is queued or sent.
 type Config struct {
 	// Source is the CloudEvents source of every event: this registry's name or
-	// URL (notifications.source, default http://<the listen address>).
+	// URL (notifications.source, default DefaultSource: the URL the registry
+	// serves at).
 	Source string `yaml:"source"`
 	// Endpoints receive the webhooks (notifications.endpoints).
 	Endpoints []Endpoint `yaml:"endpoints"`
@@ -83,8 +86,20 @@ func (Secret) String() string { return "[redacted]" }
 // GoString keeps %#v from printing the secret too.
 func (Secret) GoString() string { return "[redacted]" }
 
-// Kinds are the event kinds an endpoint may subscribe to.
-var Kinds = []string{KindPush, KindPull, KindDelete, KindAdmissionDenied, KindSignature}
+// Kinds returns the event kinds an endpoint may subscribe to, in a slice of
+// the caller's own.
+func Kinds() []string {
+	return []string{KindPush, KindPull, KindDelete, KindAdmissionDenied, KindSignature}
+}
+
+// isKind reports whether k is one of Kinds.
+func isKind(k string) bool {
+	switch k {
+	case KindPush, KindPull, KindDelete, KindAdmissionDenied, KindSignature:
+		return true
+	}
+	return false
+}
 
 // Defaults returns the section with its defaults and no endpoint.
 func Defaults() Config {
@@ -98,7 +113,7 @@ func Defaults() Config {
 // withDefaults fills the fields left out of an endpoint.
 func (e Endpoint) withDefaults() Endpoint {
 	if len(e.Events) == 0 {
-		e.Events = Kinds
+		e.Events = Kinds()
 	}
 	if len(e.Repositories) == 0 {
 		e.Repositories = []string{"**"}
@@ -150,8 +165,9 @@ func (c Config) Validate() error {
 			bad(key+"name", "%q names two endpoints", e.Name)
 		}
 		names[e.Name] = true
+		// The URL itself is not printed: a webhook URL often carries a token.
 		if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(key+"url", "%q is not an http or https URL", e.URL)
+			bad(key+"url", "not an http or https URL with a host")
 		}
 		switch {
 		case e.Secret == "" && e.SecretFile == "":
@@ -164,8 +180,8 @@ func (c Config) Validate() error {
 			}
 		}
 		for _, k := range e.Events {
-			if !slices.Contains(Kinds, k) {
-				bad(key+"events", "%q is not one of %s", k, strings.Join(Kinds, ", "))
+			if !isKind(k) {
+				bad(key+"events", "%q is not one of %s", k, strings.Join(Kinds(), ", "))
 			}
 		}
 		for _, p := range e.Repositories {
@@ -173,13 +189,25 @@ func (c Config) Validate() error {
 				bad(key+"repositories", "%q is not a repository pattern", p)
 			}
 		}
-		if e.Timeout < 0 || e.Backoff < 0 || e.MaxBackoff < 0 || e.MaxAge < 0 {
-			bad(key+"timeout", "timeout, backoff, maxBackoff and maxAge must not be negative")
+		for _, d := range []struct {
+			key string
+			v   time.Duration
+		}{{"timeout", e.Timeout}, {"backoff", e.Backoff}, {"maxBackoff", e.MaxBackoff}, {"maxAge", e.MaxAge}} {
+			if d.v < 0 {
+				bad(key+d.key, "must not be negative")
+			}
 		}
 		if d := e.withDefaults(); d.MaxBackoff < d.Backoff {
 			bad(key+"maxBackoff", "must not be below backoff (%s)", d.Backoff)
 		}
-		for h := range e.Headers {
+		// Values are not printed: they are often credentials.
+		for _, h := range slices.Sorted(maps.Keys(e.Headers)) {
+			switch {
+			case !validHeaderName(h):
+				bad(key+"headers", "%q is not a header name", h)
+			case !validHeaderValue(e.Headers[h]):
+				bad(key+"headers", "the value of %s holds a newline or another control character", h)
+			}
 			switch http.CanonicalHeaderKey(h) {
 			case "Content-Type", "Content-Length", SignatureHeader:
 				bad(key+"headers", "%s is set by the registry", h)
@@ -203,18 +231,69 @@ func validName(s string) bool {
 	return true
 }
 
-// secret returns the endpoint's key, read from SecretFile when that is set.
-func (e Endpoint) secret() ([]byte, error) {
+// validHeaderName reports whether s is an HTTP field name: an RFC 9110 token,
+// as golang.org/x/net/http/httpguts.ValidHeaderFieldName checks it.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// validHeaderValue reports whether s can be an HTTP field value: no control
+// characters but horizontal tab (no CR or LF, which would end the header), as
+// golang.org/x/net/http/httpguts.ValidHeaderFieldValue checks it.
+func validHeaderValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// secret returns the endpoint's key, read from SecretFile when that is set;
+// key is the endpoint's config key ("notifications.endpoints[0]").
+func (e Endpoint) secret(key string) ([]byte, error) {
 	if e.SecretFile == "" {
 		return []byte(e.Secret), nil
 	}
 	b, err := os.ReadFile(e.SecretFile)
 	if err != nil {
-		return nil, fmt.Errorf("notifications endpoint %s: secretFile: %w", e.Name, err)
+		return nil, fmt.Errorf("%s.secretFile: %w", key, err)
 	}
 	b = []byte(strings.TrimRight(string(b), "\r\n"))
 	if len(b) == 0 {
-		return nil, fmt.Errorf("notifications endpoint %s: secretFile %s is empty", e.Name, e.SecretFile)
+		return nil, fmt.Errorf("%s.secretFile: %s is empty", key, e.SecretFile)
 	}
 	return b, nil
+}
+
+// DefaultSource is notifications.source when it is not set: the URL of the
+// registry listening at addr, https when it serves TLS. An unspecified host
+// (":5000", "[::]:5000") is replaced by hostname, the machine's name; when
+// that is "" too, ok is false and the source keeps the address as it is (the
+// caller then asks for notifications.source to be set).
+func DefaultSource(addr string, tls bool, hostname string) (source string, ok bool) {
+	scheme := "http://"
+	if tls {
+		scheme = "https://"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return scheme + addr, false
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		if hostname == "" {
+			return scheme + addr, false
+		}
+		host = hostname
+	}
+	return scheme + net.JoinHostPort(host, port), true
 }

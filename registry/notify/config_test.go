@@ -63,7 +63,7 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 func TestSecretFileIsReadWithoutItsNewline(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "secret")
 	os.WriteFile(p, []byte("hunter2\n"), 0o600)
-	got, err := Endpoint{Name: "e", SecretFile: p}.secret()
+	got, err := Endpoint{Name: "e", SecretFile: p}.secret("notifications.endpoints[0]")
 	if err != nil || string(got) != "hunter2" {
 		t.Fatalf("secret() = %q, %v; want hunter2", got, err)
 	}

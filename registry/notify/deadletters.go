@@ -19,6 +19,9 @@ type DeadLetter struct {
 	Failed   time.Time    `json:"failed"`
 	Error    string       `json:"error"`
 	Events   []CloudEvent `json:"events"`
+	// Raw holds the bytes of a queued record that could not be parsed (and
+	// Events is empty); such a dead letter cannot be requeued.
+	Raw []byte `json:"raw,omitempty"`
 }
 
 // DeadLetters lists the dead letters of endpoint, or of every endpoint when it
@@ -53,7 +56,7 @@ func DeadLetters(ctx context.Context, d driver.Driver, endpoint string) ([]DeadL
 			if err != nil {
 				return nil, err
 			}
-			out = append(out, DeadLetter{Endpoint: ep, Key: key, Created: r.Created, Failed: r.Failed, Error: r.Error, Events: r.Events})
+			out = append(out, DeadLetter{Endpoint: ep, Key: key, Created: r.Created, Failed: r.Failed, Error: r.Error, Events: r.Events, Raw: r.Raw})
 		}
 	}
 	return out, nil
@@ -73,6 +76,9 @@ func Requeue(ctx context.Context, d driver.Driver, endpoint, key string) error {
 	}
 	if err != nil {
 		return err
+	}
+	if len(r.Events) == 0 {
+		return fmt.Errorf("the dead letter %q of endpoint %q holds no event (an unreadable record is kept as its raw bytes): it cannot be requeued", key, endpoint)
 	}
 	r.Owner, r.Created, r.Error, r.Failed = "", time.Now().UTC(), "", time.Time{}
 	b, err := json.Marshal(r)

@@ -17,6 +17,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -43,21 +44,34 @@ type Notifier struct {
 	batchRepos []string
 	batchTimer *time.Timer
 
+	// beatMu guards beatAt, the local time (with its monotonic reading) just
+	// after this process last wrote its heartbeat: with the heartbeat's
+	// modification time it tells the storage's clock (see clock.go).
+	beatMu sync.Mutex
+	beatAt time.Time
+
 	// drain is closed by Close: workers deliver what they hold and stop at the
 	// first failure.
-	drain  chan struct{}
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	drain chan struct{}
+	// cancel stops the workers and the heartbeat; stopScans the scans.
+	cancel    context.CancelFunc
+	stopScans context.CancelFunc
+	// workers counts the delivery workers, background the heartbeat and the
+	// scans.
+	workers, background sync.WaitGroup
 }
 
-// endpoint is one receiver and the records this process owes it.
+// endpoint is one receiver and the keys of the records this process owes it.
 type endpoint struct {
 	cfg    Endpoint
 	secret []byte
 	client *http.Client
 
-	mu      sync.Mutex
-	pending map[string]*record // key -> record this replica owns and has not delivered
+	mu sync.Mutex
+	// pending holds the keys of the records this replica owns and has not
+	// delivered; only keys: a record's body is read just before it is sent, so
+	// a long backlog costs memory per key, not per event.
+	pending pending
 	// seen remembers the owner of another replica's record, so that a scan
 	// does not read it again while that owner is alive.
 	seen map[string]string
@@ -70,9 +84,9 @@ func New(cfg Config, d driver.Driver, log *slog.Logger) (*Notifier, error) {
 	var b [4]byte
 	rand.Read(b[:])
 	n := &Notifier{cfg: cfg, log: log, q: &queue{d: d, replica: hex.EncodeToString(b[:])}, drain: make(chan struct{})}
-	for _, c := range cfg.Endpoints {
+	for i, c := range cfg.Endpoints {
 		c = c.withDefaults()
-		secret, err := c.secret()
+		secret, err := c.secret(fmt.Sprintf("notifications.endpoints[%d]", i))
 		if err != nil {
 			return nil, err
 		}
@@ -83,7 +97,7 @@ func New(cfg Config, d driver.Driver, log *slog.Logger) (*Notifier, error) {
 				// A redirect would turn the POST into a GET: it is a failed attempt.
 				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 			},
-			pending: map[string]*record{}, seen: map[string]string{}, wake: make(chan struct{}, 1),
+			pending: newPending(), seen: map[string]string{}, wake: make(chan struct{}, 1),
 		})
 		n.pulls = n.pulls || slices.Contains(c.Events, KindPull)
 	}
@@ -93,40 +107,47 @@ func New(cfg Config, d driver.Driver, log *slog.Logger) (*Notifier, error) {
 // Replica is the name this process writes its records and heartbeat under.
 func (n *Notifier) Replica() string { return n.q.replica }
 
-// Start marks this process alive, takes over what stopped processes left
-// queued, and starts the workers. They run until Close; ctx's values are kept,
-// its end is not what stops them, so that Close can drain after the server
-// stopped.
+// Start marks this process alive and starts the heartbeat, the scans that
+// take over what stopped processes left queued, and the workers. Only the
+// first heartbeat write happens before Start returns (bounded, and ended by
+// ctx): reading a queued backlog is the scans' job, in the background, so it
+// never holds the registry's start back.
+//
+// The scans end with ctx (or Close). The workers and the heartbeat run until
+// Close: ctx's values are kept, its end is not what stops them, so that Close
+// can drain after the server stopped.
 func (n *Notifier) Start(ctx context.Context) {
-	ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	if err := n.q.beat(ctx, time.Now()); err != nil {
-		n.log.Error("notifications: writing the heartbeat", "err", err)
-	}
-	n.scan(ctx)
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		n.heartbeats(ctx)
-	}()
+	bctx, cancel := context.WithTimeout(ctx, n.cfg.TakeoverAfter)
+	n.beat(bctx)
+	cancel()
+	var sctx context.Context
+	sctx, n.stopScans = context.WithCancel(ctx)
+	wctx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	n.cancel = cancelWork
+	n.background.Go(func() { n.heartbeats(wctx) })
+	n.background.Go(func() { n.scans(sctx) })
 	for _, e := range n.endpoints {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
-			n.work(ctx, e)
-		}()
+		n.workers.Go(func() { n.work(wctx, e) })
 	}
-	n.log.Info("notifications on", "endpoints", len(n.endpoints), "replica", n.q.replica)
+	n.log.Info("notifications on", "endpoints", len(n.endpoints), "replica", n.q.replica, "source", n.source())
 }
 
-// Close queues the pulls collected so far, lets the workers deliver what
-// they hold until one fails or ctx ends, then stops them and deletes this
-// process's heartbeat, so another process (or this one restarted) takes over
-// at once what is left.
+// Close stops the scans, queues the pulls collected so far, lets the workers
+// deliver what they hold until one fails or ctx ends (the heartbeat goes on
+// meanwhile), then stops them and deletes this process's heartbeat, so
+// another process (or this one restarted) takes over at once what is left.
 func (n *Notifier) Close(ctx context.Context) {
-	n.flushPulls(ctx)
+	if n.stopScans != nil {
+		n.stopScans()
+	}
+	// The open batch is queued even when ctx has already ended (a shutdown
+	// timeout of 0): those pulls are lost otherwise.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
+	n.flushPulls(fctx)
+	cancel()
 	close(n.drain)
 	done := make(chan struct{})
-	go func() { n.wg.Wait(); close(done) }()
+	go func() { n.workers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
@@ -134,7 +155,8 @@ func (n *Notifier) Close(ctx context.Context) {
 	if n.cancel != nil {
 		n.cancel()
 	}
-	n.wg.Wait()
+	n.workers.Wait()
+	n.background.Wait()
 	if err := n.q.stop(context.WithoutCancel(ctx)); err != nil {
 		n.log.Warn("notifications: deleting the heartbeat", "err", err)
 	}
@@ -143,12 +165,21 @@ func (n *Notifier) Close(ctx context.Context) {
 // persistTimeout bounds the queue write of one event.
 const persistTimeout = 30 * time.Second
 
+// Queue writes that fail are tried putAttempts times in all, waiting
+// putBackoff, then twice that, between them.
+const (
+	putAttempts = 3
+	putBackoff  = 100 * time.Millisecond
+)
+
 // Notify queues e for every endpoint whose filters it passes, and returns once
 // it is stored (pulls: once collected into the open batch). Kinds no endpoint
 // can subscribe to are ignored. It is not cancelled by ctx's end: a client
-// that hangs up after its push still gets the push notified.
+// that hangs up after its push still gets the push notified. A queue write
+// that still fails after putAttempts loses the event for that endpoint: it is
+// logged at error level and returned.
 func (n *Notifier) Notify(ctx context.Context, e Event) error {
-	if !slices.Contains(Kinds, e.Kind) {
+	if !isKind(e.Kind) {
 		return nil
 	}
 	if e.Kind == KindPull && !n.pulls {
@@ -168,17 +199,39 @@ func (n *Notifier) Notify(ctx context.Context, e Event) error {
 		now := time.Now()
 		key := n.q.newKey(now)
 		r := &record{Owner: n.q.replica, Created: now.UTC(), Events: []CloudEvent{ce}}
-		if err := n.q.put(ctx, ep.cfg.Name, key, r); err != nil {
-			n.log.Error("notifications: the event is not queued", "endpoint", ep.cfg.Name, "repo", e.Repo, "kind", e.Kind, "err", err)
+		if err := n.persist(ctx, ep.cfg.Name, key, r); err != nil {
+			n.log.Error("notifications: the event is lost: it could not be queued", "endpoint", ep.cfg.Name,
+				"repo", e.Repo, "kind", e.Kind, "requestId", e.RequestID, "id", ce.ID, "err", err)
 			errs = append(errs, err)
 			continue
 		}
-		ep.add(key, r)
+		ep.add(key)
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("queueing %s of %s: %w", e.Kind, e.Repo, errs[0])
 	}
 	return nil
+}
+
+// persist writes a new record, trying again briefly when the write fails.
+func (n *Notifier) persist(ctx context.Context, endpoint, key string, r *record) error {
+	var err error
+	for attempt := range putAttempts {
+		if attempt > 0 {
+			t := time.NewTimer(putBackoff << (attempt - 1))
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return errors.Join(err, ctx.Err())
+			case <-t.C:
+			}
+		}
+		if err = n.q.put(ctx, endpoint, key, r); err == nil {
+			return nil
+		}
+		n.log.Warn("notifications: queueing a record failed", "endpoint", endpoint, "key", key, "attempt", attempt+1, "err", err)
+	}
+	return err
 }
 
 func (n *Notifier) source() string {
@@ -201,10 +254,10 @@ func (ep *endpoint) wants(kind, repo string) bool {
 	return false
 }
 
-// add hands an owned record to the worker.
-func (ep *endpoint) add(key string, r *record) {
+// add hands the key of an owned record to the worker.
+func (ep *endpoint) add(key string) {
 	ep.mu.Lock()
-	ep.pending[key] = r
+	ep.pending.add(key)
 	ep.mu.Unlock()
 	select {
 	case ep.wake <- struct{}{}:
@@ -212,111 +265,21 @@ func (ep *endpoint) add(key string, r *record) {
 	}
 }
 
-// next returns the oldest owned record, or "" when there is none.
-func (ep *endpoint) next() (string, *record) {
+// next returns the key of the oldest owned record, or "" when there is none.
+func (ep *endpoint) next() string {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	if len(ep.pending) == 0 {
-		return "", nil
-	}
-	var first string
-	for k := range ep.pending {
-		if first == "" || k < first {
-			first = k
-		}
-	}
-	return first, ep.pending[first]
+	return ep.pending.first()
 }
 
 func (ep *endpoint) remove(key string) {
 	ep.mu.Lock()
-	delete(ep.pending, key)
+	ep.pending.remove(key)
 	ep.mu.Unlock()
 }
 
 func (ep *endpoint) owns(key string) bool {
 	ep.mu.Lock()
 	defer ep.mu.Unlock()
-	_, ok := ep.pending[key]
-	return ok
-}
-
-// heartbeats rewrites the heartbeat and scans the queues for records to take
-// over, every cfg.Heartbeat, until ctx ends or Close drains.
-func (n *Notifier) heartbeats(ctx context.Context) {
-	t := time.NewTicker(n.cfg.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-n.drain:
-			return
-		case <-t.C:
-		}
-		if err := n.q.beat(ctx, time.Now()); err != nil {
-			n.log.Warn("notifications: writing the heartbeat", "err", err)
-		}
-		n.scan(ctx)
-	}
-}
-
-// scan adopts the queued records this process does not hold yet: its own
-// (left by a failed delete) and those of processes whose heartbeat is older
-// than TakeoverAfter or gone.
-func (n *Notifier) scan(ctx context.Context) {
-	beats := map[string]bool{}
-	alive := func(replica string) bool {
-		if a, ok := beats[replica]; ok {
-			return a
-		}
-		t, err := n.q.lastBeat(ctx, replica)
-		// An unreadable heartbeat counts as alive: taking over is the
-		// riskier mistake (every replica would deliver).
-		a := err != nil || time.Since(t) < n.cfg.TakeoverAfter
-		beats[replica] = a
-		return a
-	}
-	for _, ep := range n.endpoints {
-		keys, err := n.q.keys(ctx, ep.cfg.Name)
-		if err != nil {
-			n.log.Warn("notifications: listing the queue", "endpoint", ep.cfg.Name, "err", err)
-			continue
-		}
-		listed := make(map[string]bool, len(keys))
-		for _, key := range keys {
-			listed[key] = true
-			if ep.owns(key) {
-				continue
-			}
-			ep.mu.Lock()
-			owner, known := ep.seen[key]
-			ep.mu.Unlock()
-			if known && alive(owner) {
-				continue
-			}
-			r, owner, err := n.q.claim(ctx, ep.cfg.Name, key, alive)
-			if err != nil {
-				n.log.Warn("notifications: reading a queued record", "endpoint", ep.cfg.Name, "key", key, "err", err)
-				continue
-			}
-			if r == nil {
-				if owner != "" {
-					ep.mu.Lock()
-					ep.seen[key] = owner
-					ep.mu.Unlock()
-				}
-				continue
-			}
-			n.log.Info("notifications: delivering a record left queued", "endpoint", ep.cfg.Name, "key", key)
-			ep.add(key, r)
-		}
-		ep.mu.Lock()
-		for k := range ep.seen {
-			if !listed[k] {
-				delete(ep.seen, k)
-			}
-		}
-		ep.mu.Unlock()
-	}
+	return ep.pending.has(key)
 }

@@ -3,10 +3,14 @@ package notify
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -381,35 +385,50 @@ func TestQueuedRecordsSurviveAStopAndAreDeliveredByTheNextProcess(t *testing.T) 
 	}
 }
 
+// fsDriver is a filesystem driver and its root, where a test can age a
+// heartbeat by setting its modification time.
+func fsDriver(t *testing.T) (driver.Driver, string) {
+	t.Helper()
+	root := t.TempDir()
+	d, err := filesystem.New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, root
+}
+
+// ageHeartbeat sets replica's heartbeat's modification time to by before now,
+// leaving its content (whatever time it says) alone.
+func ageHeartbeat(t *testing.T, root, replica string, by time.Duration) {
+	t.Helper()
+	old := time.Now().Add(-by)
+	if err := os.Chtimes(filepath.Join(root, filepath.FromSlash(heartbeatPath(replica))), old, old); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestRecordsOfALiveReplicaAreLeftToIt(t *testing.T) {
 	ctx := context.Background()
-	d := inmemory.New()
+	d, root := fsDriver(t)
 	cfg := testConfig(Endpoint{Name: "e", URL: "http://127.0.0.1:1/"})
 	crashed := newNotifier(t, cfg, d) // never started: it queues, then "crashes"
-	if err := crashed.q.beat(ctx, time.Now()); err != nil {
-		t.Fatal(err)
-	}
+	crashed.beat(ctx)
 	crashed.Notify(ctx, push("r", "v1"))
 	other := newNotifier(t, cfg, d)
+	other.beat(ctx)
 	other.scan(ctx)
-	if key, _ := other.endpoints[0].next(); key != "" {
+	if key := other.endpoints[0].next(); key != "" {
 		t.Fatalf("took over %s while its owner's heartbeat is fresh", key)
 	}
-	// The owner's heartbeat goes stale: the record is taken over, by one
-	// replica only.
-	if err := crashed.q.beat(ctx, time.Now().Add(-cfg.TakeoverAfter-time.Second)); err != nil {
-		t.Fatal(err)
-	}
+	// The owner's heartbeat goes stale on the storage's clock: the record is
+	// taken over, by one replica only.
+	ageHeartbeat(t, root, crashed.Replica(), cfg.TakeoverAfter+2*time.Second)
 	third := newNotifier(t, cfg, d)
-	for _, n := range []*Notifier{other, third} { // both alive
-		if err := n.q.beat(ctx, time.Now()); err != nil {
-			t.Fatal(err)
-		}
-	}
+	third.beat(ctx)
 	other.scan(ctx)
 	third.scan(ctx)
-	k1, _ := other.endpoints[0].next()
-	k3, _ := third.endpoints[0].next()
+	k1 := other.endpoints[0].next()
+	k3 := third.endpoints[0].next()
 	if (k1 == "") == (k3 == "") {
 		t.Fatalf("after the heartbeat went stale, took over by %q and %q: want exactly one replica", k1, k3)
 	}
@@ -418,5 +437,119 @@ func TestRecordsOfALiveReplicaAreLeftToIt(t *testing.T) {
 	json.Unmarshal(b, &r)
 	if winner := map[bool]*Notifier{true: other, false: third}[k1 != ""]; r.Owner != winner.Replica() {
 		t.Errorf("the record's owner is %q, want the replica that took it over (%s)", r.Owner, winner.Replica())
+	}
+}
+
+func TestConcurrentScansClaimEachOrphanOnce(t *testing.T) {
+	for name, newDriver := range drivers(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			d := newDriver()
+			cfg := testConfig(Endpoint{Name: "e", URL: "http://127.0.0.1:1/"})
+			// A process that queued and stopped: its heartbeat is gone.
+			gone := newNotifier(t, cfg, d)
+			const records = 40
+			for i := range records {
+				if err := gone.Notify(ctx, push("r", fmt.Sprint(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			scanners := make([]*Notifier, 6)
+			for i := range scanners {
+				scanners[i] = newNotifier(t, cfg, d)
+				scanners[i].beat(ctx)
+			}
+			start := make(chan struct{})
+			var wg sync.WaitGroup
+			for _, n := range scanners {
+				wg.Go(func() {
+					<-start
+					n.scan(ctx)
+				})
+			}
+			close(start)
+			wg.Wait()
+			claimedBy := map[string]*Notifier{}
+			for _, n := range scanners {
+				ep := n.endpoints[0]
+				ep.mu.Lock()
+				for key := range ep.pending.set {
+					if prev, ok := claimedBy[key]; ok {
+						t.Errorf("%s claimed by %s and %s", key, prev.Replica(), n.Replica())
+					}
+					claimedBy[key] = n
+				}
+				ep.mu.Unlock()
+			}
+			keys := queued(t, d, "e")
+			if len(keys) != records || len(claimedBy) != records {
+				t.Fatalf("%d records queued, %d claimed; want all %d claimed", len(keys), len(claimedBy), records)
+			}
+			for _, key := range keys {
+				r, _, err := (&queue{d: d}).load(ctx, "e", key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := claimedBy[key]; n == nil || r.Owner != n.Replica() {
+					t.Errorf("%s: stored owner %q, but claimed by %v", key, r.Owner, n)
+				}
+			}
+		})
+	}
+}
+
+func TestHeartbeatAgeIsJudgedOnTheStoragesClock(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig(Endpoint{Name: "e", URL: "http://127.0.0.1:1/"})
+	for _, tc := range []struct {
+		name string
+		// says is the time the owner's heartbeat content claims; age how old
+		// the storage says the heartbeat file is.
+		says     time.Time
+		age      time.Duration
+		takeOver bool
+	}{
+		{"a heartbeat written now by a clock an hour slow is alive", time.Now().Add(-time.Hour), 0, false},
+		{"a heartbeat that says now but was not rewritten for long is stale", time.Now(), cfg.TakeoverAfter + 2*time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, root := fsDriver(t)
+			owner := newNotifier(t, cfg, d)
+			if err := owner.q.beat(ctx, tc.says); err != nil {
+				t.Fatal(err)
+			}
+			if tc.age > 0 {
+				ageHeartbeat(t, root, owner.Replica(), tc.age)
+			}
+			owner.Notify(ctx, push("r", "v1"))
+			other := newNotifier(t, cfg, d)
+			other.beat(ctx)
+			other.scan(ctx)
+			if took := other.endpoints[0].next() != ""; took != tc.takeOver {
+				t.Fatalf("took over: %v, want %v", took, tc.takeOver)
+			}
+		})
+	}
+}
+
+func TestScansDeleteHeartbeatsOfProcessesLongGone(t *testing.T) {
+	ctx := context.Background()
+	d, root := fsDriver(t)
+	cfg := testConfig(Endpoint{Name: "e", URL: "http://127.0.0.1:1/"})
+	longGone, recent := newNotifier(t, cfg, d), newNotifier(t, cfg, d)
+	longGone.beat(ctx)
+	recent.beat(ctx)
+	ageHeartbeat(t, root, longGone.Replica(), staleHeartbeatFactor*cfg.TakeoverAfter+2*time.Second)
+	ageHeartbeat(t, root, recent.Replica(), 2*cfg.TakeoverAfter)
+	n := newNotifier(t, cfg, d)
+	n.beat(ctx)
+	n.scan(ctx)
+	if _, err := d.Stat(ctx, heartbeatPath(longGone.Replica())); !errors.Is(err, driver.ErrNotFound) {
+		t.Errorf("the heartbeat %s old is still there (%v)", staleHeartbeatFactor*cfg.TakeoverAfter, err)
+	}
+	for _, kept := range []string{recent.Replica(), n.Replica()} {
+		if _, err := d.Stat(ctx, heartbeatPath(kept)); err != nil {
+			t.Errorf("the heartbeat of %s: %v, want it kept", kept, err)
+		}
 	}
 }

@@ -20,12 +20,16 @@ import (
 //	/v1/notifications
 //	├── replicas/<replica>                     a process's heartbeat: JSON {"time": ...},
 //	│                                          rewritten every notifications.heartbeat;
-//	│                                          deleted when the process stops cleanly
+//	│                                          its modification time is what counts;
+//	│                                          deleted when the process stops cleanly,
+//	│                                          or by a scan once 10×takeoverAfter old
 //	└── endpoints/<endpoint>/
 //	    ├── queue/<key>                        one delivery still owed (a record, JSON):
 //	    │                                      the owner replica, creation time, the
 //	    │                                      CloudEvents; deleted once delivered
 //	    └── dead/<key>                         a record given up on, with its last error
+//	                                           (a record nothing could parse: its bytes,
+//	                                           in raw)
 //
 // <key> is "<creation time, unix nanoseconds, 20 digits>-<replica>-<sequence, 10
 // digits>": lexical order is creation order, so listing a queue yields it in the
@@ -55,7 +59,18 @@ type record struct {
 	// Error and Failed are set in the dead-letter area: why it was given up.
 	Error  string    `json:"error,omitempty"`
 	Failed time.Time `json:"failed,omitempty"`
+	// Raw, in the dead-letter area only, holds the bytes of a queued record
+	// that could not be parsed (Events is then empty).
+	Raw []byte `json:"raw,omitempty"`
 }
+
+// unreadableError is a queued record that is not a record.
+type unreadableError struct {
+	raw []byte
+	err error
+}
+
+func (e *unreadableError) Error() string { return "unreadable record: " + e.err.Error() }
 
 // queue reads and writes the records of every endpoint for one replica.
 type queue struct {
@@ -95,7 +110,18 @@ func (q *queue) done(ctx context.Context, endpoint, key string) error {
 func (q *queue) bury(ctx context.Context, endpoint, key string, r *record, reason string, now time.Time) error {
 	dead := *r
 	dead.Error, dead.Failed = reason, now.UTC()
-	b, err := json.Marshal(&dead)
+	return q.putDead(ctx, endpoint, key, &dead)
+}
+
+// buryRaw moves the bytes of a queued record that cannot be parsed to the
+// dead-letter area, as they were, with the reason.
+func (q *queue) buryRaw(ctx context.Context, endpoint, key string, raw []byte, reason string, now time.Time) error {
+	return q.putDead(ctx, endpoint, key, &record{Error: reason, Failed: now.UTC(), Raw: raw})
+}
+
+// putDead writes dead at dead/<key>, then removes queue/<key>.
+func (q *queue) putDead(ctx context.Context, endpoint, key string, dead *record) error {
+	b, err := json.Marshal(dead)
 	if err != nil {
 		return err
 	}
@@ -133,42 +159,51 @@ func (q *queue) dead(ctx context.Context, endpoint string) ([]string, error) {
 	return paths, err
 }
 
-// claim reads the record at key and makes this replica its owner if its owner
-// is not alive, atomically against other replicas claiming it. It returns a nil
-// record when the record is gone or stays another's, with that other owner.
-func (q *queue) claim(ctx context.Context, endpoint, key string, alive func(replica string) bool) (*record, string, error) {
-	p := queueDir(endpoint) + "/" + key
-	b, version, err := q.d.GetContent(ctx, p)
-	if errors.Is(err, driver.ErrNotFound) {
-		return nil, "", nil
-	}
+// load reads the record at key. ErrNotFound when it is gone; an
+// *unreadableError when it is not a record.
+func (q *queue) load(ctx context.Context, endpoint, key string) (*record, string, error) {
+	b, version, err := q.d.GetContent(ctx, queueDir(endpoint)+"/"+key)
 	if err != nil {
 		return nil, "", err
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
-		// Nothing can ever deliver it: keep it where an operator looks.
-		q.bury(ctx, endpoint, key, &record{Created: time.Now()}, "unreadable record: "+err.Error(), time.Now())
-		return nil, "", nil
+		return nil, "", &unreadableError{raw: b, err: err}
+	}
+	return &r, version, nil
+}
+
+// claim makes this replica the owner of the record at key if its owner is
+// not alive, atomically against other replicas claiming it, and returns the
+// record's owner then: this replica's name when it is (now) its own; another's,
+// or "" when the record is gone or another replica claimed it first. An
+// *unreadableError when it is not a record.
+func (q *queue) claim(ctx context.Context, endpoint, key string, alive func(replica string) bool) (string, error) {
+	r, version, err := q.load(ctx, endpoint, key)
+	if errors.Is(err, driver.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
 	}
 	if r.Owner == q.replica {
-		return &r, r.Owner, nil
+		return r.Owner, nil
 	}
 	if alive(r.Owner) {
-		return nil, r.Owner, nil
+		return r.Owner, nil
 	}
 	r.Owner = q.replica
-	nb, err := json.Marshal(&r)
+	nb, err := json.Marshal(r)
 	if err != nil {
-		return nil, "", err
+		return "", err
 	}
-	if _, err := q.d.PutContentIf(ctx, p, nb, driver.Condition{IfMatch: version}); err != nil {
+	if _, err := q.d.PutContentIf(ctx, queueDir(endpoint)+"/"+key, nb, driver.Condition{IfMatch: version}); err != nil {
 		if errors.Is(err, driver.ErrPreconditionFailed) || errors.Is(err, driver.ErrNotFound) {
-			return nil, "", nil // another replica claimed or delivered it first
+			return "", nil // another replica claimed or delivered it first
 		}
-		return nil, "", err
+		return "", err
 	}
-	return &r, r.Owner, nil
+	return r.Owner, nil
 }
 
 // beat writes this replica's heartbeat.
@@ -180,26 +215,34 @@ func (q *queue) beat(ctx context.Context, now time.Time) error {
 	return err
 }
 
-// lastBeat returns when replica last wrote its heartbeat; the zero time if it
-// has none (it stopped cleanly, or never started).
-func (q *queue) lastBeat(ctx context.Context, replica string) (time.Time, error) {
-	if strings.Contains(replica, "/") || replica == "" {
-		return time.Time{}, nil
-	}
-	b, _, err := q.d.GetContent(ctx, heartbeatPath(replica))
+// heartbeats lists the replicas' heartbeats with their modification times
+// (on the storage's clock).
+func (q *queue) heartbeats(ctx context.Context) (map[string]time.Time, error) {
+	beats := map[string]time.Time{}
+	err := q.d.Walk(ctx, queueRoot+"/replicas", func(fi driver.FileInfo) error {
+		if !fi.IsDir {
+			beats[path.Base(fi.Path)] = fi.ModTime
+		}
+		return nil
+	})
 	if errors.Is(err, driver.ErrNotFound) {
-		return time.Time{}, nil
+		err = nil
 	}
-	if err != nil {
-		return time.Time{}, err
+	return beats, err
+}
+
+// deleteBeat deletes another replica's heartbeat.
+func (q *queue) deleteBeat(ctx context.Context, replica string) error {
+	err := q.d.Delete(ctx, heartbeatPath(replica))
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil
 	}
-	var hb struct {
-		Time time.Time `json:"time"`
-	}
-	if err := json.Unmarshal(b, &hb); err != nil {
-		return time.Time{}, nil
-	}
-	return hb.Time, nil
+	return err
+}
+
+// validReplica reports whether s can name a replica's heartbeat.
+func validReplica(s string) bool {
+	return s != "" && !strings.ContainsAny(s, "/") && driver.ValidPath(heartbeatPath(s))
 }
 
 // stop deletes this replica's heartbeat: what it leaves queued is taken over

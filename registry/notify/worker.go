@@ -4,35 +4,84 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/signet-oss/signet/registry/storage/driver"
 )
 
 // work delivers the endpoint's records oldest first, one at a time: a record
 // that fails holds the ones after it back, so the endpoint sees this process's
-// events in order.
+// events in order. Each record is read just before it is sent.
 func (n *Notifier) work(ctx context.Context, ep *endpoint) {
+	readFailures := 0
 	for {
-		key, r := ep.next()
-		if r == nil {
+		key := ep.next()
+		if key == "" {
 			select {
 			case <-ctx.Done():
 				return
 			case <-n.drain:
-				if key, _ := ep.next(); key == "" {
+				if ep.next() == "" {
 					return
 				}
 			case <-ep.wake:
 			}
 			continue
 		}
+		r, _, err := n.q.load(ctx, ep.cfg.Name, key)
+		if ctx.Err() != nil {
+			return
+		}
+		var bad *unreadableError
+		switch {
+		case errors.Is(err, driver.ErrNotFound):
+			// Delivered by a replica that took it over, or requeued
+			// elsewhere: nothing is owed.
+			ep.remove(key)
+			continue
+		case errors.As(err, &bad):
+			n.buryUnreadable(ctx, ep, key, bad)
+			continue
+		case err != nil:
+			wait := backoff(readFailures, ep.cfg.Backoff, ep.cfg.MaxBackoff, rand.Float64())
+			readFailures++
+			n.log.Warn("notifications: reading a queued record", "endpoint", ep.cfg.Name, "key", key, "err", err, "retryIn", wait)
+			if !n.pause(ctx, wait) {
+				return
+			}
+			continue
+		case r.Owner != n.q.replica:
+			// Another replica took it over (this one looked dead to it): it
+			// delivers it.
+			n.log.Info("notifications: a record was taken over by another replica", "endpoint", ep.cfg.Name, "key", key, "owner", r.Owner)
+			ep.remove(key)
+			continue
+		}
+		readFailures = 0
 		if !n.deliver(ctx, ep, key, r) {
 			return
 		}
+	}
+}
+
+// pause waits d; false when ctx ended or Close drains meanwhile.
+func (n *Notifier) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-n.drain:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -93,15 +142,8 @@ func (n *Notifier) deliver(ctx context.Context, ep *endpoint, key string, r *rec
 		// An endpoint that says when to come back is believed, up to MaxBackoff.
 		wait = max(wait, min(retryAfter, ep.cfg.MaxBackoff))
 		n.log.Warn("notification delivery failed", "endpoint", name, "key", key, "attempt", attempt+1, "err", why, "retryIn", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !n.pause(ctx, wait) {
 			return false
-		case <-n.drain:
-			t.Stop()
-			return false
-		case <-t.C:
 		}
 	}
 }
@@ -147,7 +189,7 @@ func (n *Notifier) post(ctx context.Context, ep *endpoint, r *record) (int, time
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.cfg.URL, bytes.NewReader(body))
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, fmt.Errorf("POST to endpoint %s: the URL is not valid", ep.cfg.Name)
 	}
 	for k, v := range ep.cfg.Headers {
 		req.Header.Set(k, v)
@@ -157,7 +199,12 @@ func (n *Notifier) post(ctx context.Context, ep *endpoint, r *record) (int, time
 	req.Header.Set(SignatureHeader, Sign(ep.secret, time.Now(), body))
 	resp, err := ep.client.Do(req)
 	if err != nil {
-		return 0, 0, err
+		// A *url.Error quotes the whole URL, and a webhook URL often carries
+		// its token in the path or query: only the cause is kept.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return 0, 0, fmt.Errorf("POST to endpoint %s: %w", ep.cfg.Name, err)
 	}
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
