@@ -41,6 +41,16 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		{"admission-unavailable is not an event kind to subscribe to", func(c *Config) { c.Endpoints[0].Events = []string{"admission-unavailable"} }, "notifications.endpoints[0].events"},
 		{"an empty repository pattern is named", func(c *Config) { c.Endpoints[0].Repositories = []string{""} }, "notifications.endpoints[0].repositories"},
 		{"a negative timeout is named", func(c *Config) { c.Endpoints[0].Timeout = -time.Second }, "notifications.endpoints[0].timeout"},
+		{"a negative backoff is named", func(c *Config) { c.Endpoints[0].Backoff = -time.Second }, "notifications.endpoints[0].backoff"},
+		{"a negative maxBackoff is named", func(c *Config) { c.Endpoints[0].MaxBackoff = -time.Second }, "notifications.endpoints[0].maxBackoff"},
+		{"a negative maxAge is named", func(c *Config) { c.Endpoints[0].MaxAge = -time.Second }, "notifications.endpoints[0].maxAge"},
+		{"a header name with a space is named", func(c *Config) { c.Endpoints[0].Headers = map[string]string{"X Team": "a"} }, "notifications.endpoints[0].headers"},
+		{"a header name with a colon is named", func(c *Config) { c.Endpoints[0].Headers = map[string]string{"X-Team:": "a"} }, "notifications.endpoints[0].headers"},
+		{"an empty header name is named", func(c *Config) { c.Endpoints[0].Headers = map[string]string{"": "a"} }, "notifications.endpoints[0].headers"},
+		{"a header value with a newline is named", func(c *Config) {
+			c.Endpoints[0].Headers = map[string]string{"Authorization": "Bearer abc\r\nX-Injected: 1"}
+		}, "notifications.endpoints[0].headers"},
+		{"a header value with a NUL is named", func(c *Config) { c.Endpoints[0].Headers = map[string]string{"X-Team": "a\x00b"} }, "notifications.endpoints[0].headers"},
 		{"maxBackoff below backoff is named", func(c *Config) {
 			c.Endpoints[0].Backoff, c.Endpoints[0].MaxBackoff = time.Minute, time.Second
 		}, "notifications.endpoints[0].maxBackoff"},
@@ -55,6 +65,71 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 			err := c.Validate()
 			if err == nil || !strings.Contains(err.Error(), tc.want+":") {
 				t.Fatalf("Validate() = %v, want an error naming %s", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "Bearer abc") {
+				t.Errorf("Validate() = %v: a header's value is printed", err)
+			}
+		})
+	}
+}
+
+func TestValidHeadersPass(t *testing.T) {
+	c := Defaults()
+	c.Endpoints = []Endpoint{{Name: "audit", URL: "https://hooks.example/x", Secret: "k", Headers: map[string]string{
+		"Authorization": "Bearer abc.def", "X-Team": "platform\tops", "X_Odd!#$%&'*+.^`|~": "", "X-Utf8": "café",
+	}}}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Validate() = %v", err)
+	}
+}
+
+func TestAnUnreadableSecretFileNamesItsKey(t *testing.T) {
+	c := Defaults()
+	c.Endpoints = []Endpoint{
+		{Name: "a", URL: "https://hooks.example/a", Secret: "k"},
+		{Name: "b", URL: "https://hooks.example/b", SecretFile: t.TempDir()}, // a directory: it stats, but does not read
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(c, nil, nil)
+	if err == nil || !strings.HasPrefix(err.Error(), "notifications.endpoints[1].secretFile: ") {
+		t.Fatalf("New() = %v, want an error naming notifications.endpoints[1].secretFile", err)
+	}
+}
+
+func TestKindsCannotBeChangedThroughItsSlices(t *testing.T) {
+	Kinds()[0] = "mount"
+	e := Endpoint{}.withDefaults()
+	e.Events[1] = "mount"
+	if got := Kinds(); got[0] != KindPush || got[1] != KindPull {
+		t.Fatalf("Kinds() = %v after its callers changed their slices", got)
+	}
+	if other := (Endpoint{}).withDefaults(); other.Events[1] != KindPull {
+		t.Fatalf("a second endpoint's default events are %v: they share the first's", other.Events)
+	}
+}
+
+func TestDefaultSource(t *testing.T) {
+	for _, tc := range []struct {
+		name, addr string
+		tls        bool
+		hostname   string
+		want       string
+		ok         bool
+	}{
+		{"a host is kept", "127.0.0.1:5000", false, "box", "http://127.0.0.1:5000", true},
+		{"TLS makes it https", "127.0.0.1:5000", true, "box", "https://127.0.0.1:5000", true},
+		{"an IPv6 host is bracketed", "[::1]:5000", true, "box", "https://[::1]:5000", true},
+		{"no host is the hostname", ":5000", false, "box.example", "http://box.example:5000", true},
+		{"the IPv6 unspecified address is the hostname", "[::]:5000", true, "box.example", "https://box.example:5000", true},
+		{"0.0.0.0 is the hostname", "0.0.0.0:5000", false, "box.example", "http://box.example:5000", true},
+		{"without a hostname the address stays, and is not ok", "[::]:5000", false, "", "http://[::]:5000", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, ok := DefaultSource(tc.addr, tc.tls, tc.hostname)
+			if got != tc.want || ok != tc.ok {
+				t.Fatalf("DefaultSource(%q, %v, %q) = %q, %v; want %q, %v", tc.addr, tc.tls, tc.hostname, got, ok, tc.want, tc.ok)
 			}
 		})
 	}

@@ -59,6 +59,7 @@ type Notifier struct {
 	// workers counts the delivery workers, background the heartbeat and the
 	// scans.
 	workers, background sync.WaitGroup
+	closeOnce           sync.Once
 }
 
 // endpoint is one receiver and the keys of the records this process owes it.
@@ -136,7 +137,10 @@ func (n *Notifier) Start(ctx context.Context) {
 // deliver what they hold until one fails or ctx ends (the heartbeat goes on
 // meanwhile), then stops them and deletes this process's heartbeat, so
 // another process (or this one restarted) takes over at once what is left.
-func (n *Notifier) Close(ctx context.Context) {
+// Calls after the first do nothing.
+func (n *Notifier) Close(ctx context.Context) { n.closeOnce.Do(func() { n.close(ctx) }) }
+
+func (n *Notifier) close(ctx context.Context) {
 	if n.stopScans != nil {
 		n.stopScans()
 	}
