@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -194,6 +196,7 @@ func keysOf[V any](m map[string]V) []string {
 type hookEndpoint struct {
 	name, url, secret string
 	events, repos     []string
+	headers           map[string]string
 }
 
 // writeNotifyConfig writes a registry config file with these endpoints and
@@ -215,6 +218,12 @@ func writeNotifyConfig(t *testing.T, endpoints ...hookEndpoint) string {
 		}
 		if len(e.repos) > 0 {
 			fmt.Fprintf(&b, "      repositories: [%q]\n", strings.Join(e.repos, `", "`))
+		}
+		if len(e.headers) > 0 {
+			b.WriteString("      headers:\n")
+			for k, v := range e.headers {
+				fmt.Fprintf(&b, "        %q: %q\n", k, v) // Go's quoting is YAML's double-quoted style for these
+			}
 		}
 	}
 	p := filepath.Join(t.TempDir(), "registry.yaml")
@@ -479,4 +488,80 @@ func TestNotifyDeadLettersAreListedAndRequeued(t *testing.T) {
 	if out := run("notifications", "dead", "--output", "json"); strings.TrimSpace(out) != "" {
 		t.Fatalf("dead letters after the requeue: %s", out)
 	}
+}
+
+// TestNotifyRefusesAHeaderThatCannotBeSent starts the registry with a header
+// value holding a newline: it must not start (every delivery would fail), and
+// its error names the key without printing the value, which is often a
+// credential.
+func TestNotifyRefusesAHeaderThatCannotBeSent(t *testing.T) {
+	t.Parallel()
+	if reference {
+		t.Skip("the reference registry's notifications are another format")
+	}
+	const value = "Bearer HeaderTokenXYZ\r\nX-Injected: 1"
+	cfg := writeNotifyConfig(t, hookEndpoint{name: "hook", url: "http://127.0.0.1:1/hook", secret: "header-secret-not-for-production",
+		headers: map[string]string{"Authorization": value}})
+	st := newFilesystemStore(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, registryBin, append([]string{"serve", "--addr", "127.0.0.1:0", "--config", cfg}, st.flags()...)...)
+	cmd.Env = append(os.Environ(), st.env()...)
+	out, err := cmd.CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("registry serve with a header value holding a newline: %v (it should exit at once with an error)\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "notifications.endpoints[0].headers") {
+		t.Errorf("the error does not name notifications.endpoints[0].headers:\n%s", out)
+	}
+	if strings.Contains(string(out), "HeaderTokenXYZ") {
+		t.Errorf("the error prints the header's value:\n%s", out)
+	}
+}
+
+// TestNotifyLogsNameTheEndpointNotItsURL has the registry fail to reach an
+// endpoint whose URL carries its token, as Slack-style webhook URLs do: the
+// registry's log says which endpoint failed, by name, and never prints the
+// URL's path or query.
+func TestNotifyLogsNameTheEndpointNotItsURL(t *testing.T) {
+	t.Parallel()
+	if reference {
+		t.Skip("the reference registry's notifications are another format")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close() // nothing listens there: every attempt fails
+	cfg := writeNotifyConfig(t, hookEndpoint{name: "slack", secret: "slack-secret-not-for-production",
+		url: "http://" + down + "/services/T0000/B0000/PathTokenXYZ?token=QueryTokenXYZ"})
+	reg := startRegistry(t, "--config", cfg)
+	img := newImage(t, "notify-url", newLayer(t, "url.bin", 1<<10))
+	if err := newRegClient(reg.Addr).pushImage("team/app", "v1", img, uploadMonolithicPost); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for strings.Count(logText(reg.log), "notification delivery failed") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed delivery logged within 20s:\n%s", reg.log.tail(40))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	log := logText(reg.log)
+	if strings.Contains(log, "PathTokenXYZ") || strings.Contains(log, "QueryTokenXYZ") {
+		t.Fatalf("the registry's log holds the endpoint's URL:\n%s", log)
+	}
+	for _, line := range strings.Split(log, "\n") {
+		if strings.Contains(line, "notification delivery failed") && (!strings.Contains(line, "endpoint=slack") || !strings.Contains(line, down)) {
+			t.Errorf("a failed delivery does not say which endpoint, at which address, failed: %s", line)
+		}
+	}
+}
+
+// logText is all a process logged, lines uncut.
+func logText(b *lockedBuffer) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
