@@ -118,7 +118,10 @@ func (n *Notifier) Replica() string { return n.q.replica }
 // Close: ctx's values are kept, its end is not what stops them, so that Close
 // can drain after the server stopped.
 func (n *Notifier) Start(ctx context.Context) {
-	bctx, cancel := context.WithTimeout(ctx, n.cfg.TakeoverAfter)
+	// A first heartbeat that fails (or is slow) is retried by the heartbeat
+	// goroutine; meanwhile scans take over only the records of processes
+	// without a heartbeat, which needs no clock.
+	bctx, cancel := context.WithTimeout(ctx, max(n.cfg.Heartbeat, time.Second))
 	n.beat(bctx)
 	cancel()
 	var sctx context.Context
