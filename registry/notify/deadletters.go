@@ -52,9 +52,18 @@ func DeadLetters(ctx context.Context, d driver.Driver, endpoint string) ([]DeadL
 			return nil, err
 		}
 		for _, key := range keys {
-			r, err := readRecord(ctx, d, deadDir(ep)+"/"+key)
-			if err != nil {
+			p := deadDir(ep) + "/" + key
+			r, err := readRecord(ctx, d, p)
+			if errors.Is(err, driver.ErrNotFound) {
+				continue // requeued meanwhile
+			}
+			if err != nil && !errors.Is(err, errUnparsable) {
 				return nil, err
+			}
+			if err != nil {
+				// Listed, not fatal: one damaged file must not hide the others.
+				raw, _, _ := d.GetContent(ctx, p)
+				r = &record{Error: err.Error(), Raw: raw}
 			}
 			out = append(out, DeadLetter{Endpoint: ep, Key: key, Created: r.Created, Failed: r.Failed, Error: r.Error, Events: r.Events, Raw: r.Raw})
 		}
@@ -94,6 +103,9 @@ func Requeue(ctx context.Context, d driver.Driver, endpoint, key string) error {
 	return nil
 }
 
+// errUnparsable is a stored record that is not one.
+var errUnparsable = errors.New("not a notification record")
+
 func readRecord(ctx context.Context, d driver.Driver, p string) (*record, error) {
 	b, _, err := d.GetContent(ctx, p)
 	if err != nil {
@@ -101,7 +113,7 @@ func readRecord(ctx context.Context, d driver.Driver, p string) (*record, error)
 	}
 	var r record
 	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("%s: %w", p, err)
+		return nil, fmt.Errorf("%w: %s: %v", errUnparsable, p, err)
 	}
 	return &r, nil
 }

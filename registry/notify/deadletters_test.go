@@ -52,3 +52,24 @@ func TestADeadLetterIsListedAndRequeuedToARunningRegistry(t *testing.T) {
 	}
 	waitFor(t, "the queue emptied", func() bool { return len(queued(t, d, "e")) == 0 })
 }
+
+func TestADamagedDeadLetterIsListedWithTheOthers(t *testing.T) {
+	ctx := context.Background()
+	d := inmemory.New()
+	if _, err := d.PutContent(ctx, deadDir("e")+"/00000000000000000001-x-0000000001", []byte("{damaged")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.PutContent(ctx, deadDir("e")+"/00000000000000000002-x-0000000002", []byte(`{"events":[{"id":"ok"}],"error":"refused"}`)); err != nil {
+		t.Fatal(err)
+	}
+	dead, err := DeadLetters(ctx, d, "e")
+	if err != nil || len(dead) != 2 {
+		t.Fatalf("DeadLetters = %+v, %v; want both listed", dead, err)
+	}
+	if string(dead[0].Raw) != "{damaged" || !strings.Contains(dead[0].Error, "not a notification record") {
+		t.Errorf("the damaged one: %+v", dead[0])
+	}
+	if dead[1].Error != "refused" || len(dead[1].Events) != 1 {
+		t.Errorf("the sound one: %+v", dead[1])
+	}
+}
