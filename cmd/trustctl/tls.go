@@ -12,21 +12,30 @@ import (
 	"github.com/signet-oss/signet/internal/tlsserve"
 )
 
-// trustCA makes every HTTPS call of this process trust the PEM certificates in
-// file besides the system's roots (and any CA trusted before). Every HTTP client
-// trustctl makes goes through http.DefaultTransport or a clone of it made later,
-// so this runs once, before the command does anything.
-func trustCA(file string) error {
+// defaultTLS is the TLS configuration of http.DefaultTransport, made if there is
+// none. Every HTTP client trustctl makes goes through http.DefaultTransport or a
+// clone of it made later, so the global TLS flags change it once, before the
+// command does anything.
+func defaultTLS(flag string) (*tls.Config, error) {
 	tr, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
-		return fmt.Errorf("--cacert: the default HTTP transport cannot be configured")
+		return nil, fmt.Errorf("%s: the default HTTP transport cannot be configured", flag)
 	}
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	pool := tr.TLSClientConfig.RootCAs
+	return tr.TLSClientConfig, nil
+}
+
+// trustCA makes every HTTPS call of this process trust the PEM certificates in
+// file besides the system's roots (and any CA trusted before).
+func trustCA(file string) error {
+	cfg, err := defaultTLS("--cacert")
+	if err != nil {
+		return err
+	}
+	pool := cfg.RootCAs
 	if pool == nil {
-		var err error
 		if pool, err = tlsserve.CertPool(""); err != nil {
 			return err
 		}
@@ -38,7 +47,31 @@ func trustCA(file string) error {
 	if !pool.AppendCertsFromPEM(pem) {
 		return fmt.Errorf("--cacert: %s holds no PEM certificate", file)
 	}
-	tr.TLSClientConfig.RootCAs = pool
+	cfg.RootCAs = pool
+	return nil
+}
+
+// useClientCert makes every HTTPS call of this process present the client
+// certificate in certFile (with its key in keyFile) to a server that asks for
+// one; a server that does not ask never sees it. Both empty is no certificate.
+func useClientCert(certFile, keyFile string) error {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil
+	case certFile == "":
+		return fmt.Errorf("--client-cert: must be given with --client-key")
+	case keyFile == "":
+		return fmt.Errorf("--client-key: must be given with --client-cert")
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("--client-cert, --client-key: %w", err)
+	}
+	cfg, err := defaultTLS("--client-cert")
+	if err != nil {
+		return err
+	}
+	cfg.Certificates = []tls.Certificate{pair}
 	return nil
 }
 
