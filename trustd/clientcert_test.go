@@ -34,14 +34,24 @@ var listeningAddr = regexp.MustCompile(`msg="trustd listening" addr=(\S+)`)
 
 func startTLSTrustd(t *testing.T, require bool) *tlsEnv {
 	t.Helper()
+	return startTLSTrustdCA(t, require, "")
+}
+
+// startTLSTrustdCA is startTLSTrustd with tls.clientCA the file clientCA
+// (the env's own CA when empty).
+func startTLSTrustdCA(t *testing.T, require bool, clientCA string) *tlsEnv {
+	t.Helper()
 	dir := t.TempDir()
 	files, _, err := tlsserve.EnsureDevCerts(dir, []string{"127.0.0.1"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if clientCA == "" {
+		clientCA = files.CACert
+	}
 	cfg := testConfig()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.TLS = trustd.TLSConfig{Cert: files.ServerCert, Key: files.ServerKey, ClientCA: files.CACert, RequireClientCert: require}
+	cfg.TLS = trustd.TLSConfig{Cert: files.ServerCert, Key: files.ServerKey, ClientCA: clientCA, RequireClientCert: require}
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -222,6 +232,55 @@ func TestRequireClientCertRefusesTheManagementAPIWithoutOne(t *testing.T) {
 	}
 	if status, body := e.must("GET", "/.well-known/jwks.json", nil, "", nil); status != http.StatusOK {
 		t.Fatalf("the JWKS without a certificate: %d %s", status, body)
+	}
+}
+
+// Client certificates are revoked by rotating the client CA: trustd takes a new
+// tls.clientCA file without a restart, and refuses the old CA's certificates.
+func TestANewClientCARevokesTheOldCertificates(t *testing.T) {
+	caA, _, err := tlsserve.EnsureDevCerts(t.TempDir(), []string{"client-ca-a"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caB, _, err := tlsserve.EnsureDevCerts(t.TempDir(), []string{"client-ca-b"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCA := filepath.Join(t.TempDir(), "clients.pem")
+	copyFile(t, caA.CACert, clientCA)
+	e := startTLSTrustdCA(t, true, clientCA)
+	oldCert, newCert := e.clientCert("admin", caA), e.clientCert("admin", caB)
+	if status, body := e.must("GET", "/api/v1/whoami", oldCert, "", nil); status != http.StatusOK {
+		t.Fatalf("whoami with a certificate of the client CA: %d %s", status, body)
+	}
+
+	copyFile(t, caB.CACert, clientCA)
+	deadline := time.Now().Add(10 * time.Second)
+	status, _, err := e.do("GET", "/api/v1/whoami", oldCert, "", nil)
+	for err == nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		status, _, err = e.do("GET", "/api/v1/whoami", oldCert, "", nil)
+	}
+	if err == nil {
+		t.Fatalf("10s after the client CA was replaced, a certificate of the old one still gets %d", status)
+	}
+	if status, body := e.must("GET", "/api/v1/whoami", newCert, "", nil); status != http.StatusOK || !strings.Contains(body, `"name":"admin"`) {
+		t.Fatalf("whoami with a certificate of the new client CA: %d %s", status, body)
+	}
+}
+
+// copyFile puts a copy of src in place of dst by a rename.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst+".tmp", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dst+".tmp", dst); err != nil {
+		t.Fatal(err)
 	}
 }
 
