@@ -4,9 +4,12 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/signet-oss/signet/internal/tlsserve"
@@ -76,18 +79,47 @@ func useClientCert(certFile, keyFile string) error {
 }
 
 // upTLS makes (or reuses) the development CA and server certificate of a stack
-// under dataDir/tls, for the local machine's names, and makes this process
-// trust the CA.
-func upTLS(dataDir string) (tlsserve.DevFiles, error) {
-	hosts := []string{"localhost", "127.0.0.1", "::1"}
-	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
-		hosts = append(hosts, h)
-	}
-	files, _, err := tlsserve.EnsureDevCerts(filepath.Join(dataDir, "tls"), hosts, time.Now())
+// under dataDir/tls, for the local machine's names and the hosts of the listen
+// addresses, and makes this process trust the CA. A server certificate the
+// development CA did not issue is served as it is, and w is told so.
+func upTLS(w io.Writer, dataDir string, listenAddrs ...string) (tlsserve.DevFiles, error) {
+	hostname, _ := os.Hostname()
+	files, res, err := tlsserve.EnsureDevCerts(filepath.Join(dataDir, "tls"), devCertHosts(hostname, listenAddrs...), time.Now())
 	if err != nil {
 		return files, fmt.Errorf("--tls: the development certificates: %w", err)
 	}
+	if res.Foreign != "" {
+		fmt.Fprintln(w, "trustctl up --tls:", res.Foreign)
+	}
 	return files, trustCA(files.CACert)
+}
+
+// devCertHosts are the names the development server certificate is for: the
+// local machine's, and the host of each listen address unless it is an
+// unspecified address (0.0.0.0, ::), which no client connects to by name.
+func devCertHosts(hostname string, listenAddrs ...string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	add := func(h string) {
+		if h == "" || slices.Contains(hosts, h) {
+			return
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			if ip.IsUnspecified() || slices.ContainsFunc(hosts, func(o string) bool { return ip.Equal(net.ParseIP(o)) }) {
+				return
+			}
+			h = ip.String()
+		}
+		hosts = append(hosts, h)
+	}
+	add(hostname)
+	for _, a := range listenAddrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		add(strings.Trim(host, "[]"))
+	}
+	return hosts
 }
 
 // printTLSLines tells how each client trusts the development CA.

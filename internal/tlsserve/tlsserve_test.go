@@ -2,8 +2,12 @@ package tlsserve
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"io"
 	"log/slog"
@@ -427,9 +431,9 @@ func TestValidateNamesTheKey(t *testing.T) {
 func TestEnsureDevCertsReusesItsFiles(t *testing.T) {
 	dir := t.TempDir()
 	now := time.Now()
-	f, wrote, err := EnsureDevCerts(dir, []string{"localhost", "127.0.0.1", "::1"}, now)
-	if err != nil || !wrote {
-		t.Fatalf("first run: wrote %v, %v", wrote, err)
+	f, res, err := EnsureDevCerts(dir, []string{"localhost", "127.0.0.1", "::1"}, now)
+	if err != nil || !res.Wrote {
+		t.Fatalf("first run: %+v, %v", res, err)
 	}
 	for _, p := range []string{f.CAKey, f.ServerKey} {
 		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != 0o600 {
@@ -437,12 +441,12 @@ func TestEnsureDevCertsReusesItsFiles(t *testing.T) {
 		}
 	}
 	before, _ := os.ReadFile(f.ServerCert)
-	if _, wrote, err := EnsureDevCerts(dir, []string{"localhost", "127.0.0.1", "::1"}, now); err != nil || wrote {
-		t.Fatalf("second run: wrote %v, %v; want the files reused", wrote, err)
+	if _, res, err := EnsureDevCerts(dir, []string{"localhost", "127.0.0.1", "::1"}, now); err != nil || res.Wrote {
+		t.Fatalf("second run: %+v, %v; want the files reused", res, err)
 	}
 	caBefore, _ := os.ReadFile(f.CACert)
-	if _, wrote, err := EnsureDevCerts(dir, []string{"localhost", "registry.test"}, now); err != nil || !wrote {
-		t.Fatalf("a new host: wrote %v, %v; want a new server certificate", wrote, err)
+	if _, res, err := EnsureDevCerts(dir, []string{"localhost", "registry.test"}, now); err != nil || !res.Wrote || res.Foreign != "" {
+		t.Fatalf("a new host: %+v, %v; want a new server certificate", res, err)
 	}
 	after, _ := os.ReadFile(f.ServerCert)
 	caAfter, _ := os.ReadFile(f.CACert)
@@ -461,5 +465,105 @@ func TestEnsureDevCertsReusesItsFiles(t *testing.T) {
 	var hostErr x509.HostnameError
 	if _, err := cert.Leaf.Verify(x509.VerifyOptions{DNSName: "example.com", Roots: pool}); !errors.As(err, &hostErr) {
 		t.Fatalf("the server certificate verifies for example.com: %v", err)
+	}
+}
+
+func TestEnsureDevCertsLeavesAForeignCertificateAlone(t *testing.T) {
+	dir := t.TempDir()
+	f, _, err := EnsureDevCerts(dir, []string{"localhost"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The operator's own certificate, from a CA of theirs, in place of up's.
+	theirCA, theirKey, err := newDevCA(time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirCA.Subject.Organization = []string{"Example Corp"}
+	tmpl := &x509.Certificate{SerialNumber: serial(), Subject: pkix.Name{CommonName: "registry.example", Organization: []string{"Example Corp"}},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(10 * 24 * time.Hour), DNSNames: []string{"registry.example"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	leafKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, theirCA, &leafKey.PublicKey, theirKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	if err := WritePair(f.ServerCert, f.ServerKey, leaf, leafKey); err != nil {
+		t.Fatal(err)
+	}
+	certBefore, _ := os.ReadFile(f.ServerCert)
+	keyBefore, _ := os.ReadFile(f.ServerKey)
+	for _, c := range []struct {
+		name  string
+		hosts []string
+		now   time.Time
+	}{
+		{"the same hosts", []string{"localhost"}, time.Now()},
+		{"a host it does not name", []string{"localhost", "registry.test"}, time.Now()},
+		{"under 30 days before it expires", []string{"localhost"}, time.Now()},
+		{"after the development CA expired", []string{"localhost"}, time.Now().Add(devCALifetime + time.Hour)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, res, err := EnsureDevCerts(dir, c.hosts, c.now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(res.Foreign, f.ServerCert) || !strings.Contains(res.Foreign, "not issued by the development CA") {
+				t.Fatalf("Foreign = %q, want it to say %s is not the development CA's", res.Foreign, f.ServerCert)
+			}
+			certAfter, _ := os.ReadFile(f.ServerCert)
+			keyAfter, _ := os.ReadFile(f.ServerKey)
+			if !bytes.Equal(certBefore, certAfter) || !bytes.Equal(keyBefore, keyAfter) {
+				t.Fatal("the operator's certificate or key was replaced")
+			}
+		})
+	}
+	// A file that holds no certificate is left alone too.
+	os.WriteFile(f.ServerCert, []byte("not a certificate"), 0o644)
+	if _, res, err := EnsureDevCerts(dir, []string{"localhost"}, time.Now()); err != nil || !strings.Contains(res.Foreign, "left as it is") {
+		t.Fatalf("a server.crt that is no certificate: %+v, %v; want it left alone and said so", res, err)
+	}
+	if got, _ := os.ReadFile(f.ServerCert); string(got) != "not a certificate" {
+		t.Fatal("a server.crt that is no certificate was replaced")
+	}
+}
+
+func TestEnsureDevCertsReissuesItsOwnCertificate(t *testing.T) {
+	dir := t.TempDir()
+	f, _, err := EnsureDevCerts(dir, []string{"localhost"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The CA's files are gone: the server certificate it issued is still up's.
+	os.Remove(f.CACert)
+	os.Remove(f.CAKey)
+	_, res, err := EnsureDevCerts(dir, []string{"localhost"}, time.Now())
+	if err != nil || !res.Wrote || res.Foreign != "" {
+		t.Fatalf("after the CA was removed: %+v, %v; want a new CA and server certificate", res, err)
+	}
+	ca, _, err := f.LoadDevCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := readCert(f.ServerCert)
+	if err != nil || srv.CheckSignatureFrom(ca) != nil {
+		t.Fatalf("the server certificate is not the new CA's: %v", err)
+	}
+	// A key that does not match the certificate is replaced with both.
+	other, _, err := EnsureDevCerts(t.TempDir(), []string{"localhost"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherKey, _ := os.ReadFile(other.ServerKey)
+	os.WriteFile(f.ServerKey, otherKey, 0o600)
+	if _, res, err := EnsureDevCerts(dir, []string{"localhost"}, time.Now()); err != nil || !res.Wrote {
+		t.Fatalf("a mismatched key: %+v, %v; want a new pair", res, err)
+	}
+	if _, err := tls.LoadX509KeyPair(f.ServerCert, f.ServerKey); err != nil {
+		t.Fatalf("the new pair does not load: %v", err)
 	}
 }
