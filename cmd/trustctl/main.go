@@ -17,7 +17,8 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	// One probe per loopback registry for the process (client.BaseURL).
+	err := newRootCmd().ExecuteContext(client.WithSchemeCache(ctx))
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "trustctl:", err)
