@@ -307,7 +307,8 @@ func TestTLSTrustctlClientCertificate(t *testing.T) {
 	ctl := &tool{path: trustctlBin, dir: dir, env: []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH"), "SIGNET_HOME=" + home}}
 	cacert := []string{"--cacert", files.CACert}
 	withCert := append([]string{"--client-cert", adminCert, "--client-key", adminKey}, cacert...)
-	ctl.runInput(t, password, append(withCert, "login", reg.Addr, "-u", "admin", "--password-stdin")...)
+	// Logging in needs no certificate: /token does not ask for one.
+	ctl.runInput(t, password, append(cacert, "login", reg.Addr, "-u", "admin", "--password-stdin")...)
 
 	if out := ctl.run(t, append(withCert, "org", "create", "acme")...); !strings.Contains(out, "acme") {
 		t.Fatalf("trustctl org create with the admin's client certificate said:\n%s", out)
