@@ -36,7 +36,7 @@ var ErrAuditDenied = errors.New("the registry's audit log is for admins")
 // RegistryAudit reads up to q.Limit records of the audit log of the registry at
 // host, authenticating with login when the registry challenges.
 func RegistryAudit(ctx context.Context, host string, login RegistryLogin, tc *TokenClient, q audit.Query) ([]audit.Record, error) {
-	base, _, err := BaseURL(host, false)
+	base, _, err := BaseURL(ctx, host, false)
 	if err != nil {
 		return nil, err
 	}

@@ -50,7 +50,7 @@ type LoginResult struct {
 // stores them the docker way: the registry's in opts.Docker (through a credential
 // helper if that config names one) and both in opts.Home.
 func Login(ctx context.Context, opts LoginOptions) (*LoginResult, error) {
-	base, host, err := BaseURL(opts.Registry, opts.PlainHTTP)
+	base, host, err := BaseURL(ctx, opts.Registry, opts.PlainHTTP)
 	if err != nil {
 		return nil, err
 	}
@@ -190,7 +190,7 @@ func OpenTrustd(ctx context.Context, home *ConfigFile, registry string, tc *Toke
 	sig := home.Signet()
 	trustd := sig.Trustd
 	if registry != "" {
-		base, host, err := BaseURL(registry, false)
+		base, host, err := BaseURL(ctx, registry, false)
 		if err != nil {
 			return nil, err
 		}

@@ -127,12 +127,12 @@ func TestBaseURL(t *testing.T) {
 		{"http://10.0.0.1:5000/", "http://10.0.0.1:5000", "10.0.0.1:5000"},
 	}
 	for _, c := range cases {
-		base, host, err := BaseURL(c.in, false)
+		base, host, err := BaseURL(context.Background(), c.in, false)
 		if err != nil || base != c.base || host != c.host {
 			t.Errorf("BaseURL(%q) = %q %q %v, want %q %q", c.in, base, host, err, c.base, c.host)
 		}
 	}
-	if _, _, err := BaseURL("r.example/v2/", false); err == nil {
+	if _, _, err := BaseURL(context.Background(), "r.example/v2/", false); err == nil {
 		t.Error("a path was accepted")
 	}
 }

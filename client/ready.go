@@ -11,7 +11,7 @@ import (
 // WaitReady polls until the registry at registry (host:port) answers GET /v2/ (200
 // or 401) and trustd at trustdURL answers GET /healthz with 200, or ctx ends.
 func WaitReady(ctx context.Context, registry, trustdURL string) error {
-	base, _, err := BaseURL(registry, false)
+	base, _, err := BaseURL(ctx, registry, false)
 	if err != nil {
 		return err
 	}

@@ -23,9 +23,10 @@ var defaultHTTP = &http.Client{Timeout: 30 * time.Second}
 // BaseURL turns what a user types for a registry (host:port, or a URL) into a base
 // URL and the host:port that clients key credentials by. Without a scheme, loopback
 // hosts (localhost, 127.0.0.0/8, ::1) get http, as docker and crane treat them as
-// insecure, unless they answer a TLS handshake, and every other host https;
-// plainHTTP forces http.
-func BaseURL(host string, plainHTTP bool) (base, hostport string, err error) {
+// insecure, unless they answer a TLS handshake (tried once per host:port when
+// ctx carries a SchemeCache), and every other host https; plainHTTP forces
+// http.
+func BaseURL(ctx context.Context, host string, plainHTTP bool) (base, hostport string, err error) {
 	h := strings.TrimSuffix(strings.TrimSpace(host), "/")
 	if h == "" {
 		return "", "", errors.New("no registry given: name one as host:port, e.g. 127.0.0.1:5000")
@@ -45,7 +46,7 @@ func BaseURL(host string, plainHTTP bool) (base, hostport string, err error) {
 		case plainHTTP:
 			scheme = "http"
 		case IsLoopback(h):
-			scheme = loopbackScheme(h)
+			scheme = loopbackScheme(ctx, h)
 		default:
 			scheme = "https"
 		}

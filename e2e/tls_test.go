@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -278,4 +279,112 @@ func TestTLSStack(t *testing.T) {
 			t.Fatalf("GET /v2/ after the reload: %s", resp.Status)
 		}
 	})
+}
+
+// TestTLSTrustctlClientCertificate: with trustd on tls.requireClientCert, trustctl
+// manages trustd with --client-cert and --client-key for the admin, and is
+// refused without them.
+func TestTLSTrustctlClientCertificate(t *testing.T) {
+	t.Parallel()
+	if reference {
+		t.Skip("the reference registry has no token service")
+	}
+	if trustdErr != nil {
+		t.Fatal(trustdErr)
+	}
+	dir := t.TempDir()
+	files, _, err := tlsserve.EnsureDevCerts(filepath.Join(dir, "tls"), []string{"127.0.0.1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminCert, adminKey := writeClientCert(t, files, "admin")
+	password := newPassword()
+	td := startTrustdArgs(t, password, "https", "--tls-cert", files.ServerCert, "--tls-key", files.ServerKey,
+		"--tls-client-ca", files.CACert, "--tls-require-client-cert")
+	reg := startRegistry(t, "--trustd", td.url, "--tls-ca", files.CACert)
+
+	home := filepath.Join(dir, "signet")
+	ctl := &tool{path: trustctlBin, dir: dir, env: []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH"), "SIGNET_HOME=" + home}}
+	cacert := []string{"--cacert", files.CACert}
+	withCert := append([]string{"--client-cert", adminCert, "--client-key", adminKey}, cacert...)
+	// Logging in needs no certificate: /token does not ask for one.
+	ctl.runInput(t, password, append(cacert, "login", reg.Addr, "-u", "admin", "--password-stdin")...)
+
+	if out := ctl.run(t, append(withCert, "org", "create", "acme")...); !strings.Contains(out, "acme") {
+		t.Fatalf("trustctl org create with the admin's client certificate said:\n%s", out)
+	}
+	if out := ctl.runInput(t, newPassword(), append(withCert, "user", "create", "alice", "--password-stdin")...); !strings.Contains(out, "alice") {
+		t.Fatalf("trustctl user create with the admin's client certificate said:\n%s", out)
+	}
+	out := ctl.mustFail(t, append(cacert, "org", "create", "other")...)
+	if !strings.Contains(out, "client certificate") {
+		t.Fatalf("trustctl org create without a client certificate failed, but not for the certificate:\n%s", out)
+	}
+	// A certificate for alice authenticates alice, who is no admin.
+	aliceCert, aliceKey := writeClientCert(t, files, "alice")
+	out = ctl.mustFail(t, append(cacert, "--client-cert", aliceCert, "--client-key", aliceKey, "org", "create", "other")...)
+	if !strings.Contains(out, "admin") {
+		t.Fatalf("trustctl org create with alice's client certificate failed, but not for want of admin rights:\n%s", out)
+	}
+	if out := ctl.mustFail(t, append(cacert, "--client-cert", adminCert, "org", "create", "other")...); !strings.Contains(out, "--client-key") {
+		t.Fatalf("--client-cert without --client-key failed, but without naming --client-key:\n%s", out)
+	}
+}
+
+// writeClientCert issues a client certificate for account name from the
+// development CA of files, and returns the certificate and key files.
+func writeClientCert(t *testing.T, files tlsserve.DevFiles, name string) (certFile, keyFile string) {
+	t.Helper()
+	ca, caKey, err := files.LoadDevCA()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := tlsserve.NewDevLeaf(ca, caKey, []string{name}, true, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
+	if err := tlsserve.WritePair(certFile, keyFile, cert, key); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// startTrustdArgs runs trustd serve on a fresh data directory and a free port
+// with args added, and returns it with its URL of scheme; it is killed when the
+// test ends.
+func startTrustdArgs(t *testing.T, adminPassword, scheme string, args ...string) *trustdProc {
+	t.Helper()
+	p := &trustdProc{log: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(trustdBin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, args...)...)
+	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "SIGNET_ADMIN_PASSWORD=" + adminPassword}
+	p.cmd.Stdout = p.log
+	p.cmd.Stderr = p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("trustd log:\n%s", p.log.tail(40))
+		}
+	})
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if m := trustdListening.FindStringSubmatch(p.log.String()); m != nil {
+			p.url = scheme + "://" + strings.Trim(m[1], `"`)
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("trustd exited before listening:\n%s", p.log.tail(40))
+		default:
+		}
+	}
+	t.Fatalf("trustd did not listen within 30s:\n%s", p.log.tail(40))
+	return nil
 }

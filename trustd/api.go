@@ -14,7 +14,8 @@ import (
 	"github.com/signet-oss/signet/audit"
 )
 
-// The management API: JSON over HTTP, authenticated by an access token from
+// The management API: JSON over HTTP (a body must be sent as application/json,
+// and browsers' cross-site requests are refused: apiguard.go), authenticated by an access token from
 // /token with aud = cfg.Service, and authorised from trustd's current records
 // (never from the token's access claim), so a revoked robot or a removed member
 // loses rights at once, not when their token expires.
@@ -57,10 +58,15 @@ func (s *Server) apiRoutes(r *mux.Router) {
 // apiHandler is a management API handler, called with the authenticated caller.
 type apiHandler func(w http.ResponseWriter, r *http.Request, p principal) error
 
-// api authenticates the bearer token, then runs h; a returned error is sent as
-// the API's error body.
+// api refuses what a page on another site could make a browser send
+// (checkAPIRequest), authenticates the caller, then runs h; a returned error is
+// sent as the API's error body.
 func (s *Server) api(h apiHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if err := checkAPIRequest(r); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
 		p, err := s.caller(r)
 		if err != nil {
 			scheme := "http"

@@ -18,6 +18,10 @@ import (
 // certificate still works as before (bearer tokens), unless
 // tls.requireClientCert makes the management API refuse it. The token endpoint,
 // the JWKS and the TUF metadata never look at certificates.
+//
+// A certificate names an account, not one holder of it: an account deleted and
+// made again under the same name is reached by the old certificates. A
+// certificate is revoked by replacing tls.clientCA, which trustd reloads.
 
 // TLSConfig is trustd's tls section.
 type TLSConfig struct {
@@ -29,7 +33,8 @@ type TLSConfig struct {
 	Key string `yaml:"key"`
 	// ClientCA is a PEM bundle of the CAs that client certificates are verified
 	// against (tls.clientCA; flag --tls-client-ca; default none: no client
-	// certificates).
+	// certificates). It is reloaded when the file changes, as the pair is:
+	// replacing the CA is how certificates are revoked.
 	ClientCA string `yaml:"clientCA"`
 	// RequireClientCert makes the management API (/api/v1) refuse every request
 	// that comes without a client certificate verified against ClientCA

@@ -34,14 +34,24 @@ var listeningAddr = regexp.MustCompile(`msg="trustd listening" addr=(\S+)`)
 
 func startTLSTrustd(t *testing.T, require bool) *tlsEnv {
 	t.Helper()
+	return startTLSTrustdCA(t, require, "")
+}
+
+// startTLSTrustdCA is startTLSTrustd with tls.clientCA the file clientCA
+// (the env's own CA when empty).
+func startTLSTrustdCA(t *testing.T, require bool, clientCA string) *tlsEnv {
+	t.Helper()
 	dir := t.TempDir()
 	files, _, err := tlsserve.EnsureDevCerts(dir, []string{"127.0.0.1"}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if clientCA == "" {
+		clientCA = files.CACert
+	}
 	cfg := testConfig()
 	cfg.Addr = "127.0.0.1:0"
-	cfg.TLS = trustd.TLSConfig{Cert: files.ServerCert, Key: files.ServerKey, ClientCA: files.CACert, RequireClientCert: require}
+	cfg.TLS = trustd.TLSConfig{Cert: files.ServerCert, Key: files.ServerKey, ClientCA: clientCA, RequireClientCert: require}
 	logs := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
@@ -94,8 +104,25 @@ func (e *tlsEnv) clientCert(name string, ca tlsserve.DevFiles) *tls.Certificate 
 	return &pair
 }
 
-// do sends a request with cert (none when nil) and token (none when empty).
+// do sends a request with cert (none when nil) and token (none when empty), and
+// body as JSON when not nil.
 func (e *tlsEnv) do(method, path string, cert *tls.Certificate, token string, body any) (int, string, error) {
+	e.t.Helper()
+	h := http.Header{}
+	if token != "" {
+		h.Set("Authorization", "Bearer "+token)
+	}
+	var raw []byte
+	if body != nil {
+		raw, _ = json.Marshal(body)
+		h.Set("Content-Type", "application/json")
+	}
+	return e.send(method, path, cert, h, raw)
+}
+
+// send sends a request with cert (none when nil), the headers h and body (none
+// when nil) as they are.
+func (e *tlsEnv) send(method, path string, cert *tls.Certificate, h http.Header, body []byte) (int, string, error) {
 	e.t.Helper()
 	cfg := &tls.Config{RootCAs: e.pool}
 	if cert != nil {
@@ -104,12 +131,11 @@ func (e *tlsEnv) do(method, path string, cert *tls.Certificate, token string, bo
 	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
 	var rd io.Reader
 	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(body)
 	}
 	req, _ := http.NewRequest(method, e.base+path, rd)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+	for k, v := range h {
+		req.Header[k] = v
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -207,6 +233,127 @@ func TestRequireClientCertRefusesTheManagementAPIWithoutOne(t *testing.T) {
 	if status, body := e.must("GET", "/.well-known/jwks.json", nil, "", nil); status != http.StatusOK {
 		t.Fatalf("the JWKS without a certificate: %d %s", status, body)
 	}
+}
+
+// Client certificates are revoked by rotating the client CA: trustd takes a new
+// tls.clientCA file without a restart, and refuses the old CA's certificates.
+func TestANewClientCARevokesTheOldCertificates(t *testing.T) {
+	caA, _, err := tlsserve.EnsureDevCerts(t.TempDir(), []string{"client-ca-a"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	caB, _, err := tlsserve.EnsureDevCerts(t.TempDir(), []string{"client-ca-b"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientCA := filepath.Join(t.TempDir(), "clients.pem")
+	copyFile(t, caA.CACert, clientCA)
+	e := startTLSTrustdCA(t, true, clientCA)
+	oldCert, newCert := e.clientCert("admin", caA), e.clientCert("admin", caB)
+	if status, body := e.must("GET", "/api/v1/whoami", oldCert, "", nil); status != http.StatusOK {
+		t.Fatalf("whoami with a certificate of the client CA: %d %s", status, body)
+	}
+
+	copyFile(t, caB.CACert, clientCA)
+	deadline := time.Now().Add(10 * time.Second)
+	status, _, err := e.do("GET", "/api/v1/whoami", oldCert, "", nil)
+	for err == nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		status, _, err = e.do("GET", "/api/v1/whoami", oldCert, "", nil)
+	}
+	if err == nil {
+		t.Fatalf("10s after the client CA was replaced, a certificate of the old one still gets %d", status)
+	}
+	if status, body := e.must("GET", "/api/v1/whoami", newCert, "", nil); status != http.StatusOK || !strings.Contains(body, `"name":"admin"`) {
+		t.Fatalf("whoami with a certificate of the new client CA: %d %s", status, body)
+	}
+}
+
+// copyFile puts a copy of src in place of dst by a rename.
+func copyFile(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst+".tmp", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dst+".tmp", dst); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A page on another site can make a browser present the admin's client
+// certificate with a form POST: the API refuses what such a page can send.
+func TestCrossSiteBrowserRequestsAreRefused(t *testing.T) {
+	e := startTLSTrustd(t, false)
+	adminCert := e.clientCert("admin", tlsserve.DevFiles{})
+	user := func(name string) []byte {
+		return []byte(`{"name":"` + name + `","password":"` + userPassword + `"}`)
+	}
+	hdr := func(kv ...string) http.Header {
+		h := http.Header{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			h.Set(kv[i], kv[i+1])
+		}
+		return h
+	}
+	for _, c := range []struct {
+		name   string
+		method string
+		path   string
+		h      http.Header
+		body   []byte
+		want   int
+	}{
+		{"a cross-site text/plain form post is refused", "POST", "/api/v1/users",
+			hdr("Content-Type", "text/plain", "Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"), user("mallory1"), http.StatusForbidden},
+		{"a text/plain post from an old browser that sends no Origin is refused", "POST", "/api/v1/users",
+			hdr("Content-Type", "text/plain;charset=UTF-8"), user("mallory2"), http.StatusUnsupportedMediaType},
+		{"a form-encoded post is refused", "POST", "/api/v1/grants",
+			hdr("Content-Type", "application/x-www-form-urlencoded"), []byte(`{"subject":"x","pattern":"**","actions":["push"]}`), http.StatusUnsupportedMediaType},
+		{"a body without a Content-Type is refused", "POST", "/api/v1/users", hdr(), user("mallory3"), http.StatusUnsupportedMediaType},
+		{"a JSON post from another origin is refused", "POST", "/api/v1/users",
+			hdr("Content-Type", "application/json", "Origin", "https://evil.example"), user("mallory4"), http.StatusForbidden},
+		{"a JSON post from a sandboxed page (Origin null) is refused", "POST", "/api/v1/users",
+			hdr("Content-Type", "application/json", "Origin", "null"), user("mallory5"), http.StatusForbidden},
+		{"a same-site but other-origin request is refused", "POST", "/api/v1/users",
+			hdr("Content-Type", "application/json", "Sec-Fetch-Site", "same-site"), user("mallory6"), http.StatusForbidden},
+		{"a cross-site GET is refused", "GET", "/api/v1/grants", hdr("Sec-Fetch-Site", "cross-site"), nil, http.StatusForbidden},
+		{"a JSON request without browser headers is accepted", "POST", "/api/v1/users",
+			hdr("Content-Type", "application/json"), user("alice"), http.StatusCreated},
+		{"a JSON request with a charset is accepted", "POST", "/api/v1/users",
+			hdr("Content-Type", "application/json; charset=utf-8"), user("bob"), http.StatusCreated},
+		{"a same-origin browser request is accepted", "POST", "/api/v1/users",
+			hdr("Content-Type", "application/json", "Origin", e.base, "Sec-Fetch-Site", "same-origin"), user("carol"), http.StatusCreated},
+		{"a request the user typed (Sec-Fetch-Site none) is accepted", "GET", "/api/v1/whoami", hdr("Sec-Fetch-Site", "none"), nil, http.StatusOK},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			status, body := e.sendOK(c.method, c.path, adminCert, c.h, c.body)
+			if status != c.want {
+				t.Fatalf("%s %s: %d %s, want %d", c.method, c.path, status, body, c.want)
+			}
+		})
+	}
+	// None of the refused requests created anything.
+	for _, name := range []string{"mallory1", "mallory2", "mallory3", "mallory4", "mallory5", "mallory6"} {
+		if status, body := e.must("POST", "/api/v1/users", adminCert, "", map[string]string{"name": name, "password": userPassword}); status != http.StatusCreated {
+			t.Errorf("creating %s after its refused request: %d %s, want 201 (the refused request must not have created it)", name, status, body)
+		}
+	}
+	if status, body := e.must("GET", "/api/v1/grants", adminCert, "", nil); status != http.StatusOK || strings.Contains(body, `"pattern":"**"`) {
+		t.Errorf("grants after a refused form post: %d %s", status, body)
+	}
+}
+
+func (e *tlsEnv) sendOK(method, path string, cert *tls.Certificate, h http.Header, body []byte) (int, string) {
+	e.t.Helper()
+	status, b, err := e.send(method, path, cert, h, body)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return status, b
 }
 
 func TestTLSConfigValidateNamesTheKey(t *testing.T) {

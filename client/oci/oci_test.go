@@ -140,7 +140,7 @@ func TestPushResumesABrokenUploadAndPullChecksEveryBlob(t *testing.T) {
 	dir, _, mb := writeLayout(t, big)
 	l, im := loadLayout(t, dir)
 	ctx := context.Background()
-	repo, err := oci.NewRepository(host, "acme/app", oci.Options{Push: true})
+	repo, err := oci.NewRepository(context.Background(), host, "acme/app", oci.Options{Push: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestPullRefusesABlobThatIsNotItsDigestOrLength(t *testing.T) {
 			dir, _, _ := writeLayout(t, layer)
 			l, im := loadLayout(t, dir)
 			ctx := context.Background()
-			repo, _ := oci.NewRepository(host, "acme/app", oci.Options{Push: true})
+			repo, _ := oci.NewRepository(context.Background(), host, "acme/app", oci.Options{Push: true})
 			if _, err := oci.PushBlobs(ctx, l, im, repo, oci.PushOptions{}); err != nil {
 				t.Fatal(err)
 			}

@@ -57,8 +57,8 @@ func NewHTTPClient() *http.Client {
 
 // NewRepository returns the repository name of the registry at host
 // (host[:port], as clients name it).
-func NewRepository(host, name string, o Options) (*Repository, error) {
-	base, hostport, err := client.BaseURL(host, o.PlainHTTP)
+func NewRepository(ctx context.Context, host, name string, o Options) (*Repository, error) {
+	base, hostport, err := client.BaseURL(ctx, host, o.PlainHTTP)
 	if err != nil {
 		return nil, err
 	}

@@ -102,7 +102,7 @@ func Copy(ctx context.Context, srcRef string, ref trust.Ref, o PushOptions) (*Pu
 	if err != nil {
 		return nil, err
 	}
-	repo, err := oci.NewRepository(up.apiHost(), up.Repo, oci.Options{Credentials: credentials(login)})
+	repo, err := oci.NewRepository(ctx, up.apiHost(), up.Repo, oci.Options{Credentials: credentials(login)})
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +133,7 @@ func Copy(ctx context.Context, srcRef string, ref trust.Ref, o PushOptions) (*Pu
 		return nil, fmt.Errorf("reading %s: %w", srcRef, err)
 	}
 	mountFrom := ""
-	if _, dstHost, err := client.BaseURL(ref.Host, false); err == nil && dstHost == up.Host {
+	if _, dstHost, err := client.BaseURL(ctx, ref.Host, false); err == nil && dstHost == up.Host {
 		mountFrom = up.Repo
 	}
 	return publish(ctx, repo, mountFrom, im, ref, o)
@@ -209,7 +209,7 @@ func pushRepository(ctx context.Context, s *trust.Session, repo, mountFrom strin
 	if mountFrom != "" {
 		opts.MountFrom = []string{mountFrom}
 	}
-	return oci.NewRepository(s.Registry, repo, opts)
+	return oci.NewRepository(ctx, s.Registry, repo, opts)
 }
 
 // ManifestOf is what signing needs of an image's root: its digest, length and

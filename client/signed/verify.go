@@ -44,12 +44,12 @@ type Client struct {
 
 // NewClient returns a Client of the registry at host, with the clock from
 // SIGNET_VERIFY_NOW when it is set.
-func NewClient(host string) (*Client, error) {
+func NewClient(ctx context.Context, host string) (*Client, error) {
 	home, err := client.SignetHome()
 	if err != nil {
 		return nil, err
 	}
-	_, hostport, err := client.BaseURL(host, false)
+	_, hostport, err := client.BaseURL(ctx, host, false)
 	if err != nil {
 		return nil, err
 	}
@@ -73,7 +73,7 @@ func (c *Client) verifier(ctx context.Context) (*verify.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	base, _, err := client.BaseURL(c.Host, false)
+	base, _, err := client.BaseURL(ctx, c.Host, false)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +127,7 @@ func (c *Client) repository(ctx context.Context, repo string) (*oci.Repository, 
 	if err != nil {
 		return nil, err
 	}
-	return oci.NewRepository(c.Host, repo, oci.Options{Credentials: credentials(login), HTTP: c.hc})
+	return oci.NewRepository(ctx, c.Host, repo, oci.Options{Credentials: credentials(login), HTTP: c.hc})
 }
 
 func credentials(l client.RegistryLogin) oci.Credentials {

@@ -147,7 +147,7 @@ func ManifestFromLayout(dir, tag string, d digest.Digest) (*Manifest, error) {
 // ManifestFromRegistry fetches manifest d of repo from the registry at host, with
 // the login kept in $SIGNET_HOME (a pull token for repo).
 func (s *Session) ManifestFromRegistry(ctx context.Context, host, repo string, d digest.Digest) (*Manifest, error) {
-	base, hostport, err := client.BaseURL(host, false)
+	base, hostport, err := client.BaseURL(ctx, host, false)
 	if err != nil {
 		return nil, err
 	}

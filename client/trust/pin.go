@@ -50,7 +50,7 @@ func DiscoverRoot(ctx context.Context, hc *http.Client, registry string) (*RootI
 	if hc == nil {
 		hc = &http.Client{Timeout: 30 * time.Second}
 	}
-	base, host, err := client.BaseURL(registry, false)
+	base, host, err := client.BaseURL(ctx, registry, false)
 	if err != nil {
 		return nil, err
 	}

@@ -64,7 +64,7 @@ func Open(ctx context.Context, registry string, out io.Writer) (*Session, error)
 	}
 	if registry == "" {
 		registry = home.Signet().Registry
-	} else if _, host, err := client.BaseURL(registry, false); err == nil {
+	} else if _, host, err := client.BaseURL(ctx, registry, false); err == nil {
 		registry = host
 	}
 	if registry == "" {

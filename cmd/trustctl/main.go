@@ -17,7 +17,8 @@ import (
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRootCmd().ExecuteContext(ctx)
+	// One probe per loopback registry for the process (client.BaseURL).
+	err := newRootCmd().ExecuteContext(client.WithSchemeCache(ctx))
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "trustctl:", err)
@@ -30,6 +31,9 @@ type globals struct {
 	registry string
 	output   string
 	cacert   string
+	// clientCert and clientKey are the client certificate trustctl presents to
+	// servers that ask for one (trustd with tls.clientCA).
+	clientCert, clientKey string
 }
 
 func newRootCmd() *cobra.Command {
@@ -50,14 +54,18 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 				return fmt.Errorf("--output: %q is not text or json", g.output)
 			}
 			if g.cacert != "" {
-				return trustCA(g.cacert)
+				if err := trustCA(g.cacert); err != nil {
+					return err
+				}
 			}
-			return nil
+			return useClientCert(g.clientCert, g.clientKey)
 		},
 	}
 	root.PersistentFlags().StringVar(&g.registry, "registry", "", "the Signet registry (host:port) to act on (default: the one last logged in to, from $SIGNET_HOME)")
 	root.PersistentFlags().StringVarP(&g.output, "output", "o", "text", "output format: text or json")
 	root.PersistentFlags().StringVar(&g.cacert, "cacert", "", "PEM CA certificates to trust, besides the system's, for HTTPS to registries and trustd (SSL_CERT_FILE replaces the system's instead)")
+	root.PersistentFlags().StringVar(&g.clientCert, "client-cert", "", "PEM client certificate to present to servers that ask for one (trustd with tls.clientCA), with --client-key")
+	root.PersistentFlags().StringVar(&g.clientKey, "client-key", "", "PEM private key of --client-cert")
 	root.AddCommand(newUpCmd(), newLoginCmd(g), newUserCmd(g), newOrgCmd(g), newTokenCmd(g))
 	root.AddCommand(newKeysCmd(g))
 	root.AddCommand(newInitCmd(g), newSignCmd(g), newTrustCmd(g), newRootRoleCmd(g), newTargetsCmd(g))

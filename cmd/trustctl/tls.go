@@ -4,29 +4,41 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/signet-oss/signet/internal/tlsserve"
 )
 
-// trustCA makes every HTTPS call of this process trust the PEM certificates in
-// file besides the system's roots (and any CA trusted before). Every HTTP client
-// trustctl makes goes through http.DefaultTransport or a clone of it made later,
-// so this runs once, before the command does anything.
-func trustCA(file string) error {
+// defaultTLS is the TLS configuration of http.DefaultTransport, made if there is
+// none. Every HTTP client trustctl makes goes through http.DefaultTransport or a
+// clone of it made later, so the global TLS flags change it once, before the
+// command does anything.
+func defaultTLS(flag string) (*tls.Config, error) {
 	tr, ok := http.DefaultTransport.(*http.Transport)
 	if !ok {
-		return fmt.Errorf("--cacert: the default HTTP transport cannot be configured")
+		return nil, fmt.Errorf("%s: the default HTTP transport cannot be configured", flag)
 	}
 	if tr.TLSClientConfig == nil {
 		tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
-	pool := tr.TLSClientConfig.RootCAs
+	return tr.TLSClientConfig, nil
+}
+
+// trustCA makes every HTTPS call of this process trust the PEM certificates in
+// file besides the system's roots (and any CA trusted before).
+func trustCA(file string) error {
+	cfg, err := defaultTLS("--cacert")
+	if err != nil {
+		return err
+	}
+	pool := cfg.RootCAs
 	if pool == nil {
-		var err error
 		if pool, err = tlsserve.CertPool(""); err != nil {
 			return err
 		}
@@ -38,23 +50,76 @@ func trustCA(file string) error {
 	if !pool.AppendCertsFromPEM(pem) {
 		return fmt.Errorf("--cacert: %s holds no PEM certificate", file)
 	}
-	tr.TLSClientConfig.RootCAs = pool
+	cfg.RootCAs = pool
+	return nil
+}
+
+// useClientCert makes every HTTPS call of this process present the client
+// certificate in certFile (with its key in keyFile) to a server that asks for
+// one; a server that does not ask never sees it. Both empty is no certificate.
+func useClientCert(certFile, keyFile string) error {
+	switch {
+	case certFile == "" && keyFile == "":
+		return nil
+	case certFile == "":
+		return fmt.Errorf("--client-cert: must be given with --client-key")
+	case keyFile == "":
+		return fmt.Errorf("--client-key: must be given with --client-cert")
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return fmt.Errorf("--client-cert, --client-key: %w", err)
+	}
+	cfg, err := defaultTLS("--client-cert")
+	if err != nil {
+		return err
+	}
+	cfg.Certificates = []tls.Certificate{pair}
 	return nil
 }
 
 // upTLS makes (or reuses) the development CA and server certificate of a stack
-// under dataDir/tls, for the local machine's names, and makes this process
-// trust the CA.
-func upTLS(dataDir string) (tlsserve.DevFiles, error) {
-	hosts := []string{"localhost", "127.0.0.1", "::1"}
-	if h, err := os.Hostname(); err == nil && h != "" && h != "localhost" {
-		hosts = append(hosts, h)
-	}
-	files, _, err := tlsserve.EnsureDevCerts(filepath.Join(dataDir, "tls"), hosts, time.Now())
+// under dataDir/tls, for the local machine's names and the hosts of the listen
+// addresses, and makes this process trust the CA. A server certificate the
+// development CA did not issue is served as it is, and w is told so.
+func upTLS(w io.Writer, dataDir string, listenAddrs ...string) (tlsserve.DevFiles, error) {
+	hostname, _ := os.Hostname()
+	files, res, err := tlsserve.EnsureDevCerts(filepath.Join(dataDir, "tls"), devCertHosts(hostname, listenAddrs...), time.Now())
 	if err != nil {
 		return files, fmt.Errorf("--tls: the development certificates: %w", err)
 	}
+	if res.Foreign != "" {
+		fmt.Fprintln(w, "trustctl up --tls:", res.Foreign)
+	}
 	return files, trustCA(files.CACert)
+}
+
+// devCertHosts are the names the development server certificate is for: the
+// local machine's, and the host of each listen address unless it is an
+// unspecified address (0.0.0.0, ::), which no client connects to by name.
+func devCertHosts(hostname string, listenAddrs ...string) []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	add := func(h string) {
+		if h == "" || slices.Contains(hosts, h) {
+			return
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			if ip.IsUnspecified() || slices.ContainsFunc(hosts, func(o string) bool { return ip.Equal(net.ParseIP(o)) }) {
+				return
+			}
+			h = ip.String()
+		}
+		hosts = append(hosts, h)
+	}
+	add(hostname)
+	for _, a := range listenAddrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		add(strings.Trim(host, "[]"))
+	}
+	return hosts
 }
 
 // printTLSLines tells how each client trusts the development CA.

@@ -70,7 +70,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	scheme := "http://"
 	var tlsFiles tlsserve.DevFiles
 	if useTLS {
-		if tlsFiles, err = upTLS(data); err != nil {
+		if tlsFiles, err = upTLS(os.Stderr, data, registryAddr, trustdAddr); err != nil {
 			return err
 		}
 		scheme = "https://"

@@ -70,7 +70,7 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 	var v *signed.Verified
 	if err == nil {
 		var c *signed.Client
-		if c, err = signed.NewClient(ref.Host); err == nil {
+		if c, err = signed.NewClient(ctx, ref.Host); err == nil {
 			if dir == "" {
 				v, err = c.Verify(ctx, ref)
 			} else {

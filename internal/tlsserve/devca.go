@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"net"
 	"os"
@@ -52,36 +53,94 @@ const (
 	devRenewBefore    = 30 * 24 * time.Hour
 )
 
+// Names in the development certificates, by which a server certificate up
+// issued is known even when the CA that issued it is gone.
+const (
+	devOrg      = "Signet development"
+	devServerCN = "Signet development server"
+)
+
+// DevResult says what EnsureDevCerts did.
+type DevResult struct {
+	// Wrote is true when it wrote a file.
+	Wrote bool
+	// Foreign, when not empty, says that the server certificate file holds a
+	// certificate the development CA did not issue (an operator's own), which is
+	// left as it is: never renewed nor reissued for new hosts.
+	Foreign string
+}
+
 // EnsureDevCerts makes a development CA and a server certificate for hosts (DNS
 // names and IP addresses) under dir, reusing what is there: the CA while it
 // loads and is valid, the server certificate while the CA signed it, it names
-// every host and has more than 30 days left. It reports whether it wrote
-// anything.
-func EnsureDevCerts(dir string, hosts []string, now time.Time) (DevFiles, bool, error) {
+// every host and has more than 30 days left. It replaces only a server
+// certificate a development CA issued: any other certificate in its place is
+// left alone, and the result says so.
+func EnsureDevCerts(dir string, hosts []string, now time.Time) (DevFiles, DevResult, error) {
 	f := DevFilesIn(dir)
+	var res DevResult
 	if err := os.MkdirAll(filepath.Join(dir, "private"), 0o700); err != nil {
-		return f, false, err
+		return f, res, err
 	}
+	prevCA, _ := readCert(f.CACert) // what issued the server certificate, even if it has expired
 	ca, caKey, err := loadPair(f.CACert, f.CAKey)
-	wrote := false
 	if err != nil || now.After(ca.NotAfter) || !ca.IsCA {
 		if ca, caKey, err = newDevCA(now); err != nil {
-			return f, false, err
+			return f, res, err
 		}
 		if err := writePair(f.CACert, f.CAKey, ca, caKey); err != nil {
-			return f, false, err
+			return f, res, err
 		}
-		wrote = true
+		res.Wrote = true
 	}
-	srv, _, err := loadPair(f.ServerCert, f.ServerKey)
-	if err == nil && !wrote && srv.CheckSignatureFrom(ca) == nil && now.Add(devRenewBefore).Before(srv.NotAfter) && coversHosts(srv, hosts) {
-		return f, false, nil
+	srv, err := readCert(f.ServerCert)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		res.Foreign = fmt.Sprintf("%s holds no certificate that can be read (%v): it is left as it is", f.ServerCert, err)
+		return f, res, nil
+	case !devIssued(srv, ca, prevCA):
+		res.Foreign = fmt.Sprintf("%s was not issued by the development CA (its issuer is %q): it is served as it is, never renewed nor reissued for new hosts, and clients must trust its own issuer", f.ServerCert, srv.Issuer.String())
+		return f, res, nil
+	case !res.Wrote && srv.CheckSignatureFrom(ca) == nil && now.Add(devRenewBefore).Before(srv.NotAfter) && coversHosts(srv, hosts):
+		if _, _, err := loadPair(f.ServerCert, f.ServerKey); err == nil {
+			return f, res, nil
+		}
 	}
 	srv, srvKey, err := newDevServerCert(ca, caKey, hosts, now)
 	if err != nil {
-		return f, wrote, err
+		return f, res, err
 	}
-	return f, true, writePair(f.ServerCert, f.ServerKey, srv, srvKey)
+	res.Wrote = true
+	return f, res, writePair(f.ServerCert, f.ServerKey, srv, srvKey)
+}
+
+// devIssued reports whether srv is a server certificate a development CA
+// issued: the current one, the one before it, or one whose files are gone.
+func devIssued(srv *x509.Certificate, ca, prevCA *x509.Certificate) bool {
+	if srv.CheckSignatureFrom(ca) == nil || (prevCA != nil && srv.CheckSignatureFrom(prevCA) == nil) {
+		return true
+	}
+	return srv.Subject.CommonName == devServerCN && slices.Equal(srv.Subject.Organization, []string{devOrg}) &&
+		slices.Equal(srv.Issuer.Organization, []string{devOrg})
+}
+
+// readCert reads the first certificate of a PEM file.
+func readCert(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		var block *pem.Block
+		block, data = pem.Decode(data)
+		if block == nil {
+			return nil, errors.New("no PEM certificate")
+		}
+		if block.Type == "CERTIFICATE" {
+			return x509.ParseCertificate(block.Bytes)
+		}
+	}
 }
 
 func coversHosts(c *x509.Certificate, hosts []string) bool {
@@ -104,7 +163,7 @@ func newDevCA(now time.Time) (*x509.Certificate, *ecdsa.PrivateKey, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "Signet development CA (" + now.UTC().Format("2006-01-02") + ")", Organization: []string{"Signet development"}},
+		Subject:               pkix.Name{CommonName: "Signet development CA (" + now.UTC().Format("2006-01-02") + ")", Organization: []string{devOrg}},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(devCALifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
@@ -141,7 +200,7 @@ func NewDevLeaf(ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string, c
 			tmpl.Subject.CommonName = hosts[0]
 		}
 	} else {
-		tmpl.Subject = pkix.Name{CommonName: "Signet development server", Organization: []string{"Signet development"}}
+		tmpl.Subject = pkix.Name{CommonName: devServerCN, Organization: []string{devOrg}}
 		for _, h := range hosts {
 			if ip := net.ParseIP(h); ip != nil {
 				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)

@@ -3,10 +3,11 @@
 // the *tls.Config a server listens with.
 //
 // Its main invariant: a server always presents a certificate and key that loaded
-// together in full. The files are watched (stat at most once a second, on a
-// handshake): a new pair replaces the old one for every later handshake without a
-// restart, and a pair that does not load (a half-written file, a key that does not
-// match) leaves the old pair serving and is logged as an error.
+// together in full, and verifies client certificates against a client CA bundle
+// that loaded in full. The files are watched (stat at most once a second, on a
+// handshake): a new pair or CA bundle replaces the old one for every later
+// handshake without a restart, and one that does not load (a half-written file, a
+// key that does not match) leaves the old one in use and is logged as an error.
 package tlsserve
 
 import (
@@ -17,7 +18,6 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 )
 
@@ -32,7 +32,7 @@ type Config struct {
 	// ClientCA is a PEM bundle of the CAs that client certificates are verified
 	// against (tls.clientCA, default none: client certificates are not asked for).
 	// A client may still connect without one; what a verified certificate means is
-	// up to the server.
+	// up to the server. The bundle is reloaded when the file changes.
 	ClientCA string `yaml:"clientCA"`
 }
 
@@ -75,8 +75,9 @@ func (c Config) serverConfig(prefix string, log *slog.Logger, now func() time.Ti
 	if !c.Enabled() {
 		return nil, nil
 	}
-	r := &reloader{certPath: c.Cert, keyPath: c.Key, log: log, now: now}
-	if err := r.load(); err != nil {
+	r := &reloader{prefix: prefix, log: log, now: now}
+	r.pair = fileSet{what: "tls certificate", keys: prefix + ".cert, " + prefix + ".key", paths: []string{c.Cert, c.Key}}
+	if err := r.pair.load(r.loadPair); err != nil {
 		return nil, fmt.Errorf("%s.cert, %s.key: %w", prefix, prefix, err)
 	}
 	cfg := &tls.Config{
@@ -85,13 +86,19 @@ func (c Config) serverConfig(prefix string, log *slog.Logger, now func() time.Ti
 		GetCertificate: r.getCertificate,
 	}
 	if c.ClientCA != "" {
-		pool, err := loadPool(c.ClientCA, x509.NewCertPool())
-		if err != nil {
+		// The handshake takes its client CAs from the config GetConfigForClient
+		// returns, made anew whenever the CA file changes. That config is not the
+		// clone http.Server makes, so it names the protocols the server's would.
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		r.base = cfg
+		r.clientCA = &fileSet{what: "tls client CA", keys: prefix + ".clientCA", paths: []string{c.ClientCA}}
+		if err := r.clientCA.load(r.loadClientCA); err != nil {
 			return nil, fmt.Errorf("%s.clientCA: %w", prefix, err)
 		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.VerifyClientCertIfGiven
+		cfg.ClientCAs = r.caConfig.ClientCAs
 	}
+	cfg.GetConfigForClient = r.getConfigForClient
 	return cfg, nil
 }
 
@@ -146,88 +153,4 @@ func loadPool(path string, pool *x509.CertPool) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("%s holds no PEM certificate", path)
 	}
 	return pool, nil
-}
-
-// reloader serves the current certificate pair, loading it again when either
-// file's size or modification time changes.
-type reloader struct {
-	certPath, keyPath string
-	log               *slog.Logger
-	now               func() time.Time
-
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	stamp   stamp // of the files cert was loaded from
-	failed  stamp // of the files that last failed to load, so each is logged once
-	statErr bool  // the files could not be read at the last check
-	checked time.Time
-}
-
-// stamp identifies a version of the two files.
-type stamp struct {
-	certMod, keyMod   time.Time
-	certSize, keySize int64
-}
-
-func (r *reloader) currentStamp() (stamp, error) {
-	ci, err := os.Stat(r.certPath)
-	if err != nil {
-		return stamp{}, err
-	}
-	ki, err := os.Stat(r.keyPath)
-	if err != nil {
-		return stamp{}, err
-	}
-	return stamp{certMod: ci.ModTime(), keyMod: ki.ModTime(), certSize: ci.Size(), keySize: ki.Size()}, nil
-}
-
-// load reads the pair; r.mu is held or r is not yet shared.
-func (r *reloader) load() error {
-	st, err := r.currentStamp()
-	if err != nil {
-		return err
-	}
-	cert, err := tls.LoadX509KeyPair(r.certPath, r.keyPath)
-	if err != nil {
-		return err
-	}
-	r.cert, r.stamp = &cert, st
-	return nil
-}
-
-func (r *reloader) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if now := r.now(); now.Sub(r.checked) >= minReloadInterval {
-		r.checked = now
-		r.maybeReload()
-	}
-	return r.cert, nil
-}
-
-// maybeReload loads the pair again if its files changed; r.mu is held.
-func (r *reloader) maybeReload() {
-	st, err := r.currentStamp()
-	if err != nil {
-		if !r.statErr {
-			r.statErr = true
-			r.log.Error("tls certificate files cannot be read: serving the previous certificate", "cert", r.certPath, "key", r.keyPath, "err", err)
-		}
-		return
-	}
-	r.statErr = false
-	if st == r.stamp || st == r.failed {
-		return
-	}
-	if err := r.load(); err != nil {
-		r.failed = st
-		r.log.Error("tls certificate files changed but do not load: serving the previous certificate", "cert", r.certPath, "key", r.keyPath, "err", err)
-		return
-	}
-	r.failed = stamp{}
-	attrs := []any{"cert", r.certPath}
-	if leaf := r.cert.Leaf; leaf != nil {
-		attrs = append(attrs, "subject", leaf.Subject.String(), "notAfter", leaf.NotAfter.UTC().Format(time.RFC3339))
-	}
-	r.log.Info("tls certificate reloaded", attrs...)
 }
