@@ -158,6 +158,9 @@ type reply struct {
 func (e *env) do(method, path, token string, body []byte) reply {
 	e.t.Helper()
 	req, _ := http.NewRequest(method, e.srv.URL+path, bytes.NewReader(body))
+	if len(body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
