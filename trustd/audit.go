@@ -1,11 +1,13 @@
 package trustd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/internal/requestid"
@@ -28,6 +30,12 @@ import (
 
 // auditRoot is where the log's records live on trustd's driver.
 const auditRoot = rootPath + "/audit"
+
+// auditWriteTimeout bounds the write of one record. The write runs on a context
+// the request's cancellation does not reach: it comes after the change is
+// committed, and a client that hangs up then must not leave the change without
+// its record.
+const auditWriteTimeout = 10 * time.Second
 
 // errAuditFailed answers a change whose audit record could not be written.
 var errAuditFailed = newAPIError(CodeUnknown, "the change was made, but its audit record could not be written; see trustd's log")
@@ -53,7 +61,9 @@ func requestIDOf(r *http.Request) string {
 func (s *Server) record(r *http.Request, p principal, rec audit.Record) error {
 	rec.Actor = actorOf(p)
 	rec.RequestID = requestIDOf(r)
-	if _, err := s.audit.Append(r.Context(), rec); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditWriteTimeout)
+	defer cancel()
+	if _, err := s.audit.Append(ctx, rec); err != nil {
 		s.log.ErrorContext(r.Context(), "writing an audit record failed", "action", rec.Action, "sub", rec.Actor, "err", err)
 		return errAuditFailed
 	}

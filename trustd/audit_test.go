@@ -224,3 +224,49 @@ func TestRegistryAuditScopeIsForAdminsOnly(t *testing.T) {
 		}
 	}
 }
+
+// hangUpAtAudit cancels the request whose audit record it is asked to write,
+// as a client that hangs up right after its change is committed does, and then
+// writes the record as a driver that honours cancellation (S3) would: not at
+// all once its context is done.
+type hangUpAtAudit struct {
+	driver.Driver
+	on     atomic.Bool
+	cancel atomic.Pointer[context.CancelFunc] // the current request's
+}
+
+func (d *hangUpAtAudit) PutContentIf(ctx context.Context, p string, data []byte, c driver.Condition) (string, error) {
+	if d.on.Load() && strings.HasPrefix(p, "/trustd/v1/audit/") {
+		if cancel := d.cancel.Load(); cancel != nil {
+			(*cancel)()
+		}
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+	}
+	return d.Driver.PutContentIf(ctx, p, data, c)
+}
+
+// handler gives every request a context that d can cancel.
+func (d *hangUpAtAudit) handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		d.cancel.Store(&cancel)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func TestAuditRecordOutlivesAClientThatHangsUp(t *testing.T) {
+	d := &hangUpAtAudit{Driver: inmemory.New()}
+	e := newEnvOn(t, testConfig(), d)
+	e.srv.Config.Handler = d.handler(e.srv.Config.Handler)
+	admin := e.fixture()
+	d.on.Store(true)
+	e.mustAPI(http.StatusCreated, "POST", "/grants", admin, map[string]any{"subject": "dave", "pattern": "acme/**", "actions": []string{"pull"}})
+	d.on.Store(false)
+	page, _ := e.auditPage(http.StatusOK, admin, url.Values{"action": {audit.ActionGrantCreate}})
+	if got := summary(page.Records); !slices.Equal(got, []string{"grant.create admin dave acme"}) {
+		t.Errorf("the grant made while its client hung up left records %q, want its grant.create", got)
+	}
+}
