@@ -125,6 +125,46 @@ func TestPublishesAreAudited(t *testing.T) {
 	}
 }
 
+func TestOrgTargetsAreAudited(t *testing.T) {
+	e := newEnv(t, nil)
+	orgKey, pub := newKey(t), newKey(t)
+	orgRole := tuf.RoleForOrg("acme")
+	e.org("acme", []*key{orgKey}, 1)
+	_, recs := e.auditSince(t, "")
+
+	// The org signs a target of its repository itself, and delegates another.
+	md := role(2, []delegation{repoDelegation("acme/lib", 1, pub)}, targets("acme/app:v1", target("one")))
+	e.mustPut(201, orgRole, sign(t, md, orgKey), e.admin)
+	got, recs := e.auditSince(t, lastID(recs))
+	want := []string{
+		"role.publish org-acme admin",
+		"delegation.add " + tuf.RoleForRepo("acme/lib") + " acme/lib " + pub.id + " admin",
+		"target.publish org-acme acme/app v1 " + sha("one") + " admin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after the org signed a target:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, r := range recs {
+		if r.Action == audit.ActionTargetPublish && (r.Org != "acme" || r.Version != 2) {
+			t.Errorf("the org's target record %+v lacks its org or role version", r)
+		}
+	}
+
+	// It moves the tag and then drops it.
+	e.mustPut(201, orgRole, sign(t, role(3, []delegation{repoDelegation("acme/lib", 1, pub)}, targets("acme/app:v1", target("two"))), orgKey), e.admin)
+	e.mustPut(201, orgRole, sign(t, role(4, []delegation{repoDelegation("acme/lib", 1, pub)}, nil), orgKey), e.admin)
+	got, _ = e.auditSince(t, lastID(recs))
+	want = []string{
+		"role.publish org-acme admin",
+		"target.publish org-acme acme/app v1 " + sha("two") + " admin",
+		"role.publish org-acme admin",
+		"target.remove org-acme acme/app v1 " + sha("two") + " admin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after moving and removing the org's target:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestStagedPublishIsAudited(t *testing.T) {
 	e := newEnv(t, nil)
 	k1, k2 := newKey(t), newKey(t)
