@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/signet-oss/signet/audit"
 )
@@ -99,6 +100,34 @@ func TestAuditLog(t *testing.T) {
 			if !strings.Contains(out, want) {
 				t.Errorf("the table lacks %q:\n%s", want, out)
 			}
+		}
+	})
+	t.Run("a client_id that is not printable ASCII is refused", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, st.Trustd+"/token?service=trustd&offline_token=true&client_id=ci%1b%5b2J", nil)
+		req.SetBasicAuth("admin", st.AdminPassword)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /token with an escape in client_id: %d, want 400", resp.StatusCode)
+		}
+	})
+	t.Run("the table escapes control characters", func(t *testing.T) {
+		// A record as an older trustd, which kept any client_id, wrote it.
+		now := time.Now().UTC()
+		id := now.Format("20060102T150405.000000000Z") + "-00000000000000e5"
+		dir := filepath.Join(filepath.Dir(st.Home), "data", "trustd", "trustd", "v1", "audit", now.Format("2006"), now.Format("01"), now.Format("02"))
+		rec := audit.Record{ID: id, Time: now, Source: "trustd", Actor: "dave", Action: audit.ActionTokenCreate, Subject: "dave",
+			Detail: "refresh token for trustd (client \x1b]0;owned\a\x1b[2J\u202e)", Outcome: audit.OutcomeSuccess}
+		data, _ := json.Marshal(rec)
+		if err := os.WriteFile(filepath.Join(dir, id+".json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out := st.trustctl(t, "audit", "--since", "10m", "--actor", "dave")
+		if strings.ContainsAny(out, "\x1b\a\u202e") || !strings.Contains(out, `(client \x1b]0;owned\a\x1b[2J\u202e)`) {
+			t.Errorf("the table does not escape the record's control characters:\n%q", out)
 		}
 	})
 	t.Run("a bad flag is refused before any request", func(t *testing.T) {

@@ -174,10 +174,7 @@ func grantRecord(action string, g *grant) audit.Record {
 // refreshRecord describes a refresh token issued to p (never its value).
 func refreshRecord(p principal, req tokenRequest) audit.Record {
 	rec := audit.Record{Action: audit.ActionTokenCreate, Subject: p.Name, Detail: "refresh token for " + req.service}
-	if id := req.clientID; id != "" {
-		if len(id) > 64 {
-			id = id[:64] + "..."
-		}
+	if id := req.clientID; id != "" { // printable ASCII, short: see validateClientID
 		rec.Detail += " (client " + id + ")"
 	}
 	if p.robot != nil {
