@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/signet-oss/signet/audit"
@@ -70,8 +72,14 @@ func (s *Server) record(r *http.Request, p principal, rec audit.Record) error {
 	return nil
 }
 
+// publishAuditConcurrency bounds the records of one publish written at once:
+// a role version that changes thousands of targets writes one record each, a
+// request apiece on an object store.
+const publishAuditConcurrency = 8
+
 // recordPublish is the TUF repository's OnPublish: one record for the role
-// version, one per change it made.
+// version, one per change it made (every one: the log is complete), written
+// publishAuditConcurrency at a time.
 func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res tuf.PublishResult) error {
 	var p principal
 	if tc, ok := c.(tufCaller); ok {
@@ -92,10 +100,9 @@ func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res t
 		head.Repository = res.Repository
 		head.Org, _, _ = strings.Cut(res.Repository, "/")
 	}
+	recs := make([]audit.Record, 0, 1+len(res.Changes))
 	if head.Action != "" {
-		if err := s.record(r, p, head); err != nil {
-			return err
-		}
+		recs = append(recs, head)
 	}
 	for _, ch := range res.Changes {
 		rec := audit.Record{
@@ -105,9 +112,36 @@ func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res t
 		if ch.Role == role {
 			rec.Version = res.Version
 		}
-		if err := s.record(r, p, rec); err != nil {
-			return err
+		recs = append(recs, rec)
+	}
+	return s.recordAll(r, p, recs)
+}
+
+// recordAll appends recs, by p, publishAuditConcurrency at a time. They carry
+// one time, a nanosecond apart, so the log lists them in recs' order however
+// the writes interleave. After a failure it starts no more writes.
+func (s *Server) recordAll(r *http.Request, p principal, recs []audit.Record) error {
+	start := time.Now().UTC()
+	sem := make(chan struct{}, publishAuditConcurrency)
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for i := range recs {
+		recs[i].Time = start.Add(time.Duration(i))
+		sem <- struct{}{}
+		if failed.Load() {
+			<-sem
+			break
 		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.record(r, p, recs[i]); err != nil {
+				failed.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() {
+		return errAuditFailed
 	}
 	return nil
 }

@@ -1,16 +1,22 @@
 package tuf_test
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 
@@ -162,6 +168,51 @@ func TestOrgTargetsAreAudited(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("after moving and removing the org's target:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// slowAudit makes every audit write take a while and counts how many run at
+// once.
+type slowAudit struct {
+	driver.Driver
+	inFlight, most atomic.Int32
+}
+
+func (d *slowAudit) PutContentIf(ctx context.Context, p string, data []byte, c driver.Condition) (string, error) {
+	if strings.HasPrefix(p, "/trustd/v1/audit/") {
+		n := d.inFlight.Add(1)
+		defer d.inFlight.Add(-1)
+		for m := d.most.Load(); n > m && !d.most.CompareAndSwap(m, n); m = d.most.Load() {
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return d.Driver.PutContentIf(ctx, p, data, c)
+}
+
+func TestAPublishOfManyTargetsWritesItsRecordsConcurrentlyInOrder(t *testing.T) {
+	d := &slowAudit{Driver: inmemory.New()}
+	e := newEnv(t, d)
+	orgKey, pub := newKey(t), newKey(t)
+	repoRole := tuf.RoleForRepo("acme/app")
+	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
+	bob := e.user("bob", "acme", "publisher")
+	_, recs := e.auditSince(t, "")
+
+	const n = 40
+	var kv []any
+	want := []string{"role.publish " + repoRole + " acme/app bob"}
+	for i := range n {
+		tag := fmt.Sprintf("v%02d", i)
+		kv = append(kv, "acme/app:"+tag, target(tag))
+		want = append(want, "target.publish "+repoRole+" acme/app "+tag+" "+sha(tag)+" bob")
+	}
+	d.most.Store(0)
+	e.mustPut(201, repoRole, sign(t, role(1, nil, targets(kv...)), pub), bob)
+	if got, _ := e.auditSince(t, lastID(recs)); !slices.Equal(got, want) {
+		t.Errorf("the publish of %d targets left\n%s\nwant\n%s", n, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if most := d.most.Load(); most < 2 || most > 8 {
+		t.Errorf("at most %d audit writes ran at once, want 2 to 8", most)
 	}
 }
 
