@@ -54,21 +54,55 @@ const HeadPath = headPath
 // the head it read first (see above), head.json first. It returns no files and
 // no error when the repository has never been initialised.
 func ReadConsistent(ctx context.Context, d driver.Driver) ([]File, error) {
-	for range maxSnapshotAttempts {
-		files, ok, err := readOnce(ctx, d)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
-			return files, nil
-		}
+	var m memorySink
+	if err := CopyConsistent(ctx, d, &m); err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("tuf: directories vanished under each of %d attempts to read the repository; try again", maxSnapshotAttempts)
+	return m.files, nil
 }
 
-// readOnce reads the repository once; ok is false when a directory vanished
-// while it was walked.
-func readOnce(ctx context.Context, d driver.Driver) (files []File, ok bool, err error) {
+// A Sink takes the objects of a copy as CopyConsistent reads them.
+type Sink interface {
+	// Put takes one object; an error stops the copy and is returned.
+	Put(File) error
+	// Reset drops every object Put so far: the copy starts again, because a
+	// directory vanished while it was read.
+	Reset() error
+}
+
+// CopyConsistent is ReadConsistent for a repository too large to hold: it gives
+// every object to sink as it reads it, head.json first, holding only one at a
+// time.
+func CopyConsistent(ctx context.Context, d driver.Driver, sink Sink) error {
+	for range maxSnapshotAttempts {
+		ok, err := readOnce(ctx, d, sink)
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if err := sink.Reset(); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("tuf: directories vanished under each of %d attempts to read the repository; try again", maxSnapshotAttempts)
+}
+
+// memorySink keeps the objects in memory.
+type memorySink struct{ files []File }
+
+func (m *memorySink) Put(f File) error { m.files = append(m.files, f); return nil }
+func (m *memorySink) Reset() error     { m.files = nil; return nil }
+
+// readOnce reads the repository once into sink; ok is false when a directory
+// vanished while it was walked.
+func readOnce(ctx context.Context, d driver.Driver, sink Sink) (ok bool, err error) {
+	have := map[string]bool{}
+	put := func(f File) error {
+		have[f.Path] = true
+		return sink.Put(f)
+	}
 	head, _, err := d.GetContent(ctx, headPath)
 	var newer func(p string) bool // a pending/ or meta/ file the head does not reach
 	switch {
@@ -76,11 +110,13 @@ func readOnce(ctx context.Context, d driver.Driver) (files []File, ok bool, err 
 		head = nil
 		newer = func(string) bool { return false }
 	case err != nil:
-		return nil, false, fmt.Errorf("reading %s: %w", headPath, err)
+		return false, fmt.Errorf("reading %s: %w", headPath, err)
 	default:
-		files = append(files, File{Path: headPath, Data: head})
 		if newer, err = newerThan(ctx, d, head); err != nil {
-			return nil, false, err
+			return false, err
+		}
+		if err := put(File{Path: headPath, Data: head}); err != nil {
+			return false, err
 		}
 	}
 	// keys and staged are independent of commits; pending before meta is the
@@ -97,37 +133,32 @@ func readOnce(ctx context.Context, d driver.Driver) (files []File, ok bool, err 
 			if err != nil {
 				return fmt.Errorf("reading %s: %w", fi.Path, err)
 			}
-			files = append(files, File{Path: fi.Path, Data: data})
-			return nil
+			return put(File{Path: fi.Path, Data: data})
 		})
 		if errors.Is(err, driver.ErrNotFound) {
 			if _, serr := d.Stat(ctx, dir); errors.Is(serr, driver.ErrNotFound) {
 				continue // nothing there: never written, or emptied
 			}
-			return nil, false, nil // a directory vanished while it was walked: read again
+			return false, nil // a directory vanished while it was walked: read again
 		}
 		if err != nil {
-			return nil, false, err
+			return false, err
 		}
 	}
 	if head != nil {
-		if err := checkComplete(head, files); err != nil {
-			return nil, false, err
+		if err := checkComplete(head, have); err != nil {
+			return false, err
 		}
 	}
-	return files, true, nil
+	return true, nil
 }
 
-// checkComplete checks that files hold every role version head names, from
-// pending/ or meta/.
-func checkComplete(head []byte, files []File) error {
+// checkComplete checks that the copy, which holds the paths have, holds every
+// role version head names, from pending/ or meta/.
+func checkComplete(head []byte, have map[string]bool) error {
 	var h headRecord
 	if err := json.Unmarshal(head, &h); err != nil {
 		return fmt.Errorf("tuf: %s is unreadable: %w", headPath, err)
-	}
-	have := make(map[string]bool, len(files))
-	for _, f := range files {
-		have[f.Path] = true
 	}
 	for _, c := range h.Changed {
 		if !have[pendingPath(c.Role, c.Version, c.SHA256)] && !have[metaPath(c.Role, c.Version)] {
