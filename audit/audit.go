@@ -92,6 +92,10 @@ type Record struct {
 const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
+	// MaxExamined bounds the records one Query reads (each a request on an
+	// object store), matching or not: a narrow filter over a long history
+	// answers a short or empty page with Next set, and the caller pages on.
+	MaxExamined = 10 * MaxLimit
 )
 
 // Query selects records. Zero fields select everything.
@@ -115,22 +119,26 @@ type Query struct {
 // Page is a query's answer, in time order.
 type Page struct {
 	Records []Record `json:"records"`
-	// Next, when not empty, is the ID to pass as After for the following page.
+	// Next, when not empty, is the ID to pass as After for the following page:
+	// the last record returned when the page is full, or the last record
+	// examined when the query stopped at MaxExamined, so a page short of
+	// Limit, even an empty one, may have a next. Empty means the range is done.
 	Next string `json:"next,omitempty"`
 }
 
 // Log is an audit log on a storage driver. Safe for concurrent use, also by
 // several processes sharing the driver.
 type Log struct {
-	d      driver.Driver
-	root   string
-	source string
-	now    func() time.Time
+	d           driver.Driver
+	root        string
+	source      string
+	now         func() time.Time
+	maxExamined int // MaxExamined; less in tests
 }
 
 // New returns the log stored under root on d, whose records name source.
 func New(d driver.Driver, root, source string) *Log {
-	return &Log{d: d, root: strings.TrimSuffix(root, "/"), source: source, now: time.Now}
+	return &Log{d: d, root: strings.TrimSuffix(root, "/"), source: source, now: time.Now, maxExamined: MaxExamined}
 }
 
 // maxAppendAttempts bounds the retries of an ID that was taken (64 random bits:
@@ -231,7 +239,8 @@ func contains(list []string, s string) bool {
 const readConcurrency = 8
 
 // Query returns the records q selects, in time order, at most q.Limit of them.
-// It lists only the days of q's time range.
+// It lists only the days of q's time range, and reads at most MaxExamined
+// records: when it stops there, Next is the last one it read.
 func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 	if err := q.Validate(); err != nil {
 		return Page{}, err
@@ -246,15 +255,16 @@ func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 	}
 	var page Page
 	var ids []string // of the current day, in order, still to read
+	examined := 0
 	flush := func() (bool, error) {
 		for len(ids) > 0 {
-			n := min(len(ids), readConcurrency)
+			n := min(len(ids), readConcurrency, l.maxExamined-examined)
 			recs, err := l.read(ctx, ids[:n])
 			if err != nil {
 				return false, err
 			}
-			ids = ids[n:]
 			for _, rec := range recs {
+				examined++
 				if rec == nil || !q.Matches(*rec) {
 					continue
 				}
@@ -263,6 +273,12 @@ func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
 					return true, nil
 				}
 				page.Records = append(page.Records, *rec)
+			}
+			last := ids[n-1]
+			ids = ids[n:]
+			if examined == l.maxExamined { // the rest on the next page
+				page.Next = last
+				return true, nil
 			}
 		}
 		return false, nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -65,6 +66,7 @@ func run(t *testing.T, open replicas) {
 	t.Run("NarrowRangeReadsOnlyItsDays", func(t *testing.T) { testNarrow(t, open) })
 	t.Run("ConcurrentAppendsFromTwoReplicas", func(t *testing.T) { testConcurrent(t, open) })
 	t.Run("EmptyLogAndBadQueries", func(t *testing.T) { testEmpty(t, open) })
+	t.Run("NarrowFilterReadsBoundedRecordsPerQuery", func(t *testing.T) { testExamined(t, open) })
 }
 
 var base = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
@@ -273,6 +275,49 @@ func testNarrow(t *testing.T, open replicas) {
 	}
 }
 
+func testExamined(t *testing.T, open replicas) {
+	d, _ := open(t)
+	c := &counting{Driver: d}
+	l := audit.New(c, root, "trustd")
+	audit.SetMaxExamined(l, 10)
+	var recs []audit.Record
+	for i := range 26 { // over two days
+		recs = append(recs, audit.Record{Time: base.Add(time.Duration(i) * time.Hour), Actor: "x", Action: audit.ActionRolePublish})
+	}
+	recs[25].Actor = "needle"
+	seed(t, l, recs...)
+
+	var pages []int
+	var after string
+	for {
+		c.read = nil
+		page, err := l.Query(t.Context(), audit.Query{Actor: "needle", After: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.read) > 10 {
+			t.Errorf("page %d read %d records, more than the 10 a query may", len(pages)+1, len(c.read))
+		}
+		pages = append(pages, len(page.Records))
+		if len(pages) > 5 || page.Next == "" {
+			break
+		}
+		after = page.Next
+	}
+	if !slices.Equal(pages, []int{0, 0, 1}) {
+		t.Errorf("paging for the last record gave pages of %v records, want [0 0 1]: empty pages with a next, then the match", pages)
+	}
+
+	// A page that fills before the limit on reads still ends at its last record.
+	page, err := l.Query(t.Context(), audit.Query{Actor: "x", Limit: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Records) != 3 || page.Next != page.Records[2].ID {
+		t.Errorf("a full page: %d records, next %q", len(page.Records), page.Next)
+	}
+}
+
 func testConcurrent(t *testing.T, open replicas) {
 	a, b := open(t)
 	logs := []*audit.Log{audit.New(a, root, "registry"), audit.New(b, root, "registry")}
@@ -329,5 +374,32 @@ func testEmpty(t *testing.T, open replicas) {
 	}
 	if _, err := l.Append(t.Context(), audit.Record{Action: audit.ActionOrgCreate}); err == nil {
 		t.Error("a record without an actor was appended")
+	}
+}
+
+func TestParseQueryWindow(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	id := "20260520T000000.000000000Z-0123456789abcdef"
+	tests := []struct {
+		name   string
+		params url.Values
+		since  time.Time
+	}{
+		{"no since reads the default window before now", url.Values{}, now.Add(-audit.DefaultWindow)},
+		{"no since reads the default window before until", url.Values{"until": {"2026-01-01T00:00:00Z"}}, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(-audit.DefaultWindow)},
+		{"an until after now does not move the window", url.Values{"until": {"2027-01-01T00:00:00Z"}}, now.Add(-audit.DefaultWindow)},
+		{"since is kept", url.Values{"since": {"2020-01-01T00:00:00Z"}}, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{"a cursor carries its own position", url.Values{"after": {id}}, time.Time{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			q, err := audit.ParseQuery(tc.params, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !q.Since.Equal(tc.since) {
+				t.Errorf("since %s, want %s", q.Since, tc.since)
+			}
+		})
 	}
 }

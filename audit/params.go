@@ -11,7 +11,8 @@ import (
 // The query's URL parameters, shared by trustd's GET /api/v1/audit, the
 // registry's GET /signet/v1/audit and their client:
 //
-//	since, until   RFC 3339, or a duration back from now ("24h")
+//	since, until   RFC 3339, or a duration back from now ("24h"); without
+//	               since (and after), the DefaultWindow before until (or now)
 //	org            an organisation; repeated or comma-separated for several
 //	repo           a repository name or pattern ("acme/**")
 //	actor, action  an account; an action or "<object>.*"
@@ -20,6 +21,11 @@ import (
 
 // maxOrgs bounds the org filters of one query.
 const maxOrgs = 64
+
+// DefaultWindow is how far back a query over HTTP reads when it names neither
+// since nor after: a request without bounds reads the last 30 days, not the
+// whole history. Pass since to read further back.
+const DefaultWindow = 30 * 24 * time.Hour
 
 // ParseQuery reads a query from URL parameters; errors wrap ErrInvalidQuery.
 func ParseQuery(v url.Values, now time.Time) (Query, error) {
@@ -46,6 +52,13 @@ func ParseQuery(v url.Values, now time.Time) (Query, error) {
 		if q.Limit, err = strconv.Atoi(l); err != nil || q.Limit < 1 {
 			return q, fmt.Errorf("%w: limit %q is not a number from 1 to %d", ErrInvalidQuery, l, MaxLimit)
 		}
+	}
+	if q.Since.IsZero() && q.After == "" {
+		end := now
+		if !q.Until.IsZero() && q.Until.Before(now) {
+			end = q.Until
+		}
+		q.Since = end.Add(-DefaultWindow)
 	}
 	return q, q.Validate()
 }

@@ -119,6 +119,8 @@ func get(ctx context.Context, tc *TokenClient, url, auth string) (int, []byte, h
 }
 
 // readPages reads pages until q.Limit records (DefaultLimit when 0) or the end.
+// A page may be short, even empty, and still have a next (the server reads a
+// bounded number of records per request): only an empty next ends the range.
 func readPages(q audit.Query, page func(audit.Query) (audit.Page, error)) ([]audit.Record, error) {
 	want := q.Limit
 	if want <= 0 {
@@ -131,9 +133,12 @@ func readPages(q audit.Query, page func(audit.Query) (audit.Page, error)) ([]aud
 		if err != nil {
 			return out, err
 		}
-		out = append(out, p.Records...)
-		if p.Next == "" || len(p.Records) == 0 {
+		out = append(out, p.Records[:min(len(p.Records), want-len(out))]...)
+		if p.Next == "" {
 			break
+		}
+		if p.Next <= q.After {
+			return out, fmt.Errorf("the audit log answered a next page (%s) that does not follow %s", p.Next, q.After)
 		}
 		q.After = p.Next
 	}

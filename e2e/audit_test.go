@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/signet-oss/signet/audit"
 )
@@ -101,6 +104,40 @@ func TestAuditLog(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a client_id that is not printable ASCII is refused", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, st.Trustd+"/token?service=trustd&offline_token=true&client_id=ci%1b%5b2J", nil)
+		req.SetBasicAuth("admin", st.AdminPassword)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("GET /token with an escape in client_id: %d, want 400", resp.StatusCode)
+		}
+	})
+	t.Run("the table escapes control characters", func(t *testing.T) {
+		// A record as an older trustd, which kept any client_id, wrote it.
+		st.plantRecord(t, audit.Record{Time: time.Now(), Actor: "dave", Action: audit.ActionTokenCreate, Subject: "dave",
+			Detail: "refresh token for trustd (client \x1b]0;owned\a\x1b[2J\u202e)"})
+		out := st.trustctl(t, "audit", "--since", "10m", "--actor", "dave")
+		if strings.ContainsAny(out, "\x1b\a\u202e") || !strings.Contains(out, `(client \x1b]0;owned\a\x1b[2J\u202e)`) {
+			t.Errorf("the table does not escape the record's control characters:\n%q", out)
+		}
+	})
+	t.Run("a filter matching one record behind many is answered", func(t *testing.T) {
+		// More records than trustd reads for one page, then the one asked for:
+		// trustctl pages on through the empty pages to it.
+		start := time.Now().Add(-5 * time.Minute)
+		for i := range audit.MaxExamined + 50 {
+			st.plantRecord(t, audit.Record{Time: start.Add(time.Duration(i) * time.Microsecond), Actor: "filler", Action: audit.ActionRolePublish, Org: "acme"})
+		}
+		st.plantRecord(t, audit.Record{Time: start.Add(time.Second), Actor: "needle", Action: audit.ActionRolePublish, Org: "acme"})
+		recs, _ := st.audit(t, "--since", "10m", "--actor", "needle")
+		if len(recs) != 1 || recs[0].Actor != "needle" {
+			t.Errorf("trustctl audit --actor needle gave %d records, want the one behind %d others", len(recs), audit.MaxExamined+50)
+		}
+	})
 	t.Run("a bad flag is refused before any request", func(t *testing.T) {
 		if out := st.trustctlFails(t, "audit", "--since", "yesterday"); !strings.Contains(out, "--since") {
 			t.Errorf("got:\n%s", out)
@@ -124,6 +161,25 @@ func (st *stack) audit(t *testing.T, args ...string) ([]audit.Record, string) {
 		recs = append(recs, r)
 	}
 	return recs, out
+}
+
+// plantRecord writes rec into trustd's audit log on the stack's data directory
+// directly, as a trustd of another version might have written it.
+func (st *stack) plantRecord(t *testing.T, rec audit.Record) {
+	t.Helper()
+	at := rec.Time.UTC()
+	var rnd [8]byte
+	rand.Read(rnd[:])
+	rec.ID = at.Format("20060102T150405.000000000Z") + "-" + hex.EncodeToString(rnd[:])
+	rec.Time, rec.Source, rec.Outcome = at, "trustd", audit.OutcomeSuccess
+	dir := filepath.Join(filepath.Dir(st.Home), "data", "trustd", "trustd", "v1", "audit", at.Format("2006/01/02"))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	data, _ := json.Marshal(rec)
+	if err := os.WriteFile(filepath.Join(dir, rec.ID+".json"), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // trustdAPI calls trustd's management API as the admin.

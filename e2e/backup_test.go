@@ -14,7 +14,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -99,7 +101,31 @@ func TestTrustdBackupRestore(t *testing.T) {
 	if out, err := tryTrustdCmd("restore", "--data", restored, "--in", archive); err == nil || !strings.Contains(out, "--force") {
 		t.Fatalf("a restore onto state succeeded or did not name --force: %v\n%s", err, out)
 	}
-	trustdCmd(t, "restore", "--data", restored, "--in", archive, "--force")
+	// --force replaces the state there, but for its audit log: a record newer
+	// than the archive stays, and the archive's own are not written twice.
+	now := time.Now().UTC()
+	newer := audit.Record{ID: now.Format("20060102T150405.000000000Z") + "-00000000000000f0", Time: now, Source: "trustd",
+		Actor: "after-the-backup", Action: audit.ActionGrantCreate, Outcome: audit.OutcomeSuccess}
+	newerFile := filepath.Join(restored, "trustd", "v1", "audit", now.Format("2006/01/02"), newer.ID+".json")
+	strayFile := filepath.Join(restored, "trustd", "v1", "people", "stray.json")
+	for f, v := range map[string]any{newerFile: newer, strayFile: map[string]string{"name": "stray"}} {
+		data, _ := json.Marshal(v)
+		if err := os.MkdirAll(filepath.Dir(f), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out := trustdCmd(t, "restore", "--data", restored, "--in", archive, "--force"); !strings.Contains(out, "Kept ") {
+		t.Errorf("a forced restore over the same archive kept none of its audit records:\n%s", out)
+	}
+	if _, err := os.Stat(newerFile); err != nil {
+		t.Errorf("--force removed an audit record newer than the archive: %v", err)
+	}
+	if _, err := os.Stat(strayFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("--force left state the archive does not hold: %v", err)
+	}
 
 	// trustd on the restored state, with no admin password given: the
 	// accounts come from the archive.
@@ -126,6 +152,28 @@ func TestTrustdBackupRestore(t *testing.T) {
 		grantAt(t, td.url, robot.Name, robot.Secret, "signet-registry", "repository:acme/app:pull")
 		if status := tokenStatus(t, td.url, "alice", password+"x", "signet-registry"); status != http.StatusUnauthorized {
 			t.Errorf("a wrong password got %d, want 401", status)
+		}
+	})
+	t.Run("the audit log is restored beside the records newer than the archive", func(t *testing.T) {
+		tok := grantAt(t, td.url, "admin", st.AdminPassword, "trustd", "")
+		req, _ := http.NewRequest(http.MethodGet, td.url+"/api/v1/audit?limit=1000&since=1h", nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var page audit.Page
+		if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /api/v1/audit: %d %v", resp.StatusCode, err)
+		}
+		var acme, kept bool
+		for _, r := range page.Records {
+			acme = acme || r.Action == audit.ActionOrgCreate && r.Org == "acme"
+			kept = kept || r.ID == newer.ID
+		}
+		if !acme || !kept {
+			t.Errorf("the restored log holds the archive's org.create of acme: %v, the newer record: %v", acme, kept)
 		}
 	})
 	t.Run("tokens are signed with the same key", func(t *testing.T) {

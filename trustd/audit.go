@@ -1,11 +1,15 @@
 package trustd
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/internal/requestid"
@@ -28,6 +32,12 @@ import (
 
 // auditRoot is where the log's records live on trustd's driver.
 const auditRoot = rootPath + "/audit"
+
+// auditWriteTimeout bounds the write of one record. The write runs on a context
+// the request's cancellation does not reach: it comes after the change is
+// committed, and a client that hangs up then must not leave the change without
+// its record.
+const auditWriteTimeout = 10 * time.Second
 
 // errAuditFailed answers a change whose audit record could not be written.
 var errAuditFailed = newAPIError(CodeUnknown, "the change was made, but its audit record could not be written; see trustd's log")
@@ -53,15 +63,23 @@ func requestIDOf(r *http.Request) string {
 func (s *Server) record(r *http.Request, p principal, rec audit.Record) error {
 	rec.Actor = actorOf(p)
 	rec.RequestID = requestIDOf(r)
-	if _, err := s.audit.Append(r.Context(), rec); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditWriteTimeout)
+	defer cancel()
+	if _, err := s.audit.Append(ctx, rec); err != nil {
 		s.log.ErrorContext(r.Context(), "writing an audit record failed", "action", rec.Action, "sub", rec.Actor, "err", err)
 		return errAuditFailed
 	}
 	return nil
 }
 
+// publishAuditConcurrency bounds the records of one publish written at once:
+// a role version that changes thousands of targets writes one record each, a
+// request apiece on an object store.
+const publishAuditConcurrency = 8
+
 // recordPublish is the TUF repository's OnPublish: one record for the role
-// version, one per change it made.
+// version, one per change it made (every one: the log is complete), written
+// publishAuditConcurrency at a time.
 func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res tuf.PublishResult) error {
 	var p principal
 	if tc, ok := c.(tufCaller); ok {
@@ -82,10 +100,9 @@ func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res t
 		head.Repository = res.Repository
 		head.Org, _, _ = strings.Cut(res.Repository, "/")
 	}
+	recs := make([]audit.Record, 0, 1+len(res.Changes))
 	if head.Action != "" {
-		if err := s.record(r, p, head); err != nil {
-			return err
-		}
+		recs = append(recs, head)
 	}
 	for _, ch := range res.Changes {
 		rec := audit.Record{
@@ -95,9 +112,36 @@ func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res t
 		if ch.Role == role {
 			rec.Version = res.Version
 		}
-		if err := s.record(r, p, rec); err != nil {
-			return err
+		recs = append(recs, rec)
+	}
+	return s.recordAll(r, p, recs)
+}
+
+// recordAll appends recs, by p, publishAuditConcurrency at a time. They carry
+// one time, a nanosecond apart, so the log lists them in recs' order however
+// the writes interleave. After a failure it starts no more writes.
+func (s *Server) recordAll(r *http.Request, p principal, recs []audit.Record) error {
+	start := time.Now().UTC()
+	sem := make(chan struct{}, publishAuditConcurrency)
+	var wg sync.WaitGroup
+	var failed atomic.Bool
+	for i := range recs {
+		recs[i].Time = start.Add(time.Duration(i))
+		sem <- struct{}{}
+		if failed.Load() {
+			<-sem
+			break
 		}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := s.record(r, p, recs[i]); err != nil {
+				failed.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() {
+		return errAuditFailed
 	}
 	return nil
 }
@@ -164,10 +208,7 @@ func grantRecord(action string, g *grant) audit.Record {
 // refreshRecord describes a refresh token issued to p (never its value).
 func refreshRecord(p principal, req tokenRequest) audit.Record {
 	rec := audit.Record{Action: audit.ActionTokenCreate, Subject: p.Name, Detail: "refresh token for " + req.service}
-	if id := req.clientID; id != "" {
-		if len(id) > 64 {
-			id = id[:64] + "..."
-		}
+	if id := req.clientID; id != "" { // printable ASCII, short: see validateClientID
 		rec.Detail += " (client " + id + ")"
 	}
 	if p.robot != nil {

@@ -224,3 +224,90 @@ func TestRegistryAuditScopeIsForAdminsOnly(t *testing.T) {
 		}
 	}
 }
+
+// hangUpAtAudit cancels the request whose audit record it is asked to write,
+// as a client that hangs up right after its change is committed does, and then
+// writes the record as a driver that honours cancellation (S3) would: not at
+// all once its context is done.
+type hangUpAtAudit struct {
+	driver.Driver
+	on     atomic.Bool
+	cancel atomic.Pointer[context.CancelFunc] // the current request's
+}
+
+func (d *hangUpAtAudit) PutContentIf(ctx context.Context, p string, data []byte, c driver.Condition) (string, error) {
+	if d.on.Load() && strings.HasPrefix(p, "/trustd/v1/audit/") {
+		if cancel := d.cancel.Load(); cancel != nil {
+			(*cancel)()
+		}
+		if err := ctx.Err(); err != nil {
+			return "", err
+		}
+	}
+	return d.Driver.PutContentIf(ctx, p, data, c)
+}
+
+// handler gives every request a context that d can cancel.
+func (d *hangUpAtAudit) handler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithCancel(r.Context())
+		defer cancel()
+		d.cancel.Store(&cancel)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func TestAuditRecordOutlivesAClientThatHangsUp(t *testing.T) {
+	d := &hangUpAtAudit{Driver: inmemory.New()}
+	e := newEnvOn(t, testConfig(), d)
+	e.srv.Config.Handler = d.handler(e.srv.Config.Handler)
+	admin := e.fixture()
+	d.on.Store(true)
+	e.mustAPI(http.StatusCreated, "POST", "/grants", admin, map[string]any{"subject": "dave", "pattern": "acme/**", "actions": []string{"pull"}})
+	d.on.Store(false)
+	page, _ := e.auditPage(http.StatusOK, admin, url.Values{"action": {audit.ActionGrantCreate}})
+	if got := summary(page.Records); !slices.Equal(got, []string{"grant.create admin dave acme"}) {
+		t.Errorf("the grant made while its client hung up left records %q, want its grant.create", got)
+	}
+}
+
+func TestClientIDIsPrintableASCII(t *testing.T) {
+	e := newEnv(t)
+	admin := e.fixture()
+	for _, tc := range []struct {
+		name, clientID string
+		want           int
+	}{
+		{"a terminal escape is refused", "ci\x1b[2J\x1b]0;pwned\a", http.StatusBadRequest},
+		{"a newline is refused", "ci\nforged line", http.StatusBadRequest},
+		{"non-ASCII is refused", "clïent", http.StatusBadRequest},
+		{"65 characters are refused", strings.Repeat("c", 65), http.StatusBadRequest},
+		{"64 printable characters are kept", strings.Repeat("c", 60) + " ~!}", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			form := url.Values{"grant_type": {"password"}, "username": {"bob"}, "password": {userPassword}, "access_type": {"offline"}, "client_id": {tc.clientID}}
+			if r := e.post(form); r.status != tc.want {
+				t.Errorf("POST /token: %d %s, want %d", r.status, r.body, tc.want)
+			}
+			q := url.Values{"service": {registrySvc}, "offline_token": {"true"}, "client_id": {tc.clientID}}
+			req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/token?"+q.Encode(), nil)
+			req.SetBasicAuth("bob", userPassword)
+			r := e.do(req)
+			if r.status != tc.want {
+				t.Errorf("GET /token: %d %s, want %d", r.status, r.body, tc.want)
+			}
+			if tc.want == http.StatusBadRequest && !strings.Contains(string(r.body), "client_id") {
+				t.Errorf("the 400 does not name client_id: %s", r.body)
+			}
+		})
+	}
+	page, _ := e.auditPage(http.StatusOK, admin, url.Values{"action": {audit.ActionTokenCreate}, "actor": {"bob"}})
+	if len(page.Records) != 2 {
+		t.Fatalf("bob's refresh tokens left %d records, want the 2 accepted", len(page.Records))
+	}
+	for _, r := range page.Records {
+		if !strings.Contains(r.Detail, "(client "+strings.Repeat("c", 60)+" ~!})") {
+			t.Errorf("the record's detail %q does not hold the whole client_id", r.Detail)
+		}
+	}
+}

@@ -112,7 +112,7 @@ func decodeTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, e
 			}
 			req.grant, req.username, req.password = "basic", user, pass
 		}
-		return req, validateService(req.service)
+		return req, validateTokenRequest(req)
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, maxTokenForm)
 	if err := r.ParseForm(); err != nil {
@@ -144,7 +144,34 @@ func decodeTokenRequest(w http.ResponseWriter, r *http.Request) (tokenRequest, e
 	default:
 		return req, newAPIError(CodeInvalid, fmt.Sprintf("grant_type %q is not supported (password, refresh_token)", req.grant))
 	}
-	return req, validateService(req.service)
+	return req, validateTokenRequest(req)
+}
+
+// validateTokenRequest checks the fields every grant shares.
+func validateTokenRequest(req tokenRequest) error {
+	if err := validateService(req.service); err != nil {
+		return err
+	}
+	return validateClientID(req.clientID)
+}
+
+// maxClientID bounds client_id, which refresh tokens and the audit log keep.
+const maxClientID = 64
+
+// validateClientID checks an OAuth client_id: printable ASCII (RFC 6749
+// appendix A.1, VSCHAR) of at most maxClientID characters, so what the audit
+// log keeps and trustctl prints is neither cut mid-character nor a terminal
+// control sequence.
+func validateClientID(id string) error {
+	if len(id) > maxClientID {
+		return newAPIError(CodeInvalid, fmt.Sprintf("invalid_request: client_id is %d bytes, more than %d", len(id), maxClientID))
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] < 0x20 || id[i] > 0x7e {
+			return newAPIError(CodeInvalid, fmt.Sprintf("invalid_request: client_id has byte %#02x at %d: only printable ASCII is allowed", id[i], i))
+		}
+	}
+	return nil
 }
 
 func validateService(service string) error {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -99,7 +101,10 @@ admins).`,
 			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "TIME\tSOURCE\tACTOR\tACTION\tWHAT\tDETAIL")
 			for _, r := range recs {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339), r.Source, r.Actor, r.Action, what(r), detail(r))
+				// Records hold what clients sent (names, tags, reasons): never
+				// let one drive the terminal or break the columns.
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Time.UTC().Format(time.RFC3339),
+					printable(r.Source), printable(r.Actor), printable(r.Action), printable(what(r)), printable(detail(r)))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -173,6 +178,31 @@ func detail(r audit.Record) string {
 		return "-"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// printable escapes what a terminal would not print as text: control
+// characters (escape sequences, tabs, newlines), format characters such as
+// bidirectional overrides, and bytes that are not UTF-8, as Go escapes them
+// (\x1b, \u202e).
+func printable(s string) string {
+	if utf8.ValidString(s) && !strings.ContainsFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case !unicode.IsPrint(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+		i += n
+	}
+	return b.String()
 }
 
 func shortDigest(d string) string {

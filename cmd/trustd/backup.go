@@ -54,11 +54,13 @@ func newBackupCmd() *cobra.Command {
 		Use:   "backup",
 		Short: "Write all of trustd's state to one archive",
 		Long: `backup writes all of trustd's state (accounts, robots, organisations, grants,
-refresh tokens, signing keys, the TUF repository) from its storage to one
-gzip-compressed tar archive with a manifest of every file's sha256, to --out
-(mode 0600) or stdout. It reads the storage directly and may run while trustd
-serves: the TUF repository is copied complete as of one commit, every other
-record whole.
+refresh tokens, signing keys, the audit log, the TUF repository) from its
+storage to one gzip-compressed tar archive with a manifest of every file's
+sha256, to --out (mode 0600) or stdout. It reads the storage directly and may
+run while trustd serves: the TUF repository is copied complete as of one
+commit, every other record whole. The objects pass through a temporary file
+(mode 0600, in $TMPDIR, removed afterwards); state larger than a restore accepts
+(64 MiB for one object, 4 GiB in all) is refused.
 The archive holds private keys: keep it as carefully as the data directory.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -100,10 +102,12 @@ func newRestoreCmd() *cobra.Command {
 		Short: "Restore trustd's state from a backup archive onto fresh storage",
 		Long: `restore writes the state in a trustd backup archive onto trustd's storage,
 which must hold no trustd state (a fresh data directory, an empty bucket or
-prefix) unless --force, which deletes the state there first. Every file is
-checked against the archive's manifest (path, size, sha256) before anything is
-written; a corrupt or incomplete archive is refused and nothing is written.
-Restore with trustd stopped; a new filesystem data directory is made 0700.`,
+prefix) unless --force, which deletes the state there first, all but its audit
+log: the audit records there are kept, and the archive's are added beside them
+(one already there is left as it is). Every file is checked against the
+archive's manifest (path, size, sha256) before anything is written; a corrupt
+or incomplete archive is refused and nothing is written. Restore with trustd
+stopped; a new filesystem data directory is made 0700.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := sf.config(cmd)
@@ -137,12 +141,15 @@ Restore with trustd stopped; a new filesystem data directory is made 0700.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Restored %d files (%d bytes) of trustd's state.\n", rep.Files, rep.Bytes)
+			if rep.Kept > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "Kept %d audit records of the archive that were there already.\n", rep.Kept)
+			}
 			return nil
 		},
 	}
 	sf.register(cmd)
 	cmd.Flags().StringVar(&in, "in", "", "the archive to restore (- for stdin)")
-	cmd.Flags().BoolVar(&force, "force", false, "replace the trustd state already on the target")
+	cmd.Flags().BoolVar(&force, "force", false, "replace the trustd state already on the target (its audit log is kept)")
 	return cmd
 }
 

@@ -1,16 +1,22 @@
 package tuf_test
 
 import (
+	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 
@@ -122,6 +128,91 @@ func TestPublishesAreAudited(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("after adding a targets key:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestOrgTargetsAreAudited(t *testing.T) {
+	e := newEnv(t, nil)
+	orgKey, pub := newKey(t), newKey(t)
+	orgRole := tuf.RoleForOrg("acme")
+	e.org("acme", []*key{orgKey}, 1)
+	_, recs := e.auditSince(t, "")
+
+	// The org signs a target of its repository itself, and delegates another.
+	md := role(2, []delegation{repoDelegation("acme/lib", 1, pub)}, targets("acme/app:v1", target("one")))
+	e.mustPut(201, orgRole, sign(t, md, orgKey), e.admin)
+	got, recs := e.auditSince(t, lastID(recs))
+	want := []string{
+		"role.publish org-acme admin",
+		"delegation.add " + tuf.RoleForRepo("acme/lib") + " acme/lib " + pub.id + " admin",
+		"target.publish org-acme acme/app v1 " + sha("one") + " admin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after the org signed a target:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, r := range recs {
+		if r.Action == audit.ActionTargetPublish && (r.Org != "acme" || r.Version != 2) {
+			t.Errorf("the org's target record %+v lacks its org or role version", r)
+		}
+	}
+
+	// It moves the tag and then drops it.
+	e.mustPut(201, orgRole, sign(t, role(3, []delegation{repoDelegation("acme/lib", 1, pub)}, targets("acme/app:v1", target("two"))), orgKey), e.admin)
+	e.mustPut(201, orgRole, sign(t, role(4, []delegation{repoDelegation("acme/lib", 1, pub)}, nil), orgKey), e.admin)
+	got, _ = e.auditSince(t, lastID(recs))
+	want = []string{
+		"role.publish org-acme admin",
+		"target.publish org-acme acme/app v1 " + sha("two") + " admin",
+		"role.publish org-acme admin",
+		"target.remove org-acme acme/app v1 " + sha("two") + " admin",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("after moving and removing the org's target:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// slowAudit makes every audit write take a while and counts how many run at
+// once.
+type slowAudit struct {
+	driver.Driver
+	inFlight, most atomic.Int32
+}
+
+func (d *slowAudit) PutContentIf(ctx context.Context, p string, data []byte, c driver.Condition) (string, error) {
+	if strings.HasPrefix(p, "/trustd/v1/audit/") {
+		n := d.inFlight.Add(1)
+		defer d.inFlight.Add(-1)
+		for m := d.most.Load(); n > m && !d.most.CompareAndSwap(m, n); m = d.most.Load() {
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return d.Driver.PutContentIf(ctx, p, data, c)
+}
+
+func TestAPublishOfManyTargetsWritesItsRecordsConcurrentlyInOrder(t *testing.T) {
+	d := &slowAudit{Driver: inmemory.New()}
+	e := newEnv(t, d)
+	orgKey, pub := newKey(t), newKey(t)
+	repoRole := tuf.RoleForRepo("acme/app")
+	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
+	bob := e.user("bob", "acme", "publisher")
+	_, recs := e.auditSince(t, "")
+
+	const n = 40
+	var kv []any
+	want := []string{"role.publish " + repoRole + " acme/app bob"}
+	for i := range n {
+		tag := fmt.Sprintf("v%02d", i)
+		kv = append(kv, "acme/app:"+tag, target(tag))
+		want = append(want, "target.publish "+repoRole+" acme/app "+tag+" "+sha(tag)+" bob")
+	}
+	d.most.Store(0)
+	e.mustPut(201, repoRole, sign(t, role(1, nil, targets(kv...)), pub), bob)
+	if got, _ := e.auditSince(t, lastID(recs)); !slices.Equal(got, want) {
+		t.Errorf("the publish of %d targets left\n%s\nwant\n%s", n, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if most := d.most.Load(); most < 2 || most > 8 {
+		t.Errorf("at most %d audit writes ran at once, want 2 to 8", most)
 	}
 }
 

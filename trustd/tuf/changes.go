@@ -45,7 +45,10 @@ func (r *Repo) changesOf(ctx context.Context, s *state, u *upload) ([]Change, er
 	case kindTargets:
 		return delegationChanges(s.targets, u.targets), nil
 	case kindOrg:
-		return delegationChanges(s.orgs[u.role], u.targets), nil
+		// An org role may sign targets of its repositories itself, besides
+		// delegating them.
+		prev := s.orgs[u.role]
+		return append(delegationChanges(prev, u.targets), targetChanges(u.role, prev, u.targets)...), nil
 	}
 	var prev *targetsMD
 	if n := s.version(u.role); n > 0 {
@@ -182,8 +185,8 @@ func diff(a, b []string) []string {
 	return out
 }
 
-// targetChanges lists the targets of repository role role that next adds, moves
-// to another digest, or removes.
+// targetChanges lists the targets of role role (a repository's or an org's) that
+// next adds, moves to another digest, or removes.
 func targetChanges(role string, prev, next *targetsMD) []Change {
 	var before map[string]*metadata.TargetFiles
 	if prev != nil {

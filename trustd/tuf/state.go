@@ -123,23 +123,26 @@ type store struct {
 	d driver.Driver
 }
 
-// readCommitted returns committed version n of role under head h: from meta/, or,
-// when the commit that made it has not moved it yet, from pending/.
+// readCommitted returns committed version n of role under head h. A version
+// the head made (h.Changed) is read from its pending file first, the one named
+// by its hash, and from meta/ only when it was moved there meanwhile: meta/ may
+// hold other bytes for that version number until the move, such as those of a
+// version a restore discarded (a backup copies meta/ files committed after the
+// head it restores). Any other version is read from meta/.
 func (st store) readCommitted(ctx context.Context, h *headRecord, role string, n int64) ([]byte, error) {
-	data, _, err := st.d.GetContent(ctx, metaPath(role, n))
-	if !errors.Is(err, driver.ErrNotFound) || h == nil {
-		return data, err
-	}
-	for _, c := range h.Changed {
-		if c.Role == role && c.Version == n {
-			data, _, err = st.d.GetContent(ctx, pendingPath(role, n, c.SHA256))
-			if errors.Is(err, driver.ErrNotFound) { // moved meanwhile
-				data, _, err = st.d.GetContent(ctx, metaPath(role, n))
+	if h != nil {
+		for _, c := range h.Changed {
+			if c.Role == role && c.Version == n {
+				data, _, err := st.d.GetContent(ctx, pendingPath(role, n, c.SHA256))
+				if !errors.Is(err, driver.ErrNotFound) {
+					return data, err
+				}
+				break // moved meanwhile
 			}
-			return data, err
 		}
 	}
-	return nil, err
+	data, _, err := st.d.GetContent(ctx, metaPath(role, n))
+	return data, err
 }
 
 // finishMoves moves the pending files of head h to meta/. It is idempotent: a file
