@@ -78,11 +78,13 @@ func startSignet(ctx context.Context, bin string, st storage) (*server, error) {
 }
 
 // referenceConfig is the reference registry's configuration: the storage driver
-// (see referenceStorage), no auth, deletes enabled, errors-only logging, and the
-// blob-descriptor cache its example configuration ships with.
+// (see referenceStorage), no auth, deletes enabled, logging at its default level
+// (info: a line per request, as Signet writes at its default), Prometheus
+// metrics on (as Signet's are), and the blob-descriptor cache its example
+// configuration ships with.
 const referenceConfig = `version: 0.1
 log:
-  level: error
+  level: info
 storage:
 %s  delete:
     enabled: true
