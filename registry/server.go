@@ -28,6 +28,8 @@ type Server struct {
 	auth *authenticator
 	// gate is nil when no trust root is configured: everything is admitted.
 	gate *gate
+	// ids makes the IDs of requests that come without one.
+	ids *requestid.Source
 	// listeners receive the API's events (see OnEvent).
 	listeners []EventListener
 }
@@ -35,7 +37,7 @@ type Server struct {
 // NewServer returns the API handler over store, with token authentication when
 // tokenAuth is not nil.
 func NewServer(store *storage.Store, log *slog.Logger, tokenAuth *TokenAuthConfig) (*Server, error) {
-	s := &Server{store: store, log: log}
+	s := &Server{store: store, log: log, ids: requestid.NewSource()}
 	if tokenAuth != nil {
 		a, err := newAuthenticator(*tokenAuth)
 		if err != nil {
@@ -106,8 +108,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
-	id := requestid.FromRequest(r)
-	rec.Header().Set(requestid.Header, id)
+	id := s.ids.FromRequest(r)
+	rec.Header()[requestid.Header] = []string{id}
 	ctx, ai := withAccessInfo(requestid.NewContext(r.Context(), id))
 	r = r.WithContext(ctx)
 	s.router.ServeHTTP(rec, r)

@@ -52,17 +52,17 @@ func actorOf(p principal) string {
 
 // requestIDOf is the request's ID: the one in its context, else the caller's
 // X-Request-ID when usable (the registry forwards its own), else a new one.
-func requestIDOf(r *http.Request) string {
+func (s *Server) requestIDOf(r *http.Request) string {
 	if id := requestid.FromContext(r.Context()); id != "" {
 		return id
 	}
-	return requestid.FromRequest(r)
+	return s.ids.FromRequest(r)
 }
 
 // record appends rec, by p, to the log.
 func (s *Server) record(r *http.Request, p principal, rec audit.Record) error {
 	rec.Actor = actorOf(p)
-	rec.RequestID = requestIDOf(r)
+	rec.RequestID = s.requestIDOf(r)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditWriteTimeout)
 	defer cancel()
 	if _, err := s.audit.Append(ctx, rec); err != nil {

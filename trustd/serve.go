@@ -92,6 +92,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 // Server is trustd's HTTP API: the token endpoint, the JWKS, and the management
 // API. It holds every record in memory (see store.go) and writes through.
 type Server struct {
+	ids      *requestid.Source
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
@@ -130,6 +131,7 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 	}
 	proxies, _ := parsePrefixes(cfg.TrustedProxies)
 	s := &Server{
+		ids:      requestid.NewSource(),
 		cfg:      cfg,
 		log:      log,
 		now:      time.Now,
@@ -299,8 +301,8 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	id := requestid.FromRequest(r)
-	rec.Header().Set(requestid.Header, id)
+	id := s.ids.FromRequest(r)
+	rec.Header()[requestid.Header] = []string{id}
 	ctx, ri := withReqInfo(requestid.NewContext(r.Context(), id))
 	r = r.WithContext(ctx)
 	s.router.ServeHTTP(rec, r)

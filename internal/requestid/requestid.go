@@ -9,10 +9,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"net/http"
+	"strconv"
+	"sync/atomic"
 )
 
-// Header is the header the ID travels in.
-const Header = "X-Request-ID"
+// Header is the header the ID travels in, in its canonical form (so that it
+// can be set in a header map directly).
+const Header = "X-Request-Id"
 
 // maxLen bounds an ID taken from a caller; a longer or non-printable one is
 // replaced, so a client cannot write arbitrary bytes into the logs.
@@ -20,11 +23,26 @@ const maxLen = 128
 
 type key struct{}
 
-// New returns a fresh random ID.
-func New() string {
-	var b [16]byte
+// Source makes request IDs: a random prefix drawn when it is made and a
+// counter, so IDs are unique across processes and restarts and cheap on every
+// request. They identify, they do not authenticate, so they need not be
+// unpredictable.
+type Source struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+// NewSource returns a Source with a fresh prefix.
+func NewSource() *Source {
+	var b [8]byte
 	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
+	return &Source{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+// New returns a fresh ID.
+func (s *Source) New() string {
+	var b [40]byte
+	return string(strconv.AppendUint(append(b[:0], s.prefix...), s.n.Add(1), 36))
 }
 
 // NewContext returns ctx carrying id.
@@ -38,12 +56,13 @@ func FromContext(ctx context.Context) string {
 	return id
 }
 
-// FromRequest returns the caller's ID when it is usable, else a new one.
-func FromRequest(r *http.Request) string {
+// FromRequest returns the caller's ID when it is usable, else a new one
+// from s.
+func (s *Source) FromRequest(r *http.Request) string {
 	if id := r.Header.Get(Header); valid(id) {
 		return id
 	}
-	return New()
+	return s.New()
 }
 
 // Set puts ctx's ID, if any, on an outgoing request.

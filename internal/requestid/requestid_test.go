@@ -24,7 +24,7 @@ func TestFromRequest(t *testing.T) {
 			if tt.header != "" {
 				r.Header.Set(Header, tt.header)
 			}
-			got := FromRequest(r)
+			got := NewSource().FromRequest(r)
 			if tt.kept != (got == tt.header) {
 				t.Fatalf("FromRequest = %q with header %q, kept want %v", got, tt.header, tt.kept)
 			}
@@ -44,5 +44,25 @@ func TestContextRoundTrip(t *testing.T) {
 	Set(ctx, req)
 	if req.Header.Get(Header) != "r1" {
 		t.Fatalf("Set put %q", req.Header.Get(Header))
+	}
+}
+
+func TestNewIsUnique(t *testing.T) {
+	seen := map[string]bool{}
+	a, b := NewSource(), NewSource()
+	for range 5000 {
+		for _, id := range []string{a.New(), b.New()} {
+			if seen[id] || !valid(id) {
+				t.Fatalf("New returned %q twice or invalid", id)
+			}
+			seen[id] = true
+		}
+	}
+}
+
+func BenchmarkNew(b *testing.B) {
+	s := NewSource()
+	for b.Loop() {
+		s.New()
 	}
 }
