@@ -2,13 +2,14 @@ package registry
 
 import (
 	"context"
-	"log/slog"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/signet-oss/signet/internal/logging"
 )
 
 // The access log: one line per request, with stable keys (method, route, path,
@@ -70,34 +71,14 @@ func noteRoute(next http.Handler) http.Handler {
 
 // logRequest writes the request line.
 func (s *Server) logRequest(r *http.Request, rec *statusRecorder, ai *accessInfo, id string, start time.Time) {
-	level := slog.LevelInfo
-	if rec.status >= 500 {
-		level = slog.LevelError
-	}
-	if !s.log.Enabled(r.Context(), level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("route", ai.route),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", rec.status),
-		slog.Duration("dur", time.Since(start)),
-		slog.Int64("bytes", rec.bytes),
-		slog.String("request_id", id),
-		slog.String("remote", remoteHost(r.RemoteAddr)),
-	}
 	if ai.digest == "" {
 		// A manifest pushed or fetched by tag, or a blob upload's result,
 		// names its digest only in the response.
 		ai.digest = rec.Header().Get("Docker-Content-Digest")
 	}
-	for _, kv := range [...][2]string{{"repo", ai.repo}, {"digest", ai.digest}, {"tag", ai.tag}, {"sub", ai.sub}} {
-		if kv[1] != "" {
-			attrs = append(attrs, slog.String(kv[0], kv[1]))
-		}
-	}
-	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+	logging.Request(r.Context(), s.log, r, logging.Line{Route: ai.route, Status: rec.status, Bytes: rec.bytes,
+		Dur: time.Since(start), ID: id, Remote: remoteHost(r.RemoteAddr)},
+		[2]string{"repo", ai.repo}, [2]string{"digest", ai.digest}, [2]string{"tag", ai.tag}, [2]string{"sub", ai.sub})
 }
 
 // remoteHost is the client's address without its port.

@@ -39,7 +39,7 @@ func BenchmarkManifestGetObserved(b *testing.B) {
 	if err := obs.attach(api, nil, cfg); err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(obs.handler(api))
+	srv := httptest.NewServer(obs.Handler(api))
 	defer srv.Close()
 	c := srv.Client()
 	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64

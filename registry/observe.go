@@ -11,10 +11,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/signet-oss/signet/internal/health"
 	"github.com/signet-oss/signet/internal/httpmetrics"
+	"github.com/signet-oss/signet/internal/observe"
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/registry/storage/driver/instrumented"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -72,33 +71,23 @@ func (c Config) validateObservability() []error {
 // observability is the health checks of a running registry and, when
 // metrics.addr is set, its metrics.
 type observability struct {
-	log    *slog.Logger
-	health *health.Checker
-	// The rest is nil without metrics.
-	reg       *prometheus.Registry
-	driver    *instrumented.Metrics
-	metricsLn *httpmetrics.Listener
-	http      *httpmetrics.Metrics
-	metrics   *registryMetrics
+	*observe.Base
+	metrics *registryMetrics // nil without metrics
 }
 
 // newObservability binds the metrics listener, if any. ctx is the registry's:
 // once it is done, /readyz answers 503 "shutting down".
 func newObservability(ctx context.Context, cfg Config, log *slog.Logger) (*observability, error) {
-	o := &observability{log: log, health: health.New(ctx)}
-	if cfg.Metrics.Addr == "" {
-		return o, nil
-	}
-	o.reg = httpmetrics.NewRegistry()
-	var err error
-	if o.driver, err = instrumented.NewMetrics(o.reg, metricsNamespace); err != nil {
+	base, err := observe.New(ctx, cfg.Metrics.Addr, metricsNamespace, "registry", log)
+	if err != nil {
 		return nil, err
 	}
-	if o.metrics, err = newRegistryMetrics(o.reg); err != nil {
-		return nil, err
-	}
-	if o.metricsLn, err = httpmetrics.Listen(cfg.Metrics.Addr, "registry", o.reg, log); err != nil {
-		return nil, err
+	o := &observability{Base: base}
+	if o.Reg != nil {
+		if o.metrics, err = newRegistryMetrics(o.Reg); err != nil {
+			o.Close()
+			return nil, err
+		}
 	}
 	return o, nil
 }
@@ -109,28 +98,25 @@ func (o *observability) openStore(ctx context.Context, cfg Config) (*storage.Sto
 	if err != nil {
 		return nil, err
 	}
-	if o.driver != nil {
-		d = instrumented.Wrap(d, o.driver)
-	}
-	return storage.New(ctx, d, storage.Options{MaxManifestSize: cfg.MaxManifestSize})
+	return storage.New(ctx, o.WrapDriver(d), storage.Options{MaxManifestSize: cfg.MaxManifestSize})
 }
 
 // attach adds the readiness checks of api (storage; trust metadata when the
 // gate is on; token keys when token authentication is on) and, with metrics,
 // instruments it. Call it once the gate is enabled, before serving.
 func (o *observability) attach(api *Server, index *verify.Index, cfg Config) error {
-	o.health.Add("storage", api.store.Ping)
+	o.Health.Add("storage", api.store.Ping)
 	if index != nil {
 		maxAge := cfg.Trust.maxStaleness()
-		o.health.Add("trust", func(context.Context) error { return trustFresh(index, maxAge, time.Now()) })
+		o.Health.Add("trust", func(context.Context) error { return trustFresh(index, maxAge, time.Now()) })
 	}
 	if api.auth != nil {
-		o.health.Add("keys", api.auth.verifier.Ready)
+		o.Health.Add("keys", api.auth.verifier.Ready)
 	}
-	if o.reg == nil {
+	if o.Reg == nil {
 		return nil
 	}
-	m, err := httpmetrics.New(o.reg, httpmetrics.Config{
+	if err := o.Instrument(httpmetrics.Config{
 		Namespace:  metricsNamespace,
 		Router:     api.router,
 		RouteLabel: routeLabel,
@@ -141,46 +127,16 @@ func (o *observability) attach(api *Server, index *verify.Index, cfg Config) err
 			}
 			return nil
 		},
-	})
-	if err != nil {
+	}); err != nil {
 		return err
 	}
-	o.http = m
 	api.OnEvent(o.metrics.event)
 	if index != nil {
-		if err := o.reg.Register(trustAgeCollector{index: index, desc: trustAgeDesc}); err != nil {
+		if err := o.Reg.Register(trustAgeCollector{index: index, desc: trustAgeDesc}); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// handler is api behind the probes and, with metrics, instrumented.
-func (o *observability) handler(api http.Handler) http.Handler {
-	if o.http != nil {
-		api = o.http.Handler(api)
-	}
-	return o.health.Handler(api)
-}
-
-// close releases the metrics address, once the server stops or fails to
-// start.
-func (o *observability) close() {
-	if o.metricsLn != nil {
-		o.metricsLn.Close()
-	}
-}
-
-// start serves the metrics until ctx is done.
-func (o *observability) start(ctx context.Context) {
-	if o.metricsLn == nil {
-		return
-	}
-	go func() {
-		if err := o.metricsLn.Serve(ctx); err != nil {
-			o.log.Error("metrics listener failed", "err", err)
-		}
-	}()
 }
 
 // gcDone records a garbage collection's outcome.

@@ -36,7 +36,7 @@ func newObservedServer(t *testing.T, data string) (*httptest.Server, *observabil
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs.start(ctx)
+	obs.Start(ctx)
 	store, err := obs.openStore(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +48,7 @@ func newObservedServer(t *testing.T, data string) (*httptest.Server, *observabil
 	if err := obs.attach(api, nil, cfg); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(obs.handler(api))
+	srv := httptest.NewServer(obs.Handler(api))
 	t.Cleanup(srv.Close)
 	return srv, obs
 }
@@ -211,20 +211,20 @@ func TestRequestsAreCountedUnderTheirRoute(t *testing.T) {
 		{"signet_registry_http_request_duration_seconds", map[string]string{"route": "blob", "method": "GET"}, 1},
 		{"signet_registry_uploads_in_flight", nil, 0},
 	} {
-		got, ok := sample(t, obs.reg, c.name, c.labels)
+		got, ok := sample(t, obs.Reg, c.name, c.labels)
 		if !ok || got != c.want {
 			t.Errorf("%s%v = %v (present %v), want %v", c.name, c.labels, got, ok, c.want)
 		}
 	}
-	if _, ok := sample(t, obs.reg, "signet_registry_http_requests_total", map[string]string{"route": "other", "method": "GET", "status": "200"}); ok {
+	if _, ok := sample(t, obs.Reg, "signet_registry_http_requests_total", map[string]string{"route": "other", "method": "GET", "status": "200"}); ok {
 		t.Error("a /readyz probe was counted as an API request")
 	}
 	for _, name := range []string{"signet_registry_http_received_bytes_total", "signet_registry_http_sent_bytes_total"} {
-		if got, _ := sample(t, obs.reg, name, nil); got < float64(len(blob)) {
+		if got, _ := sample(t, obs.Reg, name, nil); got < float64(len(blob)) {
 			t.Errorf("%s = %v, want at least the blob's %d bytes", name, got, len(blob))
 		}
 	}
-	if got, _ := sample(t, obs.reg, "signet_registry_storage_operation_duration_seconds", map[string]string{"operation": "stat"}); got == 0 {
+	if got, _ := sample(t, obs.Reg, "signet_registry_storage_operation_duration_seconds", map[string]string{"operation": "stat"}); got == 0 {
 		t.Error("no storage stat was timed")
 	}
 }

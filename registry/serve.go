@@ -46,7 +46,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if err != nil {
 		return err
 	}
-	defer obs.close()
+	defer obs.Close()
 	store, err := obs.openStore(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
@@ -93,7 +93,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 		return err
 	}
 	srv := &http.Server{
-		Handler:           obs.handler(api),
+		Handler:           obs.Handler(api),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       5 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -105,7 +105,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	}
 	log.Info("registry listening", "addr", ln.Addr().String(), "storage", store.Driver().Name(), "tls", tlsCfg != nil)
 	srv.TLSConfig = tlsCfg
-	obs.start(ctx)
+	obs.Start(ctx)
 	if cfg.GC.Interval > 0 {
 		go collectGarbage(ctx, store, cfg.GC, log, obs.gcDone)
 	}

@@ -2,11 +2,12 @@ package trustd
 
 import (
 	"context"
-	"log/slog"
 	"net/http"
 	"time"
 
 	"github.com/gorilla/mux"
+
+	"github.com/signet-oss/signet/internal/logging"
 )
 
 // The access log: one line per request, with the registry's stable keys
@@ -49,25 +50,6 @@ func noteRoute(next http.Handler) http.Handler {
 // limiting sees it: behind a trusted proxy (the registry's /token), the
 // address the proxy forwarded for.
 func (s *Server) logRequest(r *http.Request, rec *statusRecorder, ri *reqInfo, id string, start time.Time) {
-	level := slog.LevelInfo
-	if rec.status >= 500 {
-		level = slog.LevelError
-	}
-	if !s.log.Enabled(r.Context(), level) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("method", r.Method),
-		slog.String("route", ri.route),
-		slog.String("path", r.URL.Path),
-		slog.Int("status", rec.status),
-		slog.Duration("dur", time.Since(start)),
-		slog.Int64("bytes", rec.bytes),
-		slog.String("request_id", id),
-		slog.String("remote", s.clientIP(r)),
-	}
-	if ri.sub != "" {
-		attrs = append(attrs, slog.String("sub", ri.sub))
-	}
-	s.log.LogAttrs(r.Context(), level, "request", attrs...)
+	logging.Request(r.Context(), s.log, r, logging.Line{Route: ri.route, Status: rec.status, Bytes: rec.bytes,
+		Dur: time.Since(start), ID: id, Remote: s.clientIP(r)}, [2]string{"sub", ri.sub})
 }

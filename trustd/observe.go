@@ -10,10 +10,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/signet-oss/signet/internal/health"
 	"github.com/signet-oss/signet/internal/httpmetrics"
+	"github.com/signet-oss/signet/internal/observe"
 	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/instrumented"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 
@@ -64,33 +63,27 @@ func tokenOutcome(status int) string {
 
 // observability is trustd's health checks and, with metrics.addr, its metrics.
 type observability struct {
-	log    *slog.Logger
-	health *health.Checker
-	// The rest is nil without metrics.
-	reg       *prometheus.Registry
-	driver    *instrumented.Metrics
-	metricsLn *httpmetrics.Listener
-	http      *httpmetrics.Metrics
-	tokens    map[[2]string]prometheus.Counter
+	*observe.Base
+	tokens map[[2]string]prometheus.Counter // nil without metrics
 }
 
 // newObservability binds the metrics listener, if any. Once ctx is done,
 // /readyz answers 503 "shutting down".
 func newObservability(ctx context.Context, cfg Config, log *slog.Logger) (*observability, error) {
-	o := &observability{log: log, health: health.New(ctx)}
-	if cfg.Metrics.Addr == "" {
-		return o, nil
-	}
-	o.reg = httpmetrics.NewRegistry()
-	var err error
-	if o.driver, err = instrumented.NewMetrics(o.reg, metricsNamespace); err != nil {
+	base, err := observe.New(ctx, cfg.Metrics.Addr, metricsNamespace, "trustd", log)
+	if err != nil {
 		return nil, err
+	}
+	o := &observability{Base: base}
+	if o.Reg == nil {
+		return o, nil
 	}
 	tokens := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Name: "tokens_total",
 		Help: "Token requests, by grant type (anonymous, basic, password, refresh_token, other) and outcome (issued, invalid, denied, rate_limited, error).",
 	}, []string{"grant", "outcome"})
-	if err := o.reg.Register(tokens); err != nil {
+	if err := o.Reg.Register(tokens); err != nil {
+		o.Close()
 		return nil, err
 	}
 	o.tokens = map[[2]string]prometheus.Counter{}
@@ -99,36 +92,25 @@ func newObservability(ctx context.Context, cfg Config, log *slog.Logger) (*obser
 			o.tokens[[2]string{g, out}] = tokens.WithLabelValues(g, out)
 		}
 	}
-	if o.metricsLn, err = httpmetrics.Listen(cfg.Metrics.Addr, "trustd", o.reg, log); err != nil {
-		return nil, err
-	}
 	return o, nil
-}
-
-// wrapDriver times d when metrics are on.
-func (o *observability) wrapDriver(d driver.Driver) driver.Driver {
-	if o.driver == nil {
-		return d
-	}
-	return instrumented.Wrap(d, o.driver)
 }
 
 // attach adds s's readiness checks (storage, TUF metadata, token signing key)
 // and, with metrics, instruments it. Call it before serving.
 func (o *observability) attach(s *Server, d driver.Driver) error {
-	o.health.Add("storage", func(ctx context.Context) error {
+	o.Health.Add("storage", func(ctx context.Context) error {
 		if _, err := d.Stat(ctx, signingKeyPath); err != nil && !errors.Is(err, driver.ErrNotFound) {
 			return fmt.Errorf("storage (%s) does not answer: %w", d.Name(), err)
 		}
 		return nil
 	})
-	o.health.Add("tuf", func(ctx context.Context) error {
+	o.Health.Add("tuf", func(ctx context.Context) error {
 		if err := s.tuf.Health(ctx); err != nil && !errors.Is(err, tuf.ErrNotInitialised) {
 			return err
 		}
 		return nil // before trustctl init there is nothing to serve stale
 	})
-	o.health.Add("keys", func(ctx context.Context) error {
+	o.Health.Add("keys", func(ctx context.Context) error {
 		// A token signed now must verify against the keys trustd publishes:
 		// the signing key is loaded and usable, and the JWKS names it.
 		tok, _, err := s.issuer.Issue("readyz", s.cfg.Service, nil)
@@ -140,20 +122,12 @@ func (o *observability) attach(s *Server, d driver.Driver) error {
 		}
 		return nil
 	})
-	if o.reg == nil {
-		return nil
-	}
-	m, err := httpmetrics.New(o.reg, httpmetrics.Config{
+	return o.Instrument(httpmetrics.Config{
 		Namespace:  metricsNamespace,
 		Router:     s.router,
 		RouteLabel: routeLabel,
 		Done:       o.requestDone,
 	})
-	if err != nil {
-		return err
-	}
-	o.http = m
-	return nil
 }
 
 // requestDone counts token requests by the grant the endpoint noted.
@@ -166,34 +140,6 @@ func (o *observability) requestDone(route string, status int, grant string) {
 		c = o.tokens[[2]string{"other", tokenOutcome(status)}]
 	}
 	c.Inc()
-}
-
-// handler is s behind the probes and, with metrics, instrumented.
-func (o *observability) handler(s http.Handler) http.Handler {
-	if o.http != nil {
-		s = o.http.Handler(s)
-	}
-	return o.health.Handler(s)
-}
-
-// close releases the metrics address, once the server stops or fails to
-// start.
-func (o *observability) close() {
-	if o.metricsLn != nil {
-		o.metricsLn.Close()
-	}
-}
-
-// start serves the metrics until ctx is done.
-func (o *observability) start(ctx context.Context) {
-	if o.metricsLn == nil {
-		return
-	}
-	go func() {
-		if err := o.metricsLn.Serve(ctx); err != nil {
-			o.log.Error("metrics listener failed", "err", err)
-		}
-	}()
 }
 
 // routeLabel names a route by the fixed segments of its path template, less

@@ -47,8 +47,8 @@ func TestTokenRequestsAreCountedByGrantAndOutcome(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obs.start(ctx)
-	d := obs.wrapDriver(inmemory.New())
+	obs.Start(ctx)
+	d := obs.WrapDriver(inmemory.New())
 	s, err := New(ctx, cfg, d, log, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -56,7 +56,7 @@ func TestTokenRequestsAreCountedByGrantAndOutcome(t *testing.T) {
 	if err := obs.attach(s, d); err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(obs.handler(s))
+	srv := httptest.NewServer(obs.Handler(s))
 	defer srv.Close()
 
 	send := func(req *http.Request, want int) {
@@ -125,7 +125,7 @@ func mustGet(t *testing.T, u string) *http.Request {
 // counter returns the value of the counter name with exactly labels (0 when absent).
 func counter(t *testing.T, obs *observability, name string, labels map[string]string) float64 {
 	t.Helper()
-	families, err := obs.reg.Gather()
+	families, err := obs.Reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}

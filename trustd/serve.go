@@ -49,7 +49,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer obs.close()
+	defer obs.Close()
 	tlsCfg, err := cfg.TLS.serving().ServerConfig("tls", log)
 	if err != nil {
 		return err
@@ -58,7 +58,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
 	}
-	d = obs.wrapDriver(d)
+	d = obs.WrapDriver(d)
 	s, err := New(ctx, cfg, d, log, os.Stderr)
 	if err != nil {
 		return err
@@ -71,7 +71,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("addr: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           obs.handler(s),
+		Handler:           obs.Handler(s),
 		ReadHeaderTimeout: 30 * time.Second,
 		ReadTimeout:       time.Minute,
 		IdleTimeout:       5 * time.Minute,
@@ -80,7 +80,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("trustd listening", "addr", ln.Addr().String(), "storage", d.Name(), "issuer", cfg.Issuer, "kid", s.key.KeyID(), "tls", tlsCfg != nil)
 	srv.TLSConfig = tlsCfg
-	obs.start(ctx)
+	obs.Start(ctx)
 	go s.pruneLoop(ctx, time.Hour)
 	if cfg.ReloadInterval > 0 {
 		go s.reloadLoop(ctx, cfg.ReloadInterval)
