@@ -47,7 +47,7 @@ func TestAuditLog(t *testing.T) {
 
 	all, raw := st.audit(t, "--since", "10m", "--limit", "1000")
 	secrets := map[string]string{"the robot's secret": robot.Secret, "the admin's password": st.AdminPassword, "dave's password": davePassword}
-	for i, tok := range loginTokens(t, st.Home) {
+	for i, tok := range identityTokens(t, filepath.Join(st.Home, "config.json")) {
 		secrets["login token "+string(rune('A'+i))] = tok
 	}
 	for what, s := range secrets {
@@ -206,31 +206,4 @@ func (st *stack) trustdAPI(t *testing.T, want int, method, path string, body any
 	if resp.StatusCode != want {
 		t.Fatalf("%s %s: %d, want %d", method, path, resp.StatusCode, want)
 	}
-}
-
-// loginTokens returns the identity (refresh) tokens kept in home's config.json.
-func loginTokens(t *testing.T, home string) []string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join(home, "config.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cfg struct {
-		Auths map[string]struct {
-			IdentityToken string `json:"identitytoken"`
-		} `json:"auths"`
-	}
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, a := range cfg.Auths {
-		if a.IdentityToken != "" {
-			out = append(out, a.IdentityToken)
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no login tokens in config.json to look for")
-	}
-	return out
 }

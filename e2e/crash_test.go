@@ -97,27 +97,7 @@ func crashMidUpload(t *testing.T, reg *registry) {
 		t.FailNow()
 	}
 	t.Run("the upload resumes and completes", func(t *testing.T) {
-		req := rc.newRequest("PATCH", loc, bytes.NewReader(content[held:]))
-		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", held, len(content)-1))
-		resp, _, err := rc.do(req, http.StatusAccepted)
-		if err != nil {
-			t.Fatal(err)
-		}
-		next, err := rc.resolve(resp.Header.Get("Location"))
-		if err != nil {
-			t.Fatalf("PATCH response: %v", err)
-		}
-		if _, _, err := rc.do(rc.newRequest("PUT", withQuery(next, "digest", dgst), nil), http.StatusCreated); err != nil {
-			t.Fatal(err)
-		}
-		got, err := rc.getBlob(repo, dgst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, content) {
-			t.Fatal("the resumed blob differs from the content")
-		}
+		resumeUpload(t, rc, repo, loc, content, held)
 	})
 	t.Run("a new push of the same content succeeds", func(t *testing.T) {
 		for _, r := range []string{repo, "e2e/crash-upload-again"} {
@@ -129,6 +109,34 @@ func crashMidUpload(t *testing.T, reg *registry) {
 			}
 		}
 	})
+}
+
+// resumeUpload sends content from held on to the upload at loc, completes it,
+// and checks that repo serves the blob.
+func resumeUpload(t *testing.T, rc *regClient, repo, loc string, content []byte, held int64) {
+	t.Helper()
+	req := rc.newRequest("PATCH", loc, bytes.NewReader(content[held:]))
+	req.Header.Set("Content-Type", "application/octet-stream")
+	req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", held, len(content)-1))
+	resp, _, err := rc.do(req, http.StatusAccepted)
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := rc.resolve(resp.Header.Get("Location"))
+	if err != nil {
+		t.Fatalf("PATCH response: %v", err)
+	}
+	dgst := sha256Digest(content)
+	if _, _, err := rc.do(rc.newRequest("PUT", withQuery(next, "digest", dgst), nil), http.StatusCreated); err != nil {
+		t.Fatal(err)
+	}
+	got, err := rc.getBlob(repo, dgst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, content) {
+		t.Fatal("the resumed blob differs from the content")
+	}
 }
 
 // TestCrashDuringConcurrentPushes kills the registry (kill -9) at random moments while

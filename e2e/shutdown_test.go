@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -126,7 +125,6 @@ func TestGracefulShutdown(t *testing.T) {
 	reg.start()
 	t.Run("a request outlasting the timeout is cut off and stays resumable", func(t *testing.T) {
 		rc := newRegClient(reg.Addr)
-		dgst := sha256Digest(content)
 		loc, err := rc.startUpload(repo)
 		if err != nil {
 			t.Fatal(err)
@@ -153,27 +151,7 @@ func TestGracefulShutdown(t *testing.T) {
 		if held != int64(half) {
 			t.Fatalf("after the cut-off the upload holds %d bytes, want all %d that were sent", held, half)
 		}
-		req := rc.newRequest("PATCH", loc, bytes.NewReader(content[held:]))
-		req.Header.Set("Content-Type", "application/octet-stream")
-		req.Header.Set("Content-Range", fmt.Sprintf("%d-%d", held, len(content)-1))
-		resp, _, err := rc.do(req, http.StatusAccepted)
-		if err != nil {
-			t.Fatal(err)
-		}
-		next, err := rc.resolve(resp.Header.Get("Location"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, _, err := rc.do(rc.newRequest("PUT", withQuery(next, "digest", dgst), nil), http.StatusCreated); err != nil {
-			t.Fatal(err)
-		}
-		got, err := rc.getBlob(repo, dgst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, content) {
-			t.Fatal("the resumed blob differs from the content")
-		}
+		resumeUpload(t, rc, repo, loc, content, held)
 	})
 }
 
