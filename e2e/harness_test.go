@@ -104,6 +104,9 @@ func startRegistryEnv(t *testing.T, st store, env []string, args ...string) *reg
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
+			if p := r.log.problems(40); p != "" {
+				t.Logf("registry warnings and errors (%s):\n%s", r.Addr, p)
+			}
 			t.Logf("registry log (%s):\n%s", r.Addr, r.log.tail(60))
 		}
 	})
@@ -270,6 +273,25 @@ func (b *lockedBuffer) tail(n int) string {
 		lines = append([]string{fmt.Sprintf("... (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
 	}
 	return strings.Join(lines, "\n")
+}
+
+// problems returns the first n lines logged at warn or error level, wherever
+// they are: the cause of a failure is often long before the tail.
+func (b *lockedBuffer) problems(n int) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, l := range strings.Split(b.buf.String(), "\n") {
+		if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") {
+			if len(l) > 1000 {
+				l = l[:1000] + "..."
+			}
+			if out = append(out, l); len(out) == n {
+				break
+			}
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // tool runs one external client with a fixed environment and working directory.
