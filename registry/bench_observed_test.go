@@ -4,14 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"testing"
 
-	"github.com/opencontainers/go-digest"
-
 	"github.com/signet-oss/signet/audit"
-	"github.com/signet-oss/signet/registry/storage"
 )
 
 // BenchmarkManifestGetObserved is BenchmarkManifestGet through what Serve
@@ -41,20 +37,5 @@ func BenchmarkManifestGetObserved(b *testing.B) {
 	}
 	srv := httptest.NewServer(obs.Handler(api))
 	defer srv.Close()
-	c := srv.Client()
-	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
-	config, layer := []byte(`{}`), []byte("layer")
-	for _, blob := range [][]byte{config, layer} {
-		benchDo(b, c, "POST", srv.URL+"/v2/bench/app/blobs/uploads/?digest="+digest.FromBytes(blob).String(), "", blob, 201)
-	}
-	m := imageManifest(digest.FromBytes(config), digest.FromBytes(layer), len(config), len(layer))
-	benchDo(b, c, "PUT", srv.URL+"/v2/bench/app/manifests/latest", storage.MediaTypeOCIManifest, m, 201)
-	b.SetParallelism(4)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			benchDo(b, c, "GET", srv.URL+"/v2/bench/app/manifests/latest", "", nil, 200)
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "GETs/s")
+	benchManifestGets(b, srv)
 }

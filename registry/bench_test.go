@@ -85,7 +85,12 @@ func BenchmarkSmallImagePush(b *testing.B) {
 }
 
 func BenchmarkManifestGet(b *testing.B) {
-	srv := newFSServer(b)
+	benchManifestGets(b, newFSServer(b))
+}
+
+// benchManifestGets pushes a small image to srv and times parallel GETs of
+// its manifest by tag.
+func benchManifestGets(b *testing.B, srv *httptest.Server) {
 	c := srv.Client()
 	c.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
 	config, layer := []byte(`{}`), []byte("layer")
