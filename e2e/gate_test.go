@@ -66,7 +66,7 @@ func gateStory(t *testing.T, st *stack) {
 
 		docker := dockerClient(t)
 		docker.env = append(docker.env, "DOCKER_CONFIG="+st.Home)
-		name := "signet-e2e/gate:" + strings.ToLower(newPassword()[:8])
+		name := "signet-e2e/gate:" + localTag()
 		docker.run(t, "import", writeRootfs(t), name)
 		ref := st.Addr + "/acme/app:v1"
 		docker.run(t, "tag", name, ref)

@@ -229,7 +229,7 @@ func TestSignedPushVerifyPull(t *testing.T) {
 		tw.Write(content)
 		tw.Close()
 		os.WriteFile(rootfs, tb.Bytes(), 0o644)
-		name := "signet-e2e/saved:" + strings.ToLower(newPassword()[:8])
+		name := "signet-e2e/saved:" + localTag()
 		docker.run(t, "import", rootfs, name)
 		t.Cleanup(func() { docker.try("rmi", name) })
 		saved := filepath.Join(t.TempDir(), "saved.tar")

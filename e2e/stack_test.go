@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -201,6 +202,14 @@ func newPassword() string {
 	var b [18]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// localTag is a fresh tag for an image in the local docker daemon: hex, so it
+// never starts with the "-" or "." a tag may not start with.
+func localTag() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // challengeParam finds one auth-param of a WWW-Authenticate challenge.
