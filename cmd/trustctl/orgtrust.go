@@ -131,6 +131,10 @@ func printDelegation(g *globals, res *trust.DelegateResult, what string) error {
 		fmt.Printf("%s already: nothing to change.\n", what)
 	case res.Outcome.Staged:
 		fmt.Printf("%s once the org role has its signatures: %s.\n", what, res.Outcome)
+	case res.Outcome.Held:
+		fmt.Printf("%s: %s. The delegation takes effect with the repository's first signed version (the publisher's first push or sign); until then trustd holds this org role version, and later changes of the org role are built on it.\n", what, res.Outcome)
+	case res.First != nil:
+		fmt.Printf("%s (%s; %s, signed with the delegated keys here, so the delegation takes effect now).\n", what, res.Outcome, res.First)
 	default:
 		fmt.Printf("%s (%s).\n", what, res.Outcome)
 	}
