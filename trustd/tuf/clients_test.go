@@ -162,7 +162,7 @@ func check(t *testing.T, client string, got []lookup, want map[string]string, su
 
 // snapshotListsEveryDelegation checks §4.4 on the served metadata directly:
 // every role a published targets or org role delegates is in the snapshot.
-func (g *clientGraph) snapshotListsEveryDelegation(t *testing.T) {
+func (g *env) snapshotListsEveryDelegation(t *testing.T) {
 	t.Helper()
 	var ts metadata.Metadata[metadata.TimestampType]
 	if _, err := ts.FromBytes(g.do("GET", "/tuf/timestamp.json", "", nil).body); err != nil {
