@@ -26,8 +26,16 @@ import (
 //     threshold (at once, or when the last signature arrives through staging),
 //     and every other role the held version newly delegates has a complete first
 //     version too, the held version and those first versions are published in one
-//     commit, one snapshot. A first version that is complete before the others is
-//     kept in staged/ until then.
+//     commit, one snapshot (all or nothing: trustd cannot sign an org version
+//     that delegates only some of them). A first version that is complete before
+//     the others is kept in staged/ until then. A first version that itself
+//     delegates roles without metadata (a new org's first version) is held in
+//     turn, and released with its parent: targets, the org and its first
+//     repositories land in one snapshot.
+//   - ReleaseReady (run by Run every interval) releases a held version whose set
+//     became complete without a release: two replicas taking the last two first
+//     versions at once, or a crash between keeping a first version and its
+//     release.
 //   - At most one version of a role is held: a later version that still delegates
 //     unpublished roles replaces it; a later version that delegates none is
 //     published at once and discards it (trustctl builds new versions on the held
