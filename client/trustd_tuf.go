@@ -23,12 +23,45 @@ type OnlineKeys struct {
 }
 
 // Published is trustd's answer to a publish: either the role's new version, or,
-// when the signatures do not meet the threshold yet, the staged count.
+// when the signatures do not meet the threshold yet, the staged count, or, when
+// the version delegates roles that have no metadata yet (or is the first
+// version of such a role whose siblings have none yet), held: accepted, and
+// published with the first versions of the roles in Waiting.
 type Published struct {
-	Version    int64 `json:"version"`
-	Staged     bool  `json:"staged"`
-	Signatures int   `json:"signatures"`
-	Threshold  int   `json:"threshold"`
+	Version    int64     `json:"version"`
+	Staged     bool      `json:"staged"`
+	Signatures int       `json:"signatures"`
+	Threshold  int       `json:"threshold"`
+	Held       bool      `json:"held"`
+	Waiting    []Waiting `json:"waiting,omitempty"`
+	// Released lists role versions published with this one: the held version
+	// of its parent, and first versions of its siblings.
+	Released []RoleVersion `json:"released,omitempty"`
+}
+
+// Waiting is a role a held version waits for: a repository's role, or an
+// organisation's.
+type Waiting struct {
+	Role       string `json:"role"`
+	Repository string `json:"repository,omitempty"`
+	Org        string `json:"org,omitempty"`
+}
+
+// Name is what the role covers: the repository, or the organisation.
+func (w Waiting) Name() string {
+	if w.Repository != "" {
+		return w.Repository
+	}
+	if w.Org != "" {
+		return "organisation " + w.Org
+	}
+	return w.Role
+}
+
+// RoleVersion names one version of a role.
+type RoleVersion struct {
+	Role    string `json:"role"`
+	Version int64  `json:"version"`
 }
 
 // ErrTUFInitialised is what InitTUF returns when trustd already has a trust root.
@@ -66,10 +99,23 @@ func (c *Trustd) PublishMetadata(ctx context.Context, role string, signed []byte
 	if err != nil {
 		return nil, err
 	}
-	if status == http.StatusAccepted {
+	if status == http.StatusAccepted && !p.Held {
 		p.Staged = true
 	}
 	return &p, nil
+}
+
+// HeldMetadata returns the held version of role (a version of targets or an
+// org role that waits for the first versions of the roles it delegates), or nil
+// if none is held. A new version of the role is built on it, so that a pending
+// delegation is carried along.
+func (c *Trustd) HeldMetadata(ctx context.Context, role string) ([]byte, error) {
+	var raw json.RawMessage
+	status, err := c.do(ctx, "reading the held "+role, http.MethodGet, "/tuf/api/held/"+url.PathEscape(role), nil, &raw, http.StatusOK, http.StatusNotFound)
+	if err != nil || status == http.StatusNotFound {
+		return nil, err
+	}
+	return raw, nil
 }
 
 // StagedMetadata returns the staged version of role, or nil if none is staged.

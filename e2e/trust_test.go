@@ -341,6 +341,61 @@ func TestTrustThresholdAndOrgKeyRotation(t *testing.T) {
 	})
 }
 
+// TestTrustDelegationTakesEffectWithTheFirstPush: a repository delegated to a
+// publisher's exported public key (no private key here) is held by trustd until
+// the publisher's first signed version, which publishes the org role's version
+// and the repository's first in one snapshot; meanwhile clients answer "not
+// signed" without error, later org changes are built on the held version, and
+// undelegating the last pending repository publishes at once.
+func TestTrustDelegationTakesEffectWithTheFirstPush(t *testing.T) {
+	t.Parallel()
+	st := startStack(t, openAll...)
+	st.trustctl(t, "keys", "generate", "alice")
+	st.trustctl(t, "keys", "generate", "carol")
+	st.trustctl(t, "org", "create", "acme")
+	dir := t.TempDir()
+	alicePub, carolPub := st.exportKey(t, "alice", dir), st.exportKey(t, "carol", dir)
+	vc := st.verifier(t, st.pinnedRoot(t), nil)
+
+	out := st.trustctl(t, "org", "delegate", "acme/app", "--key", alicePub)
+	if !strings.Contains(out, "held until acme/app has its first signed version") || !strings.Contains(out, "publisher's first push") {
+		t.Errorf("org delegate to an exported key said %q, want it held until acme/app's first signed version", out)
+	}
+	mustNotResolve(t, vc, "acme/app:v1", verify.ErrNotSigned)
+
+	// A second delegation is built on the held version: acme/app stays pending.
+	out = st.trustctl(t, "org", "delegate", "acme/lib", "--key", carolPub)
+	if !strings.Contains(out, "acme/app, acme/lib") {
+		t.Errorf("the second delegation said %q, want it held for acme/app and acme/lib", out)
+	}
+	// Undelegating acme/lib keeps acme/app pending.
+	out = st.trustctl(t, "org", "undelegate", "acme/lib")
+	if !strings.Contains(out, "held until acme/app has its first signed version") {
+		t.Errorf("undelegating acme/lib said %q, want acme/app still pending", out)
+	}
+
+	// The publisher's first signed version makes the delegation take effect.
+	d := st.pushImage(t, "acme/app", "v1")
+	out = st.sign(t, "acme/app:v1", "alice", d)
+	if !strings.Contains(out, "Signed acme/app:v1 as "+d) || strings.Contains(out, "held") {
+		t.Fatalf("alice's first sign said %q, want it published", out)
+	}
+	mustResolve(t, vc, "acme/app:v1", d)
+	dl := st.pushImage(t, "acme/lib", "v1")
+	if out := st.trustctlFails(t, "sign", st.Addr+"/acme/lib:v1", "--key", "carol", "--digest", dl); !strings.Contains(out, "not delegated") {
+		t.Errorf("signing the undelegated acme/lib: %s", out)
+	}
+
+	// With nothing else pending, undelegating a pending repository publishes
+	// the org role at once.
+	st.trustctl(t, "org", "delegate", "acme/tmp", "--key", carolPub)
+	out = st.trustctl(t, "org", "undelegate", "acme/tmp")
+	if !strings.Contains(out, "is no longer delegated (org-acme v") || !strings.Contains(out, "published") || strings.Contains(out, "held") {
+		t.Errorf("undelegating the only pending repository said %q, want the org role published", out)
+	}
+	mustResolve(t, vc, "acme/app:v1", d)
+}
+
 // TestTrustClientRefusesFreezeAndRollback: the attacks a TUF client refuses on
 // its own. Freeze: a client whose clock is past the timestamp's expiry (as when
 // trustd stops re-signing) refuses the metadata. Rollback: a client that has seen

@@ -90,6 +90,13 @@ func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res t
 	case res.Staged:
 		head.Action, head.Outcome = audit.ActionRoleStage, audit.OutcomeStaged
 		head.Detail = fmt.Sprintf("%d of %d signatures", res.Signatures, res.Threshold)
+	case res.Held:
+		head.Action, head.Outcome = audit.ActionRoleStage, audit.OutcomeStaged
+		waiting := make([]string, 0, len(res.Waiting))
+		for _, w := range res.Waiting {
+			waiting = append(waiting, w.Role)
+		}
+		head.Detail = "held until the first versions of " + strings.Join(waiting, ", ")
 	case role == tuf.RoleRoot && res.Version == 1 && len(res.Changes) > 0 && res.Changes[0].Action == audit.ActionTrustInit:
 		head.Action = "" // the init's own record stands for it
 	}
@@ -100,16 +107,31 @@ func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res t
 		head.Repository = res.Repository
 		head.Org, _, _ = strings.Cut(res.Repository, "/")
 	}
-	recs := make([]audit.Record, 0, 1+len(res.Changes))
+	recs := make([]audit.Record, 0, 1+len(res.Released)+len(res.Changes))
 	if head.Action != "" {
 		recs = append(recs, head)
+	}
+	for _, rel := range res.Released {
+		rec := audit.Record{Action: audit.ActionRolePublish, Role: rel.Role, Version: rel.Version, Detail: "released with " + role}
+		if org, ok := strings.CutPrefix(rel.Role, "org-"); ok {
+			rec.Org = org
+		} else {
+			rec.Org = head.Org
+		}
+		recs = append(recs, rec)
+	}
+	versions := map[string]int64{role: res.Version}
+	for _, rel := range res.Released {
+		versions[rel.Role] = rel.Version
 	}
 	for _, ch := range res.Changes {
 		rec := audit.Record{
 			Action: ch.Action, Role: ch.Role, Org: ch.Org, Repository: ch.Repository,
 			Tag: ch.Tag, Digest: ch.Digest, KeyIDs: ch.KeyIDs, Detail: ch.Detail,
 		}
-		if ch.Role == role {
+		if strings.HasPrefix(ch.Action, "target.") {
+			rec.Version = versions[ch.Role]
+		} else if ch.Role == role {
 			rec.Version = res.Version
 		}
 		recs = append(recs, rec)

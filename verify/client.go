@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
 
@@ -190,6 +191,12 @@ func (c *Client) Walk(ctx context.Context, targetPath string) (*State, error) {
 		st.Roles[name] = md
 	}
 	if walkErr != nil {
+		// go-tuf's "no role lists it" errors are untyped: decide from the
+		// metadata it verified, never from the error's text.
+		if why, ok := unvouched(trusted, targetPath); ok {
+			st.NotSigned = &Error{Kind: ErrNotSigned, Target: targetPath, Err: why}
+			return st, nil
+		}
 		kind := classify(walkErr, phaseWalk)
 		if kind != ErrNotSigned {
 			return nil, &Error{Kind: kind, Target: targetPath, Err: walkErr}
@@ -307,4 +314,62 @@ func targetOf(path string, tf *metadata.TargetFiles) (*Target, error) {
 		}
 	}
 	return nil, fmt.Errorf("target %s has no sha256 or sha512 hash", path)
+}
+
+// unvouched decides, from the metadata go-tuf verified during a walk that
+// failed, whether the walk failed because no role vouches for path: it replays
+// go-tuf's pre-order walk (terminating delegations stop it) over the verified
+// roles. It reports true when every role the walk reaches was verified without
+// listing path, or is one the trusted snapshot does not list: a role delegated
+// but never published, which trustd no longer lets a snapshot leave out but a
+// data directory written by an older trustd may still hold. It reports false
+// when the walk reaches a role the snapshot lists that go-tuf did not verify:
+// loading that role failed, and go-tuf's error says how.
+func unvouched(ts trustedmetadata.TrustedMetadata, path string) (error, bool) {
+	if ts.Snapshot == nil || ts.Targets[metadata.TARGETS] == nil {
+		return nil, false
+	}
+	type visit struct{ role, parent string }
+	stack := []visit{{role: metadata.TARGETS}}
+	seen := map[string]bool{}
+	var unlisted error
+	for len(stack) > 0 {
+		v := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if seen[v.role] {
+			continue
+		}
+		seen[v.role] = true
+		md := ts.Targets[v.role]
+		if md == nil {
+			if _, listed := ts.Snapshot.Signed.Meta[v.role+".json"]; listed {
+				return nil, false
+			}
+			if unlisted == nil {
+				unlisted = fmt.Errorf("%s delegates %s to %s, which has never been published (the snapshot does not list it)", v.parent, path, v.role)
+			}
+			continue
+		}
+		if _, found := md.Signed.Targets[path]; found {
+			return nil, false
+		}
+		if md.Signed.Delegations == nil {
+			continue
+		}
+		var children []visit
+		for _, d := range md.Signed.Delegations.GetRolesForTarget(path) {
+			children = append(children, visit{role: d.Name, parent: v.role})
+			if d.Terminating {
+				stack = nil
+				break
+			}
+		}
+		for i := len(children) - 1; i >= 0; i-- {
+			stack = append(stack, children[i])
+		}
+	}
+	if unlisted != nil {
+		return unlisted, true
+	}
+	return fmt.Errorf("target %s is in no role delegated for it", path), true
 }

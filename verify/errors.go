@@ -96,19 +96,8 @@ func classify(err error, ph phase) error {
 		// A delegated role not signed by the keys its parent delegates to now,
 		// e.g. after a publisher key was revoked: it vouches for nothing.
 		return ErrNotSigned
-	case ph == phaseWalk && isNotFound(err):
-		return ErrNotSigned
 	}
 	return ErrInvalidMetadata
-}
-
-// isNotFound recognises the two untyped errors of go-tuf's walk that mean "no
-// role vouches for this path": the target is in no role delegated for it, and a
-// delegated role has never been published (it is not in the snapshot).
-func isNotFound(err error) bool {
-	msg := err.Error()
-	return (strings.HasPrefix(msg, "target ") && strings.HasSuffix(msg, " not found")) ||
-		(strings.HasPrefix(msg, "role ") && strings.HasSuffix(msg, " not found in snapshot"))
 }
 
 // unreachableError is a transport failure talking to trustd.

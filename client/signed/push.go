@@ -171,7 +171,7 @@ func publish(ctx context.Context, src oci.Source, mountFrom string, im *oci.Imag
 	if err != nil {
 		return nil, err
 	}
-	if res.Signed.Staged {
+	if res.Signed.Staged || res.Signed.Held {
 		return res, nil
 	}
 	if !o.KeepPrevious && res.Signed.Kept != "" {

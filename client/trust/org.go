@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
@@ -63,6 +64,15 @@ func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*Or
 		return nil, err
 	}
 	role := signer.RoleNameForOrg(org)
+	// A targets version that delegates org but waits for the org role's first
+	// version (an org create cut short) is built on, not dropped.
+	base, err := s.editBase(ctx, metadata.TARGETS, st.Roles[metadata.TARGETS])
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		d = delegation(base, role)
+	}
 	if d == nil {
 		keyName := "org-" + org
 		if s.developmentRoot(ctx, st) {
@@ -83,7 +93,7 @@ func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*Or
 		if threshold > 1 {
 			return nil, fmt.Errorf("--threshold %d: org create makes one org key; add more with `trustctl org rotate-key`", threshold)
 		}
-		targets, err := nextTargets(st.Roles[metadata.TARGETS], st.Version(metadata.TARGETS), s.now().Add(DefaultRootExpiry))
+		targets, err := nextTargets(base, st.Version(metadata.TARGETS), s.now().Add(DefaultRootExpiry))
 		if err != nil {
 			return nil, err
 		}
@@ -106,6 +116,8 @@ func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*Or
 		if o.Staged {
 			return res, nil // the org role can follow once targets is published
 		}
+		// trustd holds this targets version until the org role's first
+		// version, published next: both land in one snapshot.
 		d = delegation(targets, role)
 	}
 	if st.Version(role) == 0 {
@@ -162,6 +174,10 @@ type DelegateResult struct {
 	Threshold  int      `json:"threshold"`
 	Changed    bool     `json:"changed"`
 	Outcome    *Outcome `json:"published,omitempty"`
+	// First is the empty first version of the repository's role published
+	// with the delegated keys this store holds, which lets a held org version
+	// take effect at once.
+	First *Outcome `json:"firstVersion,omitempty"`
 }
 
 // splitRepo checks a repository name in an organisation's namespace and returns
@@ -206,7 +222,7 @@ func (s *Session) Delegate(ctx context.Context, repo string, keyNames []string, 
 	}
 	role := signer.RoleNameForRepo(repo)
 	res := &DelegateResult{Repository: repo, Role: role, Keys: keyNames, Threshold: threshold}
-	return res, s.editOrgRole(ctx, org, repo, res, func(md *metadata.Metadata[metadata.TargetsType]) bool {
+	err = s.editOrgRole(ctx, org, repo, res, func(md *metadata.Metadata[metadata.TargetsType]) bool {
 		if sameDelegation(delegation(md, role), ids, threshold) {
 			return false
 		}
@@ -215,6 +231,45 @@ func (s *Session) Delegate(ctx context.Context, repo string, keyNames []string, 
 		}, keys)
 		return true
 	})
+	if err != nil || res.Outcome == nil || !res.Outcome.Held || !slices.ContainsFunc(res.Outcome.Waiting, func(w client.Waiting) bool { return w.Role == role }) {
+		return res, err
+	}
+	return res, s.firstVersion(ctx, repo, keyNames, threshold, res)
+}
+
+// firstVersion publishes an empty first version of repo's role, signed with the
+// delegated keys this store holds, when they meet threshold: trustd holds the
+// org role's version that delegates repo until the repository's role has a
+// first version, and with one the delegation takes effect at once. With fewer
+// keys here, the publishers' first push (or sign) does it.
+func (s *Session) firstVersion(ctx context.Context, repo string, keyNames []string, threshold int, res *DelegateResult) error {
+	var keys []*signer.Key
+	for _, name := range keyNames {
+		if _, err := s.Keys.Public(ctx, name); err != nil {
+			continue // a publisher's exported public key: the publisher signs
+		}
+		if k, err := s.loadKey(ctx, name); err == nil {
+			keys = append(keys, k)
+		}
+	}
+	if len(keys) < threshold {
+		return nil
+	}
+	md, err := nextTargets(nil, 0, s.delegatedExpiry())
+	if err != nil {
+		return err
+	}
+	o, err := s.publish(ctx, res.Role, md, keys[:threshold], true)
+	if err != nil {
+		return fmt.Errorf("%s v%d is held until %s has a first version; publishing an empty one with the delegated keys here failed: %w", signer.RoleNameForOrg(strings.SplitN(repo, "/", 2)[0]), res.Outcome.Version, repo, err)
+	}
+	res.First = &o
+	if o.Published {
+		res.Outcome.Held, res.Outcome.Published, res.Outcome.Waiting = false, true, nil
+	} else if o.Held {
+		res.Outcome.Waiting = o.Waiting // the repository is ready; the others are not
+	}
+	return nil
 }
 
 // Undelegate removes repo's delegation from its org role: nothing signed for repo
@@ -243,7 +298,14 @@ func (s *Session) editOrgRole(ctx context.Context, org, repo string, res *Delega
 	if d == nil || cur == nil {
 		return fmt.Errorf("organisation %s has no trusted org role: run `trustctl org create %s` first", org, org)
 	}
-	next, err := nextTargets(cur, st.Version(role), s.delegatedExpiry())
+	// Built on the held version when there is one, so that a delegation that
+	// waits for its repository's first version is kept (or, by undelegate,
+	// removed on purpose: then the new version is published at once).
+	base, err := s.editBase(ctx, role, cur)
+	if err != nil {
+		return err
+	}
+	next, err := nextTargets(base, st.Version(role), s.delegatedExpiry())
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/signet-oss/signet/client"
@@ -111,13 +112,51 @@ type Outcome struct {
 	Staged     bool   `json:"staged,omitempty"`
 	Signatures int    `json:"signatures,omitempty"`
 	Threshold  int    `json:"threshold,omitempty"`
+	// Held: trustd accepted the version but publishes it only with the first
+	// signed versions of Waiting (see client.Published).
+	Held    bool             `json:"held,omitempty"`
+	Waiting []client.Waiting `json:"waiting,omitempty"`
+	// Released lists the role versions published with this one.
+	Released []client.RoleVersion `json:"released,omitempty"`
 }
 
 func (o Outcome) String() string {
-	if o.Staged {
+	switch {
+	case o.Staged:
 		return fmt.Sprintf("%s v%d staged: %d of %d signatures", o.Role, o.Version, o.Signatures, o.Threshold)
+	case o.Held:
+		return fmt.Sprintf("%s v%d held until %s %s its first signed version", o.Role, o.Version, o.WaitingFor(), map[bool]string{true: "has", false: "have"}[len(o.Waiting) == 1])
 	}
-	return fmt.Sprintf("%s v%d published", o.Role, o.Version)
+	s := fmt.Sprintf("%s v%d published", o.Role, o.Version)
+	for _, r := range o.Released {
+		s += fmt.Sprintf(", with %s v%d", r.Role, r.Version)
+	}
+	return s
+}
+
+// WaitingFor names what a held version waits for.
+func (o Outcome) WaitingFor() string {
+	names := make([]string, 0, len(o.Waiting))
+	for _, w := range o.Waiting {
+		names = append(names, w.Name())
+	}
+	return strings.Join(names, ", ")
+}
+
+// editBase is the version of role a change builds on: the held version when
+// trustd holds one (it carries delegations that wait for their first
+// versions, which a change built on the published version would drop), else
+// published, the published version.
+func (s *Session) editBase(ctx context.Context, role string, published *metadata.Metadata[metadata.TargetsType]) (*metadata.Metadata[metadata.TargetsType], error) {
+	raw, err := s.Trustd.HeldMetadata(ctx, role)
+	if err != nil || raw == nil {
+		return published, err
+	}
+	held, err := metadata.Targets().FromBytes(raw)
+	if err != nil {
+		return nil, fmt.Errorf("the held %s: %w", role, err)
+	}
+	return held, nil
 }
 
 // publishTargets signs md with keys and publishes it as role. When trustd holds a
@@ -161,7 +200,8 @@ func outcome(role string, version int64) func(*client.Published, error) (Outcome
 		if err != nil {
 			return Outcome{}, err
 		}
-		o := Outcome{Role: role, Version: version, Published: !p.Staged, Staged: p.Staged, Signatures: p.Signatures, Threshold: p.Threshold}
+		o := Outcome{Role: role, Version: version, Published: !p.Staged && !p.Held, Staged: p.Staged, Signatures: p.Signatures, Threshold: p.Threshold,
+			Held: p.Held, Waiting: p.Waiting, Released: p.Released}
 		if p.Version != 0 {
 			o.Version = p.Version
 		}

@@ -54,6 +54,10 @@ func (s *Session) RotateOrgKey(ctx context.Context, org string, keyNames []strin
 	if err != nil {
 		return nil, err
 	}
+	held, err := s.editBase(ctx, role, nil)
+	if err != nil {
+		return nil, err
+	}
 	version := st.Version(role)
 	resignOrg := func(withOld bool) error {
 		next, err := nextTargets(cur, version, s.delegatedExpiry())
@@ -103,6 +107,22 @@ func (s *Session) RotateOrgKey(ctx context.Context, org string, keyNames []strin
 		if err := resignOrg(false); err != nil {
 			return nil, err
 		}
+	}
+	// The re-signed org role is built on the published version, so that it
+	// takes effect at once (a held version would leave the org untrusted once
+	// targets switched); that discarded a held version. Its delegations, which
+	// wait for their repositories' first versions, are held again, signed by
+	// the new keys.
+	if held != nil && o.Published {
+		next, err := nextTargets(held, version, s.delegatedExpiry())
+		if err != nil {
+			return nil, err
+		}
+		ho, err := s.publishTargets(ctx, role, next, signers, nil)
+		if err != nil {
+			return nil, fmt.Errorf("the org role is rotated, but holding its pending delegations again failed (run trustctl org delegate for them): %w", err)
+		}
+		res.Published = append(res.Published, ho)
 	}
 	return res, nil
 }

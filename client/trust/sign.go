@@ -90,6 +90,15 @@ func (s *Session) Sign(ctx context.Context, ref Ref, m *Manifest, keyName string
 	org, _ := splitRepo(ref.Repo)
 	orgRole, role := signer.RoleNameForOrg(org), signer.RoleNameForRepo(ref.Repo)
 	d := delegation(st.Roles[orgRole], role)
+	if d == nil && st.Version(role) == 0 {
+		// A delegation trustd holds until this repository's first version:
+		// this version is the one that makes it take effect.
+		held, err := s.editBase(ctx, orgRole, nil)
+		if err != nil {
+			return nil, err
+		}
+		d = delegation(held, role)
+	}
 	if d == nil {
 		return nil, fmt.Errorf("%s is not delegated to any publisher key: an owner of %s runs `trustctl org delegate %s --key KEY`", ref.Repo, org, ref.Repo)
 	}

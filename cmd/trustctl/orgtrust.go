@@ -131,8 +131,26 @@ func printDelegation(g *globals, res *trust.DelegateResult, what string) error {
 		fmt.Printf("%s already: nothing to change.\n", what)
 	case res.Outcome.Staged:
 		fmt.Printf("%s once the org role has its signatures: %s.\n", what, res.Outcome)
+	case res.Outcome.Held && !waitsFor(res.Outcome, res.Repository):
+		// A change of a published repository (a key revoked, an undelegation)
+		// held because another repository's delegation is pending.
+		fmt.Printf("%s once the org role is published: %s. This change waits with the pending delegation of %s; to publish it now, undelegate that (trustctl org undelegate) and delegate it again later.\n", what, res.Outcome, res.Outcome.WaitingFor())
+	case res.Outcome.Held:
+		fmt.Printf("%s: %s. The delegation takes effect with the repository's first signed version (the publisher's first push or sign); until then trustd holds this org role version, and later changes of the org role are built on it.\n", what, res.Outcome)
+	case res.First != nil:
+		fmt.Printf("%s (%s; %s, signed with the delegated keys here, so the delegation takes effect now).\n", what, res.Outcome, res.First)
 	default:
 		fmt.Printf("%s (%s).\n", what, res.Outcome)
 	}
 	return nil
+}
+
+// waitsFor reports whether a held outcome waits for repo's first version.
+func waitsFor(o *trust.Outcome, repo string) bool {
+	for _, w := range o.Waiting {
+		if w.Repository == repo {
+			return true
+		}
+	}
+	return false
 }

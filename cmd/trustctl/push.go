@@ -138,6 +138,11 @@ func reportPush(g *globals, res *signed.PushResult) error {
 			res.Signed.Target, res.Digest, res.Signed.Signatures, res.Signed.Threshold)
 		return nil
 	}
+	if res.Signed.Held {
+		fmt.Printf("Signed %s as %s: held: the org role version that delegates it also delegates %s, and takes effect when each has its first signed version; push again then (or an org owner undelegates them).\n",
+			res.Signed.Target, res.Digest, res.Signed.WaitingFor())
+		return nil
+	}
 	if res.Signed.Kept != "" {
 		fmt.Printf("Kept the previous digest as %s.\n", res.Signed.Kept)
 	}

@@ -75,7 +75,7 @@ unreachable, 1 anything else.`,
 			}
 			out := signOutput{SignResult: res}
 			var serr error
-			if !res.Staged {
+			if !res.Staged && !res.Held {
 				out.Signature, serr = signed.WriteSignature(ctx, s, ref, m.Digest, key, os.Stderr)
 				if errors.Is(serr, signed.ErrNotInRegistry) {
 					out.SignatureNote = fmt.Sprintf("%s@%s is not in the registry yet, so no cosign signature artifact was written: trustctl push pushes and signs, and writes it", ref.Repo, m.Digest)
@@ -122,6 +122,10 @@ func reportSign(g *globals, out signOutput) error {
 	}
 	if res.Staged {
 		fmt.Printf("Signed %s as %s: staged: %d of %d signatures; another publisher runs the same sign.\n", res.Target, res.Digest, res.Signatures, res.Threshold)
+		return nil
+	}
+	if res.Held {
+		fmt.Printf("Signed %s as %s: held: the org role version that delegates it takes effect when %s %s its first signed version too.\n", res.Target, res.Digest, res.WaitingFor(), map[bool]string{true: "has", false: "have"}[len(res.Waiting) == 1])
 		return nil
 	}
 	fmt.Printf("Signed %s as %s (%s v%d published).\n", res.Target, res.Digest, res.Role, res.Version)

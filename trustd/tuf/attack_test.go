@@ -24,11 +24,14 @@ type attackEnv struct {
 func newAttackEnv(t *testing.T) *attackEnv {
 	a := &attackEnv{env: newEnv(t, nil), orgKey: newKey(t), pub: newKey(t), corpKey: newKey(t), corpPub: newKey(t), stranger: newKey(t)}
 	a.org("acme", []*key{a.orgKey}, 1, repoDelegation("acme/app", 1, a.pub))
-	a.org("acme-corp", []*key{a.corpKey}, 1, repoDelegation("acme-corp/app", 1, a.corpPub))
 	a.bob = a.user("bob", "acme", "publisher")
 	a.carol = a.user("carol", "acme", "owner")
 	a.dave = a.user("dave", "", "")
+	// acme/app's first version publishes org-acme and the targets version
+	// that delegates it, held until then; acme-corp stays held until
+	// acme-corp/app has its first version.
 	a.mustPut(201, tuf.RoleForRepo("acme/app"), sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), a.pub), a.bob)
+	a.org("acme-corp", []*key{a.corpKey}, 1, repoDelegation("acme-corp/app", 1, a.corpPub))
 	return a
 }
 
@@ -101,10 +104,12 @@ func TestPublishRefusesTheAttackList(t *testing.T) {
 			sign(t, hashBins, a.orgKey), a.carol, 400, "path_hash_prefixes"},
 		{"a threshold above the number of keys is refused", tuf.RoleForOrg("acme"),
 			sign(t, badThreshold, a.orgKey), a.carol, 400, "threshold"},
+		// a.targetsMD is the held targets version delegating acme-corp: the
+		// next version of targets replaces it, under its number.
 		{"an org delegation with another org's paths is refused", "targets",
-			sign(t, role(a.targetsMD.Signed.Version+1, []delegation{{name: "org-acme", paths: tuf.OrgPaths("acme-corp"), keys: []*key{a.orgKey}, threshold: 1}}, nil), a.targets), a.admin, 400, "exactly the paths"},
+			sign(t, role(a.targetsMD.Signed.Version, []delegation{{name: "org-acme", paths: tuf.OrgPaths("acme-corp"), keys: []*key{a.orgKey}, threshold: 1}}, nil), a.targets), a.admin, 400, "exactly the paths"},
 		{"targets signed by an org key is refused", "targets",
-			sign(t, role(a.targetsMD.Signed.Version+1, nil, nil), a.orgKey), a.admin, 400, "signed by none"},
+			sign(t, role(a.targetsMD.Signed.Version, nil, nil), a.orgKey), a.admin, 400, "signed by none"},
 		{"a target without a sha256 hash is refused", app,
 			sign(t, v2(targets("acme/app:v2", noSHA)), a.pub), a.bob, 400, "sha256"},
 		{"a target without a length is refused", app,

@@ -70,11 +70,10 @@ func TestPublishesAreAudited(t *testing.T) {
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
 	bob := e.user("bob", "acme", "publisher")
 	got, recs = e.auditSince(t, lastID(recs))
+	// targets and org-acme are held until acme/app has its first version.
 	want = []string{
-		"role.publish targets admin",
-		"delegation.add org-acme " + orgKey.id + " admin",
-		"role.publish org-acme admin",
-		"delegation.add " + repoRole + " acme/app " + pub.id + " admin",
+		"role.stage targets admin",
+		"role.stage org-acme admin",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("after delegating acme and acme/app:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -86,6 +85,10 @@ func TestPublishesAreAudited(t *testing.T) {
 	got, recs = e.auditSince(t, lastID(recs))
 	want = []string{
 		"role.publish " + repoRole + " acme/app bob",
+		"role.publish targets bob",
+		"role.publish org-acme bob",
+		"delegation.add org-acme " + orgKey.id + " bob",
+		"delegation.add " + repoRole + " acme/app " + pub.id + " bob",
 		"target.publish " + repoRole + " acme/app v1 " + sha("one") + " bob",
 		"role.publish " + repoRole + " acme/app bob",
 		"target.publish " + repoRole + " acme/app v1 " + sha("two") + " bob",
@@ -140,9 +143,14 @@ func TestOrgTargetsAreAudited(t *testing.T) {
 
 	// The org signs a target of its repository itself, and delegates another.
 	md := role(2, []delegation{repoDelegation("acme/lib", 1, pub)}, targets("acme/app:v1", target("one")))
-	e.mustPut(201, orgRole, sign(t, md, orgKey), e.admin)
+	// That version is held until acme/lib has its first version, then
+	// recorded as published with it.
+	e.mustPut(202, orgRole, sign(t, md, orgKey), e.admin)
+	e.mustPut(201, tuf.RoleForRepo("acme/lib"), sign(t, role(1, nil, nil), pub), e.admin)
 	got, recs := e.auditSince(t, lastID(recs))
 	want := []string{
+		"role.stage org-acme admin",
+		"role.publish " + tuf.RoleForRepo("acme/lib") + " acme/lib admin",
 		"role.publish org-acme admin",
 		"delegation.add " + tuf.RoleForRepo("acme/lib") + " acme/lib " + pub.id + " admin",
 		"target.publish org-acme acme/app v1 " + sha("one") + " admin",
@@ -200,7 +208,14 @@ func TestAPublishOfManyTargetsWritesItsRecordsConcurrentlyInOrder(t *testing.T) 
 
 	const n = 40
 	var kv []any
-	want := []string{"role.publish " + repoRole + " acme/app bob"}
+	// The first version also publishes targets and org-acme, held until then.
+	want := []string{
+		"role.publish " + repoRole + " acme/app bob",
+		"role.publish targets bob",
+		"role.publish org-acme bob",
+		"delegation.add org-acme " + orgKey.id + " bob",
+		"delegation.add " + repoRole + " acme/app " + pub.id + " bob",
+	}
 	for i := range n {
 		tag := fmt.Sprintf("v%02d", i)
 		kv = append(kv, "acme/app:"+tag, target(tag))

@@ -25,7 +25,10 @@ const collectEvery = time.Hour
 //     (the content a losing or killed publish wrote for the same version), and
 //     pending files of uncommitted versions older than pendingGrace;
 //   - staged copies of versions already committed: a version collects
-//     signatures only until it, or another upload of that version, commits.
+//     signatures only until it, or another upload of that version, commits;
+//   - held versions the head no longer names: published (or of a version
+//     already committed), replaced, or, older than pendingGrace, written by a
+//     hold that never committed.
 //
 // Only the last commit's pending files can still be waiting for their move to
 // meta/ (every commit first finishes the moves of the head it replaces), and
@@ -58,7 +61,23 @@ func (r *Repo) Collect(ctx context.Context) (int, error) {
 	stagedGone, err := r.sweep(ctx, stagedDir, func(_, role string, n int64) bool {
 		return n <= s.version(role)
 	})
-	return pendingGone + stagedGone, err
+	if err != nil {
+		return pendingGone + stagedGone, err
+	}
+	for _, h := range s.head.Held {
+		named[heldPath(h.Role, h.Version, h.SHA256)] = true
+	}
+	heldGone, err := r.sweep(ctx, heldDir, func(p, role string, n int64) bool {
+		if named[p] {
+			return false
+		}
+		if n <= s.version(role) {
+			return true
+		}
+		fi, err := r.st.d.Stat(ctx, p)
+		return err == nil && now.Sub(fi.ModTime) > pendingGrace
+	})
+	return pendingGone + stagedGone + heldGone, err
 }
 
 // sweep deletes the files <dir>/<role>/<N>.<sha256>.json for which obsolete

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,12 +24,23 @@ import (
 // one timestamp for the whole batch, and commits them with one put-if-match of
 // head.json. Every publish in the batch then gets its answer.
 
-// request is one publish waiting in the queue.
+// request is one publish waiting in the queue: one role version, a held
+// version (hold), or held versions released with the first versions of the
+// roles they delegate, top-down, committed together or not at all.
 type request struct {
-	u    *upload
-	raw  []byte
-	sum  string
-	done chan error
+	entries []entry
+	hold    bool
+	done    chan error
+}
+
+// entry is one role version of a request, with its bytes and their sha256.
+// heldSum, for a held version being released, is the sha256 of the held file
+// it must still be when the batch commits.
+type entry struct {
+	u       *upload
+	raw     []byte
+	sum     string
+	heldSum string
 }
 
 type queue struct {
@@ -105,32 +117,32 @@ func (r *Repo) commitBatch(ctx context.Context, batch []*request) {
 		ws := base.fork()
 		var accepted []int
 		var changed []pendingRef
+		newSnapshot := false
 		for i, req := range batch {
 			if answered[i] {
 				continue
 			}
-			res, err := ws.validate(req.u, now, r.online)
-			if err == nil && !res.met {
-				err = errConflict("%s changed while this publish waited: %s now needs %d signatures, this upload has %d; publish again", req.u.role, res.by, res.need, res.have)
-			}
+			trial := ws.fork()
+			refs, err := trial.applyRequest(req, now, r.online)
 			if err != nil {
 				answer(i, err)
 				continue
 			}
-			ws.apply(req.u, req.raw)
+			*ws = *trial
 			accepted = append(accepted, i)
-			changed = append(changed, pendingRef{Role: req.u.role, Version: req.u.version(), SHA256: req.sum})
+			changed = append(changed, refs...)
+			newSnapshot = newSnapshot || !req.hold
 		}
 		if len(accepted) == 0 {
 			return
 		}
-		err := r.commit(ctx, base, ws, changed, true, now)
+		err := r.commit(ctx, base, ws, changed, newSnapshot, now)
 		if errors.Is(err, driver.ErrPreconditionFailed) {
 			if base, err = r.reload(ctx); err == nil {
 				continue
 			}
 		}
-		r.q.published.Add(int64(len(accepted)) * boolInt(err == nil))
+		r.q.published.Add(int64(len(changed)) * boolInt(err == nil))
 		for _, i := range accepted {
 			answer(i, err)
 		}
@@ -145,7 +157,63 @@ func boolInt(b bool) int64 {
 	return 0
 }
 
-// apply makes u current in the working state ws.
+// applyRequest validates req's role versions again against the working state ws
+// and applies them, returning the pending files of those it publishes. On error
+// ws may be half changed: the caller applies to a fork.
+func (ws *state) applyRequest(req *request, now time.Time, online map[string]string) ([]pendingRef, error) {
+	if req.hold {
+		e := req.entries[0]
+		res, err := ws.validate(e.u, now, online)
+		switch {
+		case err != nil:
+			return nil, err
+		case !res.met:
+			return nil, errConflict("%s changed while this publish waited: %s now needs %d signatures, this upload has %d; publish again", e.u.role, res.by, res.need, res.have)
+		case len(res.unpublished) == 0:
+			return nil, errConflict("%s version %d: the roles it delegates were published while it waited; publish it again", e.u.role, e.u.version())
+		case res.heldParent != "" && e.u.version() != 1:
+			return nil, errConflict("%s is delegated only by the held version of %s; its first version comes first", e.u.role, res.heldParent)
+		}
+		if ws.held == nil {
+			ws.held = map[string]*heldVersion{}
+		}
+		ws.held[e.u.role] = &heldVersion{md: e.u.targets, raw: e.raw, ref: pendingRef{Role: e.u.role, Version: e.u.version(), SHA256: sha256Hex(e.raw)}}
+		return nil, nil
+	}
+	var refs []pendingRef
+	for _, e := range req.entries {
+		if e.heldSum != "" {
+			if h := ws.held[e.u.role]; h == nil || h.ref.SHA256 != e.heldSum {
+				return nil, errConflict("the held version of %s changed while this publish waited; publish again", e.u.role)
+			}
+		}
+		res, err := ws.validate(e.u, now, online)
+		switch {
+		case err != nil:
+			return nil, err
+		case !res.met:
+			return nil, errConflict("%s changed while this publish waited: %s now needs %d signatures, this upload has %d; publish again", e.u.role, res.by, res.need, res.have)
+		case res.heldParent != "":
+			return nil, errConflict("%s is delegated only by the held version of %s, which changed while this publish waited; publish again", e.u.role, res.heldParent)
+		case len(res.unpublished) > 0 && e.heldSum == "":
+			return nil, errConflict("%s version %d now delegates roles without metadata (%s); publish it again", e.u.role, e.u.version(), strings.Join(res.unpublished, ", "))
+		}
+		ws.apply(e.u, e.raw)
+		refs = append(refs, pendingRef{Role: e.u.role, Version: e.u.version(), SHA256: e.sum})
+	}
+	// What the snapshot will list: every role the published versions delegate.
+	for _, e := range req.entries {
+		if e.u.kind == kindTargets || e.u.kind == kindOrg {
+			if left := ws.unpublished(e.u.targets); len(left) > 0 {
+				return nil, errConflict("%s version %d would be published without metadata for %s; publish again", e.u.role, e.u.version(), strings.Join(left, ", "))
+			}
+		}
+	}
+	return refs, nil
+}
+
+// apply makes u current in the working state ws. A published version of a
+// delegating role discards its held version.
 func (ws *state) apply(u *upload, raw []byte) {
 	v := u.version()
 	switch u.kind {
@@ -157,6 +225,7 @@ func (ws *state) apply(u *upload, raw []byte) {
 	case kindOrg:
 		ws.indexOrg(u.role, ws.orgs[u.role], u.targets)
 	}
+	delete(ws.held, u.role)
 	ws.snapshot.Signed.Meta[u.role+".json"] = &metadata.MetaFiles{Version: v}
 }
 
@@ -214,7 +283,7 @@ func (r *Repo) commit(ctx context.Context, base, ws *state, changed []pendingRef
 		return fmt.Errorf("signing timestamp: %w", err)
 	}
 	ws.timestamp, ws.timestampRaw = ts, tsRaw
-	ws.head = headRecord{Timestamp: tsRaw, Root: ws.root.Signed.Version, Snapshot: ws.snapshot.Signed.Version, Changed: changed}
+	ws.head = headRecord{Timestamp: tsRaw, Root: ws.root.Signed.Version, Snapshot: ws.snapshot.Signed.Version, Changed: changed, Held: ws.heldRefs()}
 	data, err := json.Marshal(ws.head)
 	if err != nil {
 		return err
@@ -247,6 +316,16 @@ type PublishResult struct {
 	// Signatures and Threshold say how far a staged version is.
 	Signatures int `json:"signatures,omitempty"`
 	Threshold  int `json:"threshold,omitempty"`
+	// Held is true when the version is accepted but not published: it is a
+	// held version of targets or an org role, delegating Waiting, which have no
+	// metadata yet; or it is a complete first version of a role only a held
+	// version delegates, kept until Waiting (the held version's other new
+	// roles) have theirs too.
+	Held    bool      `json:"held,omitempty"`
+	Waiting []Waiting `json:"waiting,omitempty"`
+	// Released lists the role versions published in the same snapshot: the
+	// held version of the parent and first versions of its other new roles.
+	Released []Released `json:"released,omitempty"`
 	// Repository is the repository of a repository role.
 	Repository string `json:"-"`
 	// Changes lists what a published version changed (none when staged).
@@ -270,7 +349,29 @@ func (r *Repo) Publish(ctx context.Context, role string, data []byte) (PublishRe
 	}
 	if !res.met {
 		if u, res, err = r.stage(ctx, s, u, res); err != nil || !res.met {
-			return PublishResult{Version: u.version(), Staged: true, Signatures: res.have, Threshold: res.need, Repository: s.repos[role]}, err
+			repo, _ := s.repoOf(role)
+			return PublishResult{Version: u.version(), Staged: true, Signatures: res.have, Threshold: res.need, Repository: repo}, err
+		}
+	}
+	switch {
+	case len(res.unpublished) > 0:
+		return r.hold(ctx, s, u, res)
+	case res.heldParent != "":
+		r.releaseMu.Lock()
+		defer r.releaseMu.Unlock()
+		// Validate again against what this process committed meanwhile: a
+		// release that just published the parent makes this a plain publish.
+		if s = r.current(); s == nil {
+			return PublishResult{}, ErrNotInitialised
+		}
+		if res, err = s.validate(u, r.cfg.Now(), r.online); err != nil {
+			return PublishResult{}, err
+		}
+		if res.heldParent != "" && res.met {
+			return r.release(ctx, s, u, res)
+		}
+		if !res.met {
+			return PublishResult{}, errConflict("%s changed while this publish waited: %s now needs %d signatures, this upload has %d; publish again", u.role, res.by, res.need, res.have)
 		}
 	}
 	changes, err := r.changesOf(ctx, s, u)
@@ -285,7 +386,7 @@ func (r *Repo) Publish(ctx context.Context, role string, data []byte) (PublishRe
 	if _, err := r.st.d.PutContent(ctx, pendingPath(role, u.version(), sum), raw); err != nil {
 		return PublishResult{}, fmt.Errorf("writing %s version %d: %w", role, u.version(), err)
 	}
-	req := &request{u: u, raw: raw, sum: sum, done: make(chan error, 1)}
+	req := &request{entries: []entry{{u: u, raw: raw, sum: sum}}, done: make(chan error, 1)}
 	r.enqueue(req)
 	if err := <-req.done; err != nil {
 		return PublishResult{}, err
@@ -328,6 +429,7 @@ func (r *Repo) Init(ctx context.Context, rootData, targetsData []byte) error {
 		snapshot: &snapshotMD{Signed: metadata.SnapshotType{Meta: map[string]*metadata.MetaFiles{}}},
 		orgs:     map[string]*targetsMD{},
 		repos:    map[string]string{},
+		held:     map[string]*heldVersion{},
 	}
 	if res, err = ws.validate(tu, now, r.online); err != nil {
 		return err
@@ -504,6 +606,9 @@ func (r *Repo) Run(ctx context.Context) {
 		case <-t.C:
 			if _, err := r.ResignIfDue(ctx); err != nil {
 				r.cfg.Log.Error("re-signing TUF timestamp and snapshot", "err", err)
+			}
+			if n, err := r.ReleaseReady(ctx); err != nil {
+				r.cfg.Log.Warn("releasing held TUF metadata", "released", n, "err", err)
 			}
 			if now := r.cfg.Now(); now.Sub(collected) >= collectEvery {
 				collected = now

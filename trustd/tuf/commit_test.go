@@ -92,6 +92,12 @@ func TestConcurrentPublishes(t *testing.T) {
 	}
 	e.org("acme", []*key{orgKey}, 1, ds...)
 	bob := e.user("bob", "acme", "publisher")
+	// The org role delegates all 50 at once: it is held until each has its
+	// first version, then published with them.
+	for i := range n {
+		repo := fmt.Sprintf("acme/app%d", i)
+		e.mustPut(map[bool]int{true: 201, false: 202}[i == n-1], tuf.RoleForRepo(repo), sign(t, role(1, nil, nil), pub), bob)
+	}
 
 	t.Run("publishes to 50 different repositories at once all land", func(t *testing.T) {
 		var wg sync.WaitGroup
@@ -99,7 +105,7 @@ func TestConcurrentPublishes(t *testing.T) {
 		for i := range n {
 			wg.Go(func() {
 				repo := fmt.Sprintf("acme/app%d", i)
-				md := role(1, nil, targets(repo+":v1", target(repo)))
+				md := role(2, nil, targets(repo+":v1", target(repo)))
 				status[i] = e.put(tuf.RoleForRepo(repo), sign(t, md, pub), bob).status
 			})
 		}
@@ -122,7 +128,7 @@ func TestConcurrentPublishes(t *testing.T) {
 		status := make([]int, 2)
 		bodies := make([][]byte, 2)
 		for i := range 2 {
-			md := role(2, nil, targets("acme/app0:v2", target(fmt.Sprint("racer", i))))
+			md := role(3, nil, targets("acme/app0:v2", target(fmt.Sprint("racer", i))))
 			data := sign(t, md, pub)
 			wg.Go(func() {
 				r := e.put(repo, data, bob)
@@ -142,11 +148,15 @@ func TestTwoReplicasNeverBothWin(t *testing.T) {
 	orgKey, pub := newKey(t), newKey(t)
 	a.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub), repoDelegation("acme/web", 1, pub))
 	a.user("bob", "acme", "publisher")
+	tokA := a.login("bob", userPassword)
+	// Both first versions release the held org role (and targets) together.
+	a.mustPut(202, tuf.RoleForRepo("acme/app"), sign(t, role(1, nil, nil), pub), tokA)
+	a.mustPut(201, tuf.RoleForRepo("acme/web"), sign(t, role(1, nil, nil), pub), tokA)
 	b := startEnv(t, d) // a second trustd on the same store
 	b.rootRaw = a.rootRaw
-	tokA, tokB := a.login("bob", userPassword), b.login("bob", userPassword)
+	tokB := b.login("bob", userPassword)
 
-	for round := 1; round <= 3; round++ {
+	for round := 2; round <= 4; round++ {
 		var wg sync.WaitGroup
 		var sa, sb, sc int
 		app := sign(t, role(int64(round), nil, targets("acme/app:v1", target(fmt.Sprint("a", round)))), pub)

@@ -279,7 +279,9 @@ func targets(kv ...any) map[string]*metadata.TargetFiles {
 }
 
 // org creates org in trustd, delegates it from targets to keys (a new targets
-// version) and publishes the org role's version 1 with ds.
+// version, held until the org role has its first version) and publishes the org
+// role's version 1 with ds (held in turn while ds name roles without metadata:
+// their first versions publish it).
 func (e *env) org(org string, orgKeys []*key, threshold int, ds ...delegation) {
 	e.t.Helper()
 	e.mustAPI(201, "POST", "/orgs", map[string]string{"name": org})
@@ -293,11 +295,19 @@ func (e *env) org(org string, orgKeys []*key, threshold int, ds ...delegation) {
 		e.keys[k.id] = k
 	}
 	all = append(all, orgDelegation(org, threshold, orgKeys...))
-	t := role(e.targetsMD.Signed.Version+1, all, nil)
-	e.mustPut(201, "targets", sign(e.t, t, e.targets), e.admin)
+	// While an earlier org waits for its first version, the targets version
+	// that delegates it is held, not published: the next one replaces it.
+	var published struct{ Version int64 }
+	jsonUnmarshal(e.do("GET", "/tuf/api/roles/targets", "", nil).body, &published)
+	t := role(published.Version+1, all, nil)
+	e.mustPut(202, "targets", sign(e.t, t, e.targets), e.admin)
 	e.targetsMD = t
 	if orgKeys != nil {
-		e.mustPut(201, tuf.RoleForOrg(org), sign(e.t, role(1, ds, nil), orgKeys[:threshold]...), e.admin)
+		want := 201
+		if len(ds) > 0 {
+			want = 202
+		}
+		e.mustPut(want, tuf.RoleForOrg(org), sign(e.t, role(1, ds, nil), orgKeys[:threshold]...), e.admin)
 	}
 }
 

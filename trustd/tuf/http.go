@@ -25,8 +25,9 @@ import (
 //	GET  /tuf/<N>.repo-<hash>.json    who may pull that repository          private, immutable
 //	GET  /tuf/api/online-keys         {"snapshot": key, "timestamp": key}   public
 //	POST /tuf/api/init                {"root": ..., "targets": ...}         admin
-//	PUT  /tuf/api/metadata/<role>     signed metadata: 201, 202 staged      see below
+//	PUT  /tuf/api/metadata/<role>     signed metadata: 201, 202 staged/held see below
 //	GET  /tuf/api/staged/<role>       the staged version of role            as reading the role
+//	GET  /tuf/api/held/<role>         the held version of role (held.go)    as reading the role
 //	GET  /tuf/api/roles/<role>        {"version", "repository"}             as reading the role
 //
 // Publishing root or targets needs an admin, an org role an owner of the org (or an
@@ -65,6 +66,7 @@ func (r *Repo) Register(m *mux.Router, prefix string, auth Authenticator) {
 	s.HandleFunc("/api/init", h.init).Methods(http.MethodPost)
 	s.HandleFunc("/api/metadata/{role}", h.publish).Methods(http.MethodPut)
 	s.HandleFunc("/api/staged/{role}", h.staged).Methods(http.MethodGet)
+	s.HandleFunc("/api/held/{role}", h.held).Methods(http.MethodGet)
 	s.HandleFunc("/api/roles/{role}", h.roleInfo).Methods(http.MethodGet)
 	s.HandleFunc("/{file:[^/]+\\.json}", h.metadataFile).Methods(http.MethodGet, http.MethodHead)
 }
@@ -168,7 +170,7 @@ func (h *handler) mayPublish(c Caller, s *state, role string, kind roleKind) (bo
 		org := orgOfRole(role)
 		return c.OwnsOrg(org), "only an owner of " + org + " or an admin may publish " + role
 	case kindRepo:
-		repo, ok := s.repos[role]
+		repo, ok := s.repoOf(role)
 		if !ok {
 			return c.Admin(), role + " is not delegated by any organisation"
 		}
@@ -188,7 +190,7 @@ func (h *handler) mayRead(c Caller, s *state, role string, kind roleKind) bool {
 		if c.Admin() {
 			return true
 		}
-		repo, ok := s.repos[role]
+		repo, ok := s.repoOf(role)
 		return ok && c.MayPull(repo)
 	}
 	return false
@@ -236,7 +238,7 @@ func (h *handler) publish(w http.ResponseWriter, r *http.Request) {
 	if !h.recorded(w, r, c, role, res) {
 		return
 	}
-	if res.Staged {
+	if res.Staged || res.Held {
 		writeJSON(w, http.StatusAccepted, res)
 		return
 	}
@@ -271,9 +273,10 @@ func (h *handler) readable(w http.ResponseWriter, r *http.Request, role string) 
 		return nil, false
 	}
 	if kind == kindOrg || kind == kindRepo {
-		_, delegated := s.repos[role]
+		_, delegated := s.repoOf(role)
 		if kind == kindOrg {
-			delegated = targetsDelegation(RoleTargets, s.targets, role) != nil
+			delegated = targetsDelegation(RoleTargets, s.targets, role) != nil ||
+				s.held[RoleTargets] != nil && targetsDelegation(RoleTargets, s.held[RoleTargets].md, role) != nil
 		}
 		if s.version(role) == 0 && !delegated {
 			h.fail(w, r, errNotFound("role %s is not in the repository", role))
@@ -370,6 +373,24 @@ func (h *handler) staged(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
+// held serves the held version of role: the one trustctl builds the role's
+// next version on, so that a pending delegation is carried along.
+func (h *handler) held(w http.ResponseWriter, r *http.Request) {
+	role := mux.Vars(r)["role"]
+	s, ok := h.readable(w, r, role)
+	if !ok {
+		return
+	}
+	data, err := h.repo.heldFor(s, role)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(data)
+}
+
 func (h *handler) roleInfo(w http.ResponseWriter, r *http.Request) {
 	role := mux.Vars(r)["role"]
 	s, ok := h.readable(w, r, role)
@@ -380,5 +401,5 @@ func (h *handler) roleInfo(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, struct {
 		Version    int64  `json:"version"`
 		Repository string `json:"repository,omitempty"`
-	}{s.version(role), s.repos[role]})
+	}{s.version(role), func() string { repo, _ := s.repoOf(role); return repo }()})
 }

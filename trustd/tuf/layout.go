@@ -19,10 +19,16 @@ import (
 //	├── meta/<role>/<N>.json                 every committed version of every role
 //	│                                        (root, targets, snapshot, org-*, repo-*),
 //	│                                        moved here from pending/ after its commit
+//	├── held/<role>/<N>.<sha256>.json        a version of targets or an org role that
+//	│                                        delegates a role with no metadata yet,
+//	│                                        accepted but not published; the head
+//	│                                        names the one held version of each role
 //	└── staged/<role>/<N>.<sha256>.json      a role version collecting signatures until
-//	                                         its threshold is met (sha256 of "signed")
+//	                                         its threshold is met (sha256 of "signed"),
+//	                                         or a complete first version waiting for
+//	                                         the other roles its held parent delegates
 //
-// head.json is a file next to four directories, every other object sits at depth
+// head.json is a file next to five directories, every other object sits at depth
 // three with a name ending in .json or .pem, so no object path is a prefix of
 // another.
 //
@@ -43,6 +49,7 @@ const (
 	pendingDir       = rootDir + "/pending"
 	metaDir          = rootDir + "/meta"
 	stagedDir        = rootDir + "/staged"
+	heldDir          = rootDir + "/held"
 )
 
 // pendingPath is where version n of role with content hash sum waits for its commit.
@@ -62,4 +69,10 @@ func stagedRoleDir(role string) string { return stagedDir + "/" + role }
 // signatures.
 func stagedPath(role string, n int64, sum string) string {
 	return stagedRoleDir(role) + "/" + strconv.FormatInt(n, 10) + "." + sum + ".json"
+}
+
+// heldPath is where version n of role, held until the roles it newly delegates
+// have their first versions, is kept; sum is the sha256 of the whole file.
+func heldPath(role string, n int64, sum string) string {
+	return heldDir + "/" + role + "/" + strconv.FormatInt(n, 10) + "." + sum + ".json"
 }

@@ -67,7 +67,13 @@ func TestPublishThroughOrgAndRepoDelegations(t *testing.T) {
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pubKey), repoDelegation("acme/team/tool", 1, pubKey))
 	bob := e.user("bob", "acme", "publisher")
 	repoRole := tuf.RoleForRepo("acme/app")
-	e.mustPut(201, repoRole, sign(t, role(1, nil, targets("acme/app:v1", target("manifest v1"))), pubKey), bob)
+	// org-acme v1 delegates both repositories: it and the targets version that
+	// delegates org-acme are held until both have their first versions, then
+	// published with them in one snapshot.
+	held := e.mustPut(202, repoRole, sign(t, role(1, nil, targets("acme/app:v1", target("manifest v1"))), pubKey), bob)
+	if !contains(held.body, `"held":true`) || !contains(held.body, `"repository":"acme/team/tool"`) {
+		t.Fatalf("the first of two first versions: %s, want it held for acme/team/tool", held.body)
+	}
 	e.mustPut(201, tuf.RoleForRepo("acme/team/tool"), sign(t, role(1, nil, targets("acme/team/tool:v1", target("tool v1"))), pubKey), bob)
 
 	t.Run("the go-tuf updater with the root pinned resolves acme/app:v1 through org and repo delegations", func(t *testing.T) {

@@ -70,6 +70,10 @@ type Repo struct {
 
 	// commitMu serialises this process's commits: batches, init and re-signing.
 	commitMu sync.Mutex
+	// releaseMu serialises this process's releases of held versions (held.go):
+	// of two first versions completing one held version's set at once, the
+	// second sees the first's.
+	releaseMu sync.Mutex
 	// movedHead is the head version whose pending files are known moved.
 	movedHead string
 

@@ -119,9 +119,10 @@ func readOnce(ctx context.Context, d driver.Driver, sink Sink) (ok bool, err err
 			return false, err
 		}
 	}
-	// keys and staged are independent of commits; pending before meta is the
-	// order the guarantee above rests on.
-	for _, dir := range []string{rootDir + "/keys", stagedDir, pendingDir, metaDir} {
+	// keys and staged are independent of commits, and a held file is written
+	// before the head that names it; pending before meta is the order the
+	// guarantee above rests on.
+	for _, dir := range []string{rootDir + "/keys", stagedDir, heldDir, pendingDir, metaDir} {
 		err := d.Walk(ctx, dir, func(fi driver.FileInfo) error {
 			if fi.IsDir || newer(fi.Path) {
 				return nil
@@ -163,6 +164,11 @@ func checkComplete(head []byte, have map[string]bool) error {
 	for _, c := range h.Changed {
 		if !have[pendingPath(c.Role, c.Version, c.SHA256)] && !have[metaPath(c.Role, c.Version)] {
 			return fmt.Errorf("tuf: %s version %d, which the head names, is neither pending nor in meta/", c.Role, c.Version)
+		}
+	}
+	for _, c := range h.Held {
+		if !have[heldPath(c.Role, c.Version, c.SHA256)] {
+			return fmt.Errorf("tuf: the held %s version %d, which the head names, is missing", c.Role, c.Version)
 		}
 	}
 	for _, p := range []string{metaPath(RoleRoot, h.Root), metaPath(RoleSnapshot, h.Snapshot)} {

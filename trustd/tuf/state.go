@@ -25,6 +25,9 @@ type headRecord struct {
 	// Changed lists the role versions this commit made, with the hash of their
 	// pending file, until they are moved to meta/.
 	Changed []pendingRef `json:"changed"`
+	// Held names the held version of each delegating role that has one
+	// (held.go): accepted, not published, in no snapshot.
+	Held []pendingRef `json:"held,omitempty"`
 }
 
 // pendingRef names a pending file.
@@ -60,6 +63,9 @@ type state struct {
 	// repos maps a repository role name to its repository, from the org roles'
 	// current delegations.
 	repos map[string]string
+	// held holds, by role name, the held version of targets or an org role
+	// (held.go), named by head.Held.
+	held map[string]*heldVersion
 }
 
 // version is role's current version, 0 if it has none.
@@ -86,6 +92,7 @@ func (s *state) fork() *state {
 	n := *s
 	n.orgs = maps.Clone(s.orgs)
 	n.repos = maps.Clone(s.repos)
+	n.held = maps.Clone(s.held)
 	snap := *s.snapshot
 	snap.Signed.Meta = maps.Clone(s.snapshot.Signed.Meta)
 	n.snapshot = &snap
@@ -176,7 +183,7 @@ func (st store) load(ctx context.Context, prev *state) (*state, error) {
 	if prev != nil && prev.headVer == ver {
 		return prev, nil
 	}
-	s := &state{headVer: ver, orgs: map[string]*targetsMD{}, repos: map[string]string{}}
+	s := &state{headVer: ver, orgs: map[string]*targetsMD{}, repos: map[string]string{}, held: map[string]*heldVersion{}}
 	if err := json.Unmarshal(data, &s.head); err != nil {
 		return nil, fmt.Errorf("%s: %w", headPath, err)
 	}
@@ -223,6 +230,21 @@ func (st store) load(ctx context.Context, prev *state) (*state, error) {
 			return nil, fmt.Errorf("%s version %d: %w", role, m.Version, err)
 		}
 		s.indexOrg(role, nil, md)
+	}
+	for _, ref := range h.Held {
+		if prev != nil && prev.held[ref.Role] != nil && prev.held[ref.Role].ref == ref {
+			s.held[ref.Role] = prev.held[ref.Role]
+			continue
+		}
+		raw, _, err := st.d.GetContent(ctx, heldPath(ref.Role, ref.Version, ref.SHA256))
+		if err != nil {
+			return nil, fmt.Errorf("the held %s version %d: %w", ref.Role, ref.Version, err)
+		}
+		md, err := (&targetsMD{}).FromBytes(raw)
+		if err != nil {
+			return nil, fmt.Errorf("the held %s version %d: %w", ref.Role, ref.Version, err)
+		}
+		s.held[ref.Role] = &heldVersion{md: md, raw: raw, ref: ref}
 	}
 	return s, nil
 }

@@ -165,6 +165,12 @@ type sigResult struct {
 	have, need int
 	by         string   // the delegating role short of signatures
 	valid      []string // key IDs whose signatures verified, over every delegation
+	// heldParent is the delegating role whose held version (not its published
+	// one) delegates this role: the upload is that delegation's first version.
+	heldParent string
+	// unpublished lists the roles a targets or org upload delegates that have
+	// no published version: such an upload is held (held.go).
+	unpublished []string
 }
 
 // checkSignatures counts md's signatures against each delegation; all must be met.
@@ -238,10 +244,17 @@ func (s *state) validate(u *upload, now time.Time, online map[string]string) (si
 		}); err != nil {
 			return sigResult{}, err
 		}
-		return checkSignatures(u.role, u.targets, rootDelegation(s.root, RoleTargets))
+		res, err := checkSignatures(u.role, u.targets, rootDelegation(s.root, RoleTargets))
+		res.unpublished = s.unpublished(u.targets)
+		return res, err
 	case kindOrg:
 		org := orgOfRole(u.role)
 		d := targetsDelegation("targets", s.targets, u.role)
+		heldParent := ""
+		if d == nil && s.held[RoleTargets] != nil {
+			d = targetsDelegation("the held targets version", s.held[RoleTargets].md, u.role)
+			heldParent = RoleTargets
+		}
 		if d == nil {
 			return sigResult{}, errNotFound("%s is not delegated by the current targets role: add the organisation's delegation to targets first (trustctl org create %s)", u.role, org)
 		}
@@ -269,15 +282,25 @@ func (s *state) validate(u *upload, now time.Time, online map[string]string) (si
 		}); err != nil {
 			return sigResult{}, err
 		}
-		return checkSignatures(u.role, u.targets, d)
+		res, err := checkSignatures(u.role, u.targets, d)
+		res.heldParent, res.unpublished = heldParent, s.unpublished(u.targets)
+		return res, err
 	case kindRepo:
 		repo, ok := s.repos[u.role]
+		heldParent := ""
 		if !ok {
-			return sigResult{}, errNotFound("%s is not delegated by any organisation's current role: the organisation delegates the repository first (trustctl org delegate ORG/REPO)", u.role)
+			if heldParent, repo = s.heldDelegator(u.role); heldParent == "" {
+				return sigResult{}, errNotFound("%s is not delegated by any organisation's current role: the organisation delegates the repository first (trustctl org delegate ORG/REPO)", u.role)
+			}
 		}
 		orgRole := RoleForOrg(orgOfRepo(repo))
 		d := targetsDelegation(orgRole, s.orgs[orgRole], u.role)
-		if d == nil || targetsDelegation("targets", s.targets, orgRole) == nil {
+		if heldParent != "" {
+			d = targetsDelegation("the held "+orgRole+" version", s.held[orgRole].md, u.role)
+		}
+		orgDelegated := targetsDelegation("targets", s.targets, orgRole) != nil ||
+			heldParent != "" && s.held[RoleTargets] != nil && targetsDelegation("targets", s.held[RoleTargets].md, orgRole) != nil
+		if d == nil || !orgDelegated {
 			return sigResult{}, errNotFound("%s (%s) is not delegated by a current organisation role", u.role, repo)
 		}
 		if err := validateTargets(u.role, u.targets, func(r string) error {
@@ -291,7 +314,9 @@ func (s *state) validate(u *upload, now time.Time, online map[string]string) (si
 		if del := u.targets.Signed.Delegations; del != nil && (len(del.Roles) > 0 || del.SuccinctRoles != nil) {
 			return sigResult{}, errInvalid("%s delegates further; a repository role holds targets only", u.role)
 		}
-		return checkSignatures(u.role, u.targets, d)
+		res, err := checkSignatures(u.role, u.targets, d)
+		res.heldParent = heldParent
+		return res, err
 	}
 	return sigResult{}, errInvalid("role %q cannot be published", u.role)
 }
