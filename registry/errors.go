@@ -8,6 +8,7 @@ import (
 
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/registry/storage/driver"
 )
 
 // ErrorCode is an error code of the OCI distribution spec (and of the Docker
@@ -77,6 +78,8 @@ func toAPIError(err error) *Error {
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.Is(err, driver.ErrNoSpace):
+		return errNoSpace()
 	case errors.As(err, &mismatch):
 		return apiError(CodeDigestInvalid, err)
 	case errors.As(err, &rangeErr):
@@ -115,6 +118,18 @@ func toAPIError(err error) *Error {
 	return &Error{Code: CodeUnknown}
 }
 
+// A push refused because the storage is full is answered 503 (which clients
+// retry) with a Retry-After: the operator has to free space first, which takes
+// minutes, not the second a client's own backoff would wait. The message says
+// why without naming the host's path; the log names it (see writeError).
+const noSpaceRetryAfter = "60"
+
+func errNoSpace() *Error {
+	return &Error{Code: CodeUnavailable,
+		Detail: "the registry is out of storage space: this push was not completed; push again once space is freed",
+		Header: http.Header{"Retry-After": {noSpaceRetryAfter}}}
+}
+
 type errorBody struct {
 	Errors []errorEntry `json:"errors"`
 }
@@ -129,7 +144,12 @@ type errorEntry struct {
 // error are logged (never sent: they may hold paths of the host) and sent as 500.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := toAPIError(err)
-	if e.Code.Status >= 500 {
+	if where := driver.NoSpaceWhere(err); where != "" {
+		// The operator's line: what is wrong, what to do, and that nothing
+		// else is needed.
+		s.log.ErrorContext(r.Context(), "storage is full: free space under "+where+" or grow the volume; pushes resume without a restart",
+			"method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
+	} else if e.Code.Status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	}
 	for k, v := range e.Header {
