@@ -368,7 +368,7 @@ func TestDiskFullRegistry(t *testing.T) {
 	})
 
 	t.Run("the operator is told what to do", func(t *testing.T) {
-		if want := fullDiskLine(data, "pushes"); !strings.Contains(reg.log.String(), want) {
+		if want := fullDiskLine(data, "pushes"); !logSays(reg.log, want) {
 			t.Errorf("the log does not say %q; its warnings and errors:\n%s", want, reg.log.problems(20))
 		}
 		for _, l := range strings.Split(reg.log.String(), "\n") {

@@ -23,37 +23,32 @@ const FillerName = "+filler"
 
 // Mount mounts a tmpfs of size bytes on a fresh directory and returns the
 // directory. Each call gets its own filesystem, so parallel tests never share
-// free space. It is unmounted when tb ends, after the cleanups registered later
-// (so a process started on it afterwards is stopped first); also when tb fails.
+// free space.
 func Mount(tb testing.TB, size int64) string {
 	tb.Helper()
 	dir := filepath.Join(tb.TempDir(), "tmpfs")
-	if err := os.Mkdir(dir, 0o700); err != nil {
+	MountOn(tb, dir, size)
+	return dir
+}
+
+// MountOn mounts a tmpfs of size bytes on dir, creating dir, as
+// `mount -t tmpfs -o size=SIZE tmpfs DIR` does. It is unmounted when tb ends,
+// after the cleanups registered later (so a process started on it afterwards is
+// stopped first), and also when tb fails.
+func MountOn(tb testing.TB, dir string, size int64) {
+	tb.Helper()
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		tb.Fatalf("tmpfs: %v", err)
 	}
-	if err := MountAt(dir, size); err != nil {
-		tb.Fatal(err)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
+		tb.Fatalf("tmpfs: mount -t tmpfs -o size=%d tmpfs %s: %v (the disk-full tests mount filesystems: run them as root)", size, dir, err)
 	}
 	tb.Cleanup(func() {
 		if err := unmount(dir); err != nil {
 			tb.Errorf("tmpfs: %v", err)
 		}
 	})
-	return dir
 }
-
-// MountAt mounts a tmpfs of size bytes on the existing directory dir, as
-// `mount -t tmpfs -o size=SIZE tmpfs DIR` does. The caller unmounts it
-// (Unmount); Mount is the form for tests.
-func MountAt(dir string, size int64) error {
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		return fmt.Errorf("tmpfs: mount -t tmpfs -o size=%d tmpfs %s: %w (the disk-full tests mount filesystems: run them as root)", size, dir, err)
-	}
-	return nil
-}
-
-// Unmount unmounts the tmpfs on dir (see MountAt).
-func Unmount(dir string) error { return unmount(dir) }
 
 // unmount unmounts dir; if a process still holds files there, it detaches the
 // mount, which the kernel frees when the last one is closed.
