@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/registry/storage"
@@ -118,16 +120,13 @@ func toAPIError(err error) *Error {
 	return &Error{Code: CodeUnknown}
 }
 
-// A push refused because the storage is full is answered 503 (which clients
-// retry) with a Retry-After: the operator has to free space first, which takes
-// minutes, not the second a client's own backoff would wait. The message says
-// why without naming the host's path; the log names it (see writeError).
-const noSpaceRetryAfter = "60"
-
+// errNoSpace answers a push refused because the storage is full: 503, which
+// clients retry, after driver.NoSpaceRetryAfter. The message says why without
+// naming the host's path; the log names it (see writeError).
 func errNoSpace() *Error {
 	return &Error{Code: CodeUnavailable,
 		Detail: "the registry is out of storage space: this push was not completed; push again once space is freed",
-		Header: http.Header{"Retry-After": {noSpaceRetryAfter}}}
+		Header: http.Header{"Retry-After": {strconv.Itoa(int(driver.NoSpaceRetryAfter / time.Second))}}}
 }
 
 type errorBody struct {
@@ -144,11 +143,8 @@ type errorEntry struct {
 // error are logged (never sent: they may hold paths of the host) and sent as 500.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := toAPIError(err)
-	if where := driver.NoSpaceWhere(err); where != "" {
-		// The operator's line: what is wrong, what to do, and that nothing
-		// else is needed.
-		s.log.ErrorContext(r.Context(), "storage is full: free space under "+where+" or grow the volume; pushes resume without a restart",
-			"method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
+	if advice := driver.NoSpaceAdvice(err, "pushes"); advice != "" {
+		s.log.ErrorContext(r.Context(), advice, "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	} else if e.Code.Status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	}

@@ -34,12 +34,10 @@ var (
 )
 
 // CodeNoSpace answers a change that could not be written because trustd's
-// storage is full: 503 with a Retry-After of noSpaceRetryAfter (the operator must
-// free space first). Nothing of the change was made.
+// storage is full: 503 with a Retry-After of driver.NoSpaceRetryAfter (the
+// operator must free space first). Nothing of the change was made.
 var CodeNoSpace = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable,
 	"trustd is out of storage space: this change was not made; retry once space is freed"}
-
-const noSpaceRetryAfter = "60"
 
 // Domain errors, matched with errors.Is when a handler maps them to a code.
 var (
@@ -103,10 +101,8 @@ type errorEntry struct {
 // 429 and a Bearer challenge on 401 from the management API.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := toAPIError(err)
-	where := driver.NoSpaceWhere(err)
-	if where != "" {
-		s.log.ErrorContext(r.Context(), "storage is full: free space under "+where+" or grow the volume; changes resume without a restart",
-			"method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
+	if advice := driver.NoSpaceAdvice(err, "changes"); advice != "" {
+		s.log.ErrorContext(r.Context(), advice, "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	} else if e.code.Status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	}
@@ -116,7 +112,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 	}
 	if e.code == CodeNoSpace {
-		w.Header().Set("Retry-After", noSpaceRetryAfter)
+		w.Header().Set("Retry-After", strconv.Itoa(int(driver.NoSpaceRetryAfter/time.Second)))
 	}
 	msg := e.detail
 	if msg == "" {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
 )
@@ -56,9 +57,8 @@ var ErrNotInitialised = errNotFound("the TUF repository is not initialised yet: 
 // errNoSpace answers a publish that could not be written for lack of space.
 // Whatever step failed (a staged copy, a pending version, the snapshot, the head),
 // it failed before the head moved: the publish was not made, and the same upload
-// succeeds once space is freed. Retry-After is long: the operator must free
-// space first.
-var errNoSpace = &Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", RetryAfter: 60,
+// succeeds once space is freed.
+var errNoSpace = &Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", RetryAfter: int(driver.NoSpaceRetryAfter / time.Second),
 	Message: "trustd is out of storage space: this publish was not made and the trust graph is unchanged; publish again once space is freed"}
 
 // asError maps err to what the client sees; errors that are no *Error are 500s

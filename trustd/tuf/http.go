@@ -97,9 +97,8 @@ func (h *handler) deny(w http.ResponseWriter, r *http.Request, c Caller, msg str
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := asError(err)
-	if where := driver.NoSpaceWhere(err); where != "" {
-		h.repo.cfg.Log.ErrorContext(r.Context(), "storage is full: free space under "+where+" or grow the volume; publishes resume without a restart",
-			"method", r.Method, "path", r.URL.Path, "err", err)
+	if advice := driver.NoSpaceAdvice(err, "publishes"); advice != "" {
+		h.repo.cfg.Log.ErrorContext(r.Context(), advice, "method", r.Method, "path", r.URL.Path, "err", err)
 	} else if e.Status >= 500 {
 		h.repo.cfg.Log.ErrorContext(r.Context(), "TUF request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
@@ -253,12 +252,11 @@ func (h *handler) recorded(w http.ResponseWriter, r *http.Request, c Caller, rol
 		return true
 	}
 	if err := h.repo.cfg.OnPublish(r, c, role, res); err != nil {
-		if where := driver.NoSpaceWhere(err); where != "" {
+		if advice := driver.NoSpaceAdvice(err, "publishes"); advice != "" {
 			// The version fit but its record did not: it stays published (the
 			// log never claims what did not happen), and the answer says so,
 			// so that nobody publishes it again.
-			h.repo.cfg.Log.ErrorContext(r.Context(), "storage is full: free space under "+where+" or grow the volume; publishes resume without a restart",
-				"role", role, "version", res.Version, "err", err)
+			h.repo.cfg.Log.ErrorContext(r.Context(), advice, "role", role, "version", res.Version, "err", err)
 			writeError(w, newError(http.StatusInternalServerError, "AUDIT_FAILED",
 				"%s version %d was published, but trustd is out of storage space and could not write its audit record; the publish needs no retry", role, res.Version))
 			return false

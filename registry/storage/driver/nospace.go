@@ -1,6 +1,9 @@
 package driver
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // ErrNoSpace: the store has no room for a write: the disk or volume is full, or
 // a quota is used up. A write that fails with it leaves nothing visible, as any
@@ -27,15 +30,22 @@ func (e *NoSpaceError) Error() string {
 
 func (e *NoSpaceError) Unwrap() []error { return []error{ErrNoSpace, e.Err} }
 
-// NoSpaceWhere returns where space ran out if err is ErrNoSpace ("" if it is not,
-// "the storage volume" if the driver did not say).
-func NoSpaceWhere(err error) string {
+// NoSpaceRetryAfter is how long the servers ask a client to wait (Retry-After)
+// after refusing a write for lack of space: freeing space is an operator's work,
+// minutes rather than the seconds of a client's own backoff.
+const NoSpaceRetryAfter = 60 * time.Second
+
+// NoSpaceAdvice is the line a server logs for its operator when err is ErrNoSpace
+// (and "" when it is not): what is full, what to do, and that writes of what
+// ("pushes", "publishes") resume by themselves once there is room.
+func NoSpaceAdvice(err error, what string) string {
 	if !errors.Is(err, ErrNoSpace) {
 		return ""
 	}
+	where := "the storage volume"
 	var ns *NoSpaceError
 	if errors.As(err, &ns) && ns.Where != "" {
-		return ns.Where
+		where = ns.Where
 	}
-	return "the storage volume"
+	return "storage is full: free space under " + where + " or grow the volume; " + what + " resume without a restart"
 }
