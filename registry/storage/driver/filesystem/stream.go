@@ -148,7 +148,7 @@ func (w *fileWriter) Close() error {
 		return fmt.Errorf("filesystem: close %s: %w", w.path, fs.ErrClosed)
 	}
 	w.done = true
-	return w.f.Close()
+	return w.d.spaceErr(w.f.Close()) // a network filesystem may report ENOSPC only here
 }
 
 // Commit syncs the file (and, if this writer created it, its directory entry) and
