@@ -77,6 +77,13 @@ var upLine = regexp.MustCompile(`Signet is up: registry (\S+), trustd (\S+)`)
 // are further flags of up, such as --open.
 func startStack(t *testing.T, upArgs ...string) *stack {
 	t.Helper()
+	return startStackWith(t, nil, upArgs...)
+}
+
+// startStackWith is startStack that first calls prepare with the data directory
+// up will use (DIR/registry and DIR/trustd below it), to set it up.
+func startStackWith(t *testing.T, prepare func(data string), upArgs ...string) *stack {
+	t.Helper()
 	if reference {
 		t.Skip("the reference registry has no token service")
 	}
@@ -84,6 +91,9 @@ func startStack(t *testing.T, upArgs ...string) *stack {
 		t.Fatal(trustctlErr)
 	}
 	dir := t.TempDir()
+	if prepare != nil {
+		prepare(filepath.Join(dir, "data"))
+	}
 	st := &stack{t: t, Home: filepath.Join(dir, "signet"), AdminPassword: newPassword(), log: &lockedBuffer{}}
 	st.cmd = exec.Command(trustctlBin, append([]string{"up", "--data", filepath.Join(dir, "data"),
 		"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0"}, upArgs...)...)

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/registry/storage/driver"
 )
 
 // ErrorCode is an error code of the OCI distribution spec (and of the Docker
@@ -77,6 +80,8 @@ func toAPIError(err error) *Error {
 	switch {
 	case errors.As(err, &apiErr):
 		return apiErr
+	case errors.Is(err, driver.ErrNoSpace):
+		return errNoSpace()
 	case errors.As(err, &mismatch):
 		return apiError(CodeDigestInvalid, err)
 	case errors.As(err, &rangeErr):
@@ -115,6 +120,15 @@ func toAPIError(err error) *Error {
 	return &Error{Code: CodeUnknown}
 }
 
+// errNoSpace answers a push refused because the storage is full: 503, which
+// clients retry, after driver.NoSpaceRetryAfter. The message says why without
+// naming the host's path; the log names it (see writeError).
+func errNoSpace() *Error {
+	return &Error{Code: CodeUnavailable,
+		Detail: "the registry is out of storage space: this push was not completed; push again once space is freed",
+		Header: http.Header{"Retry-After": {strconv.Itoa(int(driver.NoSpaceRetryAfter / time.Second))}}}
+}
+
 type errorBody struct {
 	Errors []errorEntry `json:"errors"`
 }
@@ -129,7 +143,9 @@ type errorEntry struct {
 // error are logged (never sent: they may hold paths of the host) and sent as 500.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := toAPIError(err)
-	if e.Code.Status >= 500 {
+	if advice := driver.NoSpaceAdvice(err, "pushes"); advice != "" {
+		s.log.ErrorContext(r.Context(), advice, "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
+	} else if e.Code.Status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	}
 	for k, v := range e.Header {

@@ -15,6 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/registry/storage/driver"
 )
 
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string) {
@@ -88,6 +89,13 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	if s.gate.enforced(repo) {
 		admission = AdmissionAdmitted
 		if signatureOf, err = s.admit(r, repo, ref, tags, contentType, content); err != nil {
+			if _, _, rerr := s.gate.index.Status(); errors.Is(rerr, driver.ErrNoSpace) {
+				// The gate decided on trust metadata it could not bring up
+				// to date: the registry had no room to store what trustd
+				// published since, which may be this very target. That is
+				// no denial; the push is refused as any on a full disk.
+				err = rerr
+			}
 			s.emitRefusal(r, repo, ref, contentType, content, err)
 			s.writeError(w, r, err)
 			return

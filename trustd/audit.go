@@ -67,7 +67,7 @@ func (s *Server) record(r *http.Request, p principal, rec audit.Record) error {
 	defer cancel()
 	if _, err := s.audit.Append(ctx, rec); err != nil {
 		s.log.ErrorContext(r.Context(), "writing an audit record failed", "action", rec.Action, "sub", rec.Actor, "err", err)
-		return errAuditFailed
+		return fmt.Errorf("%w: %w", errAuditFailed, err) // the cause, for the log (a full disk)
 	}
 	return nil
 }
@@ -146,24 +146,24 @@ func (s *Server) recordAll(r *http.Request, p principal, recs []audit.Record) er
 	start := time.Now().UTC()
 	sem := make(chan struct{}, publishAuditConcurrency)
 	var wg sync.WaitGroup
-	var failed atomic.Bool
+	var failed atomic.Pointer[error] // the first failure
 	for i := range recs {
 		recs[i].Time = start.Add(time.Duration(i))
 		sem <- struct{}{}
-		if failed.Load() {
+		if failed.Load() != nil {
 			<-sem
 			break
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if err := s.record(r, p, recs[i]); err != nil {
-				failed.Store(true)
+				failed.CompareAndSwap(nil, &err)
 			}
 		})
 	}
 	wg.Wait()
-	if failed.Load() {
-		return errAuditFailed
+	if err := failed.Load(); err != nil {
+		return *err
 	}
 	return nil
 }

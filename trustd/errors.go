@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/internal/requestid"
+	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/tokenauth"
 )
 
@@ -31,6 +32,12 @@ var (
 	CodeUnsupported     = ErrorCode{"UNSUPPORTED", http.StatusMethodNotAllowed, "the operation is unsupported"}
 	CodeUnknown         = ErrorCode{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
 )
+
+// CodeNoSpace answers a change that could not be written because trustd's
+// storage is full: 503 with a Retry-After of driver.NoSpaceRetryAfter (the
+// operator must free space first). Nothing of the change was made.
+var CodeNoSpace = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable,
+	"trustd is out of storage space: this change was not made; retry once space is freed"}
 
 // Domain errors, matched with errors.Is when a handler maps them to a code.
 var (
@@ -63,6 +70,8 @@ func toAPIError(err error) *apiError {
 		return ae
 	case errors.As(err, &rl):
 		return newAPIError(CodeTooManyRequests, rl.Error())
+	case errors.Is(err, driver.ErrNoSpace):
+		return &apiError{code: CodeNoSpace}
 	case errors.Is(err, errBadCredentials), errors.Is(err, errUnauth):
 		return newAPIError(CodeUnauthorized, err.Error())
 	case errors.Is(err, errDenied):
@@ -92,13 +101,18 @@ type errorEntry struct {
 // 429 and a Bearer challenge on 401 from the management API.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := toAPIError(err)
-	if e.code.Status >= 500 {
+	if advice := driver.NoSpaceAdvice(err, "changes"); advice != "" {
+		s.log.ErrorContext(r.Context(), advice, "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
+	} else if e.code.Status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	}
 	var rl *rateLimitedError
 	if errors.As(err, &rl) {
 		secs := int64((rl.retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
+	}
+	if e.code == CodeNoSpace {
+		w.Header().Set("Retry-After", strconv.Itoa(int(driver.NoSpaceRetryAfter/time.Second)))
 	}
 	msg := e.detail
 	if msg == "" {

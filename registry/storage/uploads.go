@@ -135,11 +135,16 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, c Chunk) (int
 	if err != nil {
 		return 0, err
 	}
+	held := st.Offset
 	h, w, err := s.writeChunk(ctx, id, st, c)
 	if err != nil {
 		return 0, err
 	}
-	return s.saveProgress(ctx, id, st, h, w)
+	off, err := s.saveProgress(ctx, id, st, h, w)
+	if errors.Is(err, driver.ErrNoSpace) {
+		s.dropUnsaved(ctx, id, held)
+	}
+	return off, err
 }
 
 // saveProgress syncs what w holds and records it, with the hash state h, as the
@@ -169,8 +174,10 @@ func (s *Store) saveProgress(ctx context.Context, id string, st *uploadState, h 
 // writeChunk opens the session's data at its recorded offset and streams c into it
 // and into the restored sha256 state. If the body breaks off (the client went
 // away), the bytes that did arrive are kept as the session's progress, so the
-// client can resume from there; on any error the writer is already ended.
+// client can resume from there; if the storage is full (driver.ErrNoSpace),
+// nothing of the chunk is kept. On any error the writer is already ended.
 func (s *Store) writeChunk(ctx context.Context, id string, st *uploadState, c Chunk) (hash.Hash, driver.FileWriter, error) {
+	held := st.Offset
 	if c.Start >= 0 && c.Start != st.Offset {
 		return nil, nil, &RangeError{Offset: st.Offset, Start: c.Start}
 	}
@@ -201,7 +208,7 @@ func (s *Store) writeChunk(ctx context.Context, id string, st *uploadState, c Ch
 		err = fmt.Errorf("%w: got %d of %d bytes", ErrSizeInvalid, n, c.Length)
 	}
 	if err != nil {
-		if n > 0 {
+		if n > 0 && !errors.Is(err, driver.ErrNoSpace) {
 			// The request's context may be gone with its client; the save is not.
 			if _, serr := s.saveProgress(context.WithoutCancel(ctx), id, st, h, w); serr != nil {
 				err = errors.Join(err, serr)
@@ -209,15 +216,37 @@ func (s *Store) writeChunk(ctx context.Context, id string, st *uploadState, c Ch
 		} else {
 			w.Close()
 		}
+		if errors.Is(err, driver.ErrNoSpace) {
+			s.dropUnsaved(context.WithoutCancel(ctx), id, held)
+			return nil, nil, err
+		}
 		return nil, nil, fmt.Errorf("%w: %w", ErrUploadInterrupted, err)
 	}
 	return h, w, nil
 }
 
+// dropUnsaved cuts session id's data back to held, its recorded offset (removes
+// it when that is 0), after a chunk that the storage had no room for: the bytes
+// that did fit would hold space the disk needs, and the client sends the chunk
+// again once there is room. The recorded state still says held, so the session
+// resumes from there. Best effort: what stays is cut by the session's next chunk,
+// or collected with it.
+func (s *Store) dropUnsaved(ctx context.Context, id string, held int64) {
+	p := s.uploadBytesPath(id)
+	if held == 0 {
+		s.d.Delete(ctx, p)
+		return
+	}
+	if w, err := s.d.Writer(ctx, p, true, held); err == nil {
+		w.Close()
+	}
+}
+
 // CommitUpload appends the final chunk c (which may be empty) to session id, checks
 // that the whole content has digest want, and commits it as a blob of repo. The
-// session ends either way, except on a *RangeError or an interrupted body. It
-// returns the blob's size.
+// session ends either way, except on a *RangeError, an interrupted body, or a
+// storage with no room (driver.ErrNoSpace: the session stays where it was, to be
+// completed once space is freed). It returns the blob's size.
 func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want digest.Digest) (int64, error) {
 	defer s.lockUpload(id)()
 	st, err := s.loadUpload(ctx, repo, id)
@@ -227,9 +256,10 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 	if st.Offset == 0 && st.Started.IsZero() && c.Start <= 0 && c.Length > 0 && c.Length <= smallBlob && !s.indirect {
 		return s.putSmallBlob(ctx, repo, c, want)
 	}
+	held := st.Offset
 	h, w, err := s.writeChunk(ctx, id, st, c)
 	var rangeErr *RangeError
-	if errors.As(err, &rangeErr) || errors.Is(err, ErrUploadInterrupted) {
+	if errors.As(err, &rangeErr) || errors.Is(err, ErrUploadInterrupted) || errors.Is(err, driver.ErrNoSpace) {
 		return 0, err // the session stays, to be resumed
 	}
 	if err != nil {
@@ -259,9 +289,15 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 		return 0, &DigestMismatchError{Want: want.String(), Got: got.String()}
 	}
 	if err := w.Commit(ctx); err != nil {
+		if errors.Is(err, driver.ErrNoSpace) {
+			s.dropUnsaved(ctx, id, held)
+		}
 		return 0, err
 	}
 	if err := s.commitBlob(ctx, id, want, size); err != nil {
+		if errors.Is(err, driver.ErrNoSpace) {
+			s.dropUnsaved(ctx, id, held)
+		}
 		return 0, err
 	}
 	if err := s.linkBlob(ctx, repo, want); err != nil {

@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/signet-oss/signet/registry/storage/driver"
 )
 
 // Error is a refusal the client should see: an HTTP status, one of trustd's error
@@ -13,6 +17,8 @@ type Error struct {
 	Status  int
 	Code    string
 	Message string
+	// RetryAfter, when not zero, is sent as Retry-After (seconds).
+	RetryAfter int
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -48,12 +54,22 @@ func errTooLarge(format string, args ...any) *Error {
 // ErrNotInitialised: the repository has no root yet (POST /tuf/api/init).
 var ErrNotInitialised = errNotFound("the TUF repository is not initialised yet: an admin initialises it with trustctl init")
 
+// errNoSpace answers a publish that could not be written for lack of space.
+// Whatever step failed (a staged copy, a pending version, the snapshot, the head),
+// it failed before the head moved: the publish was not made, and the same upload
+// succeeds once space is freed.
+var errNoSpace = &Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", RetryAfter: int(driver.NoSpaceRetryAfter / time.Second),
+	Message: "trustd is out of storage space: this publish was not made and the trust graph is unchanged; publish again once space is freed"}
+
 // asError maps err to what the client sees; errors that are no *Error are 500s
 // whose text stays in the log.
 func asError(err error) *Error {
 	var e *Error
 	if errors.As(err, &e) {
 		return e
+	}
+	if errors.Is(err, driver.ErrNoSpace) {
+		return errNoSpace
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "UNKNOWN", Message: "the trust service failed; see its log"}
 }
@@ -68,6 +84,9 @@ func writeError(w http.ResponseWriter, e *Error) {
 	}{[]entry{{e.Code, e.Message}}})
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	if e.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
 	w.WriteHeader(e.Status)
 	w.Write(body)
 }

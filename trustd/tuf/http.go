@@ -99,7 +99,9 @@ func (h *handler) deny(w http.ResponseWriter, r *http.Request, c Caller, msg str
 
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e := asError(err)
-	if e.Status >= 500 {
+	if advice := driver.NoSpaceAdvice(err, "publishes"); advice != "" {
+		h.repo.cfg.Log.ErrorContext(r.Context(), advice, "method", r.Method, "path", r.URL.Path, "err", err)
+	} else if e.Status >= 500 {
 		h.repo.cfg.Log.ErrorContext(r.Context(), "TUF request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	writeError(w, e)
@@ -252,6 +254,15 @@ func (h *handler) recorded(w http.ResponseWriter, r *http.Request, c Caller, rol
 		return true
 	}
 	if err := h.repo.cfg.OnPublish(r, c, role, res); err != nil {
+		if advice := driver.NoSpaceAdvice(err, "publishes"); advice != "" {
+			// The version fit but its record did not: it stays published (the
+			// log never claims what did not happen), and the answer says so,
+			// so that nobody publishes it again.
+			h.repo.cfg.Log.ErrorContext(r.Context(), advice, "role", role, "version", res.Version, "err", err)
+			writeError(w, newError(http.StatusInternalServerError, "AUDIT_FAILED",
+				"%s version %d was published, but trustd is out of storage space and could not write its audit record; the publish needs no retry", role, res.Version))
+			return false
+		}
 		h.repo.cfg.Log.ErrorContext(r.Context(), "writing the audit record of a publish failed", "role", role, "version", res.Version, "err", err)
 		writeError(w, newError(http.StatusInternalServerError, "AUDIT_FAILED",
 			"%s version %d was accepted, but its audit record could not be written; see trustd's log", role, res.Version))

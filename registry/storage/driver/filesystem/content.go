@@ -40,7 +40,8 @@ func (d *Driver) PutContent(ctx context.Context, path string, data []byte) (stri
 // current object, checks cond against it, and writes only if cond holds. A cond
 // with both IfAbsent and IfMatch can never hold (the object would have to be both
 // missing and present) and always fails with ErrPreconditionFailed.
-func (d *Driver) PutContentIf(ctx context.Context, path string, data []byte, cond driver.Condition) (string, error) {
+func (d *Driver) PutContentIf(ctx context.Context, path string, data []byte, cond driver.Condition) (_ string, err error) {
+	defer func() { err = d.spaceErr(err) }()
 	full, err := d.objectPath(path)
 	if err != nil {
 		return "", err

@@ -20,6 +20,11 @@
 //     Walk hide every entry whose name is not a valid component.
 //   - The driver rejects, with driver.ErrInvalidPath, a write at a path that is a
 //     directory or lies below an object (a filesystem cannot hold both).
+//   - A write that finds the filesystem full or over quota fails with a
+//     *driver.NoSpaceError (driver.ErrNoSpace) naming the root. A whole-object
+//     write removes its temporary file first, so the old object stays and no
+//     space is held; a Writer's partial bytes stay in the upload area for its
+//     caller to cancel or truncate.
 //
 // The driver needs flock(2), so it runs on unix systems only.
 package filesystem
@@ -197,6 +202,21 @@ func writeErr(op, path string, err error) error {
 		return fmt.Errorf("%w: %s %s: below an object or at a directory", driver.ErrInvalidPath, op, path)
 	}
 	return fmt.Errorf("filesystem: %s %s: %w", op, path, err)
+}
+
+// spaceErr reports an error of a write that found the filesystem full or over
+// quota (ENOSPC, EDQUOT) as a *driver.NoSpaceError naming the root, so that the
+// servers tell a full disk (free space, retry) from a broken one; any other error
+// is returned as it is. Write, fsync, create, mkdir and rename can each meet it.
+func (d *Driver) spaceErr(err error) error {
+	if err == nil || !(errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		return err
+	}
+	where := d.root
+	if where == "" {
+		where = "/"
+	}
+	return &driver.NoSpaceError{Where: where, Err: err}
 }
 
 // version is the object version: the hex sha256 of its content.

@@ -55,7 +55,8 @@ func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 // true it reopens the existing file (ErrNotFound if there is none), fails with
 // ErrInvalidOffset if the file is shorter than offset, and truncates what lies past
 // offset (bytes from a killed writer) before writing there.
-func (d *Driver) Writer(ctx context.Context, path string, resume bool, offset int64) (driver.FileWriter, error) {
+func (d *Driver) Writer(ctx context.Context, path string, resume bool, offset int64) (_ driver.FileWriter, err error) {
+	defer func() { err = d.spaceErr(err) }()
 	full, err := d.objectPath(path)
 	if err != nil {
 		return nil, err
@@ -123,7 +124,7 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.size += int64(n)
 	if err != nil {
-		return n, fmt.Errorf("filesystem: write %s: %w", w.path, err)
+		return n, w.d.spaceErr(fmt.Errorf("filesystem: write %s: %w", w.path, err))
 	}
 	if w.size-w.kicked >= writebackChunk {
 		// Start writing the bytes so far back to disk now, without waiting, so
@@ -147,7 +148,7 @@ func (w *fileWriter) Close() error {
 		return fmt.Errorf("filesystem: close %s: %w", w.path, fs.ErrClosed)
 	}
 	w.done = true
-	return w.f.Close()
+	return w.d.spaceErr(w.f.Close()) // a network filesystem may report ENOSPC only here
 }
 
 // Commit syncs the file (and, if this writer created it, its directory entry) and
@@ -167,7 +168,7 @@ func (w *fileWriter) Commit(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("filesystem: commit %s: %w", w.path, err)
+		return w.d.spaceErr(fmt.Errorf("filesystem: commit %s: %w", w.path, err))
 	}
 	return nil
 }

@@ -55,7 +55,8 @@ func (d *Driver) List(ctx context.Context, path string) ([]string, error) {
 // Move renames the object at src to dst under dst's lock, creating dst's
 // directories, then syncs dst's directory and prunes src's directories left empty.
 // A src that is a directory is not an object: ErrNotFound.
-func (d *Driver) Move(ctx context.Context, src, dst string) error {
+func (d *Driver) Move(ctx context.Context, src, dst string) (err error) {
+	defer func() { err = d.spaceErr(err) }()
 	srcFull, err := d.objectPath(src)
 	if err != nil {
 		return err
