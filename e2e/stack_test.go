@@ -77,6 +77,12 @@ var upLine = regexp.MustCompile(`Signet is up: registry (\S+), trustd (\S+)`)
 // are further flags of up, such as --open.
 func startStack(t *testing.T, upArgs ...string) *stack {
 	t.Helper()
+	return startStackEnv(t, nil, upArgs...)
+}
+
+// startStackEnv is startStack with env added to up's environment.
+func startStackEnv(t *testing.T, env []string, upArgs ...string) *stack {
+	t.Helper()
 	if reference {
 		t.Skip("the reference registry has no token service")
 	}
@@ -93,6 +99,7 @@ func startStack(t *testing.T, upArgs ...string) *stack {
 		"SIGNET_HOME=" + st.Home,
 		"SIGNET_ADMIN_PASSWORD=" + st.AdminPassword,
 	}
+	st.cmd.Env = append(st.cmd.Env, env...)
 	st.cmd.Stderr = st.log
 	stdout, err := st.cmd.StdoutPipe()
 	if err != nil {
