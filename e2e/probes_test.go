@@ -155,13 +155,13 @@ func login(t *testing.T, hc *http.Client, realm, user, password string, header m
 
 // failUntilLimited sends failed logins (an unknown user each time, so only the
 // per-client limit applies) from hc, with a new X-Forwarded-For on each and extra
-// headers, until one is refused with 429 or 40 were sent, and returns the
+// headers, until one is refused with 429 or 60 were sent, and returns the
 // statuses. trustd allows 30 failures a minute by default, refilled as they age:
-// a client limited by its own address meets 429 within 40.
+// a client limited by its own address meets 429 well within 60.
 func failUntilLimited(t *testing.T, hc *http.Client, realm string, extra map[string]string) []int {
 	t.Helper()
 	var statuses []int
-	for i := 0; i < 40 && !slices.Contains(statuses, http.StatusTooManyRequests); i++ {
+	for i := 0; i < 60 && !slices.Contains(statuses, http.StatusTooManyRequests); i++ {
 		h := map[string]string{"X-Forwarded-For": "198.51.100." + strconv.Itoa(i+1)}
 		for k, v := range extra {
 			h[k] = v
