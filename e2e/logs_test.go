@@ -31,12 +31,16 @@ import (
 func TestLogsCarryRequestIDsAndNoSecrets(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	st := startStack(t)
+	// The secret of the registry's /token hop to trustd is set, not made by up,
+	// so the test knows what to look for.
+	proxySecret := "e2e-proxy-" + newPassword()
+	st := startStackEnv(t, []string{"SIGNET_PROXY_SECRET=" + proxySecret})
 	dir := filepath.Dir(st.Home)
 	secrets := map[string]string{
 		"the admin password":            st.AdminPassword,
 		"the admin's Basic credentials": base64.StdEncoding.EncodeToString([]byte("admin:" + st.AdminPassword)),
 		"the key passphrase":            e2ePassphrase,
+		"the token proxy secret":        proxySecret,
 	}
 
 	// A publisher key, sealed with a passphrase, signs what it pushes.

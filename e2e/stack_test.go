@@ -77,12 +77,25 @@ var upLine = regexp.MustCompile(`Signet is up: registry (\S+), trustd (\S+)`)
 // are further flags of up, such as --open.
 func startStack(t *testing.T, upArgs ...string) *stack {
 	t.Helper()
-	return startStackWith(t, nil, upArgs...)
+	return startStackOpts(t, nil, nil, upArgs...)
 }
 
 // startStackWith is startStack that first calls prepare with the data directory
 // up will use (DIR/registry and DIR/trustd below it), to set it up.
 func startStackWith(t *testing.T, prepare func(data string), upArgs ...string) *stack {
+	t.Helper()
+	return startStackOpts(t, prepare, nil, upArgs...)
+}
+
+// startStackEnv is startStack with env added to up's environment.
+func startStackEnv(t *testing.T, env []string, upArgs ...string) *stack {
+	t.Helper()
+	return startStackOpts(t, nil, env, upArgs...)
+}
+
+// startStackOpts is startStack with both: prepare (may be nil) sets up the data
+// directory first, and env is added to up's environment.
+func startStackOpts(t *testing.T, prepare func(data string), env []string, upArgs ...string) *stack {
 	t.Helper()
 	if reference {
 		t.Skip("the reference registry has no token service")
@@ -103,6 +116,7 @@ func startStackWith(t *testing.T, prepare func(data string), upArgs ...string) *
 		"SIGNET_HOME=" + st.Home,
 		"SIGNET_ADMIN_PASSWORD=" + st.AdminPassword,
 	}
+	st.cmd.Env = append(st.cmd.Env, env...)
 	st.cmd.Stderr = st.log
 	stdout, err := st.cmd.StdoutPipe()
 	if err != nil {

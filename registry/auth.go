@@ -43,6 +43,15 @@ type TokenAuthConfig struct {
 	// JWKS is where the token service's public keys are: a URL or a file
 	// (auth.token.jwks, default <trustd>/.well-known/jwks.json).
 	JWKS string `yaml:"jwks"`
+	// ProxySecret proves to trustd that a /token request passed on comes from
+	// this registry, so trustd believes the client address it names in
+	// X-Forwarded-For (for its per-client login limits); trustd's proxySecret
+	// must be the same. At least 16 characters (auth.token.proxySecret, or
+	// auth.token.proxySecretFile naming a file that holds it;
+	// SIGNET_PROXY_SECRET overrides both; default none: trustd then limits
+	// every login through this registry by the registry's own address).
+	ProxySecret     tokenauth.ProxySecret `yaml:"proxySecret"`
+	ProxySecretFile string                `yaml:"proxySecretFile"`
 	// Transport carries the calls to the token service (the JWKS, the /token
 	// passed on, its root); nil is http.DefaultTransport. Serve sets it from
 	// tls.ca.
@@ -62,6 +71,8 @@ type authenticator struct {
 	verifier *tokenauth.Verifier
 	proxy    *httputil.ReverseProxy
 	client   *http.Client
+	// proxyAuthenticated: the /token hop carries the proxy secret.
+	proxyAuthenticated bool
 
 	rootMu      sync.Mutex
 	rootFetched time.Time
@@ -96,13 +107,27 @@ func newAuthenticator(cfg TokenAuthConfig) (*authenticator, error) {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("auth.token.trustd: %q is not an http(s) URL", cfg.Trustd)
 		}
+		secret, err := tokenauth.LoadProxySecret("auth.token.proxySecret", cfg.ProxySecret, cfg.ProxySecretFile)
+		if err != nil {
+			return nil, err
+		}
+		a.proxyAuthenticated = secret != ""
 		a.proxy = &httputil.ReverseProxy{
 			Transport: cfg.Transport,
 			Rewrite: func(pr *httputil.ProxyRequest) {
 				pr.SetURL(u)
 				pr.Out.URL.Path = strings.TrimSuffix(u.Path, "/") + "/token"
 				pr.Out.URL.RawPath = ""
+				// The client's own claims about who it is never reach trustd:
+				// X-Forwarded-For names the address the registry saw, and
+				// only the registry itself may send the proxy secret.
+				pr.Out.Header.Del(tokenauth.ProxySecretHeader)
+				pr.Out.Header.Del("X-Forwarded-For")
+				pr.Out.Header.Del("Forwarded")
 				pr.SetXForwarded()
+				if secret != "" {
+					pr.Out.Header.Set(tokenauth.ProxySecretHeader, secret)
+				}
 				// trustd logs the registry's request ID on its line for the call.
 				requestid.Set(pr.In.Context(), pr.Out)
 			},

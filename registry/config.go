@@ -12,6 +12,7 @@ import (
 	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/registry/notify"
 	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
+	"github.com/signet-oss/signet/tokenauth"
 
 	"gopkg.in/yaml.v3"
 )
@@ -126,6 +127,11 @@ func (c Config) Validate() error {
 	}
 	if t := c.Auth.Token; t != nil && t.Trustd == "" && t.JWKS == "" {
 		errs = append(errs, errors.New("auth.token: set trustd (the token service's URL) or jwks"))
+	}
+	if t := c.Auth.Token; t != nil {
+		if _, err := tokenauth.LoadProxySecret("auth.token.proxySecret", t.ProxySecret, t.ProxySecretFile); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if c.Trust.Root != "" && c.Trust.Trustd == "" && (c.Auth.Token == nil || c.Auth.Token.Trustd == "") {
 		errs = append(errs, errors.New("trust.trustd: the gate needs trustd's URL (trust.trustd or auth.token.trustd)"))

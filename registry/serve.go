@@ -102,6 +102,9 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 		log.Warn("NO AUTHENTICATION IS CONFIGURED: anyone who reaches this address can push, pull and delete (set auth.token or --trustd)")
 	} else {
 		log.Info("token authentication on", "service", a.cfg.Service, "issuer", a.cfg.Issuer, "trustd", a.cfg.Trustd)
+		if a.proxy != nil && !a.proxyAuthenticated {
+			log.Warn("no auth.token.proxySecret: trustd limits failed logins through /token by this registry's address, not each client's; set the same secret as trustd's proxySecret")
+		}
 	}
 	log.Info("registry listening", "addr", ln.Addr().String(), "storage", store.Driver().Name(), "tls", tlsCfg != nil)
 	srv.TLSConfig = tlsCfg

@@ -99,6 +99,15 @@ func (s *Server) repo(h repoHandler) http.HandlerFunc {
 		if !ok {
 			return
 		}
+		// In an enforced namespace a name that no delegation can ever cover
+		// (too deep, or no org's) is refused at its first request, not only
+		// at its manifest: its blobs could never be referenced, only stored.
+		if s.gate.enforced(repo) {
+			if err := reference.ValidateEnforcedName(repo); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
 		h(w, r, repo)
 	}
 }

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/signet-oss/signet/reference"
-	"github.com/signet-oss/signet/tokenauth"
 
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
@@ -39,28 +39,14 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 				return
 			}
 		}
-		if from == "" && s.auth != nil {
-			// With auth, a mount that names no source mounts from a repository
-			// of the same namespace that holds the blob and that the token may
-			// pull; one the token was never asked about is challenged for.
-			var challenged bool
-			if from, challenged = s.anonymousMountSource(w, r, repo, d); challenged {
-				return
-			}
+		mounted, err := s.mount(r, repo, from, d)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
 		}
-		// A mount must not show a blob to a caller who may not pull it: from a
-		// repository the token cannot pull, or (with auth) from anywhere unnamed,
-		// the request becomes a plain upload, as if the blob were not there.
-		if s.mayMountFrom(r, from, d) {
-			_, err = s.store.MountBlob(ctx, repo, from, d)
-			if err == nil {
-				blobCreated(w, repo, d)
-				return
-			}
-			if !errors.Is(err, storage.ErrBlobUnknown) {
-				s.writeError(w, r, err)
-				return
-			}
+		if mounted {
+			blobCreated(w, repo, d)
+			return
 		}
 		// Nothing to mount: fall through to a new session, as the spec says.
 	}
@@ -90,40 +76,56 @@ func (s *Server) startUpload(w http.ResponseWriter, r *http.Request, repo string
 	uploadAccepted(w, repo, id, 0)
 }
 
-// anonymousMountSource picks the source of a mount without from: the first
-// repository of repo's namespace that holds d and that the token may pull. If
-// none may be pulled but one was never asked about, it challenges for pull on it
-// (and reports true). "" means a plain upload.
-func (s *Server) anonymousMountSource(w http.ResponseWriter, r *http.Request, repo string, d digest.Digest) (string, bool) {
-	ns, _, _ := strings.Cut(repo, "/")
-	candidates, err := s.store.ReposWithBlob(r.Context(), ns, d, 32)
-	if err != nil {
-		return "", false
-	}
-	claims := claimsOf(r.Context())
-	var unasked string
-	for _, c := range candidates {
-		if c == repo {
+// mount links blob d into repo from a source the caller may read, and reports
+// whether it did. A mount must not tell a caller anything about a repository it
+// may not read: where it cannot mount (no such blob, a source the token cannot
+// pull, a blob the gate does not serve there) the request becomes a plain upload,
+// the same answer whether or not the blob exists anywhere.
+func (s *Server) mount(r *http.Request, repo, from string, d digest.Digest) (bool, error) {
+	for _, src := range s.mountSources(r, repo, from) {
+		if !s.mayMountFrom(r, src, d) {
 			continue
 		}
-		if claims != nil && claims.Allows("repository", c, actionPull) {
-			return c, false
+		_, err := s.store.MountBlob(r.Context(), repo, src, d)
+		if err == nil {
+			return true, nil
 		}
-		if unasked == "" && (claims == nil || !mentions(claims, c)) {
-			unasked = c
+		if !errors.Is(err, storage.ErrBlobUnknown) {
+			return false, err
 		}
 	}
-	if unasked != "" {
-		scope := tokenauth.Access{Type: "repository", Name: repo, Actions: []string{actionPull, actionPush}}.Scope() + " " +
-			tokenauth.Access{Type: "repository", Name: unasked, Actions: []string{actionPull}}.Scope()
-		s.challenge(w, r, scope, "insufficient_scope", &Error{Code: CodeUnauthorized, Detail: "mounting " + d.String() + " needs pull on " + unasked})
-		return "", true
-	}
-	return "", false
+	return false, nil
 }
 
-// mayMountFrom reports whether the request may mount blobs from repository from
-// ("" names no repository, which only an open registry allows).
+// mountSources are the repositories a mount may take its blob from: from, when
+// the request names it. Without from, and with auth, only the repositories the
+// token in hand already grants pull on, never one found in the store (that would
+// name other repositories, and which blobs they hold, to whoever asks), and no
+// challenge for more. Without auth, "" (anywhere).
+func (s *Server) mountSources(r *http.Request, repo, from string) []string {
+	if from != "" {
+		return []string{from}
+	}
+	if s.auth == nil {
+		return []string{""}
+	}
+	claims := claimsOf(r.Context())
+	if claims == nil {
+		return nil
+	}
+	var out []string
+	for _, a := range claims.Access {
+		if a.Type == "repository" && a.Name != repo && claims.Allows("repository", a.Name, actionPull) && !slices.Contains(out, a.Name) {
+			out = append(out, a.Name)
+		}
+	}
+	return out
+}
+
+// mayMountFrom reports whether the request may mount blob d from repository
+// from ("" names no repository, which only an open registry allows): the token
+// may pull from, and in an enforced repository the gate serves d there (or the
+// caller may push there, and so may see it by HEAD anyway).
 func (s *Server) mayMountFrom(r *http.Request, from string, d digest.Digest) bool {
 	if s.auth != nil && (from == "" || !s.mayPull(r, from)) {
 		return false

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
+
+	"github.com/signet-oss/signet/reference"
 )
 
 // The top-level TUF roles.
@@ -33,12 +35,10 @@ func RoleNameForRepo(repo string) string {
 }
 
 // OrgPaths are the path patterns of org's delegation: one per repository depth
-// allowed (2 to 4 components), because go-tuf's '*' never crosses a '/' and a
+// allowed (reference.MinRepoDepth to MaxRepoDepth components), because go-tuf's '*' never crosses a '/' and a
 // pattern matches only paths with as many segments. "acme/*" does not match
 // "acme-corp/app".
-func OrgPaths(org string) []string {
-	return []string{org + "/*", org + "/*/*", org + "/*/*/*"}
-}
+func OrgPaths(org string) []string { return reference.OrgPathPatterns(org) }
 
 // RepoPaths are the path patterns of repo's delegation: its tags and its digests.
 func RepoPaths(repo string) []string {

@@ -6,7 +6,9 @@
 // It holds the scope grammar (ParseScopes, Access, MatchPattern), the claims of an
 // access token (Claims), signing keys and their public JWK sets (SigningKey, JWKS),
 // issuing (Issuer), the key sets a verifier trusts (StaticKeySet, FileKeySet,
-// RemoteKeySet) and verification (Verifier). It knows nothing of HTTP routing.
+// RemoteKeySet) and verification (Verifier), and the proxy secret that
+// authenticates the registry's /token hop to the token service
+// (ProxySecretHeader). It knows nothing of HTTP routing.
 //
 // Invariants a change must keep:
 //   - A token is accepted only if it is a compact JWS of at most 8 KiB, signed ES256

@@ -11,6 +11,7 @@ import (
 
 	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
+	"github.com/signet-oss/signet/tokenauth"
 
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
@@ -58,10 +59,21 @@ type Config struct {
 	BcryptCost int `yaml:"bcryptCost"`
 	// RateLimit bounds failed sign-in attempts.
 	RateLimit RateLimitConfig `yaml:"rateLimit"`
-	// TrustedProxies are the addresses (CIDR) whose X-Forwarded-For header names
-	// the client, for per-IP rate limiting behind the registry's /token proxy
-	// (trustedProxies, default [127.0.0.1/32, ::1/128]).
+	// TrustedProxies are the addresses (CIDR) of proxies in front of trustd whose
+	// X-Forwarded-For header names the client, for the per-client login limits
+	// (trustedProxies, default [], no one). Any process on a listed address can
+	// name any client, so never list an address that untrusted processes share,
+	// such as loopback: the registry's /token authenticates with proxySecret.
 	TrustedProxies []string `yaml:"trustedProxies"`
+	// ProxySecret authenticates the registry's /token hop: a request carrying
+	// it in the Signet-Proxy-Secret header came through the registry, whose
+	// X-Forwarded-For then names the client. The registry's
+	// auth.token.proxySecret must be the same; at least 16 characters
+	// (proxySecret, or proxySecretFile naming a file that holds it;
+	// SIGNET_PROXY_SECRET overrides both; default none: the registry's /token
+	// calls are then limited by the registry's own address).
+	ProxySecret     tokenauth.ProxySecret `yaml:"proxySecret"`
+	ProxySecretFile string                `yaml:"proxySecretFile"`
 	// ShutdownTimeout is how long a stopping trustd lets requests in flight
 	// finish (shutdownTimeout, default 30s).
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout"`
@@ -126,7 +138,7 @@ func Defaults() Config {
 		AdminUser:       "admin",
 		BcryptCost:      bcrypt.DefaultCost,
 		RateLimit:       RateLimitConfig{UserFailures: 10, IPFailures: 30},
-		TrustedProxies:  []string{"127.0.0.1/32", "::1/128"},
+		TrustedProxies:  []string{},
 		ShutdownTimeout: 30 * time.Second,
 		ReloadInterval:  10 * time.Second,
 		TUF:             TUFConfig{TimestampExpiry: 24 * time.Hour, SnapshotExpiry: 7 * 24 * time.Hour, ResignBefore: 6 * time.Hour},
@@ -214,6 +226,9 @@ func (c Config) Validate() error {
 	}
 	if _, err := parsePrefixes(c.TrustedProxies); err != nil {
 		errs = append(errs, fmt.Errorf("trustedProxies: %w", err))
+	}
+	if _, err := tokenauth.LoadProxySecret("proxySecret", c.ProxySecret, c.ProxySecretFile); err != nil {
+		errs = append(errs, err)
 	}
 	if c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("shutdownTimeout: must not be negative"))

@@ -61,6 +61,8 @@ func testConfig() trustd.Config {
 	cfg.Storage.Driver = "inmemory"
 	cfg.AdminPassword = adminPassword
 	cfg.BcryptCost = 4 // the minimum: tests check behaviour, not bcrypt's cost
+	// The tests name clients in X-Forwarded-For as a proxy the operator listed.
+	cfg.TrustedProxies = []string{"127.0.0.1/32", "::1/128"}
 	return cfg
 }
 

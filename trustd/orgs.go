@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"maps"
 	"time"
+
+	"github.com/signet-oss/signet/reference"
 )
 
 // An organisation owns the namespace "<org>/**": its members get actions there by
@@ -40,9 +42,11 @@ type org struct {
 	version string
 }
 
+// validateOrgName checks an org name with the grammar the registry also uses to
+// refuse repository names no org could ever be delegated.
 func validateOrgName(name string) error {
-	if err := validateAccountName(name); err != nil {
-		return fmt.Errorf("%w: organisation %v", errNameInvalid, err)
+	if err := reference.ValidateOrgName(name); err != nil {
+		return fmt.Errorf("%w: %v", errNameInvalid, err)
 	}
 	return nil
 }

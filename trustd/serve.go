@@ -10,6 +10,8 @@ package trustd
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -107,6 +109,9 @@ type Server struct {
 	tuf      *tuf.Repo
 	audit    *audit.Log // see audit.go
 
+	// proxySecret is the sha256 of the registry's proxy secret, nil without one.
+	proxySecret []byte
+
 	// writeMu serialises changes to records (rare, from the management API), so
 	// a change is checked against the state it replaces; mu guards the maps,
 	// held only to read or swap entries, never across driver calls.
@@ -144,6 +149,12 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 		grantsBy: make(map[string][]*grant),
 		refresh:  refreshStore{tokens: make(map[string]*refreshToken)},
 		audit:    audit.New(d, auditRoot, "trustd"),
+	}
+	if secret, err := tokenauth.LoadProxySecret("proxySecret", cfg.ProxySecret, cfg.ProxySecretFile); err != nil {
+		return nil, err
+	} else if secret != "" {
+		sum := sha256.Sum256([]byte(secret))
+		s.proxySecret = sum[:]
 	}
 	auth, err := newAuthenticator(cfg.BcryptCost, newFailureLimiter(cfg.RateLimit.UserFailures, cfg.RateLimit.IPFailures), s.clock)
 	if err != nil {
@@ -330,23 +341,41 @@ func (r *statusRecorder) WriteHeader(code int) {
 func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // clientIP is the request's client address, for rate limiting: the connection's
-// peer, or, when that peer is a trusted proxy (the registry forwarding /token),
-// the last address its X-Forwarded-For header names.
+// peer, or the last address X-Forwarded-For names when the request came through
+// a proxy trustd trusts: the registry's /token, proved by the proxy secret, or a
+// peer in trustedProxies. A peer address alone is never enough by default: every
+// process on a host shares its loopback address, and one that could name any
+// client would escape the per-client limit.
 func (s *Server) clientIP(r *http.Request) string {
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
 	}
 	addr := ap.Addr().Unmap()
-	for _, p := range s.proxies {
-		if p.Contains(addr) {
-			if xff := lastForwardedFor(r.Header.Values("X-Forwarded-For")); xff.IsValid() {
-				return xff.String()
-			}
-			break
+	if s.forwardedByTrusted(r, addr) {
+		if xff := lastForwardedFor(r.Header.Values("X-Forwarded-For")); xff.IsValid() {
+			return xff.String()
 		}
 	}
 	return addr.String()
+}
+
+// forwardedByTrusted reports whether r came through a proxy whose
+// X-Forwarded-For is believed. The secret is compared in constant time (as
+// sha256 sums, so its length does not show either).
+func (s *Server) forwardedByTrusted(r *http.Request, peer netip.Addr) bool {
+	if got := r.Header.Get(tokenauth.ProxySecretHeader); got != "" && s.proxySecret != nil {
+		sum := sha256.Sum256([]byte(got))
+		if subtle.ConstantTimeCompare(sum[:], s.proxySecret) == 1 {
+			return true
+		}
+	}
+	for _, p := range s.proxies {
+		if p.Contains(peer) {
+			return true
+		}
+	}
+	return false
 }
 
 func lastForwardedFor(values []string) netip.Addr {

@@ -183,13 +183,10 @@ type DelegateResult struct {
 // splitRepo checks a repository name in an organisation's namespace and returns
 // the org.
 func splitRepo(repo string) (string, error) {
-	if err := reference.ValidateName(repo); err != nil {
-		return "", err
+	if err := reference.ValidateEnforcedName(repo); err != nil {
+		return "", fmt.Errorf("%w: a signed repository is ORG/NAME with %d to %d components", err, reference.MinRepoDepth, reference.MaxRepoDepth)
 	}
-	org, _, ok := strings.Cut(repo, "/")
-	if n := strings.Count(repo, "/") + 1; !ok || n > 4 {
-		return "", fmt.Errorf("repository %q: a signed repository is ORG/NAME with 2 to 4 components", repo)
-	}
+	org, _, _ := strings.Cut(repo, "/")
 	return org, nil
 }
 

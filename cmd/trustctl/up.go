@@ -18,6 +18,7 @@ import (
 	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/internal/tlsserve"
 	"github.com/signet-oss/signet/registry"
+	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd"
 	"github.com/spf13/cobra"
 )
@@ -88,6 +89,12 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 		return err
 	}
 	tcfg.Addr, tcfg.Data = trustdAddr, filepath.Join(data, "trustd")
+	// The registry's /token hop to trustd is authenticated by a secret made
+	// for this run and held only in this process (SIGNET_PROXY_SECRET, when
+	// set, overrides it on both sides): trustd then believes the client address
+	// the registry forwards, and nothing else on the host can name one.
+	proxySecret := tokenauth.ProxySecret(newProxySecret())
+	tcfg.ProxySecret = proxySecret
 	tcfg.Metrics.Addr = metrics.trustd
 	generated := false
 	if tcfg.AdminPassword == "" && isEmptyDir(tcfg.Data) {
@@ -126,7 +133,7 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	}
 	rcfg := registry.Defaults()
 	rcfg.Addr, rcfg.Data = ln.Addr().String(), filepath.Join(data, "registry")
-	rcfg.Auth.Token = &registry.TokenAuthConfig{Trustd: trustdURL}
+	rcfg.Auth.Token = &registry.TokenAuthConfig{Trustd: trustdURL, ProxySecret: proxySecret}
 	rcfg.Trust.Open, rcfg.Trust.RefreshInterval = open, refresh
 	rcfg.Metrics.Addr = metrics.registry
 	if useTLS {
@@ -271,6 +278,13 @@ func isEmptyDir(dir string) bool {
 // newPassword returns 144 random bits, base64url: 24 characters.
 func newPassword() string {
 	var b [18]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// newProxySecret returns 256 random bits, base64url.
+func newProxySecret() string {
+	var b [32]byte
 	rand.Read(b[:])
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }

@@ -42,7 +42,12 @@ func newServeCmd() *cobra.Command {
 
 On first start trustd creates the admin account: its name is adminUser
 (SIGNET_ADMIN_USER), its password adminPassword (SIGNET_ADMIN_PASSWORD), or,
-when neither is set, a generated one printed once on stderr.`,
+when neither is set, a generated one printed once on stderr.
+
+Behind a registry's /token, give both the same proxy secret (proxySecret here,
+auth.token.proxySecret there, or SIGNET_PROXY_SECRET for both): only then does
+trustd believe the client address the registry forwards, and limit failed
+logins per client rather than per registry.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := trustd.LoadConfig(configPath)

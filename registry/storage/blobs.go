@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -117,36 +116,6 @@ func (s *Store) MountBlob(ctx context.Context, repo, from string, d digest.Diges
 		return 0, err
 	}
 	return size, nil
-}
-
-// ReposWithBlob returns up to limit repositories under namespace (a first name
-// component) that hold blob d, in lexical order.
-func (s *Store) ReposWithBlob(ctx context.Context, namespace string, d digest.Digest, limit int) ([]string, error) {
-	var out []string
-	top := repoPath(namespace)
-	err := s.d.Walk(ctx, top, func(fi driver.FileInfo) error {
-		if !fi.IsDir || len(out) >= limit {
-			if len(out) >= limit {
-				return driver.ErrSkipDir
-			}
-			return nil
-		}
-		base := fi.Path[strings.LastIndexByte(fi.Path, '/')+1:]
-		if !strings.HasPrefix(base, "_") {
-			return nil
-		}
-		if base == "_blobs" {
-			repo := strings.TrimPrefix(strings.TrimSuffix(fi.Path, "/_blobs"), reposRoot()+"/")
-			if ok, err := s.exists(ctx, blobLinkPath(repo, d)); err == nil && ok {
-				out = append(out, repo)
-			}
-		}
-		return driver.ErrSkipDir
-	})
-	if err != nil && !errors.Is(err, driver.ErrNotFound) {
-		return nil, err
-	}
-	return out, nil
 }
 
 // linkBlob records that blob d is in repo.

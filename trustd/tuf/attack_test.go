@@ -125,7 +125,7 @@ func TestPublishRefusesTheAttackList(t *testing.T) {
 		{"a body that is not JSON is refused", app, []byte("not json"), a.bob, 400, "not TUF"},
 		{"an oversized body is refused with 413", app, bytes.Repeat([]byte(" "), tuf.MaxRoleSize+1), a.bob, 413, "limit"},
 		{"a caller without push is refused with 403", app,
-			sign(t, v2(targets("acme/app:v2", target("v2"))), a.pub), a.dave, 403, "push on acme/app"},
+			sign(t, v2(targets("acme/app:v2", target("v2"))), a.pub), a.dave, 403, "push on the repository it is delegated for"},
 		{"an anonymous caller is refused with 401", app,
 			sign(t, v2(targets("acme/app:v2", target("v2"))), a.pub), "", 401, "push"},
 		{"a publisher cannot publish the org role", tuf.RoleForOrg("acme"),

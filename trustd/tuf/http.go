@@ -176,6 +176,11 @@ func (h *handler) mayPublish(c Caller, s *state, role string, kind roleKind) (bo
 		if !ok {
 			return c.Admin(), role + " is not delegated by any organisation"
 		}
+		if !c.MayPull(repo) {
+			// The snapshot lists role names to anyone: the refusal must not
+			// turn one back into the name of a repository the caller may not read.
+			return false, "publishing " + role + " needs push on the repository it is delegated for"
+		}
 		return c.MayPush(repo), "publishing " + role + " needs push on " + repo
 	}
 	return false, role + " cannot be published"

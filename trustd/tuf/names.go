@@ -23,21 +23,14 @@ const (
 	RoleTimestamp = "timestamp"
 )
 
+// The grammar of org names and the depths of repository names are the reference
+// package's (ValidateOrgName, ValidateEnforcedName), shared with the registry.
 const (
 	orgPrefix  = "org-"
 	repoPrefix = "repo-"
-	// maxOrgName matches trustd's account names (an org is one).
-	maxOrgName = 64
-	// minRepoDepth and maxRepoDepth bound the components of a repository name in an
-	// enforced namespace: "<org>/<name>" up to "<org>/<a>/<b>/<name>".
-	minRepoDepth = 2
-	maxRepoDepth = 4
 )
 
-var (
-	orgNameRegexp  = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
-	repoRoleRegexp = regexp.MustCompile(`^repo-[0-9a-f]{32}$`)
-)
+var repoRoleRegexp = regexp.MustCompile(`^repo-[0-9a-f]{32}$`)
 
 // RoleForOrg is the role an org's namespace is delegated to.
 func RoleForOrg(org string) string { return orgPrefix + org }
@@ -50,9 +43,7 @@ func RoleForRepo(repo string) string {
 
 // OrgPaths are the exact paths of the delegation of org's namespace: one pattern per
 // depth, since go-tuf's "*" never crosses "/".
-func OrgPaths(org string) []string {
-	return []string{org + "/*", org + "/*/*", org + "/*/*/*"}
-}
+func OrgPaths(org string) []string { return reference.OrgPathPatterns(org) }
 
 // RepoPaths are the exact paths of the delegation of a repository.
 func RepoPaths(repo string) []string { return []string{repo + ":*", repo + "@*"} }
@@ -99,25 +90,16 @@ func classify(role string) (roleKind, error) {
 	return kindInvalid, fmt.Errorf("role %q is not a role name of this repository: root, targets, org-<org> or repo-<32 hex of sha256(repository)>", role)
 }
 
-func validateOrg(org string) error {
-	if len(org) == 0 || len(org) > maxOrgName || !orgNameRegexp.MatchString(org) {
-		return fmt.Errorf("%q is not an organisation name: lower-case letters and digits separated by '.', '_' or '-', at most %d characters", org, maxOrgName)
-	}
-	return nil
-}
+func validateOrg(org string) error { return reference.ValidateOrgName(org) }
 
 // orgOfRole is the org of an org role name.
 func orgOfRole(role string) string { return strings.TrimPrefix(role, orgPrefix) }
 
-// validateRepoIn checks that repo is a repository name of 2 to 4 components inside
-// org's namespace.
+// validateRepoIn checks that repo is a repository name an org can delegate (2 to 4
+// components) inside org's namespace.
 func validateRepoIn(repo, org string) error {
-	if err := reference.ValidateName(repo); err != nil {
+	if err := reference.ValidateEnforcedName(repo); err != nil {
 		return err
-	}
-	n := strings.Count(repo, "/") + 1
-	if n < minRepoDepth || n > maxRepoDepth {
-		return fmt.Errorf("repository %q has %d components; an organisation's repositories have %d to %d", repo, n, minRepoDepth, maxRepoDepth)
 	}
 	if !strings.HasPrefix(repo, org+"/") {
 		return fmt.Errorf("repository %q is outside organisation %q's namespace %s/", repo, org, org)
