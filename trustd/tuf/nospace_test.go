@@ -88,7 +88,9 @@ func TestPublishOnAFullDisk(t *testing.T) {
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub), repoDelegation("acme/pair", 2, pub, pub2))
 	bob := e.user("bob", "acme", "publisher")
 	app, pair := tuf.RoleForRepo("acme/app"), tuf.RoleForRepo("acme/pair")
-	e.mustPut(201, app, sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), pub), bob)
+	// The org version is held until both repositories have first versions.
+	e.mustPut(202, app, sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), pub), bob)
+	e.mustPut(201, pair, sign(t, role(1, nil, targets("acme/pair:v1", target("pair v1"))), pub, pub2), bob)
 	cache := t.TempDir()
 	if _, err := e.resolve(t, cache, bob, "acme/app:v1", nil); err != nil {
 		t.Fatal(err)
@@ -97,7 +99,7 @@ func TestPublishOnAFullDisk(t *testing.T) {
 	timestamp := e.do("GET", "/tuf/timestamp.json", "", nil).body
 
 	v2 := sign(t, role(2, nil, targets("acme/app:v1", target("v2"))), pub)
-	staged := sign(t, role(1, nil, targets("acme/pair:v1", target("pair v1"))), pub)
+	staged := sign(t, role(2, nil, targets("acme/pair:v1", target("pair v2"))), pub)
 	page := int64(os.Getpagesize())
 	published, refused := false, 0
 	for pages := int64(0); pages < 16 && !published; pages++ {
