@@ -605,7 +605,13 @@ func (r *Repo) Run(ctx context.Context) {
 			return
 		case <-t.C:
 			if _, err := r.ResignIfDue(ctx); err != nil {
-				r.cfg.Log.Error("re-signing TUF timestamp and snapshot", "err", err)
+				// Left failing, the timestamp expires and every registry fails
+				// closed: a full disk must say what to do.
+				if advice := driver.NoSpaceAdvice(err, "re-signing and publishes"); advice != "" {
+					r.cfg.Log.Error(advice, "err", err)
+				} else {
+					r.cfg.Log.Error("re-signing TUF timestamp and snapshot", "err", err)
+				}
 			}
 			if n, err := r.ReleaseReady(ctx); err != nil {
 				r.cfg.Log.Warn("releasing held TUF metadata", "released", n, "err", err)
