@@ -24,8 +24,11 @@ import (
 // route or a hung server holds a registry request, and the push behind it,
 // forever. So every connection carries an inactivity timeout (Config.Timeout):
 // an attempt fails when no byte has moved in either direction for that long.
-// It is not a deadline on the whole request, so a large part on a slow link
-// still goes through while it progresses.
+// It is not a deadline on the whole request, so a large read on a slow link
+// still goes through while it progresses. For an upload, progress is what the
+// kernel accepts: its socket buffers (a few MiB once tuned) may take a body
+// at once and drain it slower than the timeout, so at the default of 30 s an
+// upload link slower than about 100 KiB/s can time out waiting for its answer.
 //
 // The SDK's standard retryer then retries what may pass (5xx, SlowDown and the
 // other throttling codes, resets, refused connections, those timeouts), at most
@@ -71,6 +74,9 @@ func httpClient(resolved aws.HTTPClient, timeout time.Duration) aws.HTTPClient {
 			// flight: keep their connections.
 			t.MaxIdleConns = 256
 			t.MaxIdleConnsPerHost = 256
+			// An idle connection's pending read would time out and close it;
+			// retire it first, so that a request never picks one just then.
+			t.IdleConnTimeout = timeout / 2
 			dial := t.DialContext
 			t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 				c, err := dial(ctx, network, addr)
