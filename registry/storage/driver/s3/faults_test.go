@@ -46,11 +46,14 @@ var faultedOps = []struct {
 		}
 		return sameContent(t, d, "/put", data)
 	}},
+	{"a writer of less than a part", s3test.OpPutObject, nil, func(ctx context.Context, t *testing.T, d driver.Driver) error {
+		return writeAndCheck(ctx, t, d, "/uploads/small/data", 100<<10)
+	}},
 	{"a part of a writer", s3test.OpUploadPart, nil, func(ctx context.Context, t *testing.T, d driver.Driver) error {
-		return writeAndCheck(ctx, t, d, "/uploads/part/data")
+		return writeAndCheck(ctx, t, d, "/uploads/part/data", faultPartSize+100<<10)
 	}},
 	{"the completion of a writer", s3test.OpCompleteMultipartUpload, nil, func(ctx context.Context, t *testing.T, d driver.Driver) error {
-		return writeAndCheck(ctx, t, d, "/uploads/complete/data")
+		return writeAndCheck(ctx, t, d, "/uploads/complete/data", faultPartSize+100<<10)
 	}},
 	{"a get", s3test.OpGetObject, putFixture, func(ctx context.Context, t *testing.T, d driver.Driver) error {
 		data, _, err := d.GetContent(ctx, "/fixture")
@@ -86,10 +89,11 @@ func putFixture(t *testing.T, d driver.Driver) {
 	}
 }
 
-// writeAndCheck writes a bit more than one part through a Writer (an
-// UploadPart as the first part fills, another and a completion at Commit).
-func writeAndCheck(ctx context.Context, t *testing.T, d driver.Driver, path string) error {
-	data := pattern(9, faultPartSize+100<<10)
+// writeAndCheck writes size bytes through a Writer: below a part, one
+// PutObject at Commit; above, an UploadPart as the first part fills, another
+// and a completion at Commit.
+func writeAndCheck(ctx context.Context, t *testing.T, d driver.Driver, path string, size int) error {
+	data := pattern(9, size)
 	w, err := d.Writer(ctx, path, false, 0)
 	if err != nil {
 		return err
@@ -269,7 +273,7 @@ func TestCutConnections(t *testing.T) {
 				t.Fatalf("a put whose connections are cut: %v, want ErrUnavailable", err)
 			}
 			err = bounded(t, 30*time.Second, "Writer", func() error {
-				return writeAndCheck(t.Context(), t, d, "/uploads/cut/data")
+				return writeAndCheck(t.Context(), t, d, "/uploads/cut/data", faultPartSize+100<<10)
 			})
 			if !errors.Is(err, driver.ErrUnavailable) {
 				t.Fatalf("a writer whose connections are cut: %v, want ErrUnavailable", err)
@@ -281,7 +285,7 @@ func TestCutConnections(t *testing.T) {
 			if err := sameContent(t, d, "/fixture", fixture); err != nil {
 				t.Fatal(err)
 			}
-			if err := writeAndCheck(t.Context(), t, d, "/uploads/after/data"); err != nil {
+			if err := writeAndCheck(t.Context(), t, d, "/uploads/after/data", faultPartSize+100<<10); err != nil {
 				t.Fatalf("a writer once the connections heal: %v", err)
 			}
 		})

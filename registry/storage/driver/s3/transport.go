@@ -34,7 +34,9 @@ import (
 // other throttling codes, resets, refused connections, those timeouts), at most
 // maxAttempts attempts in all. Every body the driver sends is a bytes.Reader,
 // so a retry replays the same bytes (the SDK seeks it back); nothing streams
-// from the registry's client straight into a request. Its backoff waits
+// from the registry's client straight into a request. Keep it so: the SDK
+// cannot retry a body it cannot rewind, and its error for that hides the
+// attempt's own. Its backoff waits
 // b·min(base·2^i, maxBackoff) with b random in [0,1) and a base of 50 ms, or
 // 1 s after throttling: with the SDK's 20 s cap, three attempts against an
 // endpoint answering SlowDown took up to 3 s (1 s + 2 s of sleep), longer than
