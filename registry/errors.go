@@ -86,6 +86,10 @@ func toAPIError(err error) *Error {
 		return apiError(CodeDigestInvalid, err)
 	case errors.As(err, &rangeErr):
 		return apiError(CodeRangeInvalid, err)
+	case errors.Is(err, driver.ErrUnavailable):
+		// Before the upload cases: a chunk the store could not take is the
+		// store's failure, not a bad body.
+		return storageUnavailable()
 	case errors.Is(err, storage.ErrNameInvalid):
 		return apiError(CodeNameInvalid, err)
 	case errors.Is(err, storage.ErrNameUnknown):
@@ -127,6 +131,22 @@ func errNoSpace() *Error {
 	return &Error{Code: CodeUnavailable,
 		Detail: "the registry is out of storage space: this push was not completed; push again once space is freed",
 		Header: http.Header{"Retry-After": {strconv.Itoa(int(driver.NoSpaceRetryAfter / time.Second))}}}
+}
+
+// storageRetryAfter is the Retry-After of a 503 for a sick storage backend.
+// The driver has already retried for about a second; asking for a few more
+// spreads the clients' retries over the time a throttling store needs.
+const storageRetryAfter = 5 * time.Second
+
+// storageUnavailable is the answer to a request the storage backend failed
+// in a way that may pass. Its detail names no endpoint or path (the log has
+// the cause): the client only needs to know to come back.
+func storageUnavailable() *Error {
+	return &Error{
+		Code:   CodeUnavailable,
+		Detail: "the storage backend is temporarily unavailable; retry later",
+		Header: http.Header{"Retry-After": {strconv.Itoa(int(storageRetryAfter / time.Second))}},
+	}
 }
 
 type errorBody struct {

@@ -38,6 +38,7 @@ func newRootCmd() *cobra.Command {
 type configFlags struct {
 	path, data, storage                      string
 	s3Endpoint, s3Bucket, s3Region, s3Prefix string
+	s3Timeout                                time.Duration
 }
 
 func (f *configFlags) register(fs *pflag.FlagSet) {
@@ -49,6 +50,7 @@ func (f *configFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.s3Bucket, "s3-bucket", "", "s3 driver: the bucket")
 	fs.StringVar(&f.s3Region, "s3-region", "", "s3 driver: the region (default us-east-1)")
 	fs.StringVar(&f.s3Prefix, "s3-prefix", "", "s3 driver: a key prefix, to share a bucket")
+	fs.DurationVar(&f.s3Timeout, "s3-timeout", 0, "s3 driver: how long a request may wait without a byte moving before it is retried (default 30s)")
 }
 
 func (f *configFlags) load(fs *pflag.FlagSet) (registry.Config, error) {
@@ -61,6 +63,9 @@ func (f *configFlags) load(fs *pflag.FlagSet) (registry.Config, error) {
 	}
 	if fs.Changed("storage") {
 		cfg.Storage.Driver = f.storage
+	}
+	if fs.Changed("s3-timeout") {
+		cfg.Storage.S3.Timeout = f.s3Timeout
 	}
 	for flag, key := range map[string]*string{
 		"s3-endpoint": &cfg.Storage.S3.Endpoint, "s3-bucket": &cfg.Storage.S3.Bucket,

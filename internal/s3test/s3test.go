@@ -5,6 +5,11 @@
 //
 // versitygw maps object keys to files, so, unlike AWS S3, it cannot hold both
 // "a" and "a/b": tests of code that must also run on such servers find that out.
+//
+// For fault tests, StartFaulty puts the server behind a real TCP fault injector
+// (Toxiproxy: latency, bandwidth, resets, black holes) and an HTTP proxy that
+// answers chosen operations with S3's error answers (503 SlowDown, 500
+// InternalError).
 package s3test
 
 import (

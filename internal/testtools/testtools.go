@@ -26,6 +26,9 @@ var goTools = map[string]string{
 	"cosign": "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
 	// A real S3 server (posix backend) for the s3 storage driver's tests.
 	"versitygw": "github.com/versity/versitygw/cmd/versitygw@v1.8.0",
+	// A TCP fault injector (latency, bandwidth, resets, black holes) between
+	// the s3 driver and that server, driven over its HTTP API.
+	"toxiproxy-server": "github.com/Shopify/toxiproxy/v2/cmd/server@v2.5.0",
 	// The reference registry (CNCF Distribution), installed as "registry" and
 	// renamed so it never shadows Signet's own binary.
 	"distribution-registry": "github.com/distribution/distribution/v3/cmd/registry@v3.1.2",
@@ -64,8 +67,8 @@ func Dir() (string, error) {
 }
 
 // Path returns the path of the named tool, installing it first if it is missing.
-// Names: crane, oras, regctl, distribution-registry, oci-conformance, skopeo,
-// dockerd, docker.
+// Names: crane, oras, regctl, cosign, versitygw, toxiproxy-server,
+// distribution-registry, oci-conformance, skopeo, dockerd, docker.
 func Path(name string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()

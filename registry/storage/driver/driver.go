@@ -36,6 +36,12 @@ var (
 	ErrInvalidOffset = errors.New("storage: invalid offset")
 )
 
+// ErrUnavailable: the backend failed in a way that may pass (a 5xx or throttling
+// answer, a reset or silent connection), after the driver's own bounded retries.
+// The operation may or may not have taken effect, so a caller retries it
+// whole; the server above answers 503 with Retry-After, never a 500.
+var ErrUnavailable = errors.New("storage: backend temporarily unavailable")
+
 // Condition guards a conditional write. The zero Condition is unconditional.
 type Condition struct {
 	// IfAbsent: write only when no object exists at the path (put-if-absent).

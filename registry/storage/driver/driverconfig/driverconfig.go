@@ -21,7 +21,7 @@ type Config struct {
 	// exit) (storage.driver, default filesystem).
 	Driver string `yaml:"driver"`
 	// S3 configures the s3 driver (storage.s3.endpoint, .bucket, .region,
-	// .prefix); credentials come from the AWS environment variables.
+	// .prefix, .timeout); credentials come from the AWS environment variables.
 	S3 s3.Settings `yaml:"s3"`
 }
 
@@ -36,6 +36,9 @@ func (c Config) Validate(data string) error {
 	case "s3":
 		if c.S3.Bucket == "" {
 			return errors.New("storage.s3.bucket: the s3 driver needs a bucket")
+		}
+		if c.S3.Timeout < 0 {
+			return fmt.Errorf("storage.s3.timeout: %s is negative", c.S3.Timeout)
 		}
 	case "inmemory":
 	default:

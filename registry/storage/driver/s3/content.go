@@ -3,6 +3,8 @@ package s3
 import (
 	"bytes"
 	"context"
+	"crypto/md5"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net/http"
@@ -33,9 +35,22 @@ func (d *Driver) GetContent(ctx context.Context, path string) ([]byte, string, e
 	defer out.Body.Close()
 	buf := bytes.NewBuffer(make([]byte, 0, max(aws.ToInt64(out.ContentLength), 0)+bytes.MinRead))
 	if _, err := buf.ReadFrom(out.Body); err != nil {
-		return nil, "", fmt.Errorf("s3: get %s: %w", path, err)
+		return nil, "", opErr("get", path, err)
 	}
 	return buf.Bytes(), version(out.ETag), nil
+}
+
+// contentMD5 is the Content-MD5 of a whole-object put. Without it, nothing
+// but Content-Length tells the server the body was cut (the payload is not
+// signed), and versitygw stores the bytes of a connection cut mid-body as the
+// object: a put that failed, or a retried one whose cut first attempt lands
+// last, would leave a truncated object at the path. Parts need none: their
+// upload completes with the ETag of each part as the driver sent it. The cost
+// (MD5 runs at about 550 MB/s here, against 290 MB/s for a put to versitygw)
+// falls on objects of at most one part: manifests, tags and small blobs.
+func contentMD5(b []byte) *string {
+	sum := md5.Sum(b)
+	return aws.String(base64.StdEncoding.EncodeToString(sum[:]))
 }
 
 // PutContent stores data with one PutObject.
@@ -55,6 +70,7 @@ func (d *Driver) PutContentIf(ctx context.Context, path string, data []byte, con
 		Key:           &key,
 		Body:          bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data))),
+		ContentMD5:    contentMD5(data),
 	}
 	switch {
 	case cond.IfAbsent && cond.IfMatch != "":
@@ -94,7 +110,7 @@ func (d *Driver) Reader(ctx context.Context, path string, offset int64) (io.Read
 	}
 	out, err := d.client.GetObject(ctx, in)
 	if err == nil {
-		return out.Body, nil
+		return &body{ReadCloser: out.Body, path: path}, nil
 	}
 	if _, status := apiError(err); status != http.StatusRequestedRangeNotSatisfiable {
 		return nil, readErr("read", path, err)
@@ -127,11 +143,11 @@ func (d *Driver) Stat(ctx context.Context, path string) (driver.FileInfo, error)
 		return driver.FileInfo{Path: path, Size: aws.ToInt64(head.ContentLength), ModTime: aws.ToTime(head.LastModified)}, nil
 	}
 	if !isNotFound(err) {
-		return driver.FileInfo{}, fmt.Errorf("s3: stat %s: %w", path, err)
+		return driver.FileInfo{}, opErr("stat", path, err)
 	}
 	isDir, err := d.hasKeysBelow(ctx, key+"/")
 	if err != nil {
-		return driver.FileInfo{}, fmt.Errorf("s3: stat %s: %w", path, err)
+		return driver.FileInfo{}, opErr("stat", path, err)
 	}
 	if !isDir {
 		return driver.FileInfo{}, notFound(path)
@@ -182,7 +198,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) error {
 		return writeErr("move to "+dst+" from", src, err)
 	}
 	if _, err := d.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &d.bucket, Key: &srcKey}); err != nil {
-		return fmt.Errorf("s3: move %s: deleting the source: %w", src, err)
+		return opErr("move (deleting the source)", src, err)
 	}
 	return nil
 }

@@ -24,6 +24,10 @@
 //     AWS S3 both objects coexist, which the contract also allows.
 //   - Keys whose components are not valid driver path components (left by other
 //     tools) are hidden from List and Walk.
+//   - A sick endpoint is bounded (transport.go): a connection on which nothing
+//     moves for Config.Timeout fails, the SDK retries what may pass a bounded
+//     number of times, and what still fails and may pass (5xx, throttling,
+//     resets, timeouts) is driver.ErrUnavailable.
 package s3
 
 import (
@@ -33,6 +37,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
@@ -85,6 +90,10 @@ type Config struct {
 	// TLS already protects bodies in transit, and the registry checks each blob's
 	// digest as it streams in. Turn it on for a plain-HTTP endpoint on another host.
 	SignPayload bool
+	// Timeout bounds every wait on the endpoint: connecting, and any pause in
+	// a request during which no byte moves either way. Such an attempt fails and
+	// is retried (see transport.go). Default DefaultTimeout.
+	Timeout time.Duration
 }
 
 // Driver is the s3 driver. Create it with New. All methods are safe for concurrent
@@ -118,17 +127,17 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 	if cfg.PartSize < minPartSize {
 		return nil, fmt.Errorf("s3: config: part size %d is below S3's minimum of %d", cfg.PartSize, minPartSize)
 	}
+	switch {
+	case cfg.Timeout < 0:
+		return nil, fmt.Errorf("s3: config: timeout %s is negative", cfg.Timeout)
+	case cfg.Timeout == 0:
+		cfg.Timeout = DefaultTimeout
+	}
 	if (cfg.AccessKey == "") != (cfg.SecretKey == "") {
 		return nil, errors.New("s3: config: access key and secret key go together")
 	}
 	opts := []func(*config.LoadOptions) error{
 		config.WithRegion(cfg.Region),
-		// Registry replicas talk to one endpoint with many requests in flight:
-		// keep their connections.
-		config.WithHTTPClient(awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
-			t.MaxIdleConns = 256
-			t.MaxIdleConnsPerHost = 256
-		})),
 	}
 	if cfg.AccessKey != "" {
 		opts = append(opts, config.WithCredentialsProvider(
@@ -143,8 +152,11 @@ func New(ctx context.Context, cfg Config) (*Driver, error) {
 			o.BaseEndpoint = aws.String(cfg.Endpoint)
 			o.UsePathStyle = true
 		}
-		// Checksums only where S3 requires them: SigV4 already covers the
-		// payload, and not every S3-compatible server knows the newer headers.
+		o.HTTPClient = httpClient(o.HTTPClient, cfg.Timeout)
+		o.Retryer = retryer()
+		// The SDK's checksums only where S3 requires them: not every
+		// S3-compatible server knows the newer headers. Whole-object puts
+		// carry Content-MD5, which every one checks (see contentMD5).
 		o.RequestChecksumCalculation = aws.RequestChecksumCalculationWhenRequired
 		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
 		if !cfg.SignPayload {
@@ -245,7 +257,7 @@ func readErr(op, path string, err error) error {
 	if isNotFound(err) {
 		return notFound(path)
 	}
-	return fmt.Errorf("s3: %s %s: %w", op, path, err)
+	return opErr(op, path, err)
 }
 
 // writeErr maps the error of a write at path to the driver's errors.
@@ -253,7 +265,7 @@ func writeErr(op, path string, err error) error {
 	if isPrefixConflict(err) {
 		return fmt.Errorf("%w: %s %s: below an object or at a directory", driver.ErrInvalidPath, op, path)
 	}
-	return fmt.Errorf("s3: %s %s: %w", op, path, err)
+	return opErr(op, path, err)
 }
 
 // version turns an ETag into a version: the ETag without its quotes.
@@ -274,9 +286,12 @@ type Settings struct {
 	Region string `yaml:"region"`
 	// Prefix puts every key under it, so deployments can share a bucket.
 	Prefix string `yaml:"prefix"`
+	// Timeout is how long a request may wait on the endpoint without a byte
+	// moving before the attempt fails and is retried (default 30s).
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // Config is the driver configuration of these settings.
 func (s Settings) Config() Config {
-	return Config{Endpoint: s.Endpoint, Bucket: s.Bucket, Region: s.Region, Prefix: s.Prefix}
+	return Config{Endpoint: s.Endpoint, Bucket: s.Bucket, Region: s.Region, Prefix: s.Prefix, Timeout: s.Timeout}
 }

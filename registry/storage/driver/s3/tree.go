@@ -28,7 +28,7 @@ func (d *Driver) List(ctx context.Context, path string) ([]string, error) {
 	for pages.HasMorePages() {
 		page, err := pages.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("s3: list %s: %w", path, err)
+			return nil, opErr("list", path, err)
 		}
 		for _, o := range page.Contents {
 			if rel := strings.TrimPrefix(aws.ToString(o.Key), d.keyPrefix); validRel(rel) {
@@ -81,7 +81,7 @@ func (d *Driver) Walk(ctx context.Context, path string, fn func(driver.FileInfo)
 	}
 	objects, err := d.listAll(ctx, prefix)
 	if err != nil {
-		return fmt.Errorf("s3: walk %s: %w", path, err)
+		return opErr("walk", path, err)
 	}
 	if len(objects) == 0 {
 		if path == "/" {
@@ -180,16 +180,16 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 	_, err = d.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: &d.bucket, Key: &key})
 	if err == nil {
 		if _, err := d.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &d.bucket, Key: &key}); err != nil {
-			return fmt.Errorf("s3: delete %s: %w", path, err)
+			return opErr("delete", path, err)
 		}
 		return nil
 	}
 	if !isNotFound(err) {
-		return fmt.Errorf("s3: delete %s: %w", path, err)
+		return opErr("delete", path, err)
 	}
 	objects, err := d.listAll(ctx, key+"/")
 	if err != nil {
-		return fmt.Errorf("s3: delete %s: %w", path, err)
+		return opErr("delete", path, err)
 	}
 	if len(objects) == 0 {
 		return notFound(path)
@@ -207,7 +207,7 @@ func (d *Driver) Delete(ctx context.Context, path string) error {
 			err = fmt.Errorf("%s: %s %s", aws.ToString(e.Key), aws.ToString(e.Code), aws.ToString(e.Message))
 		}
 		if err != nil {
-			return fmt.Errorf("s3: delete %s: %w", path, err)
+			return opErr("delete", path, err)
 		}
 	}
 	return nil

@@ -222,6 +222,7 @@ func (w *writer) sync(ctx context.Context) error {
 		out, err := w.d.client.PutObject(ctx, &s3.PutObjectInput{
 			Bucket: &w.d.bucket, Key: &w.key,
 			Body: bytes.NewReader(w.buf), ContentLength: aws.Int64(int64(len(w.buf))),
+			ContentMD5: contentMD5(w.buf),
 		})
 		if err != nil {
 			return w.fail("write", err)
@@ -255,6 +256,12 @@ func (w *writer) fail(op string, err error) error {
 		w.uploadID, w.parts = nil, nil
 	}
 	w.finish()
+	if code, _ := apiError(err); code == "NoSuchUpload" {
+		// An attempt whose answer was lost (a reset, a timeout) may have
+		// completed the upload before the SDK retried it: the outcome is
+		// unknown, and the caller's retry settles it.
+		return fmt.Errorf("s3: %s %s: %w: its multipart upload is gone: %w", op, w.path, driver.ErrUnavailable, err)
+	}
 	if isNotFound(err) || isPreconditionFailed(err) {
 		return fmt.Errorf("s3: %s %s: the object changed or vanished under the writer: %w", op, w.path, err)
 	}
@@ -303,7 +310,7 @@ func (w *writer) Cancel(ctx context.Context) error {
 	}
 	w.finish()
 	if _, err := w.d.client.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: &w.d.bucket, Key: &w.key}); err != nil {
-		return fmt.Errorf("s3: cancel %s: %w", w.path, err)
+		return opErr("cancel", w.path, err)
 	}
 	return nil
 }
