@@ -133,11 +133,6 @@ func errNoSpace() *Error {
 		Header: http.Header{"Retry-After": {strconv.Itoa(int(driver.NoSpaceRetryAfter / time.Second))}}}
 }
 
-// storageRetryAfter is the Retry-After of a 503 for a sick storage backend.
-// The driver has already retried for about a second; asking for a few more
-// spreads the clients' retries over the time a throttling store needs.
-const storageRetryAfter = 5 * time.Second
-
 // storageUnavailable is the answer to a request the storage backend failed
 // in a way that may pass. Its detail names no endpoint or path (the log has
 // the cause): the client only needs to know to come back.
@@ -145,7 +140,7 @@ func storageUnavailable() *Error {
 	return &Error{
 		Code:   CodeUnavailable,
 		Detail: "the storage backend is temporarily unavailable; retry later",
-		Header: http.Header{"Retry-After": {strconv.Itoa(int(storageRetryAfter / time.Second))}},
+		Header: http.Header{"Retry-After": {strconv.Itoa(int(driver.UnavailableRetryAfter / time.Second))}},
 	}
 }
 

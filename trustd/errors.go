@@ -39,6 +39,12 @@ var (
 var CodeNoSpace = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable,
 	"trustd is out of storage space: this change was not made; retry once space is freed"}
 
+// CodeStorageUnavailable answers a request the storage backend failed in a way
+// that may pass (driver.ErrUnavailable): 503 with a Retry-After of
+// driver.UnavailableRetryAfter.
+var CodeStorageUnavailable = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable,
+	"trustd's storage backend is temporarily unavailable; retry later"}
+
 // Domain errors, matched with errors.Is when a handler maps them to a code.
 var (
 	errNotFound    = errors.New("not found")
@@ -72,6 +78,8 @@ func toAPIError(err error) *apiError {
 		return newAPIError(CodeTooManyRequests, rl.Error())
 	case errors.Is(err, driver.ErrNoSpace):
 		return &apiError{code: CodeNoSpace}
+	case errors.Is(err, driver.ErrUnavailable):
+		return &apiError{code: CodeStorageUnavailable}
 	case errors.Is(err, errBadCredentials), errors.Is(err, errUnauth):
 		return newAPIError(CodeUnauthorized, err.Error())
 	case errors.Is(err, errDenied):
@@ -111,8 +119,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		secs := int64((rl.retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 	}
-	if e.code == CodeNoSpace {
+	switch e.code {
+	case CodeNoSpace:
 		w.Header().Set("Retry-After", strconv.Itoa(int(driver.NoSpaceRetryAfter/time.Second)))
+	case CodeStorageUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(int(driver.UnavailableRetryAfter/time.Second)))
 	}
 	msg := e.detail
 	if msg == "" {

@@ -61,6 +61,12 @@ var ErrNotInitialised = errNotFound("the TUF repository is not initialised yet: 
 var errNoSpace = &Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", RetryAfter: int(driver.NoSpaceRetryAfter / time.Second),
 	Message: "trustd is out of storage space: this publish was not made and the trust graph is unchanged; publish again once space is freed"}
 
+// errStorageUnavailable answers a request the storage backend failed in a way
+// that may pass (driver.ErrUnavailable, after the driver's own retries). Only a
+// head that moved publishes anything, so a retry of the same upload is safe.
+var errStorageUnavailable = &Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", RetryAfter: int(driver.UnavailableRetryAfter / time.Second),
+	Message: "trustd's storage backend is temporarily unavailable; retry later"}
+
 // asError maps err to what the client sees; errors that are no *Error are 500s
 // whose text stays in the log.
 func asError(err error) *Error {
@@ -70,6 +76,9 @@ func asError(err error) *Error {
 	}
 	if errors.Is(err, driver.ErrNoSpace) {
 		return errNoSpace
+	}
+	if errors.Is(err, driver.ErrUnavailable) {
+		return errStorageUnavailable
 	}
 	return &Error{Status: http.StatusInternalServerError, Code: "UNKNOWN", Message: "the trust service failed; see its log"}
 }

@@ -150,15 +150,19 @@ func TestPublishOnAFullDisk(t *testing.T) {
 }
 
 // fullAt is a driver whose writes of paths containing at fail as a full disk's
-// would, while armed.
+// would, while armed; or with fail, when it is set.
 type fullAt struct {
 	driver.Driver
 	at    string
+	fail  error
 	armed atomic.Bool
 }
 
 func (f *fullAt) PutContentIf(ctx context.Context, path string, data []byte, cond driver.Condition) (string, error) {
 	if f.armed.Load() && strings.Contains(path, f.at) {
+		if f.fail != nil {
+			return "", fmt.Errorf("put %s: %w", path, f.fail)
+		}
 		return "", &driver.NoSpaceError{Where: "/srv/trustd", Err: fmt.Errorf("put %s: %w", path, syscall.ENOSPC)}
 	}
 	return f.Driver.PutContentIf(ctx, path, data, cond)
@@ -207,4 +211,34 @@ func TestEachStepOfAPublishRefusesWholeOnAFullDisk(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestASickStoreIs503: a write the storage backend fails in a way that may pass
+// (driver.ErrUnavailable) refuses a publish and a management change with 503
+// UNAVAILABLE and a Retry-After, never a 500, and names no endpoint; once the
+// store answers again the same requests succeed.
+func TestASickStoreIs503(t *testing.T) {
+	d := &fullAt{Driver: inmemory.New(), at: "/", fail: fmt.Errorf("SlowDown from http://10.1.2.3:9000: %w", driver.ErrUnavailable)}
+	e := newEnv(t, d)
+	orgKey, pub := newKey(t), newKey(t)
+	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
+	bob := e.user("bob", "acme", "publisher")
+	app := tuf.RoleForRepo("acme/app")
+	v1 := sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), pub)
+
+	d.armed.Store(true)
+	for what, r := range map[string]reply{
+		"a publish":                e.put(app, v1, bob),
+		"creating an organisation": e.do("POST", "/api/v1/orgs", e.admin, []byte(`{"name":"globex"}`)),
+	} {
+		if r.status != 503 || !contains(r.body, `"UNAVAILABLE"`) || !contains(r.body, "temporarily unavailable") || contains(r.body, "10.1.2.3") {
+			t.Errorf("%s on a sick store: %d %s; want 503 UNAVAILABLE naming no endpoint", what, r.status, r.body)
+		}
+		if s, err := strconv.Atoi(r.header.Get("Retry-After")); err != nil || s <= 0 {
+			t.Errorf("%s on a sick store: Retry-After %q, want seconds", what, r.header.Get("Retry-After"))
+		}
+	}
+	d.armed.Store(false)
+	e.mustPut(201, app, v1, bob)
+	e.mustAPI(201, "POST", "/orgs", map[string]string{"name": "globex"})
 }

@@ -42,6 +42,12 @@ var (
 // whole; the server above answers 503 with Retry-After, never a 500.
 var ErrUnavailable = errors.New("storage: backend temporarily unavailable")
 
+// UnavailableRetryAfter is how long the servers ask a client to wait
+// (Retry-After) after ErrUnavailable. The driver has already retried for about
+// a second; a few more spread the clients' retries over the time a throttling
+// store needs.
+const UnavailableRetryAfter = 5 * time.Second
+
 // Condition guards a conditional write. The zero Condition is unconditional.
 type Condition struct {
 	// IfAbsent: write only when no object exists at the path (put-if-absent).
