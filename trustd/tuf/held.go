@@ -27,11 +27,12 @@ import (
 //     and every other role the held version newly delegates has a complete first
 //     version too, the held version and those first versions are published in one
 //     commit, one snapshot (all or nothing: trustd cannot sign an org version
-//     that delegates only some of them). A first version that is complete before
-//     the others is kept in staged/ until then. A first version that itself
-//     delegates roles without metadata (a new org's first version) is held in
-//     turn, and released with its parent: targets, the org and its first
-//     repositories land in one snapshot.
+//     that delegates only some of them). A complete first version is kept in
+//     staged/ until that commit, also the one completing the set: a crash
+//     before the commit point leaves the whole set there. A first version that
+//     itself delegates roles without metadata (a new org's first version) is
+//     held in turn, and released with its parent: targets, the org and its
+//     first repositories land in one snapshot.
 //   - ReleaseReady (run by Run every interval) releases a held version whose set
 //     became complete without a release: two replicas taking the last two first
 //     versions at once, or a crash between keeping a first version and its
@@ -153,10 +154,13 @@ func (r *Repo) release(ctx context.Context, s *state, u *upload, res sigResult) 
 	}
 	repo, _ := s.repoOf(u.role)
 	group, heldSums, missing := r.gather(ctx, s, top, u)
+	// u is kept in staged/ even when it completes the set: the others are
+	// there already, so a crash before the commit point leaves the whole set
+	// for ReleaseReady, not a set short of its last first version.
+	if err := r.keepComplete(ctx, u); err != nil {
+		return PublishResult{}, err
+	}
 	if len(missing) > 0 {
-		if err := r.keepComplete(ctx, u); err != nil {
-			return PublishResult{}, err
-		}
 		return PublishResult{Version: u.version(), Held: true, Waiting: missing,
 			Signatures: res.have, Threshold: res.need, Repository: repo}, nil
 	}
