@@ -33,6 +33,7 @@ type env struct {
 	cfg    trustd.Config
 	d      driver.Driver
 	srv    *httptest.Server
+	server *trustd.Server
 	logs   *syncBuffer
 	notice *bytes.Buffer
 	jwks   jose.JSONWebKeySet
@@ -80,7 +81,7 @@ func newEnvOn(t testing.TB, cfg trustd.Config, d driver.Driver) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(s)
+	e.server, e.srv = s, httptest.NewServer(s)
 	t.Cleanup(e.srv.Close)
 	resp, err := http.Get(e.srv.URL + "/.well-known/jwks.json")
 	if err != nil {

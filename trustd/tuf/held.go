@@ -36,7 +36,7 @@ import (
 //   - ReleaseReady (run by Run every interval) releases a held version whose set
 //     became complete without a release: two replicas taking the last two first
 //     versions at once, or a crash between keeping a first version and its
-//     release.
+//     release. Config.OnRelease records such a release (trustd's audit log).
 //   - At most one version of a role is held: a later version that still delegates
 //     unpublished roles replaces it; a later version that delegates none is
 //     published at once and discards it (trustctl builds new versions on the held
@@ -164,23 +164,33 @@ func (r *Repo) release(ctx context.Context, s *state, u *upload, res sigResult) 
 		return PublishResult{Version: u.version(), Held: true, Waiting: missing,
 			Signatures: res.have, Threshold: res.need, Repository: repo}, nil
 	}
-	// The changes of every version released, top-down: what became trusted.
-	var changes []Change
-	var released []Released
+	published, err := r.releaseGroup(ctx, s, group, heldSums, u)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	published.Repository = repo
+	return published, nil
+}
+
+// releaseGroup commits group (gather's) and returns the publish of by, one of
+// its versions: the changes of every version released, top-down (what became
+// trusted), and the other versions as Released.
+func (r *Repo) releaseGroup(ctx context.Context, s *state, group []*upload, heldSums map[string]string, by *upload) (PublishResult, error) {
+	res := PublishResult{Version: by.version()}
 	for _, g := range group {
 		c, err := r.changesOf(ctx, s, g)
 		if err != nil {
 			return PublishResult{}, err
 		}
-		changes = append(changes, c...)
-		if g != u {
-			released = append(released, Released{Role: g.role, Version: g.version()})
+		res.Changes = append(res.Changes, c...)
+		if g != by {
+			res.Released = append(res.Released, Released{Role: g.role, Version: g.version()})
 		}
 	}
 	if err := r.commitGroup(ctx, s, group, heldSums); err != nil {
 		return PublishResult{}, err
 	}
-	return PublishResult{Version: u.version(), Changes: changes, Repository: repo, Released: released}, nil
+	return res, nil
 }
 
 // heldTop climbs from the held version of role to the held version whose own
@@ -261,10 +271,10 @@ func (r *Repo) commitGroup(ctx context.Context, s *state, group []*upload, heldS
 }
 
 // ReleaseReady publishes every held version whose new roles all have complete
-// first versions, as a publish completing the set would have. It catches a set
-// completed by two uploads at once on two replicas (each saw the other's first
-// version missing) and a release a crash interrupted. It reports how many held
-// versions it released.
+// first versions, as a publish completing the set would have, and tells
+// cfg.OnRelease of each release. It catches a set completed by two uploads at
+// once on two replicas (each saw the other's first version missing) and a
+// release a crash interrupted. It reports how many held versions it released.
 func (r *Repo) ReleaseReady(ctx context.Context) (int, error) {
 	r.releaseMu.Lock()
 	defer r.releaseMu.Unlock()
@@ -282,11 +292,17 @@ func (r *Repo) ReleaseReady(ctx context.Context) (int, error) {
 		if len(missing) > 0 {
 			continue
 		}
-		if err := r.commitGroup(ctx, s, group, heldSums); err != nil {
-			return n, err
+		res, err := r.releaseGroup(ctx, s, group, heldSums, group[0])
+		if err != nil {
+			return n, fmt.Errorf("releasing the held %s version %d: %w", top, group[0].version(), err)
 		}
 		n++
 		s = r.current()
+		if r.cfg.OnRelease != nil {
+			if err := r.cfg.OnRelease(ctx, top, res); err != nil {
+				return n, fmt.Errorf("recording the release of %s version %d: %w", top, res.Version, err)
+			}
+		}
 	}
 	return n, nil
 }

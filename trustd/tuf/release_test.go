@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -44,6 +45,16 @@ type replicas struct {
 	served *env
 	org    *key
 	pub    *key
+
+	mu sync.Mutex
+	// releases is what either replica told OnRelease.
+	releases []release
+}
+
+// release is one call of OnRelease.
+type release struct {
+	role string
+	res  tuf.PublishResult
 }
 
 // newReplicas initialises the repository through replica a with org-acme
@@ -54,7 +65,14 @@ func newReplicas(t *testing.T, d driver.Driver) *replicas {
 	t.Helper()
 	ctx := context.Background()
 	clk := &clock{t: time.Now()}
-	cfg := tuf.Config{TimestampExpiry: 24 * time.Hour, SnapshotExpiry: 7 * 24 * time.Hour, ResignBefore: 6 * time.Hour, Now: clk.now}
+	rs := &replicas{clk: clk, org: newKey(t), pub: newKey(t)}
+	cfg := tuf.Config{TimestampExpiry: 24 * time.Hour, SnapshotExpiry: 7 * 24 * time.Hour, ResignBefore: 6 * time.Hour, Now: clk.now,
+		OnRelease: func(_ context.Context, role string, res tuf.PublishResult) error {
+			rs.mu.Lock()
+			defer rs.mu.Unlock()
+			rs.releases = append(rs.releases, release{role, res})
+			return nil
+		}}
 	a, err := tuf.New(ctx, d, cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +97,7 @@ func newReplicas(t *testing.T, d driver.Driver) *replicas {
 	if err := a.Init(ctx, e.rootRaw, sign(t, role(1, nil, nil), e.targets)); err != nil {
 		t.Fatal(err)
 	}
-	rs := &replicas{a: a, b: b, clk: clk, served: e, org: newKey(t), pub: newKey(t)}
+	rs.a, rs.b, rs.served = a, b, e
 	rs.publish(t, a, "targets version 2", tuf.RoleTargets, sign(t, role(2, []delegation{orgDelegation("acme", 1, rs.org)}, nil), e.targets), true)
 	rs.publish(t, a, "org-acme version 1", tuf.RoleForOrg("acme"), sign(t, role(1, nil, nil), rs.org), false)
 	ds := []delegation{repoDelegation("acme/a", 1, rs.pub), repoDelegation("acme/b", 1, rs.pub)}
@@ -140,11 +158,46 @@ func (rs *replicas) checkReleased(t *testing.T, before int64) {
 	if v, _ := rs.served.heldVersion(t, tuf.RoleForOrg("acme")); v != 0 {
 		t.Errorf("org-acme version %d is still held after the release", v)
 	}
+	rs.checkRecorded(t)
 	rs.served.snapshotListsEveryDelegation(t)
 	for _, name := range []string{"acme/a:v1", "acme/b:v1"} {
 		if _, err := rs.served.resolve(t, t.TempDir(), "", name, nil); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+}
+
+// checkRecorded checks that OnRelease was told of the one release, with what
+// it published and the changes that made trusted: the delegations of acme/a
+// and acme/b and their tags.
+func (rs *replicas) checkRecorded(t *testing.T) {
+	t.Helper()
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if len(rs.releases) != 1 {
+		t.Fatalf("OnRelease told of %d releases, want 1: %+v", len(rs.releases), rs.releases)
+	}
+	got := rs.releases[0]
+	if got.role != tuf.RoleForOrg("acme") || got.res.Version != 2 {
+		t.Errorf("OnRelease told of %s version %d, want org-acme version 2", got.role, got.res.Version)
+	}
+	var released, changes []string
+	for _, r := range got.res.Released {
+		released = append(released, fmt.Sprintf("%s v%d", r.Role, r.Version))
+	}
+	for _, c := range got.res.Changes {
+		changes = append(changes, c.Action+" "+c.Repository+":"+c.Tag)
+	}
+	slices.Sort(released)
+	slices.Sort(changes)
+	a, b := tuf.RoleForRepo("acme/a"), tuf.RoleForRepo("acme/b")
+	want := []string{a + " v1", b + " v1"}
+	slices.Sort(want)
+	if !slices.Equal(released, want) {
+		t.Errorf("OnRelease: released %q, want %q", released, want)
+	}
+	if want := []string{"delegation.add acme/a:", "delegation.add acme/b:", "target.publish acme/a:v1", "target.publish acme/b:v1"}; !slices.Equal(changes, want) {
+		t.Errorf("OnRelease: changes %q, want %q", changes, want)
 	}
 }
 
@@ -235,6 +288,7 @@ func TestReleaseReadyReleasesFirstVersionsCompletedOnTwoReplicasAtOnce(t *testin
 		if v := rs.snapshot(t).Signed.Version; v != before+1 {
 			t.Fatalf("snapshot version %d after a second ReleaseReady, want %d", v, before+1)
 		}
+		rs.checkRecorded(t)
 	})
 }
 
@@ -277,5 +331,6 @@ func TestReleaseReadyReleasesASetWhoseLastFirstVersionWasKilledBeforeTheCommitPo
 		if v := rs.snapshot(t).Signed.Version; v != before+1 {
 			t.Fatalf("snapshot version %d after a second ReleaseReady, want %d", v, before+1)
 		}
+		rs.checkRecorded(t)
 	})
 }
