@@ -23,6 +23,7 @@ import (
 
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/trustd"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 
@@ -115,7 +116,10 @@ func (e *env) mustTUF(want int, method, path, token string, body []byte) reply {
 
 func TestAReleaseByReleaseReadyIsAudited(t *testing.T) {
 	d := &killedAtCommit{Driver: inmemory.New()}
-	e := newEnvOn(t, testConfig(), d)
+	var later atomic.Int64 // how far trustd's clock is ahead
+	e := newEnvWith(t, testConfig(), d, func(s *trustd.Server) {
+		s.SetClock(func() time.Time { return time.Now().Add(time.Duration(later.Load())) })
+	})
 	admin := e.fixture()
 	bob := e.login("bob", userPassword)
 	rootKey, targetsKey, orgKey, pub := newTUFKey(t), newTUFKey(t), newTUFKey(t), newTUFKey(t)
@@ -142,6 +146,8 @@ func TestAReleaseByReleaseReadyIsAudited(t *testing.T) {
 	d.armed.Store(true)
 	e.mustTUF(http.StatusInternalServerError, "PUT", "/api/metadata/"+appRole, bob, signTUF(t, targetsVersion(1, nil, nil, tgts), pub))
 	d.armed.Store(false)
+	// Run's next tick, past the time a publish gets to commit its own release.
+	later.Store(int64(time.Minute))
 	if n, err := e.server.ReleaseReady(context.Background()); err != nil || n != 1 {
 		t.Fatalf("ReleaseReady: released %d, %v; want 1", n, err)
 	}

@@ -36,7 +36,9 @@ import (
 //   - ReleaseReady (run by Run every interval) releases a held version whose set
 //     became complete without a release: two replicas taking the last two first
 //     versions at once, or a crash between keeping a first version and its
-//     release. Config.OnRelease records such a release (trustd's audit log).
+//     release, once its last first version was kept releaseGrace ago (the
+//     publish that kept it may be committing the release itself).
+//     Config.OnRelease records such a release (trustd's audit log).
 //   - At most one version of a role is held: a later version that still delegates
 //     unpublished roles replaces it; a later version that delegates none is
 //     published at once and discards it (trustctl builds new versions on the held
@@ -274,7 +276,9 @@ func (r *Repo) commitGroup(ctx context.Context, s *state, group []*upload, heldS
 // first versions, as a publish completing the set would have, and tells
 // cfg.OnRelease of each release. It catches a set completed by two uploads at
 // once on two replicas (each saw the other's first version missing) and a
-// release a crash interrupted. It reports how many held versions it released.
+// release a crash interrupted. A set with a first version kept less than
+// releaseGrace ago waits for the next call. It reports how many held versions
+// it released.
 func (r *Repo) ReleaseReady(ctx context.Context) (int, error) {
 	r.releaseMu.Lock()
 	defer r.releaseMu.Unlock()
@@ -289,7 +293,7 @@ func (r *Repo) ReleaseReady(ctx context.Context) (int, error) {
 			continue
 		}
 		group, heldSums, missing := r.gather(ctx, s, top, nil)
-		if len(missing) > 0 {
+		if len(missing) > 0 || r.keptRecently(ctx, group, heldSums) {
 			continue
 		}
 		res, err := r.releaseGroup(ctx, s, group, heldSums, group[0])
@@ -305,6 +309,34 @@ func (r *Repo) ReleaseReady(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// releaseGrace is how long ReleaseReady leaves a complete set alone after one
+// of its first versions was kept in staged/: the publish that kept it may be
+// committing the release itself (a commit takes moments; this leaves room for
+// a slow store, the commit's retries and clocks apart). Released under it by
+// another replica, that publish would be answered 409 for a version that was
+// published.
+const releaseGrace = 30 * time.Second
+
+// keptRecently says whether a first version of group, in staged/, was kept
+// less than releaseGrace ago, or is gone: a release may be under way.
+func (r *Repo) keptRecently(ctx context.Context, group []*upload, heldSums map[string]string) bool {
+	now := r.cfg.Now()
+	for _, g := range group {
+		if _, held := heldSums[g.role]; held {
+			continue
+		}
+		sum, err := g.signedSum()
+		if err != nil {
+			return true
+		}
+		fi, err := r.st.d.Stat(ctx, stagedPath(g.role, g.version(), sum))
+		if err != nil || now.Sub(fi.ModTime) < releaseGrace {
+			return true
+		}
+	}
+	return false
 }
 
 // Released is a role version published together with the one uploaded: the held

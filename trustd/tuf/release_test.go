@@ -158,7 +158,6 @@ func (rs *replicas) checkReleased(t *testing.T, before int64) {
 	if v, _ := rs.served.heldVersion(t, tuf.RoleForOrg("acme")); v != 0 {
 		t.Errorf("org-acme version %d is still held after the release", v)
 	}
-	rs.checkRecorded(t)
 	rs.served.snapshotListsEveryDelegation(t)
 	for _, name := range []string{"acme/a:v1", "acme/b:v1"} {
 		if _, err := rs.served.resolve(t, t.TempDir(), "", name, nil); err != nil {
@@ -274,11 +273,14 @@ func TestReleaseReadyReleasesFirstVersionsCompletedOnTwoReplicasAtOnce(t *testin
 	}
 	rs.checkUnreleased(t, before)
 
+	// Run's next tick, past the time a publish gets to commit its own release.
+	rs.clk.add(time.Minute)
 	n, err := rs.a.ReleaseReady(context.Background())
 	if err != nil || n != 1 {
 		t.Fatalf("ReleaseReady: released %d, %v; want 1", n, err)
 	}
 	rs.checkReleased(t, before)
+	rs.checkRecorded(t)
 
 	t.Run("the other replica then has nothing to release", func(t *testing.T) {
 		rs.clk.add(2 * time.Second)
@@ -313,11 +315,18 @@ func TestReleaseReadyReleasesASetWhoseLastFirstVersionWasKilledBeforeTheCommitPo
 	}
 
 	rs.clk.add(2 * time.Second)
+	if n, err := rs.a.ReleaseReady(ctx); err != nil || n != 0 {
+		t.Fatalf("ReleaseReady right after the publish, which may still be committing: released %d, %v; want 0", n, err)
+	}
+	rs.checkUnreleased(t, before)
+
+	rs.clk.add(time.Minute)
 	n, err := rs.a.ReleaseReady(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("ReleaseReady: released %d, %v; want 1", n, err)
 	}
 	rs.checkReleased(t, before)
+	rs.checkRecorded(t)
 
 	t.Run("a second ReleaseReady is a no-op", func(t *testing.T) {
 		ts := rs.served.do("GET", "/tuf/timestamp.json", "", nil).body
@@ -333,4 +342,44 @@ func TestReleaseReadyReleasesASetWhoseLastFirstVersionWasKilledBeforeTheCommitPo
 		}
 		rs.checkRecorded(t)
 	})
+}
+
+// releaseDuring runs fn once, after the write that keeps role's first version
+// in staged/: between a publish keeping the version completing a set and its
+// commit of the release.
+type releaseDuring struct {
+	driver.Driver
+	role string
+	once sync.Once
+	fn   func()
+}
+
+func (d *releaseDuring) PutContentIf(ctx context.Context, p string, data []byte, c driver.Condition) (string, error) {
+	v, err := d.Driver.PutContentIf(ctx, p, data, c)
+	if err == nil && strings.Contains(p, "/staged/"+d.role+"/") && d.fn != nil {
+		d.once.Do(d.fn)
+	}
+	return v, err
+}
+
+func TestReleaseReadyLeavesASetToThePublishReleasingIt(t *testing.T) {
+	d := &releaseDuring{Driver: inmemory.New(), role: tuf.RoleForRepo("acme/b")}
+	rs := newReplicas(t, d)
+	ctx := context.Background()
+	before := rs.snapshot(t).Signed.Version
+	rs.publish(t, rs.a, "acme/a version 1", tuf.RoleForRepo("acme/a"), rs.firstVersion(t, "acme/a"), true)
+
+	// The other replica's ReleaseReady runs while the publish completing the
+	// set commits it: every first version is in staged/.
+	var n int
+	var err error
+	d.fn = func() { n, err = rs.b.ReleaseReady(ctx) }
+	res, perr := rs.a.Publish(ctx, tuf.RoleForRepo("acme/b"), rs.firstVersion(t, "acme/b"))
+	if err != nil || n != 0 {
+		t.Errorf("ReleaseReady during the publish: released %d, %v; want 0", n, err)
+	}
+	if perr != nil || res.Held || len(res.Released) != 2 {
+		t.Fatalf("the publish completing the set: %+v, %v; want it to release org-acme and acme/a", res, perr)
+	}
+	rs.checkReleased(t, before)
 }
