@@ -85,6 +85,39 @@ func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res t
 	if tc, ok := c.(tufCaller); ok {
 		p = tc.p
 	}
+	return s.recordAll(r, p, publishRecords(role, res))
+}
+
+// serviceActor is the actor of what trustd does by itself: no account name
+// can start with "@".
+const serviceActor = "@trustd"
+
+// recordRelease is the TUF repository's OnRelease: the records of a publish of
+// role, by trustd itself, which released the held version of role once the
+// first versions it waited for were complete (publishers signed them; their
+// own publishes were recorded as held). Run calls it, with no request.
+func (s *Server) recordRelease(ctx context.Context, role string, res tuf.PublishResult) error {
+	recs := publishRecords(role, res)
+	if len(recs) > 0 {
+		recs[0].Detail = "released: the first versions it waited for are complete"
+	}
+	start := time.Now().UTC()
+	for i, rec := range recs {
+		rec.Actor, rec.Time = serviceActor, start.Add(time.Duration(i))
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), auditWriteTimeout)
+		_, err := s.audit.Append(wctx, rec)
+		cancel()
+		if err != nil {
+			s.log.ErrorContext(ctx, "writing an audit record failed", "action", rec.Action, "sub", rec.Actor, "err", err)
+			return errAuditFailed
+		}
+	}
+	return nil
+}
+
+// publishRecords are the records of a publish of role: one for the role
+// version, one per version released with it, one per change.
+func publishRecords(role string, res tuf.PublishResult) []audit.Record {
 	head := audit.Record{Action: audit.ActionRolePublish, Role: role, Version: res.Version}
 	switch {
 	case res.Staged:
@@ -136,7 +169,7 @@ func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res t
 		}
 		recs = append(recs, rec)
 	}
-	return s.recordAll(r, p, recs)
+	return recs
 }
 
 // recordAll appends recs, by p, publishAuditConcurrency at a time. They carry

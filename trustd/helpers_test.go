@@ -33,6 +33,7 @@ type env struct {
 	cfg    trustd.Config
 	d      driver.Driver
 	srv    *httptest.Server
+	server *trustd.Server
 	logs   *syncBuffer
 	notice *bytes.Buffer
 	jwks   jose.JSONWebKeySet
@@ -77,12 +78,22 @@ func newEnv(t testing.TB, mods ...func(*trustd.Config)) *env {
 
 func newEnvOn(t testing.TB, cfg trustd.Config, d driver.Driver) *env {
 	t.Helper()
+	return newEnvWith(t, cfg, d, nil)
+}
+
+// newEnvWith is newEnvOn calling setup, when not nil, on the server before it
+// serves.
+func newEnvWith(t testing.TB, cfg trustd.Config, d driver.Driver, setup func(*trustd.Server)) *env {
+	t.Helper()
 	e := &env{t: t, cfg: cfg, d: d, logs: &syncBuffer{}, notice: &bytes.Buffer{}}
 	s, err := trustd.New(context.Background(), cfg, d, cfg.Log.NewLogger(e.logs), e.notice)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.srv = httptest.NewServer(s)
+	if setup != nil {
+		setup(s)
+	}
+	e.server, e.srv = s, httptest.NewServer(s)
 	t.Cleanup(e.srv.Close)
 	resp, err := http.Get(e.srv.URL + "/.well-known/jwks.json")
 	if err != nil {

@@ -182,6 +182,7 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 		Now:             s.clock,
 		Log:             log,
 		OnPublish:       s.recordPublish,
+		OnRelease:       s.recordRelease,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("opening the TUF repository: %w", err)

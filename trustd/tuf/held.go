@@ -27,15 +27,18 @@ import (
 //     and every other role the held version newly delegates has a complete first
 //     version too, the held version and those first versions are published in one
 //     commit, one snapshot (all or nothing: trustd cannot sign an org version
-//     that delegates only some of them). A first version that is complete before
-//     the others is kept in staged/ until then. A first version that itself
-//     delegates roles without metadata (a new org's first version) is held in
-//     turn, and released with its parent: targets, the org and its first
-//     repositories land in one snapshot.
+//     that delegates only some of them). A complete first version is kept in
+//     staged/ until that commit, also the one completing the set: a crash
+//     before the commit point leaves the whole set there. A first version that
+//     itself delegates roles without metadata (a new org's first version) is
+//     held in turn, and released with its parent: targets, the org and its
+//     first repositories land in one snapshot.
 //   - ReleaseReady (run by Run every interval) releases a held version whose set
 //     became complete without a release: two replicas taking the last two first
 //     versions at once, or a crash between keeping a first version and its
-//     release.
+//     release, once its last first version was kept releaseGrace ago (the
+//     publish that kept it may be committing the release itself).
+//     Config.OnRelease records such a release (trustd's audit log).
 //   - At most one version of a role is held: a later version that still delegates
 //     unpublished roles replaces it; a later version that delegates none is
 //     published at once and discards it (trustctl builds new versions on the held
@@ -153,30 +156,43 @@ func (r *Repo) release(ctx context.Context, s *state, u *upload, res sigResult) 
 	}
 	repo, _ := s.repoOf(u.role)
 	group, heldSums, missing := r.gather(ctx, s, top, u)
+	// u is kept in staged/ even when it completes the set: the others are
+	// there already, so a crash before the commit point leaves the whole set
+	// for ReleaseReady, not a set short of its last first version.
+	if err := r.keepComplete(ctx, u); err != nil {
+		return PublishResult{}, err
+	}
 	if len(missing) > 0 {
-		if err := r.keepComplete(ctx, u); err != nil {
-			return PublishResult{}, err
-		}
 		return PublishResult{Version: u.version(), Held: true, Waiting: missing,
 			Signatures: res.have, Threshold: res.need, Repository: repo}, nil
 	}
-	// The changes of every version released, top-down: what became trusted.
-	var changes []Change
-	var released []Released
+	published, err := r.releaseGroup(ctx, s, group, heldSums, u)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	published.Repository = repo
+	return published, nil
+}
+
+// releaseGroup commits group (gather's) and returns the publish of by, one of
+// its versions: the changes of every version released, top-down (what became
+// trusted), and the other versions as Released.
+func (r *Repo) releaseGroup(ctx context.Context, s *state, group []*upload, heldSums map[string]string, by *upload) (PublishResult, error) {
+	res := PublishResult{Version: by.version()}
 	for _, g := range group {
 		c, err := r.changesOf(ctx, s, g)
 		if err != nil {
 			return PublishResult{}, err
 		}
-		changes = append(changes, c...)
-		if g != u {
-			released = append(released, Released{Role: g.role, Version: g.version()})
+		res.Changes = append(res.Changes, c...)
+		if g != by {
+			res.Released = append(res.Released, Released{Role: g.role, Version: g.version()})
 		}
 	}
 	if err := r.commitGroup(ctx, s, group, heldSums); err != nil {
 		return PublishResult{}, err
 	}
-	return PublishResult{Version: u.version(), Changes: changes, Repository: repo, Released: released}, nil
+	return res, nil
 }
 
 // heldTop climbs from the held version of role to the held version whose own
@@ -257,10 +273,12 @@ func (r *Repo) commitGroup(ctx context.Context, s *state, group []*upload, heldS
 }
 
 // ReleaseReady publishes every held version whose new roles all have complete
-// first versions, as a publish completing the set would have. It catches a set
-// completed by two uploads at once on two replicas (each saw the other's first
-// version missing) and a release a crash interrupted. It reports how many held
-// versions it released.
+// first versions, as a publish completing the set would have, and tells
+// cfg.OnRelease of each release. It catches a set completed by two uploads at
+// once on two replicas (each saw the other's first version missing) and a
+// release a crash interrupted. A set with a first version kept less than
+// releaseGrace ago waits for the next call. It reports how many held versions
+// it released.
 func (r *Repo) ReleaseReady(ctx context.Context) (int, error) {
 	r.releaseMu.Lock()
 	defer r.releaseMu.Unlock()
@@ -275,16 +293,50 @@ func (r *Repo) ReleaseReady(ctx context.Context) (int, error) {
 			continue
 		}
 		group, heldSums, missing := r.gather(ctx, s, top, nil)
-		if len(missing) > 0 {
+		if len(missing) > 0 || r.keptRecently(ctx, group, heldSums) {
 			continue
 		}
-		if err := r.commitGroup(ctx, s, group, heldSums); err != nil {
-			return n, err
+		res, err := r.releaseGroup(ctx, s, group, heldSums, group[0])
+		if err != nil {
+			return n, fmt.Errorf("releasing the held %s version %d: %w", top, group[0].version(), err)
 		}
 		n++
 		s = r.current()
+		if r.cfg.OnRelease != nil {
+			if err := r.cfg.OnRelease(ctx, top, res); err != nil {
+				return n, fmt.Errorf("recording the release of %s version %d: %w", top, res.Version, err)
+			}
+		}
 	}
 	return n, nil
+}
+
+// releaseGrace is how long ReleaseReady leaves a complete set alone after one
+// of its first versions was kept in staged/: the publish that kept it may be
+// committing the release itself (a commit takes moments; this leaves room for
+// a slow store, the commit's retries and clocks apart). Released under it by
+// another replica, that publish would be answered 409 for a version that was
+// published.
+const releaseGrace = 30 * time.Second
+
+// keptRecently says whether a first version of group, in staged/, was kept
+// less than releaseGrace ago, or is gone: a release may be under way.
+func (r *Repo) keptRecently(ctx context.Context, group []*upload, heldSums map[string]string) bool {
+	now := r.cfg.Now()
+	for _, g := range group {
+		if _, held := heldSums[g.role]; held {
+			continue
+		}
+		sum, err := g.signedSum()
+		if err != nil {
+			return true
+		}
+		fi, err := r.st.d.Stat(ctx, stagedPath(g.role, g.version(), sum))
+		if err != nil || now.Sub(fi.ModTime) < releaseGrace {
+			return true
+		}
+	}
+	return false
 }
 
 // Released is a role version published together with the one uploaded: the held

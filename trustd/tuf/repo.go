@@ -51,6 +51,9 @@ type Config struct {
 	Log *slog.Logger
 	// OnPublish, when not nil, records every publish before it is answered.
 	OnPublish OnPublish
+	// OnRelease, when not nil, records every release ReleaseReady makes: the
+	// held version of role published, res.Released with it, by no request.
+	OnRelease func(ctx context.Context, role string, res PublishResult) error
 }
 
 // Repo is the TUF repository on a storage driver. Its methods are safe for
