@@ -109,7 +109,7 @@ func (s *Server) recordRelease(ctx context.Context, role string, res tuf.Publish
 		cancel()
 		if err != nil {
 			s.log.ErrorContext(ctx, "writing an audit record failed", "action", rec.Action, "sub", rec.Actor, "err", err)
-			return errAuditFailed
+			return fmt.Errorf("%w: %w", errAuditFailed, err) // the cause, for the log (a full disk)
 		}
 	}
 	return nil
