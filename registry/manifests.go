@@ -44,6 +44,13 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string
 		s.writeError(w, r, err)
 		return
 	}
+	if s.gate.enforced(repo) {
+		// The signed media type, whatever a PUT stored (before a digest kept
+		// its first type, a later PUT could change it).
+		if mt := s.gate.signedMediaType(repo, mux.Vars(r)["reference"], m.Digest); mt != "" {
+			m.MediaType = mt
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", m.MediaType)
 	h.Set("Content-Length", strconv.Itoa(len(m.Content)))
@@ -261,12 +268,12 @@ func (s *Server) admit(r *http.Request, repo, ref string, tags []string, content
 	d := alg.FromBytes(content)
 	if strings.Contains(ref, ":") && len(tags) == 0 && isCosignSignature(mediaType, content) {
 		// A signature artifact pushed by digest: its payload names its subject.
-		subject, err := s.gate.signatureSubject(r.Context(), repo, content)
+		subject, err := s.gate.signatureSubject(r.Context(), repo, mediaType, content)
 		if err != nil {
 			return "", denied("signature artifact %s: %v", d, err)
 		}
 		if rt, _ := s.gate.index.Lookup(repo); rt == nil || !rt.Covered[d] {
-			return subject, s.gate.admitSignature(r.Context(), repo, d, subject, content)
+			return subject, s.gate.admitSignature(r.Context(), repo, d, subject, content, "")
 		}
 	}
 	return s.gate.admitManifest(r.Context(), repo, ref, tags, d, mediaType, content)

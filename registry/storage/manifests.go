@@ -183,16 +183,38 @@ func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, 
 	return &ManifestInfo{Digest: got, MediaType: mediaType, Subject: fields.Subject}, nil
 }
 
-// writeManifest stores the manifest unless the same bytes are already there.
+// writeManifest stores the manifest unless it is already there. A digest keeps
+// the media type it was first stored with: a PUT of the same bytes under
+// another type is refused (ErrManifestInvalid), never stored over it, since a
+// manifest's type says how its bytes are read (and in an enforced repository
+// it is what its target signed).
 func (s *Store) writeManifest(ctx context.Context, repo string, d digest.Digest, mediaType string, content []byte) error {
 	p := manifestPath(repo, d)
 	stored := make([]byte, 0, len(mediaType)+1+len(content))
 	stored = append(append(append(stored, mediaType...), '\n'), content...)
-	if old, _, err := s.d.GetContent(ctx, p); err == nil && bytes.Equal(old, stored) {
-		return nil
+	for range 2 {
+		old, version, err := s.d.GetContent(ctx, p)
+		cond := driver.Condition{IfAbsent: true}
+		switch {
+		case errors.Is(err, driver.ErrNotFound):
+		case err != nil:
+			return err
+		case bytes.Equal(old, stored):
+			return nil
+		default:
+			i := bytes.IndexByte(old, '\n')
+			if i >= 0 && bytes.Equal(old[i+1:], content) {
+				return fmt.Errorf("%w: %s@%s is stored as %s; a PUT cannot change its media type to %s", ErrManifestInvalid, repo, d, old[:i], mediaType)
+			}
+			cond = driver.Condition{IfMatch: version} // a corrupt record is replaced
+		}
+		_, err = s.d.PutContentIf(ctx, p, stored, cond)
+		if !errors.Is(err, driver.ErrPreconditionFailed) {
+			return err
+		}
+		// Another PUT of this digest got there first: compare with its record.
 	}
-	_, err := s.d.PutContent(ctx, p, stored)
-	return err
+	return fmt.Errorf("manifest %s@%s: concurrent writes did not settle", repo, d)
 }
 
 func isDigestRef(ref string) bool { return strings.Contains(ref, ":") }
