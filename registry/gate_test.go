@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -31,9 +33,21 @@ type gated struct {
 
 func newGated(t *testing.T, listeners ...EventListener) *gated {
 	t.Helper()
+	return newGatedWith(t, nil, nil, listeners...)
+}
+
+// newGatedWith is newGated with acme/app delegated to keys (to a new "alice"
+// when there are none) and a checker of signature artifacts.
+func newGatedWith(t *testing.T, keys map[string]*tuftest.Key, checkSig SignatureChecker, listeners ...EventListener) *gated {
+	t.Helper()
 	repo := tuftest.NewRepo(t)
+	maps.Copy(repo.Keys, keys)
 	repo.Delegate("targets", "org-acme", tuftest.OrgPaths("acme"), "acme-org")
-	repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "alice")
+	publishers := slices.Sorted(maps.Keys(keys))
+	if len(publishers) == 0 {
+		publishers = []string{"alice"}
+	}
+	repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), publishers...)
 	repo.Publish("targets", "org-acme")
 	store, err := storage.New(context.Background(), inmemory.New(), storage.Options{})
 	if err != nil {
@@ -50,7 +64,7 @@ func newGated(t *testing.T, listeners ...EventListener) *gated {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.EnableGate(index, []string{"open/**"}, nil)
+	api.EnableGate(index, []string{"open/**"}, checkSig)
 	for _, l := range listeners {
 		api.OnEvent(l)
 	}
