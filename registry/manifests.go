@@ -198,6 +198,13 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, repo str
 				s.writeError(w, r, denied("%s@%s is signed: remove its target with trustctl before deleting it", repo, d))
 				return
 			}
+			if subject, err := s.gate.currentSignature(r.Context(), repo, d); err != nil {
+				s.writeError(w, r, err)
+				return
+			} else if subject != "" {
+				s.writeError(w, r, denied("%s@%s is the signature artifact of %s, which is signed: deleting it would strip its signatures (remove the target with trustctl first)", repo, d, subject))
+				return
+			}
 		}
 		err = s.store.DeleteManifest(r.Context(), repo, d)
 	} else if s.gate.enforced(repo) {

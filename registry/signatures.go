@@ -253,6 +253,30 @@ func (g *gate) signatureServable(ctx context.Context, repo string, d, subject di
 	return v.err == nil, nil
 }
 
+// currentSignature returns the subject of which manifest d of repo is the
+// artifact served under the signature tag, "" if it is not: deleting it would
+// strip every signature there, as no replacement may.
+func (g *gate) currentSignature(ctx context.Context, repo string, d digest.Digest) (digest.Digest, error) {
+	subject, ok, err := g.store.AdmittedSubject(ctx, repo, d)
+	if err != nil || !ok {
+		return "", err
+	}
+	rt, err := g.index.Lookup(repo)
+	if err != nil {
+		return "", unavailable(fmt.Errorf("%w: %v", errTrustUnavailable, err))
+	}
+	if rt == nil || !rt.Covered[subject] {
+		return "", nil
+	}
+	if tagged, err := g.store.ResolveTag(ctx, repo, signer.CosignSignatureTag(subject)); err != nil || tagged != d {
+		return "", nil
+	}
+	if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil || !ok {
+		return "", err
+	}
+	return subject, nil
+}
+
 // keySet names a set of keys by their IDs.
 func keySet(keys []*metadata.Key) string {
 	ids := make([]string, 0, len(keys))

@@ -231,6 +231,14 @@ func TestACoSignatureThatStillVerifiesCannotBeStripped(t *testing.T) {
 	if r := do(t, s.srv, "GET", "/v2/acme/app/manifests/"+s.sigTag(), nil, nil); r.status != 200 || digest.FromBytes(r.body) != both.Digest {
 		t.Fatalf("the signature tag: %d, want the co-signed artifact", r.status)
 	}
+	// Nor stripped whole: the artifact under the tag is not deleted while
+	// its subject is signed; an earlier one may be.
+	if r := do(t, s.srv, "DELETE", "/v2/acme/app/manifests/"+both.Digest.String(), nil, nil); r.status != 403 || !strings.Contains(string(r.body), "would strip its signatures") {
+		t.Errorf("DELETE of the co-signed artifact: %d %s, want 403", r.status, r.body)
+	}
+	if r := do(t, s.srv, "DELETE", "/v2/acme/app/manifests/"+first.Digest.String(), nil, nil); r.status != 202 {
+		t.Errorf("DELETE of alice's earlier artifact: %d %s, want 202", r.status, r.body)
+	}
 
 	// Alice's key revoked: the co-signed artifact is not served (one of its
 	// signatures no longer verifies), and bob's alone may replace it.
