@@ -75,10 +75,10 @@ type gate struct {
 	// logged is the refresh count last logged.
 	logged atomic.Int64
 
-	// verdicts caches whether each stored signature artifact passes the whole
-	// check, per key set (signatureServable).
+	// verdicts caches, per repository, whether each stored signature artifact
+	// passes the whole check, per key set (signatureServable).
 	vmu      sync.Mutex
-	verdicts map[verdictKey]*verdict
+	verdicts map[string]map[verdictKey]*verdict
 }
 
 type blobSet struct {
@@ -501,4 +501,9 @@ func (g *gate) admitted(repo string) {
 	g.mu.Lock()
 	delete(g.blobs, repo)
 	g.mu.Unlock()
+	// A verdict may have failed for want of a payload the PUT's pusher has
+	// uploaded since.
+	g.vmu.Lock()
+	delete(g.verdicts, repo)
+	g.vmu.Unlock()
 }

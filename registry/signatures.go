@@ -45,11 +45,9 @@ import (
 // provides it (signer.CheckCosignArtifact).
 type SignatureChecker func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys []*metadata.Key, repo string, subject digest.Digest) (signer.CosignSignatures, error)
 
-// verdictKey names one stored signature artifact checked for one subject.
-type verdictKey struct {
-	repo       string
-	d, subject digest.Digest
-}
+// verdictKey names one stored signature artifact of a repository checked for
+// one subject.
+type verdictKey struct{ d, subject digest.Digest }
 
 // verdict is whether a stored artifact passed the whole check with the keys of
 // view rt, whose key set is keys.
@@ -76,13 +74,14 @@ func isCosignSignature(mediaType string, content []byte) bool {
 }
 
 // payloadReader returns a reader of repo's signature payloads for a
-// SignatureChecker; *failed is set when a read failed, and the checker's answer
-// then says nothing about the artifact itself.
+// SignatureChecker; *failed is set when storage failed to read one (a payload
+// that is not there is the artifact's fault), and the checker's answer then
+// says nothing about the artifact itself.
 func (g *gate) payloadReader(ctx context.Context, repo string, failed *bool) func(digest.Digest) ([]byte, error) {
 	return func(b digest.Digest) ([]byte, error) {
 		rc, size, err := g.store.OpenBlob(ctx, repo, b)
 		if err != nil {
-			*failed = true
+			*failed = *failed || !errors.Is(err, storage.ErrBlobUnknown)
 			return nil, err
 		}
 		defer rc.Close()
@@ -214,9 +213,9 @@ func (g *gate) signatureServable(ctx context.Context, repo string, d, subject di
 	if g.checkSig == nil {
 		return false, nil
 	}
-	k := verdictKey{repo: repo, d: d, subject: subject}
+	k := verdictKey{d: d, subject: subject}
 	g.vmu.Lock()
-	v := g.verdicts[k]
+	v := g.verdicts[repo][k]
 	g.vmu.Unlock()
 	if v != nil && v.rt == rt {
 		return v.err == nil, nil
@@ -246,9 +245,12 @@ func (g *gate) signatureServable(ctx context.Context, repo string, d, subject di
 	}
 	g.vmu.Lock()
 	if g.verdicts == nil {
-		g.verdicts = map[verdictKey]*verdict{}
+		g.verdicts = map[string]map[verdictKey]*verdict{}
 	}
-	g.verdicts[k] = &verdict{rt: rt, keys: v.keys, err: v.err}
+	if g.verdicts[repo] == nil {
+		g.verdicts[repo] = map[verdictKey]*verdict{}
+	}
+	g.verdicts[repo][k] = &verdict{rt: rt, keys: v.keys, err: v.err}
 	g.vmu.Unlock()
 	return v.err == nil, nil
 }
