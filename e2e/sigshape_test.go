@@ -26,8 +26,9 @@ import (
 // TestGateSignatureArtifactsAndMediaTypes plays issue 12's attacks on the
 // signature artifact and the media type against an enforcing `trustctl up`,
 // as a robot with pull and push on acme/app and no signing key, read back by
-// a robot that may only pull; and has the real cosign write an artifact with
-// its optional certificate annotations, which the gate admits.
+// a robot that may only pull; and has the real cosign write artifacts, with
+// its optional certificate annotations and in Docker's media types, which the
+// gate admits.
 func TestGateSignatureArtifactsAndMediaTypes(t *testing.T) {
 	t.Parallel()
 	st := startStack(t, "--trust-refresh", "1s")
@@ -109,7 +110,7 @@ func TestGateSignatureArtifactsAndMediaTypes(t *testing.T) {
 		}
 	})
 
-	t.Run("cosign's own artifact with its certificate and chain annotations is admitted and verifies", func(t *testing.T) {
+	t.Run("cosign's own artifacts, with its certificate and chain annotations and in Docker's media types, are admitted and verify", func(t *testing.T) {
 		cosign := newTool(t, "cosign", "DOCKER_CONFIG="+st.Home, "COSIGN_PASSWORD="+cosignPassword, "COSIGN_YES=true")
 		cosign.run(t, "generate-key-pair")
 		if code, out := st.trustctlCode(t, []string{"COSIGN_PASSWORD=" + cosignPassword}, "keys", "import", "carol", "--cosign", filepath.Join(cosign.dir, "cosign.key")); code != 0 {
@@ -149,6 +150,27 @@ func TestGateSignatureArtifactsAndMediaTypes(t *testing.T) {
 		json.Unmarshal(raw, &sig)
 		if len(sig.Layers) != 1 || sig.Layers[0].Annotations[signer.CosignCertificateAnnotation] == "" || sig.Layers[0].Annotations[signer.CosignChainAnnotation] == "" {
 			t.Fatalf("cosign wrote %s, want one layer with its certificate and chain annotations", raw)
+		}
+		if out, err := cosign.try("verify", "--key", filepath.Join(cosign.dir, "cosign.pub"), "--insecure-ignore-tlog", "--offline", "--allow-insecure-registry", ref); err != nil {
+			t.Errorf("cosign verify: %v\n%s", err, out)
+		}
+
+		// And without optional annotations, in Docker's media types.
+		v2 := newImage(t, "sigshape-cosign-docker", newLayer(t, "sigshape/cosign2.bin", 4<<10))
+		st.trustctl(t, "sign", st.Addr+"/acme/certified:v2", "--key", "carol", "--layout", writeLayout(t, v2))
+		if err := pushBlobs(admin, "acme/certified", v2); err != nil {
+			t.Fatal(err)
+		}
+		waitPut(t, admin, "acme/certified", "v2", v2.Manifest)
+		ref = st.Addr + "/acme/certified@" + v2.ManifestDigest
+		docker := &tool{path: cosign.path, dir: cosign.dir, env: append(append([]string{}, cosign.env...), "COSIGN_DOCKER_MEDIA_TYPES=1")}
+		docker.run(t, "sign", "--key", filepath.Join(cosign.dir, "cosign.key"), "--tlog-upload=false", "--allow-insecure-registry", ref)
+		raw, h, err := admin.getManifest("acme/certified", signer.CosignSignatureTag(digest.Digest(v2.ManifestDigest)))
+		if err != nil {
+			t.Fatalf("the artifact cosign wrote in Docker's media types is not served: %v", err)
+		}
+		if h.Get("Content-Type") != "application/vnd.docker.distribution.manifest.v2+json" {
+			t.Errorf("cosign's artifact is served as %s, want Docker's manifest type:\n%s", h.Get("Content-Type"), raw)
 		}
 		if out, err := cosign.try("verify", "--key", filepath.Join(cosign.dir, "cosign.pub"), "--insecure-ignore-tlog", "--offline", "--allow-insecure-registry", ref); err != nil {
 			t.Errorf("cosign verify: %v\n%s", err, out)
