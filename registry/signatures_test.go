@@ -5,6 +5,9 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -145,10 +148,24 @@ func TestAForgedSignatureArtifactIsRefusedAndItsBlobIsNeverServed(t *testing.T) 
 	}
 }
 
+// restart starts another registry on the same storage and trust metadata, as
+// a restarted process or another replica would be.
+func (s *signing) restart(t *testing.T) {
+	t.Helper()
+	api, err := NewServer(s.store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api.EnableGate(s.index, []string{"open/**"}, signer.CheckCosignArtifact)
+	s.srv = httptest.NewServer(api)
+	t.Cleanup(s.srv.Close)
+}
+
 // TestASignatureArtifactStoredBeforeTheCheckIsNotServed seeds the storage as
 // the gate before the shape check admitted a forged artifact (PutManifest and
-// MarkAdmitted, under the signature tag and by digest): the registry serves
-// neither it nor its blob, by tag, by digest, in the tag list or in referrers.
+// MarkAdmitted, under the signature tag and by digest), then starts a registry
+// on it: it serves neither the artifact nor its blob, by tag, by digest, in
+// the tag list or in referrers.
 func TestASignatureArtifactStoredBeforeTheCheckIsNotServed(t *testing.T) {
 	s := newSigning(t)
 	ctx := context.Background()
@@ -167,6 +184,7 @@ func TestASignatureArtifactStoredBeforeTheCheckIsNotServed(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	s.restart(t)
 
 	if r := do(t, s.srv, "GET", "/v2/acme/app/manifests/"+s.sigTag(), nil, nil); r.status != 404 {
 		t.Errorf("GET of the signature tag: %d, want 404", r.status)
