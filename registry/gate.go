@@ -143,7 +143,8 @@ func unavailable(err error) error {
 
 // admitManifest decides a manifest PUT in an enforced repository, before
 // anything is stored. ref is the tag or digest of the URL, tags the ?tag= ones.
-func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []string, d digest.Digest, mediaType string, content []byte) (signatureOf digest.Digest, err error) {
+// It returns what it admitted a signature artifact as, if it did.
+func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []string, d digest.Digest, mediaType string, content []byte) (sigAdmission, error) {
 	if !strings.Contains(ref, ":") {
 		tags = append([]string{ref}, tags...)
 	}
@@ -151,9 +152,10 @@ func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []strin
 	for _, tag := range tags {
 		if subject, ok := signatureTagSubject(tag); ok {
 			if len(tags) != 1 {
-				return "", denied("a signature artifact is pushed under its own tag only")
+				return sigAdmission{}, denied("a signature artifact is pushed under its own tag only")
 			}
-			return subject, g.admitSignature(ctx, repo, d, subject, content, tag)
+			version, err := g.admitSignature(ctx, repo, d, subject, content, tag)
+			return sigAdmission{digest: d, subject: subject, tag: tag, tagVersion: version}, err
 		}
 		matches := func(rt *verify.RepoTargets) bool {
 			t := rt.Tags[tag]
@@ -161,31 +163,31 @@ func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []strin
 		}
 		rt, err := g.lookup(ctx, repo, func(rt *verify.RepoTargets) bool { return rt != nil && matches(rt) })
 		if err != nil {
-			return "", unavailable(err)
+			return sigAdmission{}, unavailable(err)
 		}
 		if rt == nil || !matches(rt) {
-			return "", denied("%s is not signed for %s:%s%s", d, repo, tag, targetHint(rt, tag, d, length, mediaType))
+			return sigAdmission{}, denied("%s is not signed for %s:%s%s", d, repo, tag, targetHint(rt, tag, d, length, mediaType))
 		}
 	}
 	if len(tags) > 0 {
-		return "", nil
+		return sigAdmission{}, nil
 	}
 	// By digest: a digest target, a closure member, or a signature artifact.
 	covered := func(rt *verify.RepoTargets) bool { return rt != nil && rt.Covered[d] }
 	rt, err := g.lookup(ctx, repo, covered)
 	if err != nil && !isCosignSignature(mediaType, content) {
-		return "", unavailable(err)
+		return sigAdmission{}, unavailable(err)
 	}
 	if covered(rt) {
 		if t := rt.Digests[d]; t != nil && (t.Length != length || (t.MediaType != "" && t.MediaType != mediaType)) {
-			return "", denied("%s@%s is signed with length %d and media type %s, not %d and %s", repo, d, t.Length, t.MediaType, length, mediaType)
+			return sigAdmission{}, denied("%s@%s is signed with length %d and media type %s, not %d and %s", repo, d, t.Length, t.MediaType, length, mediaType)
 		}
 		if err := g.checkMediaType(ctx, repo, rt, d, mediaType, content); err != nil {
-			return "", err
+			return sigAdmission{}, err
 		}
-		return "", nil
+		return sigAdmission{}, nil
 	}
-	return "", denied("%s is not signed for %s (no target %s@%s, and no signed index lists it)", d, repo, repo, d)
+	return sigAdmission{}, denied("%s is not signed for %s (no target %s@%s, and no signed index lists it)", d, repo, repo, d)
 }
 
 // checkMediaType checks the media type of a covered manifest pushed by digest

@@ -18,6 +18,7 @@ import (
 
 	"github.com/signet-oss/signet/internal/tuftest"
 	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/verify"
 )
@@ -40,6 +41,12 @@ func newGated(t *testing.T, listeners ...EventListener) *gated {
 // when there are none) and a checker of signature artifacts.
 func newGatedWith(t *testing.T, keys map[string]*tuftest.Key, checkSig SignatureChecker, listeners ...EventListener) *gated {
 	t.Helper()
+	return newGatedOn(t, inmemory.New(), keys, checkSig, listeners...)
+}
+
+// newGatedOn is newGatedWith on the storage driver d.
+func newGatedOn(t *testing.T, d driver.Driver, keys map[string]*tuftest.Key, checkSig SignatureChecker, listeners ...EventListener) *gated {
+	t.Helper()
 	repo := tuftest.NewRepo(t)
 	maps.Copy(repo.Keys, keys)
 	repo.Delegate("targets", "org-acme", tuftest.OrgPaths("acme"), "acme-org")
@@ -49,7 +56,7 @@ func newGatedWith(t *testing.T, keys map[string]*tuftest.Key, checkSig Signature
 	}
 	repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), publishers...)
 	repo.Publish("targets", "org-acme")
-	store, err := storage.New(context.Background(), inmemory.New(), storage.Options{})
+	store, err := storage.New(context.Background(), d, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

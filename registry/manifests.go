@@ -90,27 +90,50 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 		}
 	}
 	tags := r.URL.Query()["tag"]
-	var signatureOf digest.Digest
 	admission := AdmissionOpen
-	if s.gate.enforced(repo) {
-		admission = AdmissionAdmitted
-		if signatureOf, err = s.admit(r, repo, ref, tags, contentType, content); err != nil {
-			s.emitRefusal(r, repo, ref, contentType, content, err)
+	var sig sigAdmission
+	var info *storage.ManifestInfo
+	// A signature tag moves only from the artifact the gate checked against:
+	// when another PUT moved it meanwhile, the decision is made again.
+	for tries := 1; ; tries++ {
+		if s.gate.enforced(repo) {
+			admission = AdmissionAdmitted
+			if sig, err = s.admit(r, repo, ref, tags, contentType, content); err != nil {
+				s.emitRefusal(r, repo, ref, contentType, content, err)
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		putRef, putTags := ref, tags
+		if sig.tag != "" {
+			putRef, putTags = sig.digest.String(), nil
+		}
+		if info, err = s.store.PutManifest(r.Context(), repo, putRef, contentType, content, putTags); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if sig.subject != "" {
+			if err := s.store.MarkAdmitted(r.Context(), repo, info.Digest, sig.subject); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		if sig.tag == "" {
+			break
+		}
+		err = s.store.SetTagIf(r.Context(), repo, sig.tag, info.Digest, sig.tagVersion)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, storage.ErrTagMoved) || tries == 3 {
+			if errors.Is(err, storage.ErrTagMoved) {
+				err = denied("%s:%s kept moving while this artifact was checked against it: read it again and co-sign that", repo, sig.tag)
+			}
 			s.writeError(w, r, err)
 			return
 		}
 	}
-	info, err := s.store.PutManifest(r.Context(), repo, ref, contentType, content, tags)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if signatureOf != "" {
-		if err := s.store.MarkAdmitted(r.Context(), repo, info.Digest, signatureOf); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-	}
+	signatureOf := sig.subject
 	if s.gate.enforced(repo) {
 		// Its blobs are now served: drop the repository's cached blob set.
 		s.gate.admitted(repo)
@@ -258,17 +281,17 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, repo string) 
 }
 
 // admit runs the gate on a manifest PUT of an enforced repository. It returns
-// the subject when the manifest is admitted as a signature artifact.
-func (s *Server) admit(r *http.Request, repo, ref string, tags []string, contentType string, content []byte) (digest.Digest, error) {
+// what it admitted the manifest as when it is a signature artifact.
+func (s *Server) admit(r *http.Request, repo, ref string, tags []string, contentType string, content []byte) (sigAdmission, error) {
 	mediaType, _, err := storage.ParseManifest(contentType, content)
 	if err != nil {
-		return "", err
+		return sigAdmission{}, err
 	}
 	alg := digest.Canonical
 	if strings.Contains(ref, ":") {
 		d, err := reference.ParseDigest(ref)
 		if err != nil {
-			return "", err
+			return sigAdmission{}, err
 		}
 		alg = d.Algorithm()
 	}
@@ -277,10 +300,11 @@ func (s *Server) admit(r *http.Request, repo, ref string, tags []string, content
 		// A signature artifact pushed by digest: its payload names its subject.
 		subject, err := s.gate.signatureSubject(r.Context(), repo, mediaType, content)
 		if err != nil {
-			return "", denied("signature artifact %s: %v", d, err)
+			return sigAdmission{}, denied("signature artifact %s: %v", d, err)
 		}
 		if rt, _ := s.gate.index.Lookup(repo); rt == nil || !rt.Covered[d] {
-			return subject, s.gate.admitSignature(r.Context(), repo, d, subject, content, "")
+			_, err := s.gate.admitSignature(r.Context(), repo, d, subject, content, "")
+			return sigAdmission{digest: d, subject: subject}, err
 		}
 	}
 	return s.gate.admitManifest(r.Context(), repo, ref, tags, d, mediaType, content)

@@ -33,7 +33,9 @@ import (
 // artifact that still verifies with a delegated key (a co-signer appends; a
 // revoked signer's signature may go), and keeps each kept signature's layer as
 // it was: a pusher without a key can neither strip a signature nor dress one in
-// annotations of its own. The check runs again when the artifact is served (by
+// annotations of its own. The tag then moves only from the artifact it was
+// checked against (sigAdmission), so concurrent co-signers cannot drop each
+// other's signatures either. The check runs again when the artifact is served (by
 // tag, by digest, in the tag list, and for the blobs it makes visible), with the
 // keys delegated then, so an artifact stored before a rule existed, or whose
 // signer was revoked since, is not served. The verdict is cached per artifact
@@ -44,6 +46,16 @@ import (
 // with whether it verifies. blob returns a blob's bytes. The signer package
 // provides it (signer.CheckCosignArtifact).
 type SignatureChecker func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys []*metadata.Key, repo string, subject digest.Digest) (signer.CosignSignatures, error)
+
+// sigAdmission is what the gate admitted a signature artifact as: manifest
+// digest of subject, and when pushed under its signature tag, the version of
+// the tag's record it was checked against. The tag may be moved only from
+// there (storage.SetTagIf): two co-signers who read one artifact cannot both
+// replace it, the second dropping the first's signature.
+type sigAdmission struct {
+	digest, subject digest.Digest
+	tag, tagVersion string
+}
 
 // verdictKey names one stored signature artifact of a repository checked for
 // one subject.
@@ -108,22 +120,23 @@ func (g *gate) checkSignature(ctx context.Context, repo string, subject digest.D
 }
 
 // admitSignature admits a cosign signature artifact d of subject, pushed under
-// tag (its signature tag) or by digest alone (tag ""): see the rules above.
-func (g *gate) admitSignature(ctx context.Context, repo string, d, subject digest.Digest, content []byte, tag string) error {
+// tag (its signature tag) or by digest alone (tag ""): see the rules above. It
+// returns the version of the signature tag's record it checked against.
+func (g *gate) admitSignature(ctx context.Context, repo string, d, subject digest.Digest, content []byte, tag string) (string, error) {
 	covered := func(rt *verify.RepoTargets) bool { return rt != nil && rt.Covered[subject] }
 	rt, err := g.lookup(ctx, repo, covered)
 	if err != nil {
-		return unavailable(err)
+		return "", unavailable(err)
 	}
 	if !covered(rt) {
-		return denied("a signature of %s is admitted only while %s is signed for %s, and it is not", subject, subject, repo)
+		return "", denied("a signature of %s is admitted only while %s is signed for %s, and it is not", subject, subject, repo)
 	}
 	if g.checkSig == nil {
-		return denied("this registry cannot check cosign signatures")
+		return "", denied("this registry cannot check cosign signatures")
 	}
 	sigs, shapeErr, err, _ := g.checkSignature(ctx, repo, subject, content, rt.Keys)
 	if shapeErr != nil {
-		return denied("%s is refused as a signature artifact of %s: %v (a signature artifact is admitted only in the shape a signer writes)", d, subject, shapeErr)
+		return "", denied("%s is refused as a signature artifact of %s: %v (a signature artifact is admitted only in the shape a signer writes)", d, subject, shapeErr)
 	}
 	if err != nil {
 		// The keys may have changed since the view was built (a publisher just
@@ -134,7 +147,7 @@ func (g *gate) admitSignature(ctx context.Context, repo string, d, subject diges
 		}
 	}
 	if err != nil {
-		return denied("the signature of %s in %s does not verify with a key delegated for %s: %v", subject, repo, repo, err)
+		return "", denied("the signature of %s in %s does not verify with a key delegated for %s: %v", subject, repo, repo, err)
 	}
 	return g.checkReplacement(ctx, repo, tag, d, subject, sigs, rt)
 }
@@ -142,41 +155,39 @@ func (g *gate) admitSignature(ctx context.Context, repo string, d, subject diges
 // checkReplacement compares an artifact about to be admitted with the one
 // stored under the signature tag of subject: no signature of the stored one
 // that still verifies is dropped (when replacing it under the tag), and none
-// comes back with its layer changed (under the tag or by digest).
-func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subject digest.Digest, sigs signer.CosignSignatures, rt *verify.RepoTargets) error {
+// comes back with its layer changed (under the tag or by digest). It returns
+// the version of the tag's record it compared with.
+func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subject digest.Digest, sigs signer.CosignSignatures, rt *verify.RepoTargets) (string, error) {
 	sigTag := signer.CosignSignatureTag(subject)
-	stored, err := g.store.ResolveTag(ctx, repo, sigTag)
-	if errors.Is(err, storage.ErrManifestUnknown) || stored == d {
-		return nil
-	}
-	if err != nil {
-		return err
+	stored, version, err := g.store.TagVersion(ctx, repo, sigTag)
+	if err != nil || stored == "" || stored == d {
+		return version, err
 	}
 	m, err := g.store.GetManifest(ctx, repo, stored.String())
 	if errors.Is(err, storage.ErrManifestUnknown) {
-		return nil
+		return version, nil
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	old, shapeErr, wholeErr, readFailed := g.checkSignature(ctx, repo, subject, m.Content, rt.Keys)
 	if shapeErr != nil {
 		if readFailed {
-			return fmt.Errorf("reading the payloads of %s:%s: %w", repo, sigTag, shapeErr)
+			return "", fmt.Errorf("reading the payloads of %s:%s: %w", repo, sigTag, shapeErr)
 		}
 		// Stored before its shape was checked: none of it is served, and a
 		// replacement keeps none of it.
-		return nil
+		return version, nil
 	}
 	for i, n := range sigs {
 		for j, o := range old {
 			if o.Err == nil && o.KeyID == n.KeyID && bytes.Equal(o.Signature, n.Signature) && !sameLayer(o.Layer, n.Layer) {
-				return denied("signature %d of %s is signature %d of the artifact under %s:%s with its layer changed: a co-signer keeps the signatures there as they are", i, d, j, repo, sigTag)
+				return "", denied("signature %d of %s is signature %d of the artifact under %s:%s with its layer changed: a co-signer keeps the signatures there as they are", i, d, j, repo, sigTag)
 			}
 		}
 	}
 	if tag == "" {
-		return nil // an artifact by digest replaces nothing
+		return version, nil // an artifact by digest replaces nothing
 	}
 	have := map[string]bool{}
 	for _, n := range sigs {
@@ -188,10 +199,10 @@ func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subjec
 			if wholeErr != nil {
 				hint = fmt.Sprintf("that artifact is not served (%v): have the holder of key %s sign again first", wholeErr, shortID(o.KeyID))
 			}
-			return denied("%s:%s carries signature %d by key %s, which still verifies with a key delegated for %s, and a replacement must keep it: %s", repo, sigTag, j, shortID(o.KeyID), repo, hint)
+			return "", denied("%s:%s carries signature %d by key %s, which still verifies with a key delegated for %s, and a replacement must keep it: %s", repo, sigTag, j, shortID(o.KeyID), repo, hint)
 		}
 	}
-	return nil
+	return version, nil
 }
 
 func sameLayer(a, b ocispec.Descriptor) bool {

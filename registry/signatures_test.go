@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +18,8 @@ import (
 
 	"github.com/signet-oss/signet/internal/tuftest"
 	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/signer"
 )
 
@@ -377,4 +380,85 @@ func withDerivedConfig(t *testing.T, manifest []byte) []byte {
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// TestConcurrentCoSignersDropNoSignature: co-signers who read the same
+// artifact and PUT at once cannot all be told 201 while the last one's
+// artifact, lacking the others' signatures, replaces theirs: every signer told
+// 201 is in the artifact served at the end.
+func TestConcurrentCoSignersDropNoSignature(t *testing.T) {
+	names := []string{"alice", "bob", "carol", "dave", "erin", "frank"}
+	keys, tufKeys := map[string]*signer.Key{}, map[string]*tuftest.Key{}
+	for _, n := range names {
+		keys[n] = newSignerKey(t, n)
+		tufKeys[n] = tufKey(t, keys[n])
+	}
+	s := &signing{alice: keys["alice"], bob: keys["bob"]}
+	// Reads of a signature tag take a while, so every PUT reads the tag
+	// before any writes it: the race is the rule, not luck.
+	s.gated = newGatedOn(t, slowSignatureTags{inmemory.New()}, tufKeys, signer.CheckCosignArtifact)
+	m := s.image(t, "acme/app", "signed")
+	s.sign("acme/app:v1", m)
+	if r := putManifest(t, s.srv, "acme/app", "v1", m); r.status != 201 {
+		t.Fatalf("the signed push: %d %s", r.status, r.body)
+	}
+	s.subject = digest.FromBytes(m)
+	first := s.cosign(t, keys["alice"], nil)
+	if r := s.put(t, s.sigTag(), first.Manifest); r.status != 201 {
+		t.Fatalf("alice signs: %d %s", r.status, r.body)
+	}
+	arts := map[string]*signer.CosignArtifact{}
+	for _, n := range names[1:] {
+		arts[n] = s.cosign(t, keys[n], first.Manifest)
+	}
+	statuses := map[string]int{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for n, a := range arts {
+		wg.Go(func() {
+			r := s.put(t, s.sigTag(), a.Manifest)
+			mu.Lock()
+			statuses[n] = r.status
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	r := do(t, s.srv, "GET", "/v2/acme/app/manifests/"+s.sigTag(), nil, nil)
+	if r.status != 200 {
+		t.Fatalf("the signature tag: %d", r.status)
+	}
+	var served struct {
+		Layers []struct{ Annotations map[string]string }
+	}
+	json.Unmarshal(r.body, &served)
+	in := map[string]bool{}
+	for _, l := range served.Layers {
+		for n, a := range arts {
+			var am struct {
+				Layers []struct{ Annotations map[string]string }
+			}
+			json.Unmarshal(a.Manifest, &am)
+			if am.Layers[1].Annotations[signer.CosignSignatureAnnotation] == l.Annotations[signer.CosignSignatureAnnotation] {
+				in[n] = true
+			}
+		}
+	}
+	for n, status := range statuses {
+		if status == 201 && !in[n] {
+			t.Errorf("%s was told 201, but the served artifact lacks %s's signature (statuses %v)", n, n, statuses)
+		}
+		if status != 201 && status != 403 {
+			t.Errorf("%s got %d", n, status)
+		}
+	}
+}
+
+// slowSignatureTags is a driver whose reads of signature tags are slow.
+type slowSignatureTags struct{ driver.Driver }
+
+func (d slowSignatureTags) GetContent(ctx context.Context, path string) ([]byte, string, error) {
+	if strings.Contains(path, "/_tags/") && strings.HasSuffix(path, ".sig") {
+		time.Sleep(200 * time.Millisecond)
+	}
+	return d.Driver.GetContent(ctx, path)
 }

@@ -266,6 +266,38 @@ func (s *Store) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest
 	return d, nil
 }
 
+// TagVersion returns the digest tag points at in repo and the version of its
+// record, for SetTagIf; both "" when the tag is not set.
+func (s *Store) TagVersion(ctx context.Context, repo, tag string) (digest.Digest, string, error) {
+	data, version, err := s.d.GetContent(ctx, tagPath(repo, tag))
+	if errors.Is(err, driver.ErrNotFound) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	d, err := digest.Parse(string(data))
+	if err != nil {
+		return "", "", fmt.Errorf("tag %s:%s: corrupt record: %w", repo, tag, err)
+	}
+	return d, version, nil
+}
+
+// SetTagIf points tag at manifest d of repo only if the tag's record is still
+// at version (still unset when version is ""), atomically against every other
+// writer: ErrTagMoved otherwise. A record's version follows its content, so a
+// tag moved away and back counts as unmoved, as it is.
+func (s *Store) SetTagIf(ctx context.Context, repo, tag string, d digest.Digest, version string) error {
+	if !reference.ValidTag(tag) {
+		return fmt.Errorf("%w: %q", ErrTagInvalid, tag)
+	}
+	_, err := s.d.PutContentIf(ctx, tagPath(repo, tag), []byte(d), driver.Condition{IfAbsent: version == "", IfMatch: version})
+	if errors.Is(err, driver.ErrPreconditionFailed) {
+		return fmt.Errorf("%w: %s:%s", ErrTagMoved, repo, tag)
+	}
+	return err
+}
+
 // DeleteTag removes tag from repo; the manifest stays.
 func (s *Store) DeleteTag(ctx context.Context, repo, tag string) error {
 	if !reference.ValidTag(tag) {
