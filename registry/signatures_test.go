@@ -113,6 +113,7 @@ func forge(t *testing.T, artifact []byte, blob []byte, fakeSubject digest.Digest
 }
 
 func TestAForgedSignatureArtifactIsRefusedAndItsBlobIsNeverServed(t *testing.T) {
+	t.Parallel()
 	s := newSigning(t)
 	signed := s.cosign(t, s.alice, nil)
 	if r := s.put(t, s.sigTag(), signed.Manifest); r.status != 201 {
@@ -170,6 +171,7 @@ func (s *signing) restart(t *testing.T) {
 // on it: it serves neither the artifact nor its blob, by tag, by digest, in
 // the tag list or in referrers.
 func TestASignatureArtifactStoredBeforeTheCheckIsNotServed(t *testing.T) {
+	t.Parallel()
 	s := newSigning(t)
 	ctx := context.Background()
 	signed := s.cosign(t, s.alice, nil)
@@ -216,6 +218,7 @@ func TestASignatureArtifactStoredBeforeTheCheckIsNotServed(t *testing.T) {
 }
 
 func TestACoSignatureThatStillVerifiesCannotBeStripped(t *testing.T) {
+	t.Parallel()
 	s := newSigning(t)
 	first := s.cosign(t, s.alice, nil)
 	if r := s.put(t, s.sigTag(), first.Manifest); r.status != 201 {
@@ -281,6 +284,7 @@ func TestACoSignatureThatStillVerifiesCannotBeStripped(t *testing.T) {
 }
 
 func TestTheMediaTypeOfAManifestCannotBeChanged(t *testing.T) {
+	t.Parallel()
 	g := newGated(t)
 	// OCI manifests may leave out their mediaType field: then only the PUT's
 	// Content-Type says what they are.
@@ -387,6 +391,7 @@ func itoa(n int) string {
 // artifact, lacking the others' signatures, replaces theirs: every signer told
 // 201 is in the artifact served at the end.
 func TestConcurrentCoSignersDropNoSignature(t *testing.T) {
+	t.Parallel()
 	names := []string{"alice", "bob", "carol", "dave", "erin", "frank"}
 	keys, tufKeys := map[string]*signer.Key{}, map[string]*tuftest.Key{}
 	for _, n := range names {
