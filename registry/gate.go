@@ -5,15 +5,15 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/tokenauth"
@@ -60,18 +60,13 @@ const (
 	SimpleSigningMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
 )
 
-// SignatureVerifier checks a cosign signature artifact: every signature layer of
-// manifest verifies with one of keys and its payload names repo and subject.
-// blob returns a blob's bytes. The signer package provides it.
-type SignatureVerifier func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys []*metadata.Key, repo string, subject digest.Digest) error
-
 // gate enforces admission. It is nil when no trust root is configured.
 type gate struct {
-	index     *verify.Index
-	open      []string
-	store     *storage.Store
-	log       *slog.Logger
-	verifySig SignatureVerifier
+	index    *verify.Index
+	open     []string
+	store    *storage.Store
+	log      *slog.Logger
+	checkSig SignatureChecker
 
 	// blobs caches, per repository, the blobs its admitted manifests reference,
 	// valid while the view's RepoTargets pointer and the admission count match.
@@ -79,6 +74,11 @@ type gate struct {
 	blobs map[string]*blobSet
 	// logged is the refresh count last logged.
 	logged atomic.Int64
+
+	// verdicts caches, per repository, whether each stored signature artifact
+	// passes the whole check, per key set (signatureServable).
+	vmu      sync.Mutex
+	verdicts map[string]map[verdictKey]*verdict
 }
 
 type blobSet struct {
@@ -143,7 +143,8 @@ func unavailable(err error) error {
 
 // admitManifest decides a manifest PUT in an enforced repository, before
 // anything is stored. ref is the tag or digest of the URL, tags the ?tag= ones.
-func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []string, d digest.Digest, mediaType string, content []byte) (signatureOf digest.Digest, err error) {
+// It returns what it admitted a signature artifact as, if it did.
+func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []string, d digest.Digest, mediaType string, content []byte) (sigAdmission, error) {
 	if !strings.Contains(ref, ":") {
 		tags = append([]string{ref}, tags...)
 	}
@@ -151,9 +152,10 @@ func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []strin
 	for _, tag := range tags {
 		if subject, ok := signatureTagSubject(tag); ok {
 			if len(tags) != 1 {
-				return "", denied("a signature artifact is pushed under its own tag only")
+				return sigAdmission{}, denied("a signature artifact is pushed under its own tag only")
 			}
-			return subject, g.admitSignature(ctx, repo, d, subject, content)
+			version, err := g.admitSignature(ctx, repo, d, subject, content, tag)
+			return sigAdmission{digest: d, subject: subject, tag: tag, tagVersion: version}, err
 		}
 		matches := func(rt *verify.RepoTargets) bool {
 			t := rt.Tags[tag]
@@ -161,28 +163,112 @@ func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []strin
 		}
 		rt, err := g.lookup(ctx, repo, func(rt *verify.RepoTargets) bool { return rt != nil && matches(rt) })
 		if err != nil {
-			return "", unavailable(err)
+			return sigAdmission{}, unavailable(err)
 		}
 		if rt == nil || !matches(rt) {
-			return "", denied("%s is not signed for %s:%s%s", d, repo, tag, targetHint(rt, tag, d, length, mediaType))
+			return sigAdmission{}, denied("%s is not signed for %s:%s%s", d, repo, tag, targetHint(rt, tag, d, length, mediaType))
 		}
 	}
 	if len(tags) > 0 {
-		return "", nil
+		return sigAdmission{}, nil
 	}
 	// By digest: a digest target, a closure member, or a signature artifact.
 	covered := func(rt *verify.RepoTargets) bool { return rt != nil && rt.Covered[d] }
 	rt, err := g.lookup(ctx, repo, covered)
 	if err != nil && !isCosignSignature(mediaType, content) {
-		return "", unavailable(err)
+		return sigAdmission{}, unavailable(err)
 	}
 	if covered(rt) {
 		if t := rt.Digests[d]; t != nil && (t.Length != length || (t.MediaType != "" && t.MediaType != mediaType)) {
-			return "", denied("%s@%s is signed with length %d and media type %s, not %d and %s", repo, d, t.Length, t.MediaType, length, mediaType)
+			return sigAdmission{}, denied("%s@%s is signed with length %d and media type %s, not %d and %s", repo, d, t.Length, t.MediaType, length, mediaType)
 		}
-		return "", nil
+		if err := g.checkMediaType(ctx, repo, rt, d, mediaType, content); err != nil {
+			return sigAdmission{}, err
+		}
+		return sigAdmission{}, nil
 	}
-	return "", denied("%s is not signed for %s (no target %s@%s, and no signed index lists it)", d, repo, repo, d)
+	return sigAdmission{}, denied("%s is not signed for %s (no target %s@%s, and no signed index lists it)", d, repo, repo, d)
+}
+
+// checkMediaType checks the media type of a covered manifest pushed by digest
+// against the targets that cover it: a tag or digest target names it; for a
+// closure member, the covering index's descriptor of it does, once the index
+// is stored. A manifest whose bytes have no mediaType field, and whose type no
+// target or index names, is admitted only as the OCI type (Docker's types
+// require the field), so whoever pushes it first cannot choose its type.
+func (g *gate) checkMediaType(ctx context.Context, repo string, rt *verify.RepoTargets, d digest.Digest, mediaType string, content []byte) error {
+	named := false
+	check := func(want, from string) error {
+		if want == "" {
+			return nil
+		}
+		named = true
+		if want != mediaType {
+			return denied("%s@%s is signed as %s (%s), not %s", repo, d, want, from, mediaType)
+		}
+		return nil
+	}
+	for tag, t := range rt.Tags {
+		if t.Digest == d {
+			if err := check(t.MediaType, "target "+repo+":"+tag); err != nil {
+				return err
+			}
+		}
+	}
+	targets := slices.Collect(maps.Values(rt.Tags))
+	for _, t := range rt.Digests {
+		targets = append(targets, t)
+	}
+	for _, t := range targets {
+		if !slices.Contains(t.Closure, d) {
+			continue
+		}
+		m, err := g.store.GetManifest(ctx, repo, t.Digest.String())
+		if errors.Is(err, storage.ErrManifestUnknown) {
+			continue // children are pushed before their index
+		}
+		if err != nil {
+			return err
+		}
+		_, f, err := storage.ParseManifest(m.MediaType, m.Content)
+		if err != nil {
+			continue
+		}
+		for _, c := range f.Manifests {
+			if c.Digest == d {
+				if err := check(c.MediaType, "the signed index "+t.Digest.String()+" lists it so"); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if named {
+		return nil
+	}
+	var body struct {
+		MediaType *string `json:"mediaType"`
+	}
+	if json.Unmarshal(content, &body) == nil && body.MediaType == nil &&
+		mediaType != storage.MediaTypeOCIManifest && mediaType != storage.MediaTypeOCIIndex {
+		return denied("%s@%s has no mediaType field and no target names its type: it is admitted as an OCI type only, not %s", repo, d, mediaType)
+	}
+	return nil
+}
+
+// signedMediaType is the media type the target a GET of ref (a tag or a
+// digest) resolved through names for manifest d, "" if none does.
+func (g *gate) signedMediaType(repo, ref string, d digest.Digest) string {
+	rt, err := g.index.Lookup(repo)
+	if err != nil || rt == nil {
+		return ""
+	}
+	if t := rt.Tags[ref]; t != nil && t.Digest == d {
+		return t.MediaType
+	}
+	if t := rt.Digests[d]; t != nil {
+		return t.MediaType
+	}
+	return ""
 }
 
 // targetHint says how a tag's target differs from what was pushed.
@@ -218,64 +304,6 @@ func signatureTagSubject(tag string) (digest.Digest, bool) {
 	return d, true
 }
 
-// isCosignSignature reports whether a manifest looks like a cosign signature
-// artifact (its layers are simple-signing payloads).
-func isCosignSignature(mediaType string, content []byte) bool {
-	_, f, err := storage.ParseManifest(mediaType, content)
-	if err != nil || f.Config == nil || len(f.Layers) == 0 {
-		return false
-	}
-	for _, l := range f.Layers {
-		if l.MediaType != SimpleSigningMediaType {
-			return false
-		}
-	}
-	return true
-}
-
-// admitSignature admits a cosign signature artifact of subject: subject must be
-// covered, and every signature must verify with a key delegated for repo and name
-// repo and subject.
-func (g *gate) admitSignature(ctx context.Context, repo string, d, subject digest.Digest, content []byte) error {
-	covered := func(rt *verify.RepoTargets) bool { return rt != nil && rt.Covered[subject] }
-	rt, err := g.lookup(ctx, repo, covered)
-	if err != nil {
-		return unavailable(err)
-	}
-	if !covered(rt) {
-		return denied("a signature of %s is admitted only while %s is signed for %s, and it is not", subject, subject, repo)
-	}
-	if g.verifySig == nil {
-		return denied("this registry cannot check cosign signatures")
-	}
-	blob := func(b digest.Digest) ([]byte, error) {
-		rc, size, err := g.store.OpenBlob(ctx, repo, b)
-		if err != nil {
-			return nil, err
-		}
-		defer rc.Close()
-		if size > 1<<20 {
-			return nil, fmt.Errorf("blob %s is too large for a signature payload", b)
-		}
-		buf := make([]byte, size)
-		_, err = io.ReadFull(rc, buf)
-		return buf, err
-	}
-	err = g.verifySig(ctx, content, blob, rt.Keys, repo, subject)
-	if err != nil {
-		// The keys may have changed since the view was built (a publisher just
-		// delegated): refresh, as for any miss, and check once more.
-		rt, lerr := g.lookup(ctx, repo, func(*verify.RepoTargets) bool { return false })
-		if lerr == nil && covered(rt) {
-			err = g.verifySig(ctx, content, blob, rt.Keys, repo, subject)
-		}
-	}
-	if err != nil {
-		return denied("the signature of %s in %s does not verify with a key delegated for %s: %v", subject, repo, repo, err)
-	}
-	return nil
-}
-
 // servable reports whether manifest d of an enforced repo may be served: it is
 // covered, or it is an admitted signature artifact of a covered manifest.
 func (g *gate) servable(ctx context.Context, repo string, d digest.Digest) error {
@@ -291,7 +319,10 @@ func (g *gate) servable(ctx context.Context, repo string, d digest.Digest) error
 		return err
 	}
 	if ok && rt != nil && rt.Covered[subject] {
-		return nil
+		if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil || ok {
+			return err
+		}
+		return fmt.Errorf("%w: %s@%s (a signature artifact that fails the signature check)", storage.ErrManifestUnknown, repo, d)
 	}
 	return fmt.Errorf("%w: %s@%s is not signed", storage.ErrManifestUnknown, repo, d)
 }
@@ -308,7 +339,17 @@ func (g *gate) resolveTag(ctx context.Context, repo, tag string) (digest.Digest,
 		if rt == nil || !rt.Covered[subject] {
 			return "", fmt.Errorf("%w: %s:%s (its subject is not signed)", storage.ErrManifestUnknown, repo, tag)
 		}
-		return g.store.ResolveTag(ctx, repo, tag)
+		d, err := g.store.ResolveTag(ctx, repo, tag)
+		if err != nil {
+			return "", err
+		}
+		if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil || !ok {
+			if err == nil {
+				err = fmt.Errorf("%w: %s:%s (its signature artifact fails the signature check)", storage.ErrManifestUnknown, repo, tag)
+			}
+			return "", err
+		}
+		return d, nil
 	}
 	rt, err := g.index.Lookup(repo)
 	if err != nil {
@@ -331,7 +372,15 @@ func (g *gate) tags(ctx context.Context, repo string, stored []string) ([]string
 	for _, t := range stored {
 		if subject, ok := signatureTagSubject(t); ok {
 			if rt != nil && rt.Covered[subject] {
-				out = append(out, t)
+				d, err := g.store.ResolveTag(ctx, repo, t)
+				if err != nil {
+					continue // deleted meanwhile
+				}
+				if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil {
+					return nil, err
+				} else if ok {
+					out = append(out, t)
+				}
 			}
 			continue
 		}
@@ -352,7 +401,8 @@ func rtTag(rt *verify.RepoTargets, tag string) *verify.Target {
 }
 
 // blobVisible reports whether blob d of an enforced repo is served: an admitted
-// manifest (a covered one, or an admitted signature artifact) references it.
+// manifest (a covered one, or an admitted signature artifact that passes the
+// signature check now) references it.
 func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (bool, error) {
 	rt, err := g.index.Lookup(repo)
 	if err != nil {
@@ -399,10 +449,19 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 			}
 		}
 		for sig, subject := range admitted {
-			if rt.Covered[subject] {
-				if err := add(sig); err != nil {
-					return false, err
-				}
+			if !rt.Covered[subject] {
+				continue
+			}
+			// Only an artifact that passes the whole check makes blobs
+			// visible: its payloads and the config derived from them (or
+			// the empty one), the only blobs its shape allows.
+			if ok, err := g.signatureServable(ctx, repo, sig, subject, rt); err != nil {
+				return false, err
+			} else if !ok {
+				continue
+			}
+			if err := add(sig); err != nil {
+				return false, err
 			}
 		}
 		g.mu.Lock()
@@ -432,40 +491,10 @@ func (g *gate) refreshLoop(ctx context.Context, interval time.Duration) {
 }
 
 // EnableGate turns admission on: every repository but those matching open is
-// enforced against index. verifySig checks cosign signature artifacts.
-func (s *Server) EnableGate(index *verify.Index, open []string, verifySig SignatureVerifier) {
-	s.gate = &gate{index: index, open: open, store: s.store, log: s.log, verifySig: verifySig}
-}
-
-// signatureSubject reads the subject digest a cosign signature artifact's first
-// payload names (critical.image.docker-manifest-digest).
-func (g *gate) signatureSubject(ctx context.Context, repo string, content []byte) (digest.Digest, error) {
-	_, f, err := storage.ParseManifest("", content)
-	if err != nil || len(f.Layers) == 0 {
-		return "", errors.New("no signature layer")
-	}
-	rc, size, err := g.store.OpenBlob(ctx, repo, f.Layers[0].Digest)
-	if err != nil {
-		return "", fmt.Errorf("its payload %s: %w", f.Layers[0].Digest, err)
-	}
-	defer rc.Close()
-	if size > 1<<20 {
-		return "", errors.New("its payload is too large")
-	}
-	var payload struct {
-		Critical struct {
-			Image struct {
-				Digest digest.Digest `json:"docker-manifest-digest"`
-			} `json:"image"`
-		} `json:"critical"`
-	}
-	if err := json.NewDecoder(io.LimitReader(rc, size)).Decode(&payload); err != nil {
-		return "", fmt.Errorf("its payload is not a simple-signing document: %w", err)
-	}
-	if err := payload.Critical.Image.Digest.Validate(); err != nil {
-		return "", fmt.Errorf("its payload names no valid digest: %w", err)
-	}
-	return payload.Critical.Image.Digest, nil
+// enforced against index. checkSig checks cosign signature artifacts; with
+// none, no signature artifact is admitted or served.
+func (s *Server) EnableGate(index *verify.Index, open []string, checkSig SignatureChecker) {
+	s.gate = &gate{index: index, open: open, store: s.store, log: s.log, checkSig: checkSig}
 }
 
 // admitted drops repo's cached blob set after this process admitted a manifest or a
@@ -474,4 +503,9 @@ func (g *gate) admitted(repo string) {
 	g.mu.Lock()
 	delete(g.blobs, repo)
 	g.mu.Unlock()
+	// A verdict may have failed for want of a payload the PUT's pusher has
+	// uploaded since.
+	g.vmu.Lock()
+	delete(g.verdicts, repo)
+	g.vmu.Unlock()
 }

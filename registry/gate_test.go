@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/signet-oss/signet/internal/tuftest"
 	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/verify"
 )
@@ -31,11 +34,29 @@ type gated struct {
 
 func newGated(t *testing.T, listeners ...EventListener) *gated {
 	t.Helper()
+	return newGatedWith(t, nil, nil, listeners...)
+}
+
+// newGatedWith is newGated with acme/app delegated to keys (to a new "alice"
+// when there are none) and a checker of signature artifacts.
+func newGatedWith(t *testing.T, keys map[string]*tuftest.Key, checkSig SignatureChecker, listeners ...EventListener) *gated {
+	t.Helper()
+	return newGatedOn(t, inmemory.New(), keys, checkSig, listeners...)
+}
+
+// newGatedOn is newGatedWith on the storage driver d.
+func newGatedOn(t *testing.T, d driver.Driver, keys map[string]*tuftest.Key, checkSig SignatureChecker, listeners ...EventListener) *gated {
+	t.Helper()
 	repo := tuftest.NewRepo(t)
+	maps.Copy(repo.Keys, keys)
 	repo.Delegate("targets", "org-acme", tuftest.OrgPaths("acme"), "acme-org")
-	repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "alice")
+	publishers := slices.Sorted(maps.Keys(keys))
+	if len(publishers) == 0 {
+		publishers = []string{"alice"}
+	}
+	repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), publishers...)
 	repo.Publish("targets", "org-acme")
-	store, err := storage.New(context.Background(), inmemory.New(), storage.Options{})
+	store, err := storage.New(context.Background(), d, storage.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +71,7 @@ func newGated(t *testing.T, listeners ...EventListener) *gated {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.EnableGate(index, []string{"open/**"}, nil)
+	api.EnableGate(index, []string{"open/**"}, checkSig)
 	for _, l := range listeners {
 		api.OnEvent(l)
 	}

@@ -45,6 +45,13 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string
 		s.writeError(w, r, err)
 		return
 	}
+	if s.gate.enforced(repo) {
+		// The signed media type, whatever a PUT stored (before a digest kept
+		// its first type, a later PUT could change it).
+		if mt := s.gate.signedMediaType(repo, mux.Vars(r)["reference"], m.Digest); mt != "" {
+			m.MediaType = mt
+		}
+	}
 	h := w.Header()
 	h.Set("Content-Type", m.MediaType)
 	h.Set("Content-Length", strconv.Itoa(len(m.Content)))
@@ -84,34 +91,58 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 		}
 	}
 	tags := r.URL.Query()["tag"]
-	var signatureOf digest.Digest
 	admission := AdmissionOpen
-	if s.gate.enforced(repo) {
-		admission = AdmissionAdmitted
-		if signatureOf, err = s.admit(r, repo, ref, tags, contentType, content); err != nil {
-			if _, _, rerr := s.gate.index.Status(); errors.Is(rerr, driver.ErrNoSpace) {
-				// The gate decided on trust metadata it could not bring up
-				// to date: the registry had no room to store what trustd
-				// published since, which may be this very target. That is
-				// no denial; the push is refused as any on a full disk.
-				err = rerr
+	var sig sigAdmission
+	var info *storage.ManifestInfo
+	// A signature tag moves only from the artifact the gate checked against:
+	// when another PUT moved it meanwhile, the decision is made again.
+	for tries := 1; ; tries++ {
+		if s.gate.enforced(repo) {
+			admission = AdmissionAdmitted
+			if sig, err = s.admit(r, repo, ref, tags, contentType, content); err != nil {
+				if _, _, rerr := s.gate.index.Status(); errors.Is(rerr, driver.ErrNoSpace) {
+					// The gate decided on trust metadata it could not bring
+					// up to date: the registry had no room to store what
+					// trustd published since, which may be this very target.
+					// That is no denial; the push is refused as any on a
+					// full disk.
+					err = rerr
+				}
+				s.emitRefusal(r, repo, ref, contentType, content, err)
+				s.writeError(w, r, err)
+				return
 			}
-			s.emitRefusal(r, repo, ref, contentType, content, err)
+		}
+		putRef, putTags := ref, tags
+		if sig.tag != "" {
+			putRef, putTags = sig.digest.String(), nil
+		}
+		if info, err = s.store.PutManifest(r.Context(), repo, putRef, contentType, content, putTags); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if sig.subject != "" {
+			if err := s.store.MarkAdmitted(r.Context(), repo, info.Digest, sig.subject); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		if sig.tag == "" {
+			break
+		}
+		err = s.store.SetTagIf(r.Context(), repo, sig.tag, info.Digest, sig.tagVersion)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, storage.ErrTagMoved) || tries == 3 {
+			if errors.Is(err, storage.ErrTagMoved) {
+				err = denied("%s:%s kept moving while this artifact was checked against it: read it again and co-sign that", repo, sig.tag)
+			}
 			s.writeError(w, r, err)
 			return
 		}
 	}
-	info, err := s.store.PutManifest(r.Context(), repo, ref, contentType, content, tags)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if signatureOf != "" {
-		if err := s.store.MarkAdmitted(r.Context(), repo, info.Digest, signatureOf); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-	}
+	signatureOf := sig.subject
 	if s.gate.enforced(repo) {
 		// Its blobs are now served: drop the repository's cached blob set.
 		s.gate.admitted(repo)
@@ -199,6 +230,13 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, repo str
 				s.writeError(w, r, denied("%s@%s is signed: remove its target with trustctl before deleting it", repo, d))
 				return
 			}
+			if subject, err := s.gate.currentSignature(r.Context(), repo, d); err != nil {
+				s.writeError(w, r, err)
+				return
+			} else if subject != "" {
+				s.writeError(w, r, denied("%s@%s is the signature artifact of %s, which is signed: deleting it would strip its signatures (remove the target with trustctl first)", repo, d, subject))
+				return
+			}
 		}
 		err = s.store.DeleteManifest(r.Context(), repo, d)
 	} else if s.gate.enforced(repo) {
@@ -252,29 +290,30 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, repo string) 
 }
 
 // admit runs the gate on a manifest PUT of an enforced repository. It returns
-// the subject when the manifest is admitted as a signature artifact.
-func (s *Server) admit(r *http.Request, repo, ref string, tags []string, contentType string, content []byte) (digest.Digest, error) {
+// what it admitted the manifest as when it is a signature artifact.
+func (s *Server) admit(r *http.Request, repo, ref string, tags []string, contentType string, content []byte) (sigAdmission, error) {
 	mediaType, _, err := storage.ParseManifest(contentType, content)
 	if err != nil {
-		return "", err
+		return sigAdmission{}, err
 	}
 	alg := digest.Canonical
 	if strings.Contains(ref, ":") {
 		d, err := reference.ParseDigest(ref)
 		if err != nil {
-			return "", err
+			return sigAdmission{}, err
 		}
 		alg = d.Algorithm()
 	}
 	d := alg.FromBytes(content)
 	if strings.Contains(ref, ":") && len(tags) == 0 && isCosignSignature(mediaType, content) {
 		// A signature artifact pushed by digest: its payload names its subject.
-		subject, err := s.gate.signatureSubject(r.Context(), repo, content)
+		subject, err := s.gate.signatureSubject(r.Context(), repo, mediaType, content)
 		if err != nil {
-			return "", denied("signature artifact %s: %v", d, err)
+			return sigAdmission{}, denied("signature artifact %s: %v", d, err)
 		}
 		if rt, _ := s.gate.index.Lookup(repo); rt == nil || !rt.Covered[d] {
-			return subject, s.gate.admitSignature(r.Context(), repo, d, subject, content)
+			_, err := s.gate.admitSignature(r.Context(), repo, d, subject, content, "")
+			return sigAdmission{digest: d, subject: subject}, err
 		}
 	}
 	return s.gate.admitManifest(r.Context(), repo, ref, tags, d, mediaType, content)

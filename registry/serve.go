@@ -75,7 +75,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 		return err
 	}
 	if index != nil {
-		api.EnableGate(index, cfg.Trust.Open, signer.VerifyCosignSignature)
+		api.EnableGate(index, cfg.Trust.Open, signer.CheckCosignArtifact)
 		interval := cfg.Trust.RefreshInterval
 		if interval <= 0 {
 			interval = 30 * time.Second

@@ -8,10 +8,12 @@ import (
 	"crypto/ed25519"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -266,33 +268,101 @@ func cosignConfig(layers []json.RawMessage) ([]byte, error) {
 	return json.Marshal(c)
 }
 
+// CosignSignature is one signature of a cosign artifact, as
+// CheckCosignArtifact found it.
+type CosignSignature struct {
+	// Layer is its layer's descriptor: media type, payload digest and size, and
+	// annotations.
+	Layer ocispec.Descriptor
+	// KeyID is the TUF key ID of the key it verifies with, "" if none does.
+	KeyID string
+	// Signature is the signature in a form every variant of it shares (an
+	// ECDSA signature has two): equal for a signature and a copy made from it.
+	Signature []byte
+	// Err says why it does not verify; nil when it does.
+	Err error
+}
+
+// CosignSignatures are the signatures of one artifact, in layer order.
+type CosignSignatures []CosignSignature
+
+// Verified returns nil when every signature verifies, each with another key
+// (so n signatures are n signers), and says which does not otherwise.
+func (sigs CosignSignatures) Verified() error {
+	if len(sigs) == 0 {
+		return errors.New("the signature manifest has no signature")
+	}
+	by := map[string]int{}
+	for i, s := range sigs {
+		if s.Err != nil {
+			return fmt.Errorf("signature %d: %w", i, s.Err)
+		}
+		if j, ok := by[s.KeyID]; ok {
+			return fmt.Errorf("signatures %d and %d are by the same key %s: an artifact carries one signature per signer", j, i, shortKeyID(s.KeyID))
+		}
+		by[s.KeyID] = i
+	}
+	return nil
+}
+
+// shortKeyID is the start of a key ID, as people compare them.
+func shortKeyID(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
 // VerifyCosignSignature checks a cosign signature artifact of subject in repo, as
 // the registry's gate and `trustctl verify` need it, which is stricter than
-// `cosign verify`: EVERY layer must
-//   - be a simple-signing layer (CosignSimpleSigningMediaType) whose blob, fetched
+// `cosign verify`: the artifact has exactly the shape a signer writes
+// (checkCosignShape: the derived config, the annotations cosign writes, no
+// subject or other fields), and EVERY layer
+//   - is a simple-signing layer (CosignSimpleSigningMediaType) whose blob, fetched
 //     with blob and checked against the layer's digest and size, is a payload of
 //     type "cosign container image signature" with no unknown critical field;
-//   - name subject as its docker-manifest-digest;
-//   - name repo as its docker-reference: repo is either a repository name
+//   - names subject as its docker-manifest-digest;
+//   - names repo as its docker-reference: repo is either a repository name
 //     ("acme/app"), which matches that repository on any registry host
 //     ("127.0.0.1:5000/acme/app"), since a registry has many names, or includes a
 //     host, which must then match too; a ":tag" or "@digest" (which must be
 //     subject) after the name, as `cosign sign --sign-container-identity` writes,
 //     is allowed;
-//   - carry a signature that verifies over the payload with one of keys, with the
-//     key's TUF scheme.
+//   - carries a signature that verifies over the payload with one of keys, with
+//     the key's TUF scheme, and with a key no other layer's signature verifies
+//     with;
+//   - carries, if any, a certificate for that key.
 //
 // cosign itself would accept an artifact whose payload names another repository
 // (it checks only the digest), or where one good signature sits beside bad ones.
-// The signature matches the registry's SignatureVerifier.
 func VerifyCosignSignature(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys []*metadata.Key, repo string, subject digest.Digest) error {
-	if err := subject.Validate(); err != nil {
-		return fmt.Errorf("subject %q: %w", subject, err)
+	sigs, err := CheckCosignArtifact(ctx, manifest, blob, keys, repo, subject)
+	if err != nil {
+		return err
 	}
-	verifiers := make([]func(msg, sig []byte) bool, 0, len(keys))
+	return sigs.Verified()
+}
+
+// CheckCosignArtifact checks a cosign signature artifact of subject in repo as
+// VerifyCosignSignature does, but reports each signature on its own: the error
+// is for an artifact that is not in a signer's shape, or when no key or
+// payload can be read (nothing in it can then be trusted), and each
+// signature's Err says why that one does not verify. The registry's gate uses
+// it to find which signatures of a stored artifact still verify.
+func CheckCosignArtifact(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys []*metadata.Key, repo string, subject digest.Digest) (CosignSignatures, error) {
+	if err := subject.Validate(); err != nil {
+		return nil, fmt.Errorf("subject %q: %w", subject, err)
+	}
+	type keyVerifier struct {
+		id     string
+		pub    crypto.PublicKey
+		verify func(msg, sig []byte) bool
+	}
+	var verifiers []keyVerifier
+	seen := map[string]bool{}
 	for _, k := range keys {
-		if k == nil {
-			continue
+		if k == nil || seen[k.Value.PublicKey] {
+			continue // one key listed twice is one signer
 		}
 		pub, err := k.ToPublicKey()
 		if err != nil {
@@ -302,67 +372,73 @@ func VerifyCosignSignature(ctx context.Context, manifest []byte, blob func(diges
 		if err != nil {
 			continue
 		}
-		verifiers = append(verifiers, v)
+		id, err := k.ID()
+		if err != nil {
+			continue
+		}
+		seen[k.Value.PublicKey] = true
+		verifiers = append(verifiers, keyVerifier{id: id, pub: pub, verify: v})
 	}
 	if len(verifiers) == 0 {
-		return errors.New("no key to check the signatures with")
+		return nil, errors.New("no key to check the signatures with")
 	}
-
-	var m struct {
-		SchemaVersion int                  `json:"schemaVersion"`
-		MediaType     string               `json:"mediaType"`
-		Layers        []ocispec.Descriptor `json:"layers"`
-	}
-	if err := json.Unmarshal(manifest, &m); err != nil {
-		return fmt.Errorf("the signature manifest: %w", err)
-	}
-	switch {
-	case m.SchemaVersion != 2:
-		return fmt.Errorf("the signature manifest has schemaVersion %d, not 2", m.SchemaVersion)
-	case m.MediaType != "" && m.MediaType != ocispec.MediaTypeImageManifest && m.MediaType != dockerManifestMediaType:
-		return fmt.Errorf("the signature manifest is a %s, not an image manifest", m.MediaType)
-	case len(m.Layers) == 0:
-		return errors.New("the signature manifest has no signature")
-	case len(m.Layers) > maxCosignLayers:
-		return fmt.Errorf("the signature manifest has %d layers, over cosign's limit of %d", len(m.Layers), maxCosignLayers)
+	shape, err := checkCosignShape(manifest)
+	if err != nil {
+		return nil, err
 	}
 
 	payloads := map[digest.Digest][]byte{}
-	for i, l := range m.Layers {
+	sigs := make(CosignSignatures, len(shape.layers))
+	for i, l := range shape.layers {
 		if err := ctx.Err(); err != nil {
-			return err
+			return nil, err
 		}
-		if l.MediaType != CosignSimpleSigningMediaType {
-			return fmt.Errorf("signature %d: a layer of type %q, not %s", i, l.MediaType, CosignSimpleSigningMediaType)
-		}
+		s := &sigs[i]
+		s.Layer = l
+		sig, _ := base64.StdEncoding.DecodeString(l.Annotations[CosignSignatureAnnotation]) // checked by the shape
+		s.Signature = sig
 		payload, ok := payloads[l.Digest]
 		if !ok {
 			var err error
 			if payload, err = fetchPayload(blob, l); err != nil {
-				return fmt.Errorf("signature %d: %w", i, err)
+				return nil, fmt.Errorf("signature %d: %w", i, err)
 			}
 			if err := checkPayload(payload, repo, subject); err != nil {
-				return fmt.Errorf("signature %d: %w", i, err)
+				s.Err = err
+				continue
 			}
 			payloads[l.Digest] = payload
 		}
-		b64, ok := l.Annotations[CosignSignatureAnnotation]
-		if !ok {
-			return fmt.Errorf("signature %d: no %s annotation", i, CosignSignatureAnnotation)
-		}
-		sig, err := base64.StdEncoding.DecodeString(b64)
-		if err != nil {
-			return fmt.Errorf("signature %d: the %s annotation is not base64: %w", i, CosignSignatureAnnotation, err)
-		}
-		verified := false
 		for _, v := range verifiers {
-			if verified = v(payload, sig); verified {
+			if v.verify(payload, sig) {
+				s.KeyID, s.Signature = v.id, canonicalSignature(v.pub, sig)
 				break
 			}
 		}
-		if !verified {
-			return fmt.Errorf("signature %d does not verify with any of the %d keys", i, len(verifiers))
+		if s.KeyID == "" {
+			s.Err = fmt.Errorf("it does not verify with any of the %d keys", len(verifiers))
+			continue
 		}
+		if c, ok := l.Annotations[CosignCertificateAnnotation]; ok {
+			certs, _ := parseCertificates(c, true) // parsed by the shape
+			if err := certifies(certs[0], verifiers[slices.IndexFunc(verifiers, func(v keyVerifier) bool { return v.id == s.KeyID })].pub); err != nil {
+				s.Err = err
+			}
+		}
+	}
+	return sigs, nil
+}
+
+// certifies checks a layer's certificate is for the key its signature verifies
+// with, as cosign checks a certificate given with --key.
+func certifies(c *x509.Certificate, pub crypto.PublicKey) error {
+	a, err := x509.MarshalPKIXPublicKey(c.PublicKey)
+	if err != nil {
+		return fmt.Errorf("its certificate's key: %w", err)
+	}
+	b, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil || !bytes.Equal(a, b) {
+		return errors.New("its certificate is for another key than the one its signature verifies with")
 	}
 	return nil
 }

@@ -251,6 +251,7 @@ func TestVerifyCosignSignatureRefuses(t *testing.T) {
 		if edit != nil {
 			edit(l)
 		}
+		withDerivedConfig(t, m)
 		b, _ := json.Marshal(m)
 		return b, blobs{digest.FromBytes(payload): payload}
 	}
@@ -335,6 +336,23 @@ func TestVerifyCosignSignatureRefuses(t *testing.T) {
 	})
 }
 
+// withDerivedConfig sets the config of a signature manifest (decoded into m) to
+// the one cosign derives from its layers, after a test changed them.
+func withDerivedConfig(t *testing.T, m map[string]any) {
+	t.Helper()
+	var layers []json.RawMessage
+	for _, l := range m["layers"].([]any) {
+		b, _ := json.Marshal(l)
+		layers = append(layers, b)
+	}
+	config, err := signer.CosignConfig(layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m["config"].(map[string]any)
+	c["digest"], c["size"] = digest.FromBytes(config), len(config)
+}
+
 func TestCosignRepositoryNames(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -363,7 +381,7 @@ func TestCosignRepositoryNames(t *testing.T) {
 	for _, tc := range cases {
 		p := signer.CosignPayload(tc.ref, subject)
 		sig, _ := key.Signer.Sign(nil, digestOf(p), cryptoHash)
-		m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","size":2,"digest":%q},"layers":[{"mediaType":%q,"size":%d,"digest":%q,"annotations":{%q:%q}}]}`,
+		m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":%q},"layers":[{"mediaType":%q,"size":%d,"digest":%q,"annotations":{%q:%q}}]}`,
 			digest.FromString("{}"), signer.CosignSimpleSigningMediaType, len(p), digest.FromBytes(p), signer.CosignSignatureAnnotation, base64.StdEncoding.EncodeToString(sig))
 		err := signer.VerifyCosignSignature(ctx, []byte(m), blobs{digest.FromBytes(p): p}.get, []*metadata.Key{key.TUF}, tc.repo, subject)
 		if (err == nil) != tc.ok {

@@ -12,7 +12,9 @@
 //
 // SignCosign writes the signature manifest cosign itself writes (cosign.go
 // describes the layout) and VerifyCosignSignature checks one, binding the
-// repository name as well as the digest, which cosign does not.
+// repository name as well as the digest, which cosign does not, and the whole
+// manifest to the shape a signer writes (cosignshape.go), since the signatures
+// bind only the payloads; CheckCosignArtifact reports each signature on its own.
 //
 // The invariant: a private key never touches the disk unencrypted, and a key file,
 // once written, is never replaced (Generate refuses a name that exists).

@@ -24,6 +24,9 @@ var (
 	// ErrUploadInterrupted: a chunk's body broke off; the bytes that arrived are kept.
 	ErrUploadInterrupted = errors.New("upload body interrupted")
 	ErrUnsupported       = errors.New("the operation is unsupported")
+	// ErrTagMoved: a conditional tag write (SetTagIf) found the tag moved since
+	// it was read.
+	ErrTagMoved = errors.New("tag moved")
 )
 
 // DigestMismatchError: the content's digest is not the one the client named.

@@ -183,16 +183,38 @@ func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, 
 	return &ManifestInfo{Digest: got, MediaType: mediaType, Subject: fields.Subject}, nil
 }
 
-// writeManifest stores the manifest unless the same bytes are already there.
+// writeManifest stores the manifest unless it is already there. A digest keeps
+// the media type it was first stored with: a PUT of the same bytes under
+// another type is refused (ErrManifestInvalid), never stored over it, since a
+// manifest's type says how its bytes are read (and in an enforced repository
+// it is what its target signed).
 func (s *Store) writeManifest(ctx context.Context, repo string, d digest.Digest, mediaType string, content []byte) error {
 	p := manifestPath(repo, d)
 	stored := make([]byte, 0, len(mediaType)+1+len(content))
 	stored = append(append(append(stored, mediaType...), '\n'), content...)
-	if old, _, err := s.d.GetContent(ctx, p); err == nil && bytes.Equal(old, stored) {
-		return nil
+	for range 2 {
+		old, version, err := s.d.GetContent(ctx, p)
+		cond := driver.Condition{IfAbsent: true}
+		switch {
+		case errors.Is(err, driver.ErrNotFound):
+		case err != nil:
+			return err
+		case bytes.Equal(old, stored):
+			return nil
+		default:
+			i := bytes.IndexByte(old, '\n')
+			if i >= 0 && bytes.Equal(old[i+1:], content) {
+				return fmt.Errorf("%w: %s@%s is stored as %s; a PUT cannot change its media type to %s", ErrManifestInvalid, repo, d, old[:i], mediaType)
+			}
+			cond = driver.Condition{IfMatch: version} // a corrupt record is replaced
+		}
+		_, err = s.d.PutContentIf(ctx, p, stored, cond)
+		if !errors.Is(err, driver.ErrPreconditionFailed) {
+			return err
+		}
+		// Another PUT of this digest got there first: compare with its record.
 	}
-	_, err := s.d.PutContent(ctx, p, stored)
-	return err
+	return fmt.Errorf("manifest %s@%s: concurrent writes did not settle", repo, d)
 }
 
 func isDigestRef(ref string) bool { return strings.Contains(ref, ":") }
@@ -242,6 +264,38 @@ func (s *Store) ResolveTag(ctx context.Context, repo, tag string) (digest.Digest
 		return "", fmt.Errorf("tag %s:%s: corrupt record: %w", repo, tag, err)
 	}
 	return d, nil
+}
+
+// TagVersion returns the digest tag points at in repo and the version of its
+// record, for SetTagIf; both "" when the tag is not set.
+func (s *Store) TagVersion(ctx context.Context, repo, tag string) (digest.Digest, string, error) {
+	data, version, err := s.d.GetContent(ctx, tagPath(repo, tag))
+	if errors.Is(err, driver.ErrNotFound) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	d, err := digest.Parse(string(data))
+	if err != nil {
+		return "", "", fmt.Errorf("tag %s:%s: corrupt record: %w", repo, tag, err)
+	}
+	return d, version, nil
+}
+
+// SetTagIf points tag at manifest d of repo only if the tag's record is still
+// at version (still unset when version is ""), atomically against every other
+// writer: ErrTagMoved otherwise. A record's version follows its content, so a
+// tag moved away and back counts as unmoved, as it is.
+func (s *Store) SetTagIf(ctx context.Context, repo, tag string, d digest.Digest, version string) error {
+	if !reference.ValidTag(tag) {
+		return fmt.Errorf("%w: %q", ErrTagInvalid, tag)
+	}
+	_, err := s.d.PutContentIf(ctx, tagPath(repo, tag), []byte(d), driver.Condition{IfAbsent: version == "", IfMatch: version})
+	if errors.Is(err, driver.ErrPreconditionFailed) {
+		return fmt.Errorf("%w: %s:%s", ErrTagMoved, repo, tag)
+	}
+	return err
 }
 
 // DeleteTag removes tag from repo; the manifest stays.

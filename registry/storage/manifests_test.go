@@ -109,3 +109,38 @@ func TestConcurrentPushesToOneTagLeaveItWhole(t *testing.T) {
 		t.Fatalf("tag resolves to %s, which is not one of the pushed manifests whole", m.Digest)
 	}
 }
+
+func TestSetTagIfMovesATagOnlyFromWhereItWasRead(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(ctx, inmemory.New(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := digest.FromString("a"), digest.FromString("b")
+	if d, v, err := s.TagVersion(ctx, "acme/app", "t"); err != nil || d != "" || v != "" {
+		t.Fatalf("an unset tag: %s %q %v", d, v, err)
+	}
+	if err := s.SetTagIf(ctx, "acme/app", "t", a, ""); err != nil {
+		t.Fatalf("setting an unset tag: %v", err)
+	}
+	if err := s.SetTagIf(ctx, "acme/app", "t", b, ""); !errors.Is(err, ErrTagMoved) {
+		t.Fatalf("setting a tag read unset after another set it: %v, want ErrTagMoved", err)
+	}
+	d, v, err := s.TagVersion(ctx, "acme/app", "t")
+	if err != nil || d != a {
+		t.Fatalf("the tag: %s %v", d, err)
+	}
+	if _, err := s.PutManifest(ctx, "acme/app", "t", MediaTypeOCIManifest, fmt.Appendf(nil, `{"schemaVersion":2,"config":%s,"layers":[]}`, testConfig), nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetTagIf(ctx, "acme/app", "t", b, v); !errors.Is(err, ErrTagMoved) {
+		t.Fatalf("moving a tag another PUT moved since it was read: %v, want ErrTagMoved", err)
+	}
+	_, v, _ = s.TagVersion(ctx, "acme/app", "t")
+	if err := s.SetTagIf(ctx, "acme/app", "t", b, v); err != nil {
+		t.Fatalf("moving it from where it was read: %v", err)
+	}
+	if d, _ := s.ResolveTag(ctx, "acme/app", "t"); d != b {
+		t.Fatalf("the tag points at %s, want %s", d, b)
+	}
+}

@@ -1,0 +1,337 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/verify"
+)
+
+// Signature artifacts in an enforced repository (DESIGN §3). A cosign signature
+// artifact is admitted, and served, only while all of this holds:
+//   - its subject is covered by a current target of the repository;
+//   - it has exactly the shape a signer writes (signer.CheckCosignArtifact: the
+//     config cosign derives from the layers or the OCI empty config, only
+//     cosign's layer annotations, no subject, manifest annotations or other
+//     fields), since the signatures bind the payloads and nothing else;
+//   - every signature in it verifies with a key delegated for the repository
+//     now, each with another key (signer.CosignSignatures.Verified).
+// Under the signature tag, a replacement keeps every signature of the stored
+// artifact that still verifies with a delegated key (a co-signer appends; a
+// revoked signer's signature may go), and keeps each kept signature's layer as
+// it was: a pusher without a key can neither strip a signature nor dress one in
+// annotations of its own. The tag then moves only from the artifact it was
+// checked against (sigAdmission), so concurrent co-signers cannot drop each
+// other's signatures either. The check runs again when the artifact is served (by
+// tag, by digest, in the tag list, and for the blobs it makes visible), with the
+// keys delegated then, so an artifact stored before a rule existed, or whose
+// signer was revoked since, is not served. The verdict is cached per artifact
+// and key set.
+
+// SignatureChecker checks a cosign signature artifact of subject in repo with
+// keys: an error when it is not in a signer's shape, otherwise each signature
+// with whether it verifies. blob returns a blob's bytes. The signer package
+// provides it (signer.CheckCosignArtifact).
+type SignatureChecker func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys []*metadata.Key, repo string, subject digest.Digest) (signer.CosignSignatures, error)
+
+// sigAdmission is what the gate admitted a signature artifact as: manifest
+// digest of subject, and when pushed under its signature tag, the version of
+// the tag's record it was checked against. The tag may be moved only from
+// there (storage.SetTagIf): two co-signers who read one artifact cannot both
+// replace it, the second dropping the first's signature.
+type sigAdmission struct {
+	digest, subject digest.Digest
+	tag, tagVersion string
+}
+
+// verdictKey names one stored signature artifact of a repository checked for
+// one subject.
+type verdictKey struct{ d, subject digest.Digest }
+
+// verdict is whether a stored artifact passed the whole check with the keys of
+// view rt, whose key set is keys.
+type verdict struct {
+	rt   *verify.RepoTargets
+	keys string
+	err  error
+}
+
+// isCosignSignature reports whether a manifest looks like a cosign signature
+// artifact (its layers are simple-signing payloads). It only routes a PUT by
+// digest to admitSignature, which checks everything.
+func isCosignSignature(mediaType string, content []byte) bool {
+	_, f, err := storage.ParseManifest(mediaType, content)
+	if err != nil || f.Config == nil || len(f.Layers) == 0 {
+		return false
+	}
+	for _, l := range f.Layers {
+		if l.MediaType != SimpleSigningMediaType {
+			return false
+		}
+	}
+	return true
+}
+
+// payloadReader returns a reader of repo's signature payloads for a
+// SignatureChecker; *failed is set when storage failed to read one (a payload
+// that is not there is the artifact's fault), and the checker's answer then
+// says nothing about the artifact itself.
+func (g *gate) payloadReader(ctx context.Context, repo string, failed *bool) func(digest.Digest) ([]byte, error) {
+	return func(b digest.Digest) ([]byte, error) {
+		rc, size, err := g.store.OpenBlob(ctx, repo, b)
+		if err != nil {
+			*failed = *failed || !errors.Is(err, storage.ErrBlobUnknown)
+			return nil, err
+		}
+		defer rc.Close()
+		if size > 1<<20 {
+			return nil, fmt.Errorf("blob %s is too large for a signature payload", b)
+		}
+		buf := make([]byte, size)
+		if _, err = io.ReadFull(rc, buf); err != nil {
+			*failed = true
+		}
+		return buf, err
+	}
+}
+
+// checkSignature runs the whole check on a signature artifact of subject with
+// keys. shapeErr is set when it is not in a signer's shape; err when a
+// signature does not verify, or two are by one key.
+func (g *gate) checkSignature(ctx context.Context, repo string, subject digest.Digest, content []byte, keys []*metadata.Key) (sigs signer.CosignSignatures, shapeErr, err error, readFailed bool) {
+	sigs, shapeErr = g.checkSig(ctx, content, g.payloadReader(ctx, repo, &readFailed), keys, repo, subject)
+	if shapeErr != nil {
+		return nil, shapeErr, nil, readFailed
+	}
+	return sigs, nil, sigs.Verified(), readFailed
+}
+
+// admitSignature admits a cosign signature artifact d of subject, pushed under
+// tag (its signature tag) or by digest alone (tag ""): see the rules above. It
+// returns the version of the signature tag's record it checked against.
+func (g *gate) admitSignature(ctx context.Context, repo string, d, subject digest.Digest, content []byte, tag string) (string, error) {
+	covered := func(rt *verify.RepoTargets) bool { return rt != nil && rt.Covered[subject] }
+	rt, err := g.lookup(ctx, repo, covered)
+	if err != nil {
+		return "", unavailable(err)
+	}
+	if !covered(rt) {
+		return "", denied("a signature of %s is admitted only while %s is signed for %s, and it is not", subject, subject, repo)
+	}
+	if g.checkSig == nil {
+		return "", denied("this registry cannot check cosign signatures")
+	}
+	sigs, shapeErr, err, _ := g.checkSignature(ctx, repo, subject, content, rt.Keys)
+	if shapeErr != nil {
+		return "", denied("%s is refused as a signature artifact of %s: %v (a signature artifact is admitted only in the shape a signer writes)", d, subject, shapeErr)
+	}
+	if err != nil {
+		// The keys may have changed since the view was built (a publisher just
+		// delegated): refresh, as for any miss, and check once more.
+		if rt2, lerr := g.lookup(ctx, repo, func(*verify.RepoTargets) bool { return false }); lerr == nil && covered(rt2) {
+			rt = rt2
+			sigs, _, err, _ = g.checkSignature(ctx, repo, subject, content, rt.Keys)
+		}
+	}
+	if err != nil {
+		return "", denied("the signature of %s in %s does not verify with a key delegated for %s: %v", subject, repo, repo, err)
+	}
+	return g.checkReplacement(ctx, repo, tag, d, subject, sigs, rt)
+}
+
+// checkReplacement compares an artifact about to be admitted with the one
+// stored under the signature tag of subject: no signature of the stored one
+// that still verifies is dropped (when replacing it under the tag), and none
+// comes back with its layer changed (under the tag or by digest). It returns
+// the version of the tag's record it compared with.
+func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subject digest.Digest, sigs signer.CosignSignatures, rt *verify.RepoTargets) (string, error) {
+	sigTag := signer.CosignSignatureTag(subject)
+	stored, version, err := g.store.TagVersion(ctx, repo, sigTag)
+	if err != nil || stored == "" || stored == d {
+		return version, err
+	}
+	m, err := g.store.GetManifest(ctx, repo, stored.String())
+	if errors.Is(err, storage.ErrManifestUnknown) {
+		return version, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	old, shapeErr, wholeErr, readFailed := g.checkSignature(ctx, repo, subject, m.Content, rt.Keys)
+	if shapeErr != nil {
+		if readFailed {
+			return "", fmt.Errorf("reading the payloads of %s:%s: %w", repo, sigTag, shapeErr)
+		}
+		// Stored before its shape was checked: none of it is served, and a
+		// replacement keeps none of it.
+		return version, nil
+	}
+	for i, n := range sigs {
+		for j, o := range old {
+			if o.Err == nil && o.KeyID == n.KeyID && bytes.Equal(o.Signature, n.Signature) && !sameLayer(o.Layer, n.Layer) {
+				return "", denied("signature %d of %s is signature %d of the artifact under %s:%s with its layer changed: a co-signer keeps the signatures there as they are", i, d, j, repo, sigTag)
+			}
+		}
+	}
+	if tag == "" {
+		return version, nil // an artifact by digest replaces nothing
+	}
+	have := map[string]bool{}
+	for _, n := range sigs {
+		have[n.KeyID] = true
+	}
+	for j, o := range old {
+		if o.Err == nil && !have[o.KeyID] {
+			hint := "co-sign the artifact served under " + sigTag + " instead of replacing it"
+			if wholeErr != nil {
+				hint = fmt.Sprintf("that artifact is not served (%v): have the holder of key %s sign again first", wholeErr, shortID(o.KeyID))
+			}
+			return "", denied("%s:%s carries signature %d by key %s, which still verifies with a key delegated for %s, and a replacement must keep it: %s", repo, sigTag, j, shortID(o.KeyID), repo, hint)
+		}
+	}
+	return version, nil
+}
+
+func sameLayer(a, b ocispec.Descriptor) bool {
+	return a.MediaType == b.MediaType && a.Digest == b.Digest && a.Size == b.Size && maps.Equal(a.Annotations, b.Annotations)
+}
+
+func shortID(id string) string {
+	if len(id) > 16 {
+		return id[:16]
+	}
+	return id
+}
+
+// signatureServable reports whether stored signature artifact d of subject
+// passes the whole check with the keys delegated in view rt (whose subject
+// the caller found covered). Verdicts are cached per artifact and key set; an
+// error is a storage failure, never a verdict.
+func (g *gate) signatureServable(ctx context.Context, repo string, d, subject digest.Digest, rt *verify.RepoTargets) (bool, error) {
+	if g.checkSig == nil {
+		return false, nil
+	}
+	k := verdictKey{d: d, subject: subject}
+	g.vmu.Lock()
+	v := g.verdicts[repo][k]
+	g.vmu.Unlock()
+	if v != nil && v.rt == rt {
+		return v.err == nil, nil
+	}
+	keys := keySet(rt.Keys)
+	if v == nil || v.keys != keys {
+		m, err := g.store.GetManifest(ctx, repo, d.String())
+		if errors.Is(err, storage.ErrManifestUnknown) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		_, shapeErr, err, readFailed := g.checkSignature(ctx, repo, subject, m.Content, rt.Keys)
+		if shapeErr != nil {
+			err = shapeErr
+		}
+		if readFailed {
+			// A payload could not be read: no verdict, and nothing served.
+			g.log.Warn("a signature artifact's payload could not be read", "repo", repo, "digest", d, "err", err)
+			return false, nil
+		}
+		if err != nil {
+			g.log.Warn("a stored signature artifact fails the signature check and is not served", "repo", repo, "digest", d, "subject", subject, "err", err)
+		}
+		v = &verdict{keys: keys, err: err}
+	}
+	g.vmu.Lock()
+	if g.verdicts == nil {
+		g.verdicts = map[string]map[verdictKey]*verdict{}
+	}
+	if g.verdicts[repo] == nil {
+		g.verdicts[repo] = map[verdictKey]*verdict{}
+	}
+	g.verdicts[repo][k] = &verdict{rt: rt, keys: v.keys, err: v.err}
+	g.vmu.Unlock()
+	return v.err == nil, nil
+}
+
+// currentSignature returns the subject of which manifest d of repo is the
+// artifact served under the signature tag, "" if it is not: deleting it would
+// strip every signature there, as no replacement may.
+func (g *gate) currentSignature(ctx context.Context, repo string, d digest.Digest) (digest.Digest, error) {
+	subject, ok, err := g.store.AdmittedSubject(ctx, repo, d)
+	if err != nil || !ok {
+		return "", err
+	}
+	rt, err := g.index.Lookup(repo)
+	if err != nil {
+		return "", unavailable(fmt.Errorf("%w: %v", errTrustUnavailable, err))
+	}
+	if rt == nil || !rt.Covered[subject] {
+		return "", nil
+	}
+	if tagged, err := g.store.ResolveTag(ctx, repo, signer.CosignSignatureTag(subject)); err != nil || tagged != d {
+		return "", nil
+	}
+	if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil || !ok {
+		return "", err
+	}
+	return subject, nil
+}
+
+// keySet names a set of keys by their IDs.
+func keySet(keys []*metadata.Key) string {
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if k == nil {
+			continue
+		}
+		if id, err := k.ID(); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return strings.Join(ids, ",")
+}
+
+// signatureSubject reads the subject digest a cosign signature artifact's first
+// payload names (critical.image.docker-manifest-digest).
+func (g *gate) signatureSubject(ctx context.Context, repo, mediaType string, content []byte) (digest.Digest, error) {
+	_, f, err := storage.ParseManifest(mediaType, content)
+	if err != nil || len(f.Layers) == 0 {
+		return "", errors.New("no signature layer")
+	}
+	rc, size, err := g.store.OpenBlob(ctx, repo, f.Layers[0].Digest)
+	if err != nil {
+		return "", fmt.Errorf("its payload %s: %w", f.Layers[0].Digest, err)
+	}
+	defer rc.Close()
+	if size > 1<<20 {
+		return "", errors.New("its payload is too large")
+	}
+	var payload struct {
+		Critical struct {
+			Image struct {
+				Digest digest.Digest `json:"docker-manifest-digest"`
+			} `json:"image"`
+		} `json:"critical"`
+	}
+	if err := json.NewDecoder(io.LimitReader(rc, size)).Decode(&payload); err != nil {
+		return "", fmt.Errorf("its payload is not a simple-signing document: %w", err)
+	}
+	if err := payload.Critical.Image.Digest.Validate(); err != nil {
+		return "", fmt.Errorf("its payload names no valid digest: %w", err)
+	}
+	return payload.Critical.Image.Digest, nil
+}
