@@ -134,7 +134,12 @@ func (g *gate) admitSignature(ctx context.Context, repo string, d, subject diges
 	if g.checkSig == nil {
 		return "", denied("this registry cannot check cosign signatures")
 	}
-	sigs, shapeErr, err, _ := g.checkSignature(ctx, repo, subject, content, rt.Keys)
+	sigs, shapeErr, err, readFailed := g.checkSignature(ctx, repo, subject, content, rt.Keys)
+	if readFailed {
+		// Storage failed to read a payload: no verdict on the artifact. The
+		// storage error decides the answer (503 for a store that may recover).
+		return "", fmt.Errorf("reading the payloads of signature artifact %s in %s: %w", d, repo, errors.Join(shapeErr, err))
+	}
 	if shapeErr != nil {
 		return "", denied("%s is refused as a signature artifact of %s: %v (a signature artifact is admitted only in the shape a signer writes)", d, subject, shapeErr)
 	}

@@ -5,11 +5,13 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -466,4 +468,50 @@ func (d slowSignatureTags) GetContent(ctx context.Context, path string) ([]byte,
 		time.Sleep(200 * time.Millisecond)
 	}
 	return d.Driver.GetContent(ctx, path)
+}
+
+// sickBlobReads is a driver whose reads of blob bytes fail, while armed, as a
+// sick object store's do after the driver's retries.
+type sickBlobReads struct {
+	driver.Driver
+	armed atomic.Bool
+}
+
+func (d *sickBlobReads) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
+	if d.armed.Load() && strings.HasPrefix(path, "/v1/blobs/") {
+		return nil, fmt.Errorf("GetObject %s: SlowDown: %w", path, driver.ErrUnavailable)
+	}
+	return d.Driver.Reader(ctx, path, offset)
+}
+
+// TestASignatureWhosePayloadCannotBeReadIsRetryableNotDenied: when the store
+// fails to read a signature artifact's payload, the gate has no verdict on the
+// artifact: the push gets the storage's 503 with a Retry-After, not a 403 that
+// tells the signer the signature is bad; once the store reads again, the same
+// push is admitted.
+func TestASignatureWhosePayloadCannotBeReadIsRetryableNotDenied(t *testing.T) {
+	t.Parallel()
+	d := &sickBlobReads{Driver: inmemory.New()}
+	s := &signing{alice: newSignerKey(t, "alice"), bob: newSignerKey(t, "bob")}
+	s.gated = newGatedOn(t, d, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, signer.CheckCosignArtifact)
+	m := s.image(t, "acme/app", "signed")
+	s.sign("acme/app:v1", m)
+	if err := s.index.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := putManifest(t, s.srv, "acme/app", "v1", m); r.status != 201 {
+		t.Fatalf("the signed push: %d %s", r.status, r.body)
+	}
+	s.subject = digest.FromBytes(m)
+	signed := s.cosign(t, s.alice, nil)
+
+	d.armed.Store(true)
+	r := s.put(t, s.sigTag(), signed.Manifest)
+	d.armed.Store(false)
+	if r.status != 503 || !strings.Contains(string(r.body), "UNAVAILABLE") || r.header.Get("Retry-After") == "" {
+		t.Fatalf("a signature artifact whose payload the store could not read: %d %v %s; want 503 UNAVAILABLE with a Retry-After", r.status, r.header, r.body)
+	}
+	if r := s.put(t, s.sigTag(), signed.Manifest); r.status != 201 {
+		t.Fatalf("the same push once the store reads again: %d %s", r.status, r.body)
+	}
 }
