@@ -373,8 +373,11 @@ func (g *gate) tags(ctx context.Context, repo string, stored []string) ([]string
 		if subject, ok := signatureTagSubject(t); ok {
 			if rt != nil && rt.Covered[subject] {
 				d, err := g.store.ResolveTag(ctx, repo, t)
-				if err != nil {
+				if errors.Is(err, storage.ErrManifestUnknown) {
 					continue // deleted meanwhile
+				}
+				if err != nil {
+					return nil, err // a list missing tags is no answer
 				}
 				if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil {
 					return nil, err
@@ -385,7 +388,14 @@ func (g *gate) tags(ctx context.Context, repo string, stored []string) ([]string
 			continue
 		}
 		if target := rtTag(rt, t); target != nil {
-			if d, err := g.store.ResolveTag(ctx, repo, t); err == nil && d == target.Digest {
+			d, err := g.store.ResolveTag(ctx, repo, t)
+			if errors.Is(err, storage.ErrManifestUnknown) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return nil, err // a list missing tags is no answer
+			}
+			if d == target.Digest {
 				out = append(out, t)
 			}
 		}

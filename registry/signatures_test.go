@@ -470,28 +470,38 @@ func (d slowSignatureTags) GetContent(ctx context.Context, path string) ([]byte,
 	return d.Driver.GetContent(ctx, path)
 }
 
-// sickBlobReads is a driver whose reads of blob bytes fail, while armed, as a
-// sick object store's do after the driver's retries.
-type sickBlobReads struct {
+// sickReads is a driver whose reads of paths containing at fail, while armed,
+// as a sick object store's do after the driver's retries.
+type sickReads struct {
 	driver.Driver
+	at    string
 	armed atomic.Bool
 }
 
-func (d *sickBlobReads) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
-	if d.armed.Load() && strings.HasPrefix(path, "/v1/blobs/") {
-		return nil, fmt.Errorf("GetObject %s: SlowDown: %w", path, driver.ErrUnavailable)
+func (d *sickReads) fails(path string) error {
+	if d.armed.Load() && strings.Contains(path, d.at) {
+		return fmt.Errorf("GetObject %s: SlowDown: %w", path, driver.ErrUnavailable)
+	}
+	return nil
+}
+
+func (d *sickReads) Reader(ctx context.Context, path string, offset int64) (io.ReadCloser, error) {
+	if err := d.fails(path); err != nil {
+		return nil, err
 	}
 	return d.Driver.Reader(ctx, path, offset)
 }
 
-// TestASignatureWhosePayloadCannotBeReadIsRetryableNotDenied: when the store
-// fails to read a signature artifact's payload, the gate has no verdict on the
-// artifact: the push gets the storage's 503 with a Retry-After, not a 403 that
-// tells the signer the signature is bad; once the store reads again, the same
-// push is admitted.
-func TestASignatureWhosePayloadCannotBeReadIsRetryableNotDenied(t *testing.T) {
-	t.Parallel()
-	d := &sickBlobReads{Driver: inmemory.New()}
+func (d *sickReads) GetContent(ctx context.Context, path string) ([]byte, string, error) {
+	if err := d.fails(path); err != nil {
+		return nil, "", err
+	}
+	return d.Driver.GetContent(ctx, path)
+}
+
+// newSigningOn is newSigning on the storage driver d.
+func newSigningOn(t *testing.T, d driver.Driver) *signing {
+	t.Helper()
 	s := &signing{alice: newSignerKey(t, "alice"), bob: newSignerKey(t, "bob")}
 	s.gated = newGatedOn(t, d, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, signer.CheckCosignArtifact)
 	m := s.image(t, "acme/app", "signed")
@@ -503,15 +513,54 @@ func TestASignatureWhosePayloadCannotBeReadIsRetryableNotDenied(t *testing.T) {
 		t.Fatalf("the signed push: %d %s", r.status, r.body)
 	}
 	s.subject = digest.FromBytes(m)
+	return s
+}
+
+// want503 checks a retryable answer for a sick store.
+func want503(t *testing.T, what string, r response) {
+	t.Helper()
+	if r.status != 503 || !strings.Contains(string(r.body), "UNAVAILABLE") || r.header.Get("Retry-After") == "" {
+		t.Fatalf("%s: %d %v %s; want 503 UNAVAILABLE with a Retry-After", what, r.status, r.header, r.body)
+	}
+}
+
+// TestASignatureWhosePayloadCannotBeReadIsRetryableNotDenied: when the store
+// fails to read a signature artifact's payload, the gate has no verdict on the
+// artifact: the push gets the storage's 503 with a Retry-After, not a 403 that
+// tells the signer the signature is bad; once the store reads again, the same
+// push is admitted.
+func TestASignatureWhosePayloadCannotBeReadIsRetryableNotDenied(t *testing.T) {
+	t.Parallel()
+	d := &sickReads{Driver: inmemory.New(), at: "/v1/blobs/"}
+	s := newSigningOn(t, d)
 	signed := s.cosign(t, s.alice, nil)
 
 	d.armed.Store(true)
 	r := s.put(t, s.sigTag(), signed.Manifest)
 	d.armed.Store(false)
-	if r.status != 503 || !strings.Contains(string(r.body), "UNAVAILABLE") || r.header.Get("Retry-After") == "" {
-		t.Fatalf("a signature artifact whose payload the store could not read: %d %v %s; want 503 UNAVAILABLE with a Retry-After", r.status, r.header, r.body)
-	}
+	want503(t, "a signature artifact whose payload the store could not read", r)
 	if r := s.put(t, s.sigTag(), signed.Manifest); r.status != 201 {
 		t.Fatalf("the same push once the store reads again: %d %s", r.status, r.body)
+	}
+}
+
+// TestATagListTheStoreCannotReadIsRetryableNotShort: a tag list of an enforced
+// repository whose tag records the store fails to read is a 503, never a 200
+// that leaves those tags out.
+func TestATagListTheStoreCannotReadIsRetryableNotShort(t *testing.T) {
+	t.Parallel()
+	d := &sickReads{Driver: inmemory.New(), at: "/_tags/"}
+	s := newSigningOn(t, d)
+	signed := s.cosign(t, s.alice, nil)
+	if r := s.put(t, s.sigTag(), signed.Manifest); r.status != 201 {
+		t.Fatalf("alice's signature artifact: %d %s", r.status, r.body)
+	}
+	d.armed.Store(true)
+	r := do(t, s.srv, "GET", "/v2/acme/app/tags/list", nil, nil)
+	d.armed.Store(false)
+	want503(t, "a tag list the store could not read", r)
+	r = do(t, s.srv, "GET", "/v2/acme/app/tags/list", nil, nil)
+	if r.status != 200 || !strings.Contains(string(r.body), `"v1"`) || !strings.Contains(string(r.body), s.sigTag()) {
+		t.Fatalf("the tag list once the store reads again: %d %s", r.status, r.body)
 	}
 }
