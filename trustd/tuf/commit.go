@@ -628,17 +628,19 @@ func (r *Repo) Run(ctx context.Context) {
 	}
 }
 
-// stagedFor returns the staged copy of version n of role with the most signatures.
-func (r *Repo) stagedFor(ctx context.Context, role string, n int64) ([]byte, error) {
+// stagedCopies returns the staged copies of version n of role that parse, with
+// their bytes. A copy that cannot be read or parsed is passed over: another
+// signer may be replacing it, and the next merge writes a whole one.
+func (r *Repo) stagedCopies(ctx context.Context, role string, n int64) ([]*upload, [][]byte, error) {
 	names, err := r.st.d.List(ctx, stagedRoleDir(role))
 	if err != nil && !errors.Is(err, driver.ErrNotFound) {
-		return nil, err
+		return nil, nil, err
 	}
-	var best []byte
-	bestSigs := -1
+	var us []*upload
+	var datas [][]byte
 	prefix := stagedRoleDir(role) + "/" + fmt.Sprint(n) + "."
 	for _, p := range names {
-		if len(p) <= len(prefix) || p[:len(prefix)] != prefix {
+		if !strings.HasPrefix(p, prefix) || len(p) == len(prefix) {
 			continue
 		}
 		data, _, err := r.st.d.GetContent(ctx, p)
@@ -649,9 +651,22 @@ func (r *Repo) stagedFor(ctx context.Context, role string, n int64) ([]byte, err
 		if err != nil {
 			continue
 		}
-		sigs := len(u.targetsOrRootSignatures())
-		if sigs > bestSigs {
-			best, bestSigs = data, sigs
+		us, datas = append(us, u), append(datas, data)
+	}
+	return us, datas, nil
+}
+
+// stagedFor returns the staged copy of version n of role with the most signatures.
+func (r *Repo) stagedFor(ctx context.Context, role string, n int64) ([]byte, error) {
+	us, datas, err := r.stagedCopies(ctx, role, n)
+	if err != nil {
+		return nil, err
+	}
+	var best []byte
+	bestSigs := -1
+	for i, u := range us {
+		if sigs := len(u.targetsOrRootSignatures()); sigs > bestSigs {
+			best, bestSigs = datas[i], sigs
 		}
 	}
 	if best == nil {

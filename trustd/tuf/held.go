@@ -355,23 +355,11 @@ func kindOf(role string) roleKind {
 // completeStaged returns the staged first version of role whose signatures meet
 // its threshold under the held version of parent, or nil.
 func (r *Repo) completeStaged(ctx context.Context, s *state, role, parent string) *upload {
-	names, err := r.st.d.List(ctx, stagedRoleDir(role))
+	us, _, err := r.stagedCopies(ctx, role, 1)
 	if err != nil {
-		return nil
+		return nil // not complete as far as can be seen: ReleaseReady looks again
 	}
-	prefix := stagedRoleDir(role) + "/1."
-	for _, p := range names {
-		if !strings.HasPrefix(p, prefix) {
-			continue
-		}
-		data, _, err := r.st.d.GetContent(ctx, p)
-		if err != nil {
-			continue
-		}
-		u, err := parseUpload(role, data)
-		if err != nil {
-			continue
-		}
+	for _, u := range us {
 		if res, err := s.validate(u, r.cfg.Now(), r.online); err == nil && res.met && res.heldParent == parent {
 			return u
 		}
