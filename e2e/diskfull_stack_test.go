@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bytes"
-	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,31 +11,6 @@ import (
 
 	"github.com/signet-oss/signet/internal/tmpfs"
 )
-
-// trustGraphFiles reads trustd's committed TUF metadata under its data directory
-// (head.json and every version in meta/), by path.
-func trustGraphFiles(t *testing.T, trustdData string) map[string][]byte {
-	t.Helper()
-	dir := filepath.Join(trustdData, "trustd", "v1", "tuf")
-	out := map[string][]byte{}
-	for _, sub := range []string{"head.json", "meta"} {
-		err := filepath.WalkDir(filepath.Join(dir, sub), func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			out[strings.TrimPrefix(p, dir)] = b
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if len(out) < 2 {
-		t.Fatalf("no TUF metadata under %s", dir)
-	}
-	return out
-}
 
 // sameFiles reports how after differs from before.
 func sameFiles(t *testing.T, what string, before, after map[string][]byte) {
@@ -99,7 +73,7 @@ func TestDiskFullTrustd(t *testing.T) {
 	v1 := newImage(t, "diskfull-trustd-v1", newLayer(t, "app/v1.bin", 8<<10))
 	st.pushLayout(t, "acme/app:v1", "alice", v1)
 	admin := st.admin()
-	before := trustGraphFiles(t, trustdData)
+	before := tmpfs.TrustGraphFiles(t, trustdData)
 	timestamp := getOK(t, st.Trustd+"/tuf/timestamp.json")
 
 	filler := tmpfs.Fill(t, trustdData, 0)
@@ -118,7 +92,7 @@ func TestDiskFullTrustd(t *testing.T) {
 	})
 
 	t.Run("the trust graph is exactly as before", func(t *testing.T) {
-		sameFiles(t, "trustd's metadata after the refused publish", before, trustGraphFiles(t, trustdData))
+		sameFiles(t, "trustd's metadata after the refused publish", before, tmpfs.TrustGraphFiles(t, trustdData))
 		if got := getOK(t, st.Trustd+"/tuf/timestamp.json"); !bytes.Equal(got, timestamp) {
 			t.Error("the served timestamp changed")
 		}

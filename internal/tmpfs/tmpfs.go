@@ -9,8 +9,10 @@ package tmpfs
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -109,4 +111,30 @@ func Fill(tb testing.TB, dir string, leave int64) string {
 		tb.Fatalf("tmpfs: filled %s leaving %d bytes free, want %d", dir, got, leave)
 	}
 	return p
+}
+
+// TrustGraphFiles reads trustd's committed TUF state under root, the data
+// directory of its filesystem driver: head.json (the one commit point) and every
+// version in meta/, by path. What a refused publish must leave byte for byte.
+func TrustGraphFiles(tb testing.TB, root string) map[string][]byte {
+	tb.Helper()
+	dir := filepath.Join(root, "trustd", "v1", "tuf")
+	out := map[string][]byte{}
+	for _, sub := range []string{"head.json", "meta"} {
+		err := filepath.WalkDir(filepath.Join(dir, sub), func(p string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			out[strings.TrimPrefix(p, dir)] = b
+			return err
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if len(out) < 2 {
+		tb.Fatalf("no TUF metadata under %s", dir)
+	}
+	return out
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -19,28 +17,6 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
-
-// committedFiles reads the TUF repository's committed state under root (the
-// filesystem driver's root): head.json and every version in meta/, by path.
-func committedFiles(t *testing.T, root string) map[string][]byte {
-	t.Helper()
-	dir := filepath.Join(root, "trustd", "v1", "tuf")
-	out := map[string][]byte{}
-	for _, sub := range []string{"head.json", "meta"} {
-		err := filepath.WalkDir(filepath.Join(dir, sub), func(p string, e fs.DirEntry, err error) error {
-			if err != nil || e.IsDir() {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			out[strings.TrimPrefix(p, dir)] = b
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return out
-}
 
 // checkUnchanged checks that the committed files are those of before.
 func checkUnchanged(t *testing.T, what string, before, after map[string][]byte) {
@@ -95,7 +71,7 @@ func TestPublishOnAFullDisk(t *testing.T) {
 	if _, err := e.resolve(t, cache, bob, "acme/app:v1", nil); err != nil {
 		t.Fatal(err)
 	}
-	before := committedFiles(t, root)
+	before := tmpfs.TrustGraphFiles(t, root)
 	timestamp := e.do("GET", "/tuf/timestamp.json", "", nil).body
 
 	v2 := sign(t, role(2, nil, targets("acme/app:v1", target("v2"))), pub)
@@ -118,7 +94,7 @@ func TestPublishOnAFullDisk(t *testing.T) {
 		default:
 			refused++
 			checkRefusedForSpace(t, what, r)
-			checkUnchanged(t, what, before, committedFiles(t, root))
+			checkUnchanged(t, what, before, tmpfs.TrustGraphFiles(t, root))
 			if got := e.do("GET", "/tuf/timestamp.json", "", nil).body; !bytes.Equal(got, timestamp) {
 				t.Errorf("%s: the served timestamp changed", what)
 			}
