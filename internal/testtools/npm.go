@@ -17,10 +17,14 @@ var npmPackages = map[string]bool{
 // NodeModules returns the node_modules directory in which the pinned npm
 // package pkg ("name@version") is installed, installing it first if it is
 // missing: into <cache>/npm/<name>@<version>, once, under the cache's file lock.
-// node and npm must be on PATH.
+// npm is installed first if it is missing (Path("npm")).
 func NodeModules(pkg string) (string, error) {
 	if !npmPackages[pkg] {
 		return "", fmt.Errorf("testtools: %q is not a pinned npm package", pkg)
+	}
+	npm, err := Path("npm")
+	if err != nil {
+		return "", err
 	}
 	name, _, _ := strings.Cut(strings.TrimPrefix(pkg, "@"), "@")
 	if strings.HasPrefix(pkg, "@") {
@@ -53,7 +57,7 @@ func NodeModules(pkg string) (string, error) {
 	if err := os.MkdirAll(prefix, 0o755); err != nil {
 		return "", err
 	}
-	cmd := exec.Command("npm", "install", "--prefix", prefix, "--no-audit", "--no-fund", "--no-save", "--loglevel=error", pkg)
+	cmd := exec.Command(npm, "install", "--prefix", prefix, "--no-audit", "--no-fund", "--no-save", "--loglevel=error", pkg)
 	cmd.Dir = prefix
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("npm install %s: %v\n%s", pkg, err, out)

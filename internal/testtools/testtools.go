@@ -42,6 +42,9 @@ var aptTools = map[string]struct{ pkg, path string }{
 	"skopeo":  {"skopeo", "/usr/bin/skopeo"},
 	"dockerd": {"docker.io", "/usr/sbin/dockerd"},
 	"docker":  {"docker.io", "/usr/bin/docker"},
+	// node runs the independent TUF client (tuf-js); npm installs it.
+	"node": {"nodejs", "/usr/bin/node"},
+	"npm":  {"npm", "/usr/bin/npm"},
 }
 
 var mu sync.Mutex
@@ -68,7 +71,7 @@ func Dir() (string, error) {
 
 // Path returns the path of the named tool, installing it first if it is missing.
 // Names: crane, oras, regctl, cosign, versitygw, toxiproxy-server,
-// distribution-registry, oci-conformance, skopeo, dockerd, docker.
+// distribution-registry, oci-conformance, skopeo, dockerd, docker, node, npm.
 func Path(name string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()

@@ -125,7 +125,11 @@ func (g *clientGraph) tufJSLookups(t *testing.T, modules, dir string, names []st
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("node", append([]string{script, modules, g.srv.URL + "/tuf/", rootPath, dir}, names...)...)
+	node, err := testtools.Path("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(node, append([]string{script, modules, g.srv.URL + "/tuf/", rootPath, dir}, names...)...)
 	cmd.Env = append(os.Environ(), "TUF_TOKEN="+g.bob)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
