@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/signet-oss/signet/registry"
+	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
 )
 
 func main() {
@@ -36,21 +37,15 @@ func newRootCmd() *cobra.Command {
 // configFlags are the flags every command that opens the store shares; each
 // overrides its config key when given.
 type configFlags struct {
-	path, data, storage                      string
-	s3Endpoint, s3Bucket, s3Region, s3Prefix string
-	s3Timeout                                time.Duration
+	path, data string
+	storage    driverconfig.Flags
 }
 
 func (f *configFlags) register(fs *pflag.FlagSet) {
 	def := registry.Defaults()
 	fs.StringVar(&f.path, "config", "", "YAML configuration file (every key is documented in the README)")
 	fs.StringVar(&f.data, "data", def.Data, "data directory of the filesystem driver")
-	fs.StringVar(&f.storage, "storage", def.Storage.Driver, "storage driver: filesystem, s3 or inmemory")
-	fs.StringVar(&f.s3Endpoint, "s3-endpoint", "", "s3 driver: URL of an S3-compatible server (empty: AWS S3)")
-	fs.StringVar(&f.s3Bucket, "s3-bucket", "", "s3 driver: the bucket")
-	fs.StringVar(&f.s3Region, "s3-region", "", "s3 driver: the region (default us-east-1)")
-	fs.StringVar(&f.s3Prefix, "s3-prefix", "", "s3 driver: a key prefix, to share a bucket")
-	fs.DurationVar(&f.s3Timeout, "s3-timeout", 0, "s3 driver: how long a request may wait without a byte moving before it is retried (default 30s)")
+	f.storage.Register(fs, def.Storage.Driver)
 }
 
 func (f *configFlags) load(fs *pflag.FlagSet) (registry.Config, error) {
@@ -61,20 +56,7 @@ func (f *configFlags) load(fs *pflag.FlagSet) (registry.Config, error) {
 	if fs.Changed("data") {
 		cfg.Data = f.data
 	}
-	if fs.Changed("storage") {
-		cfg.Storage.Driver = f.storage
-	}
-	if fs.Changed("s3-timeout") {
-		cfg.Storage.S3.Timeout = f.s3Timeout
-	}
-	for flag, key := range map[string]*string{
-		"s3-endpoint": &cfg.Storage.S3.Endpoint, "s3-bucket": &cfg.Storage.S3.Bucket,
-		"s3-region": &cfg.Storage.S3.Region, "s3-prefix": &cfg.Storage.S3.Prefix,
-	} {
-		if fs.Changed(flag) {
-			*key, _ = fs.GetString(flag)
-		}
-	}
+	f.storage.Apply(fs, &cfg.Storage)
 	return cfg, nil
 }
 

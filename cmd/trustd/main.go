@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/trustd"
 )
 
@@ -34,7 +35,8 @@ func newRootCmd() *cobra.Command {
 
 func newServeCmd() *cobra.Command {
 	var shutdownTimeout time.Duration
-	var configPath, addr, data, storageDriver, metricsAddr string
+	var configPath, addr, data, metricsAddr string
+	var storage driverconfig.Flags
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the token endpoint and the management API",
@@ -61,9 +63,7 @@ logins per client rather than per registry.`,
 			if flags.Changed("data") {
 				cfg.Data = data
 			}
-			if flags.Changed("storage") {
-				cfg.Storage.Driver = storageDriver
-			}
+			storage.Apply(flags, &cfg.Storage)
 			if flags.Changed("shutdown-timeout") {
 				cfg.ShutdownTimeout = shutdownTimeout
 			}
@@ -90,7 +90,7 @@ logins per client rather than per registry.`,
 	cmd.Flags().StringVar(&configPath, "config", "", "YAML configuration file (every key is documented in trustd/config.go)")
 	cmd.Flags().StringVar(&addr, "addr", def.Addr, "listen address (port 0 picks a free port)")
 	cmd.Flags().StringVar(&data, "data", def.Data, "data directory of the filesystem driver")
-	cmd.Flags().StringVar(&storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem, s3 (storage.s3.* in the config file) or inmemory")
+	storage.Register(cmd.Flags(), def.Storage.Driver)
 	cmd.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", def.ShutdownTimeout, "how long SIGTERM lets requests in flight finish before cutting them off")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (default off; port 0 picks a free port)")
 	cmd.Flags().String("tls-cert", "", "PEM certificate chain: serve HTTPS (reloaded when the file changes)")
