@@ -12,7 +12,7 @@ import (
 )
 
 // getBlob serves GET and HEAD of a blob, with Range support. The body is copied
-// from the driver's reader (an *os.File on the filesystem driver: sendfile).
+// from the driver's reader with large buffers (statusRecorder.ReadFrom).
 func (s *Server) getBlob(w http.ResponseWriter, r *http.Request, repo string) {
 	d, err := reference.ParseDigest(mux.Vars(r)["digest"])
 	if err != nil {

@@ -130,8 +130,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.logRequest(r, rec, ai, id, start)
 }
 
-// statusRecorder remembers the status and the bytes written, and keeps the
-// underlying writer's ReadFrom so blob responses can use sendfile.
+// statusRecorder remembers the status and the bytes written; its ReadFrom
+// copies blob bodies with large buffers.
 type statusRecorder struct {
 	http.ResponseWriter
 	status int

@@ -30,9 +30,8 @@ import (
 // Creates are put-if-absent, so of two creators (two requests, or two replicas)
 // exactly one wins; updates are put-if-match against the version this process
 // loaded. The records are read once, at start, into memory and written through, so
-// the token endpoint never touches the driver. Replicas therefore see each other's
-// changes only at their next start: running several trustd replicas needs a reload
-// mechanism (polling the tree, or a change feed), which is a later issue.
+// the token endpoint never touches the driver. Replicas see each other's changes
+// when they read the records again, every reloadInterval (Reload).
 const (
 	rootPath       = "/trustd/v1"
 	signingKeyPath = rootPath + "/keys/token-signing.pem"

@@ -3,7 +3,7 @@
 // repository roles, with go-tuf's updater, and answers what a tag or a digest of a
 // repository is signed as.
 //
-// It is shared by trustctl and (later) by the registry's admission gate.
+// It is shared by trustctl (Client) and the registry's admission gate (Index).
 //
 // Invariants: every answer comes from metadata verified in this call, against the
 // pinned root or a newer root reached from it through the root chain; the local

@@ -1,6 +1,7 @@
 // Package driver defines the storage driver interface that holds all of Signet's
-// state (blobs, manifests, tags, referrer links, upload sessions, and later the trust
-// service's role versions), so that the servers above it stay stateless.
+// state (the registry's blobs, manifests, tags, referrer links and upload sessions;
+// trustd's records and TUF role versions; the audit log; the notification queue),
+// so that the servers above it stay stateless.
 //
 // A driver stores opaque objects under slash-separated paths. Its main invariants:
 //
