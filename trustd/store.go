@@ -31,7 +31,7 @@ import (
 // exactly one wins; updates are put-if-match against the version this process
 // loaded. The records are read once, at start, into memory and written through, so
 // the token endpoint never touches the driver. Replicas see each other's changes
-// when they read the records again, every reloadInterval (Reload).
+// when they read the records again, every reloadInterval (reloadLoop).
 const (
 	rootPath       = "/trustd/v1"
 	signingKeyPath = rootPath + "/keys/token-signing.pem"
