@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/signet-oss/signet/internal/atomicfile"
 )
 
 // ConfigFile is a docker config.json (docker's own, or $SIGNET_HOME/config.json,
@@ -136,27 +138,7 @@ func (c *ConfigFile) Save() error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".config.json-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(append(b, '\n')); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), c.Path); err != nil {
+	if err := atomicfile.Write(c.Path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("writing %s: %w", c.Path, err)
 	}
 	return nil

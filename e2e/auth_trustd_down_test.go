@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/signet-oss/signet/internal/testlog"
 )
 
 // TestAuthRegistryVerifiesWhileTrustdDown runs the registry and trustd as separate
@@ -96,7 +98,7 @@ type trustdProc struct {
 	url  string
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *lockedBuffer
+	log  *testlog.Buffer
 }
 
 var trustdListening = regexp.MustCompile(`msg="trustd listening" addr=(\S+)`)
@@ -112,7 +114,7 @@ func startTrustd(t *testing.T, adminPassword string) *trustdProc {
 // a trustd restarted on its state.
 func startTrustdOn(t *testing.T, data, addr, adminPassword string) *trustdProc {
 	t.Helper()
-	p := &trustdProc{log: &lockedBuffer{}, done: make(chan struct{})}
+	p := &trustdProc{log: &testlog.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(trustdBin, "serve", "--addr", addr, "--data", data)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "SIGNET_ADMIN_PASSWORD=" + adminPassword}
 	stderr, err := p.cmd.StderrPipe()
@@ -141,16 +143,16 @@ func startTrustdOn(t *testing.T, data, addr, adminPassword string) *trustdProc {
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("trustd log:\n%s", p.log.tail(40))
+			t.Logf("trustd log:\n%s", p.log.Tail(40))
 		}
 	})
 	select {
 	case addr := <-addrc:
 		p.url = "http://" + addr
 	case <-p.done:
-		t.Fatalf("trustd exited before listening:\n%s", p.log.tail(40))
+		t.Fatalf("trustd exited before listening:\n%s", p.log.Tail(40))
 	case <-time.After(30 * time.Second):
-		t.Fatalf("trustd did not listen within 30s:\n%s", p.log.tail(40))
+		t.Fatalf("trustd did not listen within 30s:\n%s", p.log.Tail(40))
 	}
 	return p
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/internal/tmpfs"
 )
 
@@ -45,7 +46,7 @@ func getOK(t *testing.T, u string) []byte {
 
 // logSays reports whether log holds want, waiting a little for a process's
 // output to come through its pipe.
-func logSays(log *lockedBuffer, want string) bool {
+func logSays(log *testlog.Buffer, want string) bool {
 	for range 100 {
 		if strings.Contains(log.String(), want) {
 			return true
@@ -106,7 +107,7 @@ func TestDiskFullTrustd(t *testing.T) {
 
 	t.Run("the operator is told what to do", func(t *testing.T) {
 		if want := fullDiskLine(trustdData, "publishes"); !logSays(st.log, want) {
-			t.Errorf("trustctl up's log does not say %q:\n%s", want, st.log.problems(20))
+			t.Errorf("trustctl up's log does not say %q:\n%s", want, problems(st.log, 20))
 		}
 	})
 
@@ -166,7 +167,7 @@ func TestDiskFullRegistryBehindTheGate(t *testing.T) {
 	t.Run("an unsigned manifest is still DENIED, though its audit record cannot be written", func(t *testing.T) {
 		putDenied(t, admin, "acme/app", "v3", unsigned.Manifest, "is not signed for acme/app:v3")
 		if !logSays(st.log, "writing the audit record of a denial failed") {
-			t.Errorf("the denial's lost audit record is not in the log:\n%s", st.log.problems(20))
+			t.Errorf("the denial's lost audit record is not in the log:\n%s", problems(st.log, 20))
 		}
 	})
 
@@ -192,7 +193,7 @@ func TestDiskFullRegistryBehindTheGate(t *testing.T) {
 
 	t.Run("the operator is told what to do", func(t *testing.T) {
 		if want := fullDiskLine(registryData, "pushes"); !logSays(st.log, want) {
-			t.Errorf("trustctl up's log does not say %q:\n%s", want, st.log.problems(20))
+			t.Errorf("trustctl up's log does not say %q:\n%s", want, problems(st.log, 20))
 		}
 	})
 

@@ -369,7 +369,7 @@ func TestDiskFullRegistry(t *testing.T) {
 
 	t.Run("the operator is told what to do", func(t *testing.T) {
 		if want := fullDiskLine(data, "pushes"); !logSays(reg.log, want) {
-			t.Errorf("the log does not say %q; its warnings and errors:\n%s", want, reg.log.problems(20))
+			t.Errorf("the log does not say %q; its warnings and errors:\n%s", want, problems(reg.log, 20))
 		}
 		for _, l := range strings.Split(reg.log.String(), "\n") {
 			if strings.Contains(l, `msg="request failed"`) {

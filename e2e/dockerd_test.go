@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/internal/testtools"
 )
 
@@ -21,7 +22,7 @@ type dockerDaemon struct {
 	socket string
 	cmd    *exec.Cmd
 	done   chan struct{}
-	log    *lockedBuffer
+	log    *testlog.Buffer
 	err    error
 }
 
@@ -36,13 +37,13 @@ func startDockerd(t *testing.T) *dockerDaemon {
 	t.Helper()
 	dockerdOnce.Do(func() { dockerd = launchDockerd() })
 	if dockerd.err != nil {
-		t.Fatalf("dockerd: %v\n--- dockerd log ---\n%s", dockerd.err, dockerd.log.tail(80))
+		t.Fatalf("dockerd: %v\n--- dockerd log ---\n%s", dockerd.err, dockerd.log.Tail(80))
 	}
 	return dockerd
 }
 
 func launchDockerd() *dockerDaemon {
-	d := &dockerDaemon{log: &lockedBuffer{}}
+	d := &dockerDaemon{log: &testlog.Buffer{}}
 	bin, err := testtools.Path("dockerd")
 	if err != nil {
 		d.err = err

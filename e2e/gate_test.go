@@ -523,10 +523,3 @@ func writeRootfs(t *testing.T) string {
 	}
 	return p
 }
-
-// String returns everything written so far.
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

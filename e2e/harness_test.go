@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/internal/testtools"
 )
 
@@ -77,7 +78,7 @@ type registry struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *lockedBuffer
+	log  *testlog.Buffer
 }
 
 // startRegistry starts the registry under test on a fresh data directory; the process
@@ -99,15 +100,15 @@ func startRegistryOn(t *testing.T, st store, args ...string) *registry {
 // environment (SIGNET_REGISTRY_PASSWORD).
 func startRegistryEnv(t *testing.T, st store, env []string, args ...string) *registry {
 	t.Helper()
-	r := &registry{t: t, args: args, env: env, store: st, log: &lockedBuffer{}}
+	r := &registry{t: t, args: args, env: env, store: st, log: &testlog.Buffer{}}
 	r.start()
 	t.Cleanup(func() {
 		r.stop()
 		if t.Failed() {
-			if p := r.log.problems(40); p != "" {
+			if p := problems(r.log, 40); p != "" {
 				t.Logf("registry warnings and errors (%s):\n%s", r.Addr, p)
 			}
-			t.Logf("registry log (%s):\n%s", r.Addr, r.log.tail(60))
+			t.Logf("registry log (%s):\n%s", r.Addr, r.log.Tail(60))
 		}
 	})
 	return r
@@ -184,10 +185,10 @@ http:
 	case addr := <-addrc:
 		r.Addr = addr
 	case <-done:
-		t.Fatalf("registry %s exited before listening:\n%s", strings.Join(args, " "), r.log.tail(50))
+		t.Fatalf("registry %s exited before listening:\n%s", strings.Join(args, " "), r.log.Tail(50))
 	case <-time.After(30 * time.Second):
 		r.stop()
-		t.Fatalf("registry did not log its address within 30s:\n%s", r.log.tail(50))
+		t.Fatalf("registry did not log its address within 30s:\n%s", r.log.Tail(50))
 	}
 	r.waitReady()
 }
@@ -241,47 +242,11 @@ func (r *registry) restart() {
 	r.start()
 }
 
-// lockedBuffer collects a process's output from several goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) WriteString(s string) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.WriteString(s)
-}
-
-// tail returns the last n lines.
-func (b *lockedBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(b.buf.String(), "\n"), "\n")
-	for i, l := range lines {
-		if len(l) > 500 {
-			lines[i] = l[:500] + "..."
-		}
-	}
-	if len(lines) > n {
-		lines = append([]string{fmt.Sprintf("... (%d lines before)", len(lines)-n)}, lines[len(lines)-n:]...)
-	}
-	return strings.Join(lines, "\n")
-}
-
-// problems returns the first n lines logged at warn or error level, wherever
-// they are: the cause of a failure is often long before the tail.
-func (b *lockedBuffer) problems(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
+// problems returns the first n lines of log logged at warn or error level,
+// wherever they are: the cause of a failure is often long before the tail.
+func problems(log *testlog.Buffer, n int) string {
 	var out []string
-	for _, l := range strings.Split(b.buf.String(), "\n") {
+	for _, l := range strings.Split(log.String(), "\n") {
 		if strings.Contains(l, "level=ERROR") || strings.Contains(l, "level=WARN") {
 			if len(l) > 1000 {
 				l = l[:1000] + "..."

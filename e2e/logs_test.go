@@ -189,7 +189,7 @@ func TestLogsCarryRequestIDsAndNoSecrets(t *testing.T) {
 
 	// Everything is said: stop the stack so its output is complete.
 	st.stop()
-	logs := st.log.contents()
+	logs := st.log.String()
 	for what, secret := range secrets {
 		if secret == "" {
 			t.Errorf("%s is empty: the session did not use it", what)
@@ -299,11 +299,4 @@ func identityTokens(t *testing.T, path string) []string {
 		t.Fatalf("%s keeps no refresh token after trustctl login", path)
 	}
 	return out
-}
-
-// contents returns everything written so far.
-func (b *lockedBuffer) contents() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

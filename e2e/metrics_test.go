@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/internal/s3test"
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/internal/testtools"
 )
 
@@ -22,7 +23,7 @@ var metricsListening = regexp.MustCompile(`msg="metrics listening".*? addr=(\S+)
 
 // metricsAddrs waits for the "metrics listening" lines in log and returns the
 // address of each server's metrics listener.
-func metricsAddrs(t *testing.T, log *lockedBuffer, servers ...string) map[string]string {
+func metricsAddrs(t *testing.T, log *testlog.Buffer, servers ...string) map[string]string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -38,7 +39,7 @@ func metricsAddrs(t *testing.T, log *lockedBuffer, servers ...string) map[string
 			return addrs
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no metrics listening line for each of %v in:\n%s", servers, log.tail(40))
+			t.Fatalf("no metrics listening line for each of %v in:\n%s", servers, log.Tail(40))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

@@ -542,13 +542,13 @@ func TestNotifyLogsNameTheEndpointNotItsURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
-	for strings.Count(logText(reg.log), "notification delivery failed") < 2 {
+	for strings.Count(reg.log.String(), "notification delivery failed") < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no failed delivery logged within 20s:\n%s", reg.log.tail(40))
+			t.Fatalf("no failed delivery logged within 20s:\n%s", reg.log.Tail(40))
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	log := logText(reg.log)
+	log := reg.log.String()
 	if strings.Contains(log, "PathTokenXYZ") || strings.Contains(log, "QueryTokenXYZ") {
 		t.Fatalf("the registry's log holds the endpoint's URL:\n%s", log)
 	}
@@ -557,11 +557,4 @@ func TestNotifyLogsNameTheEndpointNotItsURL(t *testing.T) {
 			t.Errorf("a failed delivery does not say which endpoint, at which address, failed: %s", line)
 		}
 	}
-}
-
-// logText is all a process logged, lines uncut.
-func logText(b *lockedBuffer) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

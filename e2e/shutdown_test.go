@@ -26,10 +26,10 @@ func (r *registry) terminate(t *testing.T, within time.Duration) {
 	select {
 	case <-done:
 	case <-time.After(within):
-		t.Fatalf("the registry did not exit within %s of SIGTERM:\n%s", within, r.log.tail(20))
+		t.Fatalf("the registry did not exit within %s of SIGTERM:\n%s", within, r.log.Tail(20))
 	}
 	if code := cmd.ProcessState.ExitCode(); code != 0 {
-		t.Fatalf("the registry exited with %d after SIGTERM:\n%s", code, r.log.tail(20))
+		t.Fatalf("the registry exited with %d after SIGTERM:\n%s", code, r.log.Tail(20))
 	}
 }
 

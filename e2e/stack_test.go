@@ -19,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/signet-oss/signet/internal/testlog"
 )
 
 // The scoped-access tests run the whole stack as a user would: `trustctl up`, one
@@ -62,7 +64,7 @@ type stack struct {
 
 	cmd  *exec.Cmd
 	done chan struct{}
-	log  *lockedBuffer
+	log  *testlog.Buffer
 }
 
 // openAll makes every repository of a stack open: the tests of scoped access
@@ -107,7 +109,7 @@ func startStackOpts(t *testing.T, prepare func(data string), env []string, upArg
 	if prepare != nil {
 		prepare(filepath.Join(dir, "data"))
 	}
-	st := &stack{t: t, Home: filepath.Join(dir, "signet"), AdminPassword: newPassword(), log: &lockedBuffer{}}
+	st := &stack{t: t, Home: filepath.Join(dir, "signet"), AdminPassword: newPassword(), log: &testlog.Buffer{}}
 	st.cmd = exec.Command(trustctlBin, append([]string{"up", "--data", filepath.Join(dir, "data"),
 		"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0"}, upArgs...)...)
 	st.cmd.Env = []string{
@@ -149,7 +151,7 @@ func startStackOpts(t *testing.T, prepare func(data string), env []string, upArg
 	t.Cleanup(func() {
 		st.stop()
 		if t.Failed() {
-			t.Logf("trustctl up output:\n%s", st.log.tail(80))
+			t.Logf("trustctl up output:\n%s", st.log.Tail(80))
 		}
 	})
 	select {
@@ -159,9 +161,9 @@ func startStackOpts(t *testing.T, prepare func(data string), env []string, upArg
 			t.Fatalf("trustctl up did not log in as admin: %q", r[2])
 		}
 	case <-st.done:
-		t.Fatalf("trustctl up exited before it was up:\n%s", st.log.tail(60))
+		t.Fatalf("trustctl up exited before it was up:\n%s", st.log.Tail(60))
 	case <-time.After(60 * time.Second):
-		t.Fatalf("trustctl up was not up within 60s:\n%s", st.log.tail(60))
+		t.Fatalf("trustctl up was not up within 60s:\n%s", st.log.Tail(60))
 	}
 	return st
 }

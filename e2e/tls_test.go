@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/internal/tlsserve"
 )
 
@@ -48,7 +49,7 @@ func startTLSStack(t *testing.T, upArgs ...string) *tlsStack {
 		time.Sleep(20 * time.Millisecond)
 	}
 	if !strings.Contains(st.log.String(), "SSL_CERT_FILE="+files.CACert) {
-		t.Fatalf("trustctl up --tls does not say how to trust %s:\n%s", files.CACert, st.log.tail(30))
+		t.Fatalf("trustctl up --tls does not say how to trust %s:\n%s", files.CACert, st.log.Tail(30))
 	}
 	return &tlsStack{stack: st, CertDir: dir, CA: files.CACert, files: files, pool: pool}
 }
@@ -356,7 +357,7 @@ func writeClientCert(t *testing.T, files tlsserve.DevFiles, name string) (certFi
 // test ends.
 func startTrustdArgs(t *testing.T, adminPassword, scheme string, args ...string) *trustdProc {
 	t.Helper()
-	p := &trustdProc{log: &lockedBuffer{}, done: make(chan struct{})}
+	p := &trustdProc{log: &testlog.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(trustdBin, append([]string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir()}, args...)...)
 	p.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "SIGNET_ADMIN_PASSWORD=" + adminPassword}
 	p.cmd.Stdout = p.log
@@ -371,7 +372,7 @@ func startTrustdArgs(t *testing.T, adminPassword, scheme string, args ...string)
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
-			t.Logf("trustd log:\n%s", p.log.tail(40))
+			t.Logf("trustd log:\n%s", p.log.Tail(40))
 		}
 	})
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
@@ -381,10 +382,10 @@ func startTrustdArgs(t *testing.T, adminPassword, scheme string, args ...string)
 		}
 		select {
 		case <-p.done:
-			t.Fatalf("trustd exited before listening:\n%s", p.log.tail(40))
+			t.Fatalf("trustd exited before listening:\n%s", p.log.Tail(40))
 		default:
 		}
 	}
-	t.Fatalf("trustd did not listen within 30s:\n%s", p.log.tail(40))
+	t.Fatalf("trustd did not listen within 30s:\n%s", p.log.Tail(40))
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
+
+	"github.com/signet-oss/signet/internal/atomicfile"
 )
 
 // A file key store keeps each key as up to three files in one directory:
@@ -140,20 +142,20 @@ func (s *fileKeyStore) store(name string, priv crypto.Signer) (*KeyInfo, error) 
 	if dev {
 		// Harmless if a racing Generate of the same name wins: its sidecar says the same.
 		b, _ := json.Marshal(sidecar{Development: true})
-		if err := writeFile(s.dir, sidecarPath(s.dir, name), append(b, '\n'), false); err != nil {
+		if err := atomicfile.Write(sidecarPath(s.dir, name), append(b, '\n'), 0o600); err != nil {
 			return nil, err
 		}
 	}
-	if err := writeFile(s.dir, privatePath(s.dir, name), keyPEM, true); err != nil {
+	if err := atomicfile.Create(privatePath(s.dir, name), keyPEM, 0o600); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("%w: %q (in %s)", ErrKeyExists, name, s.dir)
 		}
 		return nil, err
 	}
-	if err := writeFile(s.dir, publicPath(s.dir, name), info.PublicPEM, false); err != nil {
+	if err := atomicfile.Write(publicPath(s.dir, name), info.PublicPEM, 0o600); err != nil {
 		return nil, err
 	}
-	return info, syncDir(s.dir)
+	return info, nil
 }
 
 func (s *fileKeyStore) Load(ctx context.Context, name string) (*Key, error) {
@@ -312,44 +314,5 @@ func (s *fileKeyStore) ensureDir() error {
 			return fmt.Errorf("restricting the key directory %s to its owner: %w", s.dir, err)
 		}
 	}
-	return nil
-}
-
-// writeFile writes data to path through a synced 0600 temporary file in dir. With
-// exclusive, it fails with fs.ErrExist instead of replacing an existing path.
-func writeFile(dir, path string, data []byte, exclusive bool) error {
-	tmp, err := os.CreateTemp(dir, ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if exclusive {
-		return os.Link(tmp.Name(), path)
-	}
-	return os.Rename(tmp.Name(), path)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	d.Sync() // best effort: some file systems cannot sync a directory
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/internal/tlsserve"
 	"github.com/signet-oss/signet/trustd"
 )
@@ -52,7 +53,7 @@ func startTLSTrustdCA(t *testing.T, require bool, clientCA string) *tlsEnv {
 	cfg := testConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.TLS = trustd.TLSConfig{Cert: files.ServerCert, Key: files.ServerKey, ClientCA: clientCA, RequireClientCert: require}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() { errc <- trustd.Serve(ctx, cfg, cfg.Log.NewLogger(logs)) }()

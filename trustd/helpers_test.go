@@ -9,11 +9,11 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/go-jose/go-jose/v4"
 
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/tokenauth"
@@ -34,27 +34,9 @@ type env struct {
 	d      driver.Driver
 	srv    *httptest.Server
 	server *trustd.Server
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 	notice *bytes.Buffer
 	jwks   jose.JSONWebKeySet
-}
-
-// syncBuffer is a bytes.Buffer safe for the concurrent writes of a logger.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func testConfig() trustd.Config {
@@ -85,7 +67,7 @@ func newEnvOn(t testing.TB, cfg trustd.Config, d driver.Driver) *env {
 // serves.
 func newEnvWith(t testing.TB, cfg trustd.Config, d driver.Driver, setup func(*trustd.Server)) *env {
 	t.Helper()
-	e := &env{t: t, cfg: cfg, d: d, logs: &syncBuffer{}, notice: &bytes.Buffer{}}
+	e := &env{t: t, cfg: cfg, d: d, logs: &testlog.Buffer{}, notice: &bytes.Buffer{}}
 	s, err := trustd.New(context.Background(), cfg, d, cfg.Log.NewLogger(e.logs), e.notice)
 	if err != nil {
 		t.Fatal(err)

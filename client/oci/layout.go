@@ -13,6 +13,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/signet-oss/signet/internal/atomicfile"
 )
 
 // Layout is an OCI image layout directory, read as a Source:
@@ -146,20 +148,13 @@ func (w *LayoutWriter) WriteBlob(d digest.Digest, r io.Reader) (int64, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return 0, err
 	}
-	tmp, err := os.CreateTemp(dir, ".partial-*")
-	if err != nil {
-		return 0, err
-	}
-	defer os.Remove(tmp.Name())
-	buf := make([]byte, 1<<20)
-	n, err := io.CopyBuffer(tmp, r, buf)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return n, err
-	}
-	return n, os.Rename(tmp.Name(), BlobPath(w.Dir, d))
+	var n int64
+	err := atomicfile.WriteFunc(BlobPath(w.Dir, d), 0o600, func(f io.Writer) error {
+		var err error
+		n, err = io.CopyBuffer(f, r, make([]byte, 1<<20))
+		return err
+	})
+	return n, err
 }
 
 // WriteManifest writes a manifest's checked bytes.
@@ -203,9 +198,5 @@ func (w *LayoutWriter) Tag(root ocispec.Descriptor, name string) error {
 	if err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, b, 0o644)
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/client"
+	"github.com/signet-oss/signet/internal/atomicfile"
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -106,23 +107,7 @@ func Pin(home, registry string, root []byte) error {
 	if err := os.RemoveAll(filepath.Join(dir, "metadata")); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, ".root.json-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(root); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, "root.json"))
+	return atomicfile.Write(filepath.Join(dir, "root.json"), root, 0o600)
 }
 
 // Verifier returns a TUF client of the pinned root, reading delegated roles with

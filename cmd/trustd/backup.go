@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-oss/signet/internal/atomicfile"
 	"github.com/signet-oss/signet/trustd"
 )
 
@@ -79,13 +79,19 @@ The archive holds private keys: keep it as carefully as the data directory.`,
 				}
 				return err
 			}
-			return writeFileAtomic(out, func(w io.Writer) error {
+			began := false
+			err = atomicfile.WriteFunc(out, 0o600, func(w io.Writer) error {
+				began = true
 				rep, err := trustd.Backup(cmd.Context(), d, w, time.Now())
 				if err == nil {
 					fmt.Fprintf(cmd.ErrOrStderr(), "Backed up %d files (%d bytes) of trustd's state to %s.\n", rep.Files, rep.Bytes, out)
 				}
 				return err
 			})
+			if err != nil && !began {
+				return fmt.Errorf("--out: %w", err) // the archive could not be created
+			}
+			return err
 		},
 	}
 	sf.register(cmd)
@@ -151,30 +157,4 @@ stopped; a new filesystem data directory is made 0700.`,
 	cmd.Flags().StringVar(&in, "in", "", "the archive to restore (- for stdin)")
 	cmd.Flags().BoolVar(&force, "force", false, "replace the trustd state already on the target (its audit log is kept)")
 	return cmd
-}
-
-// writeFileAtomic writes path (mode 0600) through write, replacing it only when
-// write succeeds.
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("--out: %w", err)
-	}
-	defer os.Remove(f.Name())
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if err := write(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }

@@ -13,7 +13,6 @@
 package s3test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -24,7 +23,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/internal/testtools"
 )
 
@@ -123,14 +122,14 @@ func Client(endpoint, accessKey, secretKey string) *s3.Client {
 
 type server struct {
 	cmd    *exec.Cmd
-	out    *syncBuffer
+	out    *testlog.Buffer
 	exited chan struct{}
 }
 
 func launch(bin, addr, accessKey, secretKey, dataDir string) (*server, error) {
 	cmd := exec.Command(bin, "--port", addr, "--access", accessKey, "--secret", secretKey,
 		"--quiet", "posix", dataDir)
-	out := &syncBuffer{}
+	out := &testlog.Buffer{Max: 64 << 10} // enough to explain a failure
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.Dir = filepath.Dir(dataDir)
 	cmd.Env = os.Environ()
@@ -190,27 +189,6 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// syncBuffer collects the server's output for failure messages.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.buf.Len() > 64<<10 {
-		return len(p), nil // enough to explain a failure
-	}
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // PID is the server's process ID, for measuring its CPU time.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/internal/testtools"
 )
 
@@ -57,7 +58,7 @@ func StartToxiproxy(tb testing.TB) *Toxiproxy {
 			tb.Fatalf("s3test: %v", err)
 		}
 		cmd := exec.Command(bin, "-host", "127.0.0.1", "-port", strconv.Itoa(port))
-		out := &syncBuffer{}
+		out := &testlog.Buffer{Max: 64 << 10} // enough to explain a failure
 		cmd.Stdout, cmd.Stderr = out, out
 		cmd.Env = append(os.Environ(), "LOG_LEVEL=warn")
 		if err := cmd.Start(); err != nil {
@@ -80,7 +81,7 @@ func StartToxiproxy(tb testing.TB) *Toxiproxy {
 	return nil
 }
 
-func (tp *Toxiproxy) waitReady(exited <-chan struct{}, out *syncBuffer) error {
+func (tp *Toxiproxy) waitReady(exited <-chan struct{}, out *testlog.Buffer) error {
 	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
 		select {

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/signet-oss/signet/internal/testlog"
 )
 
 // fakeClock is a clock the test moves.
@@ -37,31 +39,13 @@ func (c *fakeClock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// lockedBuffer is a log sink safe for the server's goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // testServer is a TLS listener that completes handshakes with cfg.
 type testServer struct {
 	addr  string
 	files DevFiles
 	pool  *x509.CertPool
 	clock *fakeClock
-	log   *lockedBuffer
+	log   *testlog.Buffer
 }
 
 func startTestServer(t *testing.T) *testServer {
@@ -90,7 +74,7 @@ func startTestServerCA(t *testing.T, clientCA string) *testServer {
 			t.Fatal(err)
 		}
 	}
-	logs := &lockedBuffer{}
+	logs := &testlog.Buffer{}
 	cfg, err := Config{Cert: files.ServerCert, Key: files.ServerKey, ClientCA: clientCA}.serverConfig("tls", slog.New(slog.NewTextHandler(logs, nil)), clock.now)
 	if err != nil {
 		t.Fatal(err)

@@ -11,11 +11,11 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/signet-oss/signet/internal/testlog"
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 )
@@ -67,30 +67,12 @@ func (f *faultyDriver) GetContent(ctx context.Context, path string) ([]byte, str
 	return f.Driver.GetContent(ctx, path)
 }
 
-// logBuffer collects a notifier's log lines.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLoggedNotifier(t *testing.T, cfg Config, d driver.Driver) (*Notifier, *logBuffer) {
+func newLoggedNotifier(t *testing.T, cfg Config, d driver.Driver) (*Notifier, *testlog.Buffer) {
 	t.Helper()
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	n, err := New(cfg, d, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
