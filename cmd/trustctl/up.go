@@ -16,6 +16,7 @@ import (
 
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/client/trust"
+	"github.com/signet-oss/signet/internal/atomicfile"
 	"github.com/signet-oss/signet/internal/tlsserve"
 	"github.com/signet-oss/signet/registry"
 	"github.com/signet-oss/signet/tokenauth"
@@ -227,7 +228,7 @@ func setUpGate(ctx context.Context, rcfg *registry.Config, regAddr, trustdURL, d
 		if err != nil {
 			return err
 		}
-		if err := os.WriteFile(rootPath, root, 0o600); err != nil {
+		if err := atomicfile.Write(rootPath, root, 0o600); err != nil {
 			return err
 		}
 	}

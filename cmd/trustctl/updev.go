@@ -10,6 +10,7 @@ import (
 
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/client/trust"
+	"github.com/signet-oss/signet/internal/atomicfile"
 	"github.com/signet-oss/signet/signer"
 )
 
@@ -85,7 +86,7 @@ func ensureRegistryAccount(ctx context.Context, path string, td *client.Trustd) 
 		return nil, err
 	}
 	b, _ := json.Marshal(a)
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := atomicfile.Write(path, b, 0o600); err != nil {
 		return nil, err
 	}
 	return a, nil

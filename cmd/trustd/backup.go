@@ -10,20 +10,22 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-oss/signet/internal/atomicfile"
+	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/trustd"
 )
 
 // storageFlags are the flags backup and restore share with serve: where
 // trustd's state is.
 type storageFlags struct {
-	configPath, data, storageDriver string
+	configPath, data string
+	storage          driverconfig.Flags
 }
 
 func (f *storageFlags) register(cmd *cobra.Command) {
 	def := trustd.Defaults()
 	cmd.Flags().StringVar(&f.configPath, "config", "", "trustd's YAML configuration file (its data and storage.* keys say where the state is)")
 	cmd.Flags().StringVar(&f.data, "data", def.Data, "data directory of the filesystem driver")
-	cmd.Flags().StringVar(&f.storageDriver, "storage", def.Storage.Driver, "storage driver: filesystem or s3 (storage.s3.* in the config file)")
+	f.storage.Register(cmd.Flags(), def.Storage.Driver)
 }
 
 // config loads the configuration with the flags applied.
@@ -35,9 +37,7 @@ func (f *storageFlags) config(cmd *cobra.Command) (trustd.Config, error) {
 	if cmd.Flags().Changed("data") {
 		cfg.Data = f.data
 	}
-	if cmd.Flags().Changed("storage") {
-		cfg.Storage.Driver = f.storageDriver
-	}
+	f.storage.Apply(cmd.Flags(), &cfg.Storage)
 	if err := cfg.Validate(); err != nil {
 		return cfg, err
 	}
