@@ -31,28 +31,7 @@ type gated struct {
 	index *verify.Index
 	store *storage.Store
 	// clock is the index's clock, which a test moves on instead of sleeping.
-	clock *testClock
-}
-
-// testClock runs with real time and can be moved ahead of it: moving it past
-// the index's once-a-second pause and the gate's one-second caches stands in
-// for a sleep.
-type testClock struct {
-	mu    sync.Mutex
-	ahead time.Duration
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.ahead)
-}
-
-// Advance moves the clock d ahead.
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ahead += d
+	clock *tuftest.Clock
 }
 
 func newGated(t *testing.T, listeners ...EventListener) *gated {
@@ -83,7 +62,7 @@ func newGatedOn(t *testing.T, d driver.Driver, keys map[string]*tuftest.Key, che
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &testClock{}
+	clock := &tuftest.Clock{}
 	index, err := verify.NewIndex(verify.IndexConfig{TrustdURL: repo.Srv.URL, Root: repo.RootBytes(), Store: store.TrustMetadata(), MinInterval: time.Second, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -263,27 +263,9 @@ func TestIndexDropsADelegatedRoleThatExpiresWhileTheViewIsHeld(t *testing.T) {
 	}
 }
 
-// testClock is a clock that stands still until the test moves it.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 func TestIndexMeasuresThePauseBetweenRefreshesOnItsClock(t *testing.T) {
 	f := newFixture(t)
-	clock := &testClock{now: time.Now()}
+	clock := &tuftest.Clock{}
 	ix := f.newIndex(t, &memStore{}, func(c *IndexConfig) { c.Now, c.MinInterval = clock.Now, time.Hour })
 	if err := ix.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
@@ -304,7 +286,7 @@ func TestIndexMeasuresThePauseBetweenRefreshesOnItsClock(t *testing.T) {
 
 func TestIndexAsksForANewerRootWhenItsClockSaysItIsTime(t *testing.T) {
 	f := newFixture(t)
-	clock := &testClock{now: time.Now()}
+	clock := &tuftest.Clock{}
 	counting := &countingTransport{}
 	ix := f.newIndex(t, &memStore{}, func(c *IndexConfig) {
 		c.Now, c.RootCheckInterval, c.HTTPClient = clock.Now, time.Hour, &http.Client{Transport: counting}
@@ -313,19 +295,22 @@ func TestIndexAsksForANewerRootWhenItsClockSaysItIsTime(t *testing.T) {
 	if err := ix.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	counting.n = 0
-	if err := ix.Refresh(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if counting.n != 1 {
-		t.Fatalf("a refresh within the root check interval made %d requests, want 1 (the timestamp)", counting.n)
+	if n := requestsOfARefresh(t, ix, counting); n != 1 {
+		t.Fatalf("a refresh within the root check interval made %d requests, want 1 (the timestamp)", n)
 	}
 	clock.Advance(time.Hour)
+	if n := requestsOfARefresh(t, ix, counting); n != 2 {
+		t.Fatalf("a refresh a root check interval later made %d requests, want 2 (next root, timestamp)", n)
+	}
+}
+
+// requestsOfARefresh refreshes ix and returns how many requests that made
+// through counting, ix's transport.
+func requestsOfARefresh(t *testing.T, ix *Index, counting *countingTransport) int {
+	t.Helper()
 	counting.n = 0
-	if err := ix.Refresh(ctx); err != nil {
+	if err := ix.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if counting.n != 2 {
-		t.Fatalf("a refresh a root check interval later made %d requests, want 2 (next root, timestamp)", counting.n)
-	}
+	return counting.n
 }
