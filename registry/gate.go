@@ -423,7 +423,7 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 	}
 	g.mu.Lock()
 	bs := g.blobs[repo]
-	fresh := bs != nil && bs.view == rt && time.Since(bs.checked) < time.Second
+	fresh := bs != nil && bs.view == rt && g.index.Now().Sub(bs.checked) < time.Second
 	g.mu.Unlock()
 	if fresh {
 		return bs.set[d], nil // a set is never changed once made
@@ -437,10 +437,10 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 	}
 	if bs != nil && bs.view == rt && bs.admitted == len(admitted) && !bs.pending {
 		g.mu.Lock()
-		bs.checked = time.Now()
+		bs.checked = g.index.Now()
 		g.mu.Unlock()
 	} else {
-		bs = &blobSet{view: rt, admitted: len(admitted), set: map[digest.Digest]bool{}, checked: time.Now()}
+		bs = &blobSet{view: rt, admitted: len(admitted), set: map[digest.Digest]bool{}, checked: g.index.Now()}
 		add := func(m digest.Digest) error {
 			blobs, err := g.store.ManifestBlobs(ctx, repo, m)
 			if err == nil && len(blobs) == 0 {

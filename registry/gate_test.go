@@ -30,6 +30,8 @@ type gated struct {
 	tuf   *tuftest.Repo
 	index *verify.Index
 	store *storage.Store
+	// clock is the index's clock, which a test moves on instead of sleeping.
+	clock *tuftest.Clock
 }
 
 func newGated(t *testing.T, listeners ...EventListener) *gated {
@@ -60,7 +62,8 @@ func newGatedOn(t *testing.T, d driver.Driver, keys map[string]*tuftest.Key, che
 	if err != nil {
 		t.Fatal(err)
 	}
-	index, err := verify.NewIndex(verify.IndexConfig{TrustdURL: repo.Srv.URL, Root: repo.RootBytes(), Store: store.TrustMetadata(), MinInterval: time.Second})
+	clock := &tuftest.Clock{}
+	index, err := verify.NewIndex(verify.IndexConfig{TrustdURL: repo.Srv.URL, Root: repo.RootBytes(), Store: store.TrustMetadata(), MinInterval: time.Second, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +80,7 @@ func newGatedOn(t *testing.T, d driver.Driver, keys map[string]*tuftest.Key, che
 	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	return &gated{srv: srv, tuf: repo, index: index, store: store}
+	return &gated{srv: srv, tuf: repo, index: index, store: store, clock: clock}
 }
 
 // image pushes the blobs of a fresh image to repo and returns its manifest.
@@ -168,7 +171,7 @@ func TestAMissRefreshesAndRevocationStopsATagResolving(t *testing.T) {
 	g := newGated(t)
 	m := g.image(t, "acme/app", "late")
 	// Signed after the registry's last refresh: the push's miss refreshes.
-	time.Sleep(1100 * time.Millisecond)
+	g.clock.Advance(1100 * time.Millisecond)
 	g.sign("acme/app:v1", m)
 	if r := putManifest(t, g.srv, "acme/app", "v1", m); r.status != 201 {
 		t.Fatalf("a push signed just before: %d %s", r.status, r.body)
@@ -177,7 +180,7 @@ func TestAMissRefreshesAndRevocationStopsATagResolving(t *testing.T) {
 	// registry still holds the bytes.
 	delete(g.tuf.Delegated[tuftest.RepoRole("acme/app")].Signed.Targets, "acme/app:v1")
 	g.tuf.Publish(tuftest.RepoRole("acme/app"))
-	time.Sleep(1100 * time.Millisecond)
+	g.clock.Advance(1100 * time.Millisecond)
 	if err := g.index.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +240,7 @@ func TestWithTrustdDownAdmittedContentIsServedAndNewSignaturesWait(t *testing.T)
 	next := g.image(t, "acme/app", "b")
 	g.sign("acme/app:v2", next)
 	g.tuf.Srv.Close()
-	time.Sleep(1100 * time.Millisecond)
+	g.clock.Advance(1100 * time.Millisecond)
 	if r := do(t, g.srv, "GET", "/v2/acme/app/manifests/v1", nil, nil); r.status != 200 {
 		t.Fatalf("a pull of admitted content with trustd down: %d", r.status)
 	}
@@ -253,7 +256,7 @@ func TestBlobsOfAManifestPushedAfterItsTargetAreServed(t *testing.T) {
 	// The order of a signed push: blobs, then the target, then the manifest.
 	// The registry learns of the target before the manifest arrives, and a
 	// pusher's HEAD of a blob (to skip a re-upload) looks at the blob set then.
-	time.Sleep(1100 * time.Millisecond)
+	g.clock.Advance(1100 * time.Millisecond)
 	g.sign("acme/app:v1", m)
 	if err := g.index.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
@@ -268,8 +271,31 @@ func TestBlobsOfAManifestPushedAfterItsTargetAreServed(t *testing.T) {
 	if r := do(t, g.srv, "GET", "/v2/acme/app/blobs/"+layer.String(), nil, nil); r.status != 200 {
 		t.Fatalf("GET of the admitted manifest's layer right after its push: %d", r.status)
 	}
-	time.Sleep(1100 * time.Millisecond)
+	g.clock.Advance(1100 * time.Millisecond)
 	if r := do(t, g.srv, "GET", "/v2/acme/app/blobs/"+layer.String(), nil, nil); r.status != 200 {
 		t.Fatalf("GET of the admitted manifest's layer a second later: %d", r.status)
+	}
+}
+
+func TestBlobsOfAManifestAnotherReplicaStoredAreServedASecondLaterOnTheIndexClock(t *testing.T) {
+	g := newGated(t)
+	m := g.image(t, "acme/app", "elsewhere")
+	g.sign("acme/app:v1", m)
+	g.clock.Advance(1100 * time.Millisecond)
+	if err := g.index.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	layer := digest.FromString("layer elsewhere")
+	if r := do(t, g.srv, "GET", "/v2/acme/app/blobs/"+layer.String(), nil, nil); r.status != 404 {
+		t.Fatalf("GET of a layer of a signed manifest not pushed yet: %d", r.status)
+	}
+	// Another replica on the same storage admits the manifest: this one learns
+	// of it when its blob set is a second old, on the index's clock.
+	if _, err := g.store.PutManifest(context.Background(), "acme/app", "v1", storage.MediaTypeOCIManifest, m, nil); err != nil {
+		t.Fatal(err)
+	}
+	g.clock.Advance(1100 * time.Millisecond)
+	if r := do(t, g.srv, "GET", "/v2/acme/app/blobs/"+layer.String(), nil, nil); r.status != 200 {
+		t.Fatalf("GET of the layer a second after another replica stored its manifest: %d", r.status)
 	}
 }

@@ -3,7 +3,6 @@ package registry
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -121,5 +120,5 @@ func (c trustAgeCollector) Collect(ch chan<- prometheus.Metric) {
 	if last.IsZero() {
 		return
 	}
-	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, time.Since(last).Seconds())
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, c.index.Now().Sub(last).Seconds())
 }

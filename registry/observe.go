@@ -108,7 +108,7 @@ func (o *observability) attach(api *Server, index *verify.Index, cfg Config) err
 	o.Health.Add("storage", api.store.Ping)
 	if index != nil {
 		maxAge := cfg.Trust.maxStaleness()
-		o.Health.Add("trust", func(context.Context) error { return trustFresh(index, maxAge, time.Now()) })
+		o.Health.Add("trust", func(context.Context) error { return trustFresh(index, maxAge, index.Now()) })
 	}
 	if api.auth != nil {
 		o.Health.Add("keys", api.auth.verifier.Ready)

@@ -257,3 +257,44 @@ func TestMetricsConfigIsValidated(t *testing.T) {
 		})
 	}
 }
+
+// The trust check and the trust age gauge read the index's clock, the one its
+// refresh times are on.
+func TestTrustStalenessIsMeasuredOnTheIndexClock(t *testing.T) {
+	g := newGated(t)
+	cfg := Defaults()
+	cfg.Metrics.Addr = "127.0.0.1:0"
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	obs, err := newObservability(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { obs.Close() })
+	api, err := NewServer(g.store, log, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := obs.attach(api, g.index, cfg); err != nil {
+		t.Fatal(err)
+	}
+	maxAge := cfg.Trust.maxStaleness()
+	g.clock.Advance(2 * maxAge)
+	if c, _ := check(obs.Health.Report(ctx), "trust"); c.OK || !strings.Contains(c.Reason, "stale") {
+		t.Errorf("the trust check %s after the last refresh (index clock): %+v, want stale", 2*maxAge, c)
+	}
+	families, err := obs.Reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var age float64
+	for _, f := range families {
+		if f.GetName() == metricsNamespace+"_trust_metadata_age_seconds" {
+			age = f.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	if age < (2 * maxAge).Seconds() {
+		t.Errorf("trust metadata age %.0fs, want at least %.0fs", age, (2 * maxAge).Seconds())
+	}
+}

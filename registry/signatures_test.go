@@ -270,7 +270,7 @@ func TestACoSignatureThatStillVerifiesCannotBeStripped(t *testing.T) {
 	// signatures no longer verifies), and bob's alone may replace it.
 	s.tuf.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "bob")
 	s.tuf.Publish("org-acme")
-	time.Sleep(1100 * time.Millisecond)
+	s.clock.Advance(1100 * time.Millisecond)
 	if err := s.index.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestTheMediaTypeOfAManifestCannotBeChanged(t *testing.T) {
 	index := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + cd.String() + `","size":` + itoa(len(child)) + `}]}`)
 	g.tuf.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:multi", index, storage.MediaTypeOCIIndex, cd.String())
 	g.tuf.Publish(tuftest.RepoRole("acme/app"))
-	time.Sleep(1100 * time.Millisecond)
+	g.clock.Advance(1100 * time.Millisecond)
 	if err := g.index.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}

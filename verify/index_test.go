@@ -262,3 +262,55 @@ func TestIndexDropsADelegatedRoleThatExpiresWhileTheViewIsHeld(t *testing.T) {
 		t.Fatalf("another repository's role that did not expire: %+v %v", rt, err)
 	}
 }
+
+func TestIndexMeasuresThePauseBetweenRefreshesOnItsClock(t *testing.T) {
+	f := newFixture(t)
+	clock := &tuftest.Clock{}
+	ix := f.newIndex(t, &memStore{}, func(c *IndexConfig) { c.Now, c.MinInterval = clock.Now, time.Hour })
+	if err := ix.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.repo.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:later", []byte("later"), imageType)
+	f.repo.Publish(tuftest.RepoRole("acme/app"))
+	// An hour passes on the index's clock: the next refresh need not wait.
+	clock.Advance(time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ix.Refresh(ctx); err != nil {
+		t.Fatalf("a refresh an hour (on the index's clock) after the last: %v", err)
+	}
+	if rt, _ := ix.Lookup("acme/app"); rt == nil || rt.Tags["later"] == nil {
+		t.Fatal("a target published before the refresh was not seen")
+	}
+}
+
+func TestIndexAsksForANewerRootWhenItsClockSaysItIsTime(t *testing.T) {
+	f := newFixture(t)
+	clock := &tuftest.Clock{}
+	counting := &countingTransport{}
+	ix := f.newIndex(t, &memStore{}, func(c *IndexConfig) {
+		c.Now, c.RootCheckInterval, c.HTTPClient = clock.Now, time.Hour, &http.Client{Transport: counting}
+	})
+	ctx := context.Background()
+	if err := ix.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := requestsOfARefresh(t, ix, counting); n != 1 {
+		t.Fatalf("a refresh within the root check interval made %d requests, want 1 (the timestamp)", n)
+	}
+	clock.Advance(time.Hour)
+	if n := requestsOfARefresh(t, ix, counting); n != 2 {
+		t.Fatalf("a refresh a root check interval later made %d requests, want 2 (next root, timestamp)", n)
+	}
+}
+
+// requestsOfARefresh refreshes ix and returns how many requests that made
+// through counting, ix's transport.
+func requestsOfARefresh(t *testing.T, ix *Index, counting *countingTransport) int {
+	t.Helper()
+	counting.n = 0
+	if err := ix.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return counting.n
+}
