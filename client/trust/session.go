@@ -13,10 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // Default lifetimes of the roles trustctl signs (DESIGN.md §2).
