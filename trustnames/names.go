@@ -67,6 +67,17 @@ func OrgPaths(org string) []string { return reference.OrgPathPatterns(org) }
 // digests.
 func RepoPaths(repo string) []string { return []string{repo + ":*", repo + "@*"} }
 
+// RepoOfPaths is the repository a repository's delegation covers, read from its
+// paths (RepoPaths: "<repo>:*" first); ok is false if there are none. The paths
+// are not checked to be RepoPaths: trustd refuses any other delegation.
+func RepoOfPaths(paths []string) (repo string, ok bool) {
+	if len(paths) == 0 {
+		return "", false
+	}
+	repo, _, _ = strings.Cut(paths[0], ":")
+	return repo, true
+}
+
 // TargetPath is the target path of a tag ("<repo>:<tag>") or a manifest digest
 // ("<repo>@<digest>"): a digest always holds ':' ("sha256:..."), a tag never
 // does. A leading ':' or '@' on tagOrDigest is the separator given with it and

@@ -110,6 +110,12 @@ func TestRoleNamesReadBack(t *testing.T) {
 			t.Errorf("IsRepoRole(%q) = true", role)
 		}
 	}
+	if repo, ok := trustnames.RepoOfPaths(trustnames.RepoPaths("acme/team/app")); !ok || repo != "acme/team/app" {
+		t.Errorf("RepoOfPaths(RepoPaths(acme/team/app)) = %q, %v", repo, ok)
+	}
+	if _, ok := trustnames.RepoOfPaths(nil); ok {
+		t.Error("RepoOfPaths(nil) names a repository")
+	}
 	if got := trustnames.OrgOfRepo("acme/team/app"); got != "acme" {
 		t.Errorf("OrgOfRepo(acme/team/app) = %q", got)
 	}

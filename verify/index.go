@@ -13,6 +13,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
+
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Index is a long-lived, verified view of the whole trust graph: every current
@@ -518,12 +520,9 @@ func (ix *Index) addTargets(v *indexView, chain []metadata.DelegatedRole, md *me
 		if err != nil {
 			continue
 		}
-		repo, ref, isDigest := strings.Cut(path, "@")
-		if !isDigest {
-			var ok bool
-			if repo, ref, ok = cutTag(path); !ok {
-				continue
-			}
+		repo, ref, isDigest, ok := trustnames.SplitTarget(path)
+		if !ok {
+			continue
 		}
 		rt := v.repos[repo]
 		if rt == nil {
@@ -554,15 +553,6 @@ func (ix *Index) addTargets(v *indexView, chain []metadata.DelegatedRole, md *me
 			}
 		}
 	}
-}
-
-// cutTag splits "<repo>:<tag>" at the last colon.
-func cutTag(path string) (repo, tag string, ok bool) {
-	i := strings.LastIndexByte(path, ':')
-	if i <= 0 || strings.Contains(path[i:], "/") {
-		return "", "", false
-	}
-	return path[:i], path[i+1:], true
 }
 
 func earliest(ts ...time.Time) time.Time {

@@ -130,7 +130,7 @@ func delegatedChange(d metadata.DelegatedRole) Change {
 	case kind == kindOrg:
 		c.Org, _ = trustnames.OrgOfRole(d.Name)
 	case kind == kindRepo && len(d.Paths) > 0:
-		c.Repository, _, _ = strings.Cut(d.Paths[0], ":")
+		c.Repository, _ = trustnames.RepoOfPaths(d.Paths)
 		c.Org = trustnames.OrgOfRepo(c.Repository)
 	}
 	return c

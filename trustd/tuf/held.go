@@ -87,7 +87,7 @@ func (s *state) heldDelegator(role string) (orgRole, repo string) {
 			continue
 		}
 		if d := targetsDelegation(name, h.md, role); d != nil && len(d.paths) > 0 {
-			repo, _, _ = strings.Cut(d.paths[0], ":")
+			repo, _ = trustnames.RepoOfPaths(d.paths)
 			return name, repo
 		}
 	}
@@ -114,7 +114,7 @@ func (s *state) waitingFor(roles []string, parent *targetsMD) []Waiting {
 		if org, ok := trustnames.OrgOfRole(role); ok {
 			w.Org = org
 		} else if d := targetsDelegation("", parent, role); d != nil && len(d.paths) > 0 {
-			w.Repository, _, _ = strings.Cut(d.paths[0], ":")
+			w.Repository, _ = trustnames.RepoOfPaths(d.paths)
 		}
 		out = append(out, w)
 	}

@@ -111,8 +111,7 @@ func (s *state) indexOrg(role string, prev, md *targetsMD) {
 	s.orgs[role] = md
 	if md.Signed.Delegations != nil {
 		for _, d := range md.Signed.Delegations.Roles {
-			if len(d.Paths) > 0 {
-				repo, _, _ := strings.Cut(d.Paths[0], ":")
+			if repo, ok := trustnames.RepoOfPaths(d.Paths); ok {
 				s.repos[d.Name] = repo
 			}
 		}
