@@ -19,8 +19,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/tokenauth"
 )
 
 // Actions recorded. An action is "<object>.<verb>".
@@ -211,7 +211,7 @@ func (q Query) Matches(rec Record) bool {
 	if len(q.Orgs) > 0 && !contains(q.Orgs, rec.Org) {
 		return false
 	}
-	if q.Repository != "" && rec.Repository != q.Repository && !tokenauth.MatchPattern(q.Repository, rec.Repository) {
+	if q.Repository != "" && rec.Repository != q.Repository && !reference.MatchPattern(q.Repository, rec.Repository) {
 		return false
 	}
 	if q.Actor != "" && rec.Actor != q.Actor {

@@ -14,11 +14,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signet-oss/signet/verify"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/signet-oss/signet/trustnames"
+	"github.com/signet-oss/signet/verify"
 )
 
 // The trust-graph tests drive trustctl against `trustctl up` as operators and
@@ -231,7 +233,7 @@ func TestTrustSignAndResolve(t *testing.T) {
 			t.Errorf("go-tuf: %s, %d bytes; want %s, %d", got, tf.Length, d1, len(manifest))
 		}
 		trusted := up.GetTrustedMetadataSet()
-		for _, role := range []string{"targets", "org-acme", repoRole("acme/app")} {
+		for _, role := range []string{"targets", "org-acme", trustnames.RoleForRepo("acme/app")} {
 			if trusted.Targets[role] == nil {
 				t.Errorf("the walk did not go through %s", role)
 			}
@@ -490,9 +492,4 @@ func copyMetadata(t *testing.T, trustd, token, dir string) {
 	for name, m := range sn.Signed.Meta {
 		get(fmt.Sprintf("%d.%s", m.Version, name))
 	}
-}
-
-// repoRole is the role name of a repository (DESIGN.md §2).
-func repoRole(repo string) string {
-	return "repo-" + strings.TrimPrefix(sha256Digest([]byte(repo)), "sha256:")[:32]
 }

@@ -1,6 +1,8 @@
 // Package reference parses and validates the names in the OCI Distribution API:
-// repository names, tags and digests. The registry, the token service and the trust
-// graph all use it, so a name means the same thing everywhere.
+// repository names, tags and digests, and matches repository names against the
+// patterns grants and filters are written in (MatchPattern). The registry, the
+// token service, the audit log and the trust graph all use it, so a name means the
+// same thing everywhere.
 package reference
 
 import (

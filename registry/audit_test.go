@@ -18,6 +18,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/tokenauth"
+	"github.com/signet-oss/signet/trustnames"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -31,8 +32,8 @@ type audited struct {
 func newAudited(t *testing.T) *audited {
 	t.Helper()
 	repo := tuftest.NewRepo(t)
-	repo.Delegate("targets", "org-acme", tuftest.OrgPaths("acme"), "acme-org")
-	repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "alice")
+	repo.Delegate("targets", "org-acme", trustnames.OrgPaths("acme"), "acme-org")
+	repo.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "alice")
 	repo.Publish("targets", "org-acme")
 	d := inmemory.New()
 	store, err := storage.New(t.Context(), d, storage.Options{})

@@ -9,6 +9,7 @@ import (
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/tokenauth"
 )
@@ -98,7 +99,7 @@ func (s *Server) catalog(w http.ResponseWriter, r *http.Request) {
 		}
 		visible = func(repo string) bool {
 			for _, p := range patterns {
-				if tokenauth.MatchPattern(p, repo) {
+				if reference.MatchPattern(p, repo) {
 					return true
 				}
 			}

@@ -15,8 +15,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -101,7 +101,7 @@ func (g *gate) enforced(repo string) bool {
 		return false
 	}
 	for _, p := range g.open {
-		if tokenauth.MatchPattern(p, repo) {
+		if reference.MatchPattern(p, repo) {
 			return false
 		}
 	}

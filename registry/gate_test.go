@@ -20,6 +20,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/trustnames"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -51,12 +52,12 @@ func newGatedOn(t *testing.T, d driver.Driver, keys map[string]*tuftest.Key, che
 	t.Helper()
 	repo := tuftest.NewRepo(t)
 	maps.Copy(repo.Keys, keys)
-	repo.Delegate("targets", "org-acme", tuftest.OrgPaths("acme"), "acme-org")
+	repo.Delegate("targets", "org-acme", trustnames.OrgPaths("acme"), "acme-org")
 	publishers := slices.Sorted(maps.Keys(keys))
 	if len(publishers) == 0 {
 		publishers = []string{"alice"}
 	}
-	repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), publishers...)
+	repo.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), publishers...)
 	repo.Publish("targets", "org-acme")
 	store, err := storage.New(context.Background(), d, storage.Options{})
 	if err != nil {
@@ -93,8 +94,8 @@ func (g *gated) image(t *testing.T, repo, seed string) []byte {
 
 // sign publishes the target path for manifest in acme/app's role.
 func (g *gated) sign(path string, manifest []byte) {
-	g.tuf.AddTarget(tuftest.RepoRole("acme/app"), path, manifest, storage.MediaTypeOCIManifest)
-	g.tuf.Publish(tuftest.RepoRole("acme/app"))
+	g.tuf.AddTarget(trustnames.RoleForRepo("acme/app"), path, manifest, storage.MediaTypeOCIManifest)
+	g.tuf.Publish(trustnames.RoleForRepo("acme/app"))
 }
 
 func putManifest(t *testing.T, srv *httptest.Server, repo, ref string, m []byte) response {
@@ -178,8 +179,8 @@ func TestAMissRefreshesAndRevocationStopsATagResolving(t *testing.T) {
 	}
 	// The target is removed; after the next refresh the tag is gone, though the
 	// registry still holds the bytes.
-	delete(g.tuf.Delegated[tuftest.RepoRole("acme/app")].Signed.Targets, "acme/app:v1")
-	g.tuf.Publish(tuftest.RepoRole("acme/app"))
+	delete(g.tuf.Delegated[trustnames.RoleForRepo("acme/app")].Signed.Targets, "acme/app:v1")
+	g.tuf.Publish(trustnames.RoleForRepo("acme/app"))
 	g.clock.Advance(1100 * time.Millisecond)
 	if err := g.index.Refresh(context.Background()); err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/tokenauth"
+	"github.com/signet-oss/signet/trustnames"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -28,8 +29,8 @@ import (
 func newAuthGated(t *testing.T) *authServer {
 	t.Helper()
 	repo := tuftest.NewRepo(t)
-	repo.Delegate("targets", "org-acme", tuftest.OrgPaths("acme"), "acme-org")
-	repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "alice")
+	repo.Delegate("targets", "org-acme", trustnames.OrgPaths("acme"), "acme-org")
+	repo.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "alice")
 	repo.Publish("targets", "org-acme")
 	store, err := storage.New(context.Background(), inmemory.New(), storage.Options{})
 	if err != nil {

@@ -15,9 +15,10 @@ import (
 	"github.com/signet-oss/signet/signer"
 )
 
-// OpenDriver opens the storage driver cfg selects.
-func OpenDriver(cfg Config) (driver.Driver, error) {
-	return cfg.Storage.Open(context.Background(), cfg.Data)
+// OpenDriver opens the storage driver cfg selects. ctx bounds the opening (the
+// s3 driver checks its bucket): a caller that gives up stops waiting on it.
+func OpenDriver(ctx context.Context, cfg Config) (driver.Driver, error) {
+	return cfg.Storage.Open(ctx, cfg.Data)
 }
 
 // Serve runs the registry until ctx is done, then drains requests in flight for
@@ -133,7 +134,7 @@ func (c GCConfig) Options(dryRun bool) storage.GCOptions {
 // OpenStore opens the store cfg describes, for commands that work on it offline
 // (registry gc).
 func OpenStore(ctx context.Context, cfg Config) (*storage.Store, error) {
-	d, err := OpenDriver(cfg)
+	d, err := OpenDriver(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // signing is a gated registry whose acme/app is delegated to alice and bob,
@@ -268,7 +269,7 @@ func TestACoSignatureThatStillVerifiesCannotBeStripped(t *testing.T) {
 
 	// Alice's key revoked: the co-signed artifact is not served (one of its
 	// signatures no longer verifies), and bob's alone may replace it.
-	s.tuf.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "bob")
+	s.tuf.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "bob")
 	s.tuf.Publish("org-acme")
 	s.clock.Advance(1100 * time.Millisecond)
 	if err := s.index.Refresh(context.Background()); err != nil {
@@ -310,8 +311,8 @@ func TestTheMediaTypeOfAManifestCannotBeChanged(t *testing.T) {
 	child := edit(t, g.image(t, "acme/app", "child"), func(m map[string]any) { delete(m, "mediaType") })
 	cd := digest.FromBytes(child)
 	index := []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"` + cd.String() + `","size":` + itoa(len(child)) + `}]}`)
-	g.tuf.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:multi", index, storage.MediaTypeOCIIndex, cd.String())
-	g.tuf.Publish(tuftest.RepoRole("acme/app"))
+	g.tuf.AddTarget(trustnames.RoleForRepo("acme/app"), "acme/app:multi", index, storage.MediaTypeOCIIndex, cd.String())
+	g.tuf.Publish(trustnames.RoleForRepo("acme/app"))
 	g.clock.Advance(1100 * time.Millisecond)
 	if err := g.index.Refresh(context.Background()); err != nil {
 		t.Fatal(err)

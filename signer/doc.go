@@ -19,8 +19,9 @@
 // The invariant: a private key never touches the disk unencrypted, and a key file,
 // once written, is never replaced (Generate refuses a name that exists).
 //
-// The role-name and path helpers (RoleNameForOrg, OrgPaths, TargetPath, ...) build
-// the names DESIGN.md §2 fixes, so trustd, verify and trustctl agree on them.
+// It signs the metadata it is given and names no role itself: the names of the
+// trust graph (role names, delegation paths, target paths) are the trustnames
+// package's, which trustd, verify and trustctl all use.
 //
 // This package knows nothing of HTTP.
 package signer

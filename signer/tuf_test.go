@@ -11,6 +11,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 func TestInMemoryKeys(t *testing.T) {
@@ -24,14 +25,14 @@ func TestInMemoryKeys(t *testing.T) {
 		}
 		expires := time.Now().Add(time.Hour)
 		root := metadata.Root(expires)
-		if err := root.Signed.AddKey(k.TUF, signer.RoleTimestamp); err != nil {
+		if err := root.Signed.AddKey(k.TUF, trustnames.RoleTimestamp); err != nil {
 			t.Fatal(err)
 		}
 		ts := metadata.Timestamp(expires)
 		if err := signer.SignMetadata(ts, true, k); err != nil {
 			t.Fatal(err)
 		}
-		if err := root.VerifyDelegate(signer.RoleTimestamp, ts); err != nil {
+		if err := root.VerifyDelegate(trustnames.RoleTimestamp, ts); err != nil {
 			t.Fatal(err)
 		}
 	})

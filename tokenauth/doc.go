@@ -3,7 +3,7 @@
 // token specification (distribution's docs/spec/auth token.md, jwt.md, scope.md) as
 // JWTs signed with ES256 through go-jose.
 //
-// It holds the scope grammar (ParseScopes, Access, MatchPattern), the claims of an
+// It holds the scope grammar (ParseScopes, Access), the claims of an
 // access token (Claims), signing keys and their public JWK sets (SigningKey, JWKS),
 // issuing (Issuer), the key sets a verifier trusts (StaticKeySet, FileKeySet,
 // RemoteKeySet) and verification (Verifier), and the proxy secret that

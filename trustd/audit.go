@@ -14,6 +14,7 @@ import (
 	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // trustd's audit log: every change to the trust graph (publishes, keys,
@@ -130,15 +131,15 @@ func publishRecords(role string, res tuf.PublishResult) []audit.Record {
 			waiting = append(waiting, w.Role)
 		}
 		head.Detail = "held until the first versions of " + strings.Join(waiting, ", ")
-	case role == tuf.RoleRoot && res.Version == 1 && len(res.Changes) > 0 && res.Changes[0].Action == audit.ActionTrustInit:
+	case role == trustnames.RoleRoot && res.Version == 1 && len(res.Changes) > 0 && res.Changes[0].Action == audit.ActionTrustInit:
 		head.Action = "" // the init's own record stands for it
 	}
-	if strings.HasPrefix(role, "org-") {
-		head.Org = strings.TrimPrefix(role, "org-")
+	if org, ok := trustnames.OrgOfRole(role); ok {
+		head.Org = org
 	}
 	if res.Repository != "" {
 		head.Repository = res.Repository
-		head.Org, _, _ = strings.Cut(res.Repository, "/")
+		head.Org = trustnames.OrgOfRepo(res.Repository)
 	}
 	recs := make([]audit.Record, 0, 1+len(res.Released)+len(res.Changes))
 	if head.Action != "" {
@@ -146,7 +147,7 @@ func publishRecords(role string, res tuf.PublishResult) []audit.Record {
 	}
 	for _, rel := range res.Released {
 		rec := audit.Record{Action: audit.ActionRolePublish, Role: rel.Role, Version: rel.Version, Detail: "released with " + role}
-		if org, ok := strings.CutPrefix(rel.Role, "org-"); ok {
+		if org, ok := trustnames.OrgOfRole(rel.Role); ok {
 			rec.Org = org
 		} else {
 			rec.Org = head.Org

@@ -24,7 +24,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd"
-	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // killedAtCommit fails writes of the TUF head while armed: a publish that
@@ -134,10 +134,10 @@ func TestAReleaseByReleaseReadyIsAudited(t *testing.T) {
 	}
 	body, _ := json.Marshal(map[string]json.RawMessage{"root": signTUF(t, root, rootKey), "targets": signTUF(t, targetsVersion(1, nil, nil, nil), targetsKey)})
 	e.mustTUF(http.StatusCreated, "POST", "/api/init", admin, body)
-	orgRole, appRole := tuf.RoleForOrg("acme"), tuf.RoleForRepo("acme/app")
-	e.mustTUF(http.StatusAccepted, "PUT", "/api/metadata/targets", admin, signTUF(t, targetsVersion(2, orgKey, map[string][]string{orgRole: tuf.OrgPaths("acme")}, nil), targetsKey))
+	orgRole, appRole := trustnames.RoleForOrg("acme"), trustnames.RoleForRepo("acme/app")
+	e.mustTUF(http.StatusAccepted, "PUT", "/api/metadata/targets", admin, signTUF(t, targetsVersion(2, orgKey, map[string][]string{orgRole: trustnames.OrgPaths("acme")}, nil), targetsKey))
 	e.mustTUF(http.StatusCreated, "PUT", "/api/metadata/"+orgRole, admin, signTUF(t, targetsVersion(1, nil, nil, nil), orgKey))
-	e.mustTUF(http.StatusAccepted, "PUT", "/api/metadata/"+orgRole, admin, signTUF(t, targetsVersion(2, pub, map[string][]string{appRole: tuf.RepoPaths("acme/app")}, nil), orgKey))
+	e.mustTUF(http.StatusAccepted, "PUT", "/api/metadata/"+orgRole, admin, signTUF(t, targetsVersion(2, pub, map[string][]string{appRole: trustnames.RepoPaths("acme/app")}, nil), orgKey))
 
 	// acme/app's first version completes the set, and its publish dies at the
 	// commit point: ReleaseReady releases what it left.

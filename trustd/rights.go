@@ -4,6 +4,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/tokenauth"
 )
 
@@ -77,7 +78,7 @@ func (s *Server) allowed(p principal, repo string) actionSet {
 	}
 	var set actionSet
 	for _, pat := range s.cfg.AnonymousPull {
-		if tokenauth.MatchPattern(pat, repo) {
+		if reference.MatchPattern(pat, repo) {
 			set |= actPull
 			break
 		}
@@ -93,7 +94,7 @@ func (s *Server) allowed(p principal, repo string) actionSet {
 		}
 	}
 	for _, g := range s.grantsBy[p.Name] {
-		if set|g.actions != set && tokenauth.MatchPattern(g.Pattern, repo) {
+		if set|g.actions != set && reference.MatchPattern(g.Pattern, repo) {
 			set |= g.actions
 		}
 	}
@@ -195,7 +196,7 @@ func (s *Server) mayPullIn(p principal, org string) bool {
 	// components may follow; "**" first matches any org.
 	reaches := func(pat string) bool {
 		first, rest, more := strings.Cut(pat, "/")
-		return tokenauth.MatchPattern(first, org) && (more && rest != "" || first == "**")
+		return reference.MatchPattern(first, org) && (more && rest != "" || first == "**")
 	}
 	for _, pat := range s.cfg.AnonymousPull {
 		if reaches(pat) {

@@ -34,9 +34,10 @@ import (
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 
-// OpenDriver opens the storage driver cfg selects.
-func OpenDriver(cfg Config) (driver.Driver, error) {
-	return cfg.Storage.Open(context.Background(), cfg.Data)
+// OpenDriver opens the storage driver cfg selects. ctx bounds the opening (the
+// s3 driver checks its bucket): a caller that gives up stops waiting on it.
+func OpenDriver(ctx context.Context, cfg Config) (driver.Driver, error) {
+	return cfg.Storage.Open(ctx, cfg.Data)
 }
 
 // Serve runs trustd until ctx is done, then drains requests in flight for up to
@@ -56,7 +57,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d, err := OpenDriver(cfg)
+	d, err := OpenDriver(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
 	}

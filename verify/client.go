@@ -23,6 +23,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Size limits of the metadata a refresh downloads. go-tuf's default snapshot limit
@@ -292,7 +294,7 @@ func targetOf(path string, tf *metadata.TargetFiles) (*Target, error) {
 			}
 		}
 	}
-	if _, ref, ok := strings.Cut(path, "@"); ok {
+	if _, ref, isDigest, _ := trustnames.SplitTarget(path); isDigest {
 		d, err := digest.Parse(ref)
 		if err != nil {
 			return nil, fmt.Errorf("target %s: %w", path, err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/internal/tuftest"
+	"github.com/signet-oss/signet/trustnames"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -33,16 +34,16 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	r := tuftest.NewRepo(t)
 	f := &fixture{repo: r, v1Manifest: []byte(`{"schemaVersion":2,"mediaType":"` + imageType + `","layers":[]}`)}
-	r.Delegate("targets", "org-acme", tuftest.OrgPaths("acme"), "acme-org")
-	r.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "alice")
-	r.Delegate("org-acme", tuftest.RepoRole("acme/team/app"), tuftest.RepoPaths("acme/team/app"), "alice")
-	f.v1 = r.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:v1", f.v1Manifest, imageType)
+	r.Delegate("targets", "org-acme", trustnames.OrgPaths("acme"), "acme-org")
+	r.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "alice")
+	r.Delegate("org-acme", trustnames.RoleForRepo("acme/team/app"), trustnames.RepoPaths("acme/team/app"), "alice")
+	f.v1 = r.AddTarget(trustnames.RoleForRepo("acme/app"), "acme/app:v1", f.v1Manifest, imageType)
 	f.child1, f.child2 = string(digest.FromString("one")), string(digest.FromString("two"))
 	f.idxBody = []byte(`{"schemaVersion":2,"mediaType":"` + indexType + `","manifests":[]}`)
-	f.index = r.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:multi", f.idxBody, indexType, f.child1, f.child2)
-	r.AddTarget(tuftest.RepoRole("acme/app"), "acme/app@"+f.v1, f.v1Manifest, imageType)
-	f.teamV1 = r.AddTarget(tuftest.RepoRole("acme/team/app"), "acme/team/app:v1", []byte("team manifest"), imageType)
-	r.Publish("targets", "org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoRole("acme/team/app"))
+	f.index = r.AddTarget(trustnames.RoleForRepo("acme/app"), "acme/app:multi", f.idxBody, indexType, f.child1, f.child2)
+	r.AddTarget(trustnames.RoleForRepo("acme/app"), "acme/app@"+f.v1, f.v1Manifest, imageType)
+	f.teamV1 = r.AddTarget(trustnames.RoleForRepo("acme/team/app"), "acme/team/app:v1", []byte("team manifest"), imageType)
+	r.Publish("targets", "org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RoleForRepo("acme/team/app"))
 	return f
 }
 
@@ -98,12 +99,12 @@ func TestResolveRefusesWhatIsNotSigned(t *testing.T) {
 	r := f.repo
 	// acme-corp is another org whose key also signs a role for acme/app's name:
 	// it must not be reachable from acme's namespace.
-	r.Delegate("targets", "org-acme-corp", tuftest.OrgPaths("acme-corp"), "corp-org")
-	r.Delegate("org-acme-corp", tuftest.RepoRole("acme-corp/app"), tuftest.RepoPaths("acme-corp/app"), "mallory")
-	r.AddTarget(tuftest.RepoRole("acme-corp/app"), "acme-corp/app:v1", []byte("corp"), imageType)
+	r.Delegate("targets", "org-acme-corp", trustnames.OrgPaths("acme-corp"), "corp-org")
+	r.Delegate("org-acme-corp", trustnames.RoleForRepo("acme-corp/app"), trustnames.RepoPaths("acme-corp/app"), "mallory")
+	r.AddTarget(trustnames.RoleForRepo("acme-corp/app"), "acme-corp/app:v1", []byte("corp"), imageType)
 	// A repository delegated but never published.
-	r.Delegate("org-acme", tuftest.RepoRole("acme/new"), tuftest.RepoPaths("acme/new"), "alice")
-	r.Publish("targets", "org-acme", "org-acme-corp", tuftest.RepoRole("acme-corp/app"))
+	r.Delegate("org-acme", trustnames.RoleForRepo("acme/new"), trustnames.RepoPaths("acme/new"), "alice")
+	r.Publish("targets", "org-acme", "org-acme-corp", trustnames.RoleForRepo("acme-corp/app"))
 	c := f.client(t)
 	if _, err := c.Resolve(context.Background(), "acme-corp/app:v1"); err != nil {
 		t.Fatalf("acme-corp/app:v1 should resolve through its own org: %v", err)
@@ -138,14 +139,14 @@ func TestRevokedPublisherKeyUntrustsItsTargetsAtTheNextRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The org now delegates acme/app to bob only; the repo role is still alice's.
-	f.repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "bob")
+	f.repo.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "bob")
 	f.repo.Publish("org-acme")
 	if _, err := c.Resolve(ctx, "acme/app:v1"); !errors.Is(err, ErrNotSigned) {
 		t.Fatalf("after revoking alice: %v, want ErrNotSigned", err)
 	}
 	// bob re-signs: trusted again.
-	f.repo.Signers[tuftest.RepoRole("acme/app")] = []string{"bob"}
-	f.repo.Publish(tuftest.RepoRole("acme/app"))
+	f.repo.Signers[trustnames.RoleForRepo("acme/app")] = []string{"bob"}
+	f.repo.Publish(trustnames.RoleForRepo("acme/app"))
 	if got, err := c.Resolve(ctx, "acme/app:v1"); err != nil || string(got.Digest) != f.v1 {
 		t.Fatalf("after bob re-signed: %+v, %v", got, err)
 	}
@@ -166,7 +167,7 @@ func TestRollbackOfTimestampIsRefused(t *testing.T) {
 	c := f.client(t)
 	ctx := context.Background()
 	old := f.repo.File("timestamp.json")
-	f.repo.Publish(tuftest.RepoRole("acme/app"))
+	f.repo.Publish(trustnames.RoleForRepo("acme/app"))
 	if _, err := c.Resolve(ctx, "acme/app:v1"); err != nil {
 		t.Fatal(err)
 	}

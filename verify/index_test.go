@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/internal/tuftest"
+	"github.com/signet-oss/signet/trustnames"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -90,8 +91,8 @@ func TestIndexHoldsEveryCurrentTargetOfEveryRepository(t *testing.T) {
 func TestIndexIgnoresTargetsOutsideTheirDelegation(t *testing.T) {
 	f := newFixture(t)
 	// alice's role for acme/app lists a target of acme/other: outside its paths.
-	f.repo.AddTarget(tuftest.RepoRole("acme/app"), "acme/other:v1", []byte("sneaky"), imageType)
-	f.repo.Publish(tuftest.RepoRole("acme/app"))
+	f.repo.AddTarget(trustnames.RoleForRepo("acme/app"), "acme/other:v1", []byte("sneaky"), imageType)
+	f.repo.Publish(trustnames.RoleForRepo("acme/app"))
 	ix := f.newIndex(t, &memStore{})
 	if err := ix.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
@@ -116,7 +117,7 @@ func TestIndexRevocationAndANoChangeRefresh(t *testing.T) {
 	if counting.n != 1 {
 		t.Errorf("a refresh with nothing changed made %d requests, want 1 (the timestamp)", counting.n)
 	}
-	f.repo.Delegate("org-acme", tuftest.RepoRole("acme/app"), tuftest.RepoPaths("acme/app"), "bob")
+	f.repo.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "bob")
 	f.repo.Publish("org-acme")
 	if err := ix.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -137,8 +138,8 @@ func TestIndexRefreshesAtMostTwicePerIntervalAndAlwaysAfterTheCall(t *testing.T)
 		t.Fatal(err)
 	}
 	// Published right after a refresh: a caller now still sees it, after the pause.
-	f.repo.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:late", []byte("late"), imageType)
-	f.repo.Publish(tuftest.RepoRole("acme/app"))
+	f.repo.AddTarget(trustnames.RoleForRepo("acme/app"), "acme/app:late", []byte("late"), imageType)
+	f.repo.Publish(trustnames.RoleForRepo("acme/app"))
 	var wg sync.WaitGroup
 	for range 300 {
 		wg.Add(1)
@@ -190,8 +191,8 @@ func TestIndexRefusesARollbackBelowWhatItStored(t *testing.T) {
 	store := &memStore{}
 	ctx := context.Background()
 	oldTimestamp := f.repo.File("timestamp.json")
-	f.repo.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:v2", []byte("v2"), imageType)
-	f.repo.Publish(tuftest.RepoRole("acme/app"))
+	f.repo.AddTarget(trustnames.RoleForRepo("acme/app"), "acme/app:v2", []byte("v2"), imageType)
+	f.repo.Publish(trustnames.RoleForRepo("acme/app"))
 	if err := f.newIndex(t, store).Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -226,8 +227,8 @@ func TestIndexFollowsARotatedTimestampKeyBetweenRootProbes(t *testing.T) {
 	r.Root.Signed.Version++
 	r.SignRoot()
 	r.Keys["timestamp"] = nk
-	r.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:after", []byte("after"), imageType)
-	r.Publish(tuftest.RepoRole("acme/app"))
+	r.AddTarget(trustnames.RoleForRepo("acme/app"), "acme/app:after", []byte("after"), imageType)
+	r.Publish(trustnames.RoleForRepo("acme/app"))
 	if err := ix.Refresh(ctx); err != nil {
 		t.Fatalf("after a timestamp key rotation: %v", err)
 	}
@@ -239,9 +240,9 @@ func TestIndexFollowsARotatedTimestampKeyBetweenRootProbes(t *testing.T) {
 func TestIndexDropsADelegatedRoleThatExpiresWhileTheViewIsHeld(t *testing.T) {
 	f := newFixture(t)
 	// acme/app's role expires in an hour, well before the timestamp (a day).
-	role := f.repo.Delegated[tuftest.RepoRole("acme/app")]
+	role := f.repo.Delegated[trustnames.RoleForRepo("acme/app")]
 	role.Signed.Expires = f.repo.Now.Add(time.Hour)
-	f.repo.Publish(tuftest.RepoRole("acme/app"))
+	f.repo.Publish(trustnames.RoleForRepo("acme/app"))
 	now := time.Now()
 	ix := f.newIndex(t, &memStore{}, func(c *IndexConfig) { c.Now = func() time.Time { return now } })
 	ctx := context.Background()
@@ -270,8 +271,8 @@ func TestIndexMeasuresThePauseBetweenRefreshesOnItsClock(t *testing.T) {
 	if err := ix.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	f.repo.AddTarget(tuftest.RepoRole("acme/app"), "acme/app:later", []byte("later"), imageType)
-	f.repo.Publish(tuftest.RepoRole("acme/app"))
+	f.repo.AddTarget(trustnames.RoleForRepo("acme/app"), "acme/app:later", []byte("later"), imageType)
+	f.repo.Publish(trustnames.RoleForRepo("acme/app"))
 	// An hour passes on the index's clock: the next refresh need not wait.
 	clock.Advance(time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

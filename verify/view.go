@@ -6,6 +6,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // RepoTargets is what the trust graph says of one repository.
@@ -68,12 +70,9 @@ func (v *indexView) addTargets(chain []metadata.DelegatedRole, md *metadata.Meta
 		if err != nil {
 			continue
 		}
-		repo, ref, isDigest := strings.Cut(path, "@")
-		if !isDigest {
-			var ok bool
-			if repo, ref, ok = cutTag(path); !ok {
-				continue
-			}
+		repo, ref, isDigest, ok := trustnames.SplitTarget(path)
+		if !ok {
+			continue
 		}
 		rt := v.repo(repo, expires)
 		rt.expires = earliest(rt.expires, expires)
@@ -120,15 +119,6 @@ func delegatedOnChain(chain []metadata.DelegatedRole, path string) bool {
 		}
 	}
 	return true
-}
-
-// cutTag splits "<repo>:<tag>" at the last colon.
-func cutTag(path string) (repo, tag string, ok bool) {
-	i := strings.LastIndexByte(path, ':')
-	if i <= 0 || strings.Contains(path[i:], "/") {
-		return "", "", false
-	}
-	return path[:i], path[i+1:], true
 }
 
 func earliest(ts ...time.Time) time.Time {

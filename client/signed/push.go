@@ -11,10 +11,12 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/client/oci"
 	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/reference"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // PushOptions shape Push and Copy.
@@ -175,7 +177,7 @@ func publish(ctx context.Context, src oci.Source, mountFrom string, im *oci.Imag
 		return res, nil
 	}
 	if !o.KeepPrevious && res.Signed.Kept != "" {
-		_, old, _ := strings.Cut(res.Signed.Kept, "@")
+		_, old, _, _ := trustnames.SplitTarget(res.Signed.Kept)
 		if _, err := s.Prune(ctx, ref.Repo, digest.Digest(old), o.Key); err != nil {
 			return nil, fmt.Errorf("signed %s, but removing the previous digest's target %s: %w", res.Reference, res.Signed.Kept, err)
 		}

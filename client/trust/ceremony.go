@@ -7,8 +7,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/signet-oss/signet/signer"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/signer"
 )
 
 // InitOptions shape the first root of a deployment.

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/trustnames"
 	"github.com/signet-oss/signet/verify"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // OrgResult says what an organisation command changed.
@@ -40,7 +42,7 @@ func (s *Session) orgRoleState(ctx context.Context, path string) (*verify.State,
 		return nil, nil, err
 	}
 	org, _, _ := strings.Cut(path, "/")
-	return st, delegation(st.Roles[metadata.TARGETS], signer.RoleNameForOrg(org)), nil
+	return st, delegation(st.Roles[metadata.TARGETS], trustnames.RoleForOrg(org)), nil
 }
 
 // CreateOrg creates org at trustd (if new) and makes both sides of its trust:
@@ -63,7 +65,7 @@ func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*Or
 	if err != nil {
 		return nil, err
 	}
-	role := signer.RoleNameForOrg(org)
+	role := trustnames.RoleForOrg(org)
 	// A targets version that delegates org but waits for the org role's first
 	// version (an org create cut short) is built on, not dropped.
 	base, err := s.editBase(ctx, metadata.TARGETS, st.Roles[metadata.TARGETS])
@@ -74,7 +76,7 @@ func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*Or
 		d = delegation(base, role)
 	}
 	if d == nil {
-		keyName := "org-" + org
+		keyName := role // the org key is named after its role
 		if s.developmentRoot(ctx, st) {
 			keyName = signer.DevelopmentPrefix + keyName
 		}
@@ -100,7 +102,7 @@ func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*Or
 		// Keep the targets role's lifetime as the operators chose it.
 		targets.Signed.Expires = keepLifetime(st.Roles[metadata.TARGETS], s.now())
 		setDelegation(targets, metadata.DelegatedRole{
-			Name: role, KeyIDs: []string{id}, Threshold: threshold, Terminating: true, Paths: signer.OrgPaths(org),
+			Name: role, KeyIDs: []string{id}, Threshold: threshold, Terminating: true, Paths: trustnames.OrgPaths(org),
 		}, map[string]*metadata.Key{id: tk})
 		keys, err := s.keysByID(ctx, st.Root.Signed.Roles[metadata.TARGETS].KeyIDs)
 		if err != nil {
@@ -186,8 +188,7 @@ func splitRepo(repo string) (string, error) {
 	if err := reference.ValidateEnforcedName(repo); err != nil {
 		return "", fmt.Errorf("%w: a signed repository is ORG/NAME with %d to %d components", err, reference.MinRepoDepth, reference.MaxRepoDepth)
 	}
-	org, _, _ := strings.Cut(repo, "/")
-	return org, nil
+	return trustnames.OrgOfRepo(repo), nil
 }
 
 // Delegate has repo's org delegate it to the given publisher keys (store names or
@@ -217,14 +218,14 @@ func (s *Session) Delegate(ctx context.Context, repo string, keyNames []string, 
 		keys[id] = k
 		ids = append(ids, id)
 	}
-	role := signer.RoleNameForRepo(repo)
+	role := trustnames.RoleForRepo(repo)
 	res := &DelegateResult{Repository: repo, Role: role, Keys: keyNames, Threshold: threshold}
 	err = s.editOrgRole(ctx, org, repo, res, func(md *metadata.Metadata[metadata.TargetsType]) bool {
 		if sameDelegation(delegation(md, role), ids, threshold) {
 			return false
 		}
 		setDelegation(md, metadata.DelegatedRole{
-			Name: role, KeyIDs: ids, Threshold: threshold, Terminating: true, Paths: signer.RepoPaths(repo),
+			Name: role, KeyIDs: ids, Threshold: threshold, Terminating: true, Paths: trustnames.RepoPaths(repo),
 		}, keys)
 		return true
 	})
@@ -258,7 +259,7 @@ func (s *Session) firstVersion(ctx context.Context, repo string, keyNames []stri
 	}
 	o, err := s.publish(ctx, res.Role, md, keys[:threshold], true)
 	if err != nil {
-		return fmt.Errorf("%s v%d is held until %s has a first version; publishing an empty one with the delegated keys here failed: %w", signer.RoleNameForOrg(strings.SplitN(repo, "/", 2)[0]), res.Outcome.Version, repo, err)
+		return fmt.Errorf("%s v%d is held until %s has a first version; publishing an empty one with the delegated keys here failed: %w", trustnames.RoleForOrg(trustnames.OrgOfRepo(repo)), res.Outcome.Version, repo, err)
 	}
 	res.First = &o
 	if o.Published {
@@ -276,7 +277,7 @@ func (s *Session) Undelegate(ctx context.Context, repo string) (*DelegateResult,
 	if err != nil {
 		return nil, err
 	}
-	role := signer.RoleNameForRepo(repo)
+	role := trustnames.RoleForRepo(repo)
 	res := &DelegateResult{Repository: repo, Role: role}
 	return res, s.editOrgRole(ctx, org, repo, res, func(md *metadata.Metadata[metadata.TargetsType]) bool {
 		return removeDelegation(md, role)
@@ -290,7 +291,7 @@ func (s *Session) editOrgRole(ctx context.Context, org, repo string, res *Delega
 	if err != nil {
 		return err
 	}
-	role := signer.RoleNameForOrg(org)
+	role := trustnames.RoleForOrg(org)
 	cur := st.Roles[role]
 	if d == nil || cur == nil {
 		return fmt.Errorf("organisation %s has no trusted org role: run `trustctl org create %s` first", org, org)

@@ -13,8 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/signet-oss/signet/client"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/client"
 )
 
 // Discovery is a registry's /.well-known/signet.json.

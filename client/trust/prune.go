@@ -4,8 +4,10 @@ import (
 	"context"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/signet-oss/signet/signer"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Prune removes the target "<repo>@<digest>" from the repository's role and
@@ -17,12 +19,12 @@ func (s *Session) Prune(ctx context.Context, repo string, d digest.Digest, keyNa
 	if err != nil {
 		return Outcome{}, err
 	}
-	path := signer.TargetPath(repo, d.String())
+	path := trustnames.TargetPath(repo, d.String())
 	st, err := s.state(ctx, path)
 	if err != nil {
 		return Outcome{}, err
 	}
-	role := signer.RoleNameForRepo(repo)
+	role := trustnames.RoleForRepo(repo)
 	current := st.Roles[role]
 	if current == nil || current.Signed.Targets[path] == nil {
 		return Outcome{Role: role, Version: st.Version(role)}, nil

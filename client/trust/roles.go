@@ -8,9 +8,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/signer"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // nextTargets returns a copy of md as the next version, unsigned, expiring at

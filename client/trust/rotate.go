@@ -6,8 +6,10 @@ import (
 	"slices"
 	"time"
 
-	"github.com/signet-oss/signet/signer"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // RotateOrgKey replaces the keys of org's role by the named keys (generated if the
@@ -26,7 +28,7 @@ func (s *Session) RotateOrgKey(ctx context.Context, org string, keyNames []strin
 	if err != nil {
 		return nil, err
 	}
-	role := signer.RoleNameForOrg(org)
+	role := trustnames.RoleForOrg(org)
 	cur := st.Roles[role]
 	if d == nil || cur == nil {
 		return nil, fmt.Errorf("organisation %s has no trusted org role: run `trustctl org create %s` first", org, org)

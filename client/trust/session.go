@@ -13,11 +13,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/internal/atomicfile"
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // Default lifetimes of the roles trustctl signs (DESIGN.md §2).

@@ -9,9 +9,11 @@ import (
 	"strings"
 
 	"github.com/opencontainers/go-digest"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/signer"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Ref is HOST/REPO:TAG or HOST/REPO@DIGEST.
@@ -51,9 +53,9 @@ func ParseRef(s string) (Ref, error) {
 // TargetPath is the ref's target path.
 func (r Ref) TargetPath() string {
 	if r.Tag != "" {
-		return signer.TargetPath(r.Repo, r.Tag)
+		return trustnames.TargetPath(r.Repo, r.Tag)
 	}
-	return signer.TargetPath(r.Repo, r.Digest.String())
+	return trustnames.TargetPath(r.Repo, r.Digest.String())
 }
 
 // SignResult says what sign published.
@@ -88,7 +90,7 @@ func (s *Session) Sign(ctx context.Context, ref Ref, m *Manifest, keyName string
 		return nil, err
 	}
 	org, _ := splitRepo(ref.Repo)
-	orgRole, role := signer.RoleNameForOrg(org), signer.RoleNameForRepo(ref.Repo)
+	orgRole, role := trustnames.RoleForOrg(org), trustnames.RoleForRepo(ref.Repo)
 	d := delegation(st.Roles[orgRole], role)
 	if d == nil && st.Version(role) == 0 {
 		// A delegation trustd holds until this repository's first version:
@@ -124,7 +126,7 @@ func (s *Session) Sign(ctx context.Context, ref Ref, m *Manifest, keyName string
 	}
 	if old := next.Signed.Targets[path]; old != nil && ref.Tag != "" {
 		if oldDigest, ok := digestOf(old); ok && oldDigest != m.Digest {
-			keep := signer.TargetPath(ref.Repo, oldDigest.String())
+			keep := trustnames.TargetPath(ref.Repo, oldDigest.String())
 			if next.Signed.Targets[keep] == nil {
 				kept := *old
 				kept.Path = keep

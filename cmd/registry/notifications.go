@@ -33,7 +33,7 @@ func newDeadLettersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := registry.OpenDriver(cfg)
+			d, err := registry.OpenDriver(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ func newRequeueCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := registry.OpenDriver(cfg)
+			d, err := registry.OpenDriver(cmd.Context(), cfg)
 			if err != nil {
 				return err
 			}

@@ -79,17 +79,6 @@ func (k *Key) ID() string {
 	return id
 }
 
-func RepoRole(repo string) string {
-	sum := sha256.Sum256([]byte(repo))
-	return "repo-" + hex.EncodeToString(sum[:])[:32]
-}
-
-func OrgPaths(org string) []string {
-	return []string{org + "/*", org + "/*/*", org + "/*/*/*"}
-}
-
-func RepoPaths(repo string) []string { return []string{repo + ":*", repo + "@*"} }
-
 // NewRepo makes a repository with root, targets, snapshot and timestamp keys,
 // publishes version 1 of each, and serves it.
 func NewRepo(t testing.TB) *Repo {

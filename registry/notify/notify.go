@@ -25,8 +25,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/tokenauth"
 )
 
 // Notifier queues events and runs one delivery worker per endpoint.
@@ -254,7 +254,7 @@ func (ep *endpoint) wants(kind, repo string) bool {
 		return false
 	}
 	for _, p := range ep.cfg.Repositories {
-		if tokenauth.MatchPattern(p, repo) {
+		if reference.MatchPattern(p, repo) {
 			return true
 		}
 	}

@@ -33,6 +33,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Open returns a handle on one key store that asks for passphrases with
@@ -217,17 +218,17 @@ func runAlgorithm(t *testing.T, newStore NewStore, alg signer.Algorithm) {
 			expires := time.Now().Add(time.Hour)
 			root := metadata.Root(expires)
 			for _, k := range []*signer.Key{k1, k2} {
-				if err := root.Signed.AddKey(k.TUF, signer.RoleTargets); err != nil {
+				if err := root.Signed.AddKey(k.TUF, trustnames.RoleTargets); err != nil {
 					t.Fatal(err)
 				}
 			}
-			root.Signed.Roles[signer.RoleTargets].Threshold = 2
+			root.Signed.Roles[trustnames.RoleTargets].Threshold = 2
 			targets := metadata.Targets(expires)
 
 			if err := signer.SignMetadata(targets, true, k1); err != nil {
 				t.Fatal(err)
 			}
-			if err := root.VerifyDelegate(signer.RoleTargets, targets); err == nil {
+			if err := root.VerifyDelegate(trustnames.RoleTargets, targets); err == nil {
 				t.Fatal("1 of 2 signatures met a threshold of 2")
 			}
 			// Co-signing adds; signing again with the same key does not duplicate.
@@ -237,7 +238,7 @@ func runAlgorithm(t *testing.T, newStore NewStore, alg signer.Algorithm) {
 			if len(targets.Signatures) != 2 {
 				t.Fatalf("%d signatures after co-signing, want 2", len(targets.Signatures))
 			}
-			if err := root.VerifyDelegate(signer.RoleTargets, targets); err != nil {
+			if err := root.VerifyDelegate(trustnames.RoleTargets, targets); err != nil {
 				t.Fatalf("2 of 2 signatures: %v", err)
 			}
 			// The bytes go-tuf parses verify too (a duplicate key ID would be refused).
@@ -249,7 +250,7 @@ func runAlgorithm(t *testing.T, newStore NewStore, alg signer.Algorithm) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := root.VerifyDelegate(signer.RoleTargets, parsed); err != nil {
+			if err := root.VerifyDelegate(trustnames.RoleTargets, parsed); err != nil {
 				t.Fatalf("parsed: %v", err)
 			}
 			// Editing and re-signing with replace drops the stale signatures.
@@ -260,12 +261,12 @@ func runAlgorithm(t *testing.T, newStore NewStore, alg signer.Algorithm) {
 			if len(targets.Signatures) != 1 {
 				t.Fatalf("%d signatures after replace, want 1", len(targets.Signatures))
 			}
-			root.Signed.Roles[signer.RoleTargets].Threshold = 1
-			if err := root.VerifyDelegate(signer.RoleTargets, targets); err != nil {
+			root.Signed.Roles[trustnames.RoleTargets].Threshold = 1
+			if err := root.VerifyDelegate(trustnames.RoleTargets, targets); err != nil {
 				t.Fatalf("re-signed: %v", err)
 			}
 			targets.Signed.Version++ // tampered after signing
-			if err := root.VerifyDelegate(signer.RoleTargets, targets); err == nil {
+			if err := root.VerifyDelegate(trustnames.RoleTargets, targets); err == nil {
 				t.Fatal("metadata changed after signing still verifies")
 			}
 		}},

@@ -11,6 +11,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // attackEnv is acme (org key, acme/app delegated to pub) and acme-corp (its own
@@ -30,15 +31,15 @@ func newAttackEnv(t *testing.T) *attackEnv {
 	// acme/app's first version publishes org-acme and the targets version
 	// that delegates it, held until then; acme-corp stays held until
 	// acme-corp/app has its first version.
-	a.mustPut(201, tuf.RoleForRepo("acme/app"), sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), a.pub), a.bob)
+	a.mustPut(201, trustnames.RoleForRepo("acme/app"), sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), a.pub), a.bob)
 	a.org("acme-corp", []*key{a.corpKey}, 1, repoDelegation("acme-corp/app", 1, a.corpPub))
 	return a
 }
 
 func TestPublishRefusesTheAttackList(t *testing.T) {
 	a := newAttackEnv(t)
-	app := tuf.RoleForRepo("acme/app")
-	corpApp := tuf.RoleForRepo("acme-corp/app")
+	app := trustnames.RoleForRepo("acme/app")
+	corpApp := trustnames.RoleForRepo("acme-corp/app")
 	v2 := func(ts map[string]*metadata.TargetFiles) *metadata.Metadata[metadata.TargetsType] {
 		return role(2, nil, ts)
 	}
@@ -84,30 +85,30 @@ func TestPublishRefusesTheAttackList(t *testing.T) {
 			sign(t, v2(targets("acme/other:v1", target("v2"))), a.pub), a.bob, 400, "outside"},
 		{"a repository key signing for a prefix-sharing org is refused", app,
 			sign(t, v2(targets("acme-corp/app:v1", target("v2"))), a.pub), a.bob, 400, "outside"},
-		{"an org key signing another org's repository is refused", tuf.RoleForOrg("acme"),
+		{"an org key signing another org's repository is refused", trustnames.RoleForOrg("acme"),
 			sign(t, role(2, []delegation{repoDelegation("acme/app", 1, a.pub)}, targets("acme-corp/app:v1", target("x"))), a.orgKey), a.carol, 400, "outside organisation"},
 		{"an org key signing another org's repository role is refused", corpApp,
 			sign(t, role(1, nil, targets("acme-corp/app:v1", target("x"))), a.orgKey), a.admin, 400, "signed by none"},
-		{"an org owner cannot publish another org's role", tuf.RoleForOrg("acme-corp"),
+		{"an org owner cannot publish another org's role", trustnames.RoleForOrg("acme-corp"),
 			sign(t, role(2, nil, nil), a.orgKey), a.carol, 403, "owner of acme-corp"},
-		{"a delegation leaving the org's namespace is refused", tuf.RoleForOrg("acme"),
+		{"a delegation leaving the org's namespace is refused", trustnames.RoleForOrg("acme"),
 			sign(t, role(2, []delegation{repoDelegation("acme-corp/app", 1, a.pub)}, nil), a.orgKey), a.carol, 400, "leaves"},
-		{"a delegation overlapping a sibling is refused", tuf.RoleForOrg("acme"),
+		{"a delegation overlapping a sibling is refused", trustnames.RoleForOrg("acme"),
 			sign(t, role(2, []delegation{repoDelegation("acme/app", 1, a.pub), repoDelegation("acme/app", 1, a.stranger)}, nil), a.orgKey), a.carol, 400, "overlap"},
-		{"a delegation with extra paths is refused", tuf.RoleForOrg("acme"),
+		{"a delegation with extra paths is refused", trustnames.RoleForOrg("acme"),
 			sign(t, widened, a.orgKey), a.carol, 400, "exactly the paths"},
-		{"a delegation of a 5-component repository is refused", tuf.RoleForOrg("acme"),
+		{"a delegation of a 5-component repository is refused", trustnames.RoleForOrg("acme"),
 			sign(t, role(2, []delegation{repoDelegation("acme/a/b/c/d", 1, a.pub)}, nil), a.orgKey), a.carol, 400, "components"},
-		{"a non-terminating delegation is refused", tuf.RoleForOrg("acme"),
+		{"a non-terminating delegation is refused", trustnames.RoleForOrg("acme"),
 			sign(t, nonTerminating, a.orgKey), a.carol, 400, "terminating"},
-		{"a hash-bin delegation is refused", tuf.RoleForOrg("acme"),
+		{"a hash-bin delegation is refused", trustnames.RoleForOrg("acme"),
 			sign(t, hashBins, a.orgKey), a.carol, 400, "path_hash_prefixes"},
-		{"a threshold above the number of keys is refused", tuf.RoleForOrg("acme"),
+		{"a threshold above the number of keys is refused", trustnames.RoleForOrg("acme"),
 			sign(t, badThreshold, a.orgKey), a.carol, 400, "threshold"},
 		// a.targetsMD is the held targets version delegating acme-corp: the
 		// next version of targets replaces it, under its number.
 		{"an org delegation with another org's paths is refused", "targets",
-			sign(t, role(a.targetsMD.Signed.Version, []delegation{{name: "org-acme", paths: tuf.OrgPaths("acme-corp"), keys: []*key{a.orgKey}, threshold: 1}}, nil), a.targets), a.admin, 400, "exactly the paths"},
+			sign(t, role(a.targetsMD.Signed.Version, []delegation{{name: "org-acme", paths: trustnames.OrgPaths("acme-corp"), keys: []*key{a.orgKey}, threshold: 1}}, nil), a.targets), a.admin, 400, "exactly the paths"},
 		{"targets signed by an org key is refused", "targets",
 			sign(t, role(a.targetsMD.Signed.Version, nil, nil), a.orgKey), a.admin, 400, "signed by none"},
 		{"a target without a sha256 hash is refused", app,
@@ -128,9 +129,9 @@ func TestPublishRefusesTheAttackList(t *testing.T) {
 			sign(t, v2(targets("acme/app:v2", target("v2"))), a.pub), a.dave, 403, "push on the repository it is delegated for"},
 		{"an anonymous caller is refused with 401", app,
 			sign(t, v2(targets("acme/app:v2", target("v2"))), a.pub), "", 401, "push"},
-		{"a publisher cannot publish the org role", tuf.RoleForOrg("acme"),
+		{"a publisher cannot publish the org role", trustnames.RoleForOrg("acme"),
 			sign(t, role(2, nil, nil), a.orgKey), a.bob, 403, "owner"},
-		{"a repository role nobody delegated is refused", tuf.RoleForRepo("acme/nobody"),
+		{"a repository role nobody delegated is refused", trustnames.RoleForRepo("acme/nobody"),
 			sign(t, role(1, nil, targets("acme/nobody:v1", target("x"))), a.pub), a.admin, 404, "not delegated"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -155,7 +156,7 @@ func TestPublishRefusesTheAttackList(t *testing.T) {
 func TestOrgsThatSharePrefixesStayApart(t *testing.T) {
 	a := newAttackEnv(t)
 	corp := a.user("cora", "acme-corp", "publisher")
-	a.mustPut(201, tuf.RoleForRepo("acme-corp/app"), sign(t, role(1, nil, targets("acme-corp/app:v1", target("corp v1"))), a.corpPub), corp)
+	a.mustPut(201, trustnames.RoleForRepo("acme-corp/app"), sign(t, role(1, nil, targets("acme-corp/app:v1", target("corp v1"))), a.corpPub), corp)
 	admin := a.admin
 	for _, c := range []struct {
 		name, path, want string
@@ -188,7 +189,7 @@ func TestThresholdStagesUntilMet(t *testing.T) {
 	orgKey, k1, k2 := newKey(t), newKey(t), newKey(t)
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/two", 2, k1, k2))
 	bob := e.user("bob", "acme", "publisher")
-	repo := tuf.RoleForRepo("acme/two")
+	repo := trustnames.RoleForRepo("acme/two")
 	md := role(1, nil, targets("acme/two:v1", target("two v1")))
 
 	r := e.mustPut(202, repo, sign(t, md, k1), bob)

@@ -17,7 +17,7 @@ import (
 	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
-	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // auditSince returns the audit records written after the record after (all
@@ -66,7 +66,7 @@ func TestPublishesAreAudited(t *testing.T) {
 		t.Errorf("after init:\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 	orgKey, pub, pub2 := newKey(t), newKey(t), newKey(t)
-	repoRole := tuf.RoleForRepo("acme/app")
+	repoRole := trustnames.RoleForRepo("acme/app")
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
 	bob := e.user("bob", "acme", "publisher")
 	got, recs = e.auditSince(t, lastID(recs))
@@ -106,7 +106,7 @@ func TestPublishesAreAudited(t *testing.T) {
 	}
 
 	// The org rotates the repository's key.
-	e.mustPut(201, tuf.RoleForOrg("acme"), sign(t, role(2, []delegation{repoDelegation("acme/app", 1, pub2)}, nil), orgKey), e.admin)
+	e.mustPut(201, trustnames.RoleForOrg("acme"), sign(t, role(2, []delegation{repoDelegation("acme/app", 1, pub2)}, nil), orgKey), e.admin)
 	got, recs = e.auditSince(t, lastID(recs))
 	want = []string{
 		"role.publish org-acme admin",
@@ -137,7 +137,7 @@ func TestPublishesAreAudited(t *testing.T) {
 func TestOrgTargetsAreAudited(t *testing.T) {
 	e := newEnv(t, nil)
 	orgKey, pub := newKey(t), newKey(t)
-	orgRole := tuf.RoleForOrg("acme")
+	orgRole := trustnames.RoleForOrg("acme")
 	e.org("acme", []*key{orgKey}, 1)
 	_, recs := e.auditSince(t, "")
 
@@ -146,13 +146,13 @@ func TestOrgTargetsAreAudited(t *testing.T) {
 	// That version is held until acme/lib has its first version, then
 	// recorded as published with it.
 	e.mustPut(202, orgRole, sign(t, md, orgKey), e.admin)
-	e.mustPut(201, tuf.RoleForRepo("acme/lib"), sign(t, role(1, nil, nil), pub), e.admin)
+	e.mustPut(201, trustnames.RoleForRepo("acme/lib"), sign(t, role(1, nil, nil), pub), e.admin)
 	got, recs := e.auditSince(t, lastID(recs))
 	want := []string{
 		"role.stage org-acme admin",
-		"role.publish " + tuf.RoleForRepo("acme/lib") + " acme/lib admin",
+		"role.publish " + trustnames.RoleForRepo("acme/lib") + " acme/lib admin",
 		"role.publish org-acme admin",
-		"delegation.add " + tuf.RoleForRepo("acme/lib") + " acme/lib " + pub.id + " admin",
+		"delegation.add " + trustnames.RoleForRepo("acme/lib") + " acme/lib " + pub.id + " admin",
 		"target.publish org-acme acme/app v1 " + sha("one") + " admin",
 	}
 	if !slices.Equal(got, want) {
@@ -201,7 +201,7 @@ func TestAPublishOfManyTargetsWritesItsRecordsConcurrentlyInOrder(t *testing.T) 
 	d := &slowAudit{Driver: inmemory.New()}
 	e := newEnv(t, d)
 	orgKey, pub := newKey(t), newKey(t)
-	repoRole := tuf.RoleForRepo("acme/app")
+	repoRole := trustnames.RoleForRepo("acme/app")
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
 	bob := e.user("bob", "acme", "publisher")
 	_, recs := e.auditSince(t, "")
@@ -236,7 +236,7 @@ func TestStagedPublishIsAudited(t *testing.T) {
 	k1, k2 := newKey(t), newKey(t)
 	e.org("acme", []*key{k1, k2}, 2)
 	_, recs := e.auditSince(t, "")
-	e.mustPut(202, tuf.RoleForOrg("acme"), sign(t, role(2, nil, nil), k1), e.admin)
+	e.mustPut(202, trustnames.RoleForOrg("acme"), sign(t, role(2, nil, nil), k1), e.admin)
 	got, recs := e.auditSince(t, lastID(recs))
 	if !slices.Equal(got, []string{"role.stage org-acme admin"}) || recs[len(recs)-1].Outcome != audit.OutcomeStaged {
 		t.Errorf("a staged upload left %q", got)

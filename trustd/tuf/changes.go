@@ -10,6 +10,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // What a publish changed, for the audit log: trustd records every published role
@@ -65,7 +66,7 @@ func (r *Repo) changesOf(ctx context.Context, s *state, u *upload) ([]Change, er
 
 // initChanges lists what the first root and targets set up.
 func initChanges(s *state) []Change {
-	out := []Change{{Action: audit.ActionTrustInit, Role: RoleRoot, KeyIDs: s.root.Signed.Roles[RoleRoot].KeyIDs}}
+	out := []Change{{Action: audit.ActionTrustInit, Role: trustnames.RoleRoot, KeyIDs: s.root.Signed.Roles[trustnames.RoleRoot].KeyIDs}}
 	return append(out, append(rootChanges(nil, s.root), delegationChanges(nil, s.targets)...)...)
 }
 
@@ -127,10 +128,10 @@ func delegatedChange(d metadata.DelegatedRole) Change {
 	kind, _ := classify(d.Name)
 	switch {
 	case kind == kindOrg:
-		c.Org = orgOfRole(d.Name)
+		c.Org, _ = trustnames.OrgOfRole(d.Name)
 	case kind == kindRepo && len(d.Paths) > 0:
-		c.Repository, _, _ = strings.Cut(d.Paths[0], ":")
-		c.Org = orgOfRepo(c.Repository)
+		c.Repository, _ = trustnames.RepoOfPaths(d.Paths)
+		c.Org = trustnames.OrgOfRepo(c.Repository)
 	}
 	return c
 }
@@ -193,8 +194,8 @@ func targetChanges(role string, prev, next *targetsMD) []Change {
 		before = prev.Signed.Targets
 	}
 	change := func(action, p string, t *metadata.TargetFiles) Change {
-		repo, ref, isDigest, _ := splitTarget(p)
-		c := Change{Action: action, Role: role, Repository: repo, Org: orgOfRepo(repo)}
+		repo, ref, isDigest, _ := trustnames.SplitTarget(p)
+		c := Change{Action: action, Role: role, Repository: repo, Org: trustnames.OrgOfRepo(repo)}
 		if isDigest {
 			c.Digest = ref
 		} else {

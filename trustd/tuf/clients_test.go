@@ -14,7 +14,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/internal/testtools"
-	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // TUF §4.4: the snapshot lists every delegated targets role. A client walking to
@@ -58,23 +58,23 @@ func newClientGraph(t *testing.T) *clientGraph {
 		}
 	}
 	setup("targets", sign(t, role(2, []delegation{orgDelegation("acme", 1, acmeKey), orgDelegation("beta", 1, betaKey)}, nil), e.targets), e.admin)
-	setup(tuf.RoleForOrg("acme"), sign(t, role(1, nil, nil), acmeKey), e.admin)
-	setup(tuf.RoleForOrg("beta"), sign(t, role(1, nil, nil), betaKey), e.admin)
+	setup(trustnames.RoleForOrg("acme"), sign(t, role(1, nil, nil), acmeKey), e.admin)
+	setup(trustnames.RoleForOrg("beta"), sign(t, role(1, nil, nil), betaKey), e.admin)
 
 	// acme delegates acme/app, which is published; then acme/empty too,
 	// which never is.
-	setup(tuf.RoleForOrg("acme"), sign(t, role(2, []delegation{repoDelegation("acme/app", 1, pub)}, nil), acmeKey), e.admin)
-	setup(tuf.RoleForRepo("acme/app"), sign(t, role(1, nil, targets("acme/app:v1", g.appV1)), pub), g.bob)
-	r := e.put(tuf.RoleForOrg("acme"), sign(t, role(3, []delegation{repoDelegation("acme/app", 1, pub), repoDelegation("acme/empty", 1, pub)}, nil), acmeKey), e.admin)
+	setup(trustnames.RoleForOrg("acme"), sign(t, role(2, []delegation{repoDelegation("acme/app", 1, pub)}, nil), acmeKey), e.admin)
+	setup(trustnames.RoleForRepo("acme/app"), sign(t, role(1, nil, targets("acme/app:v1", g.appV1)), pub), g.bob)
+	r := e.put(trustnames.RoleForOrg("acme"), sign(t, role(3, []delegation{repoDelegation("acme/app", 1, pub), repoDelegation("acme/empty", 1, pub)}, nil), acmeKey), e.admin)
 	if r.status != 201 && r.status != 202 {
 		t.Fatalf("delegating acme/empty: %d %s", r.status, r.body)
 	}
 	g.heldOrgStatus = r.status
 
 	// beta delegates beta/two to two keys, both needed; one signs.
-	setup(tuf.RoleForOrg("beta"), sign(t, role(2, []delegation{repoDelegation("beta/two", 2, g.two1, g.two2)}, nil), betaKey), e.admin)
+	setup(trustnames.RoleForOrg("beta"), sign(t, role(2, []delegation{repoDelegation("beta/two", 2, g.two1, g.two2)}, nil), betaKey), e.admin)
 	g.twoFirst = role(1, nil, targets("beta/two:v1", g.twoV1))
-	if r := e.put(tuf.RoleForRepo("beta/two"), sign(t, g.twoFirst, g.two1), g.bob); r.status != 202 {
+	if r := e.put(trustnames.RoleForRepo("beta/two"), sign(t, g.twoFirst, g.two1), g.bob); r.status != 202 {
 		t.Fatalf("the first of two signatures of beta/two: %d %s, want 202 (staged)", r.status, r.body)
 	}
 	return g
@@ -83,7 +83,7 @@ func newClientGraph(t *testing.T) *clientGraph {
 // secondSignature completes beta/two's first version.
 func (g *clientGraph) secondSignature(t *testing.T) {
 	t.Helper()
-	g.mustPut(201, tuf.RoleForRepo("beta/two"), sign(t, g.twoFirst, g.two2), g.bob)
+	g.mustPut(201, trustnames.RoleForRepo("beta/two"), sign(t, g.twoFirst, g.two2), g.bob)
 }
 
 // lookup is what a client said of one name.

@@ -13,6 +13,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Group commit. A publish that passed validation writes its pending file, joins the
@@ -258,10 +259,10 @@ func (r *Repo) commit(ctx context.Context, base, ws *state, changed []pendingRef
 		}
 		ws.snapshot, ws.snapshotRaw = snap, raw
 		sum := sha256Hex(raw)
-		if _, err := r.st.d.PutContent(ctx, pendingPath(RoleSnapshot, snap.Signed.Version, sum), raw); err != nil {
+		if _, err := r.st.d.PutContent(ctx, pendingPath(trustnames.RoleSnapshot, snap.Signed.Version, sum), raw); err != nil {
 			return fmt.Errorf("writing snapshot version %d: %w", snap.Signed.Version, err)
 		}
-		changed = append(changed, pendingRef{Role: RoleSnapshot, Version: snap.Signed.Version, SHA256: sum})
+		changed = append(changed, pendingRef{Role: trustnames.RoleSnapshot, Version: snap.Signed.Version, SHA256: sum})
 	}
 	var tsVersion int64 = 1
 	if ws.timestamp != nil {
@@ -406,7 +407,7 @@ func (r *Repo) Init(ctx context.Context, rootData, targetsData []byte) error {
 		return errConflict("the TUF repository is already initialised (root version %d)", s.root.Signed.Version)
 	}
 	now := r.cfg.Now()
-	ru, err := parseUpload(RoleRoot, rootData)
+	ru, err := parseUpload(trustnames.RoleRoot, rootData)
 	if err != nil {
 		return err
 	}
@@ -420,7 +421,7 @@ func (r *Repo) Init(ctx context.Context, rootData, targetsData []byte) error {
 	if !res.met {
 		return errInvalid("root version 1 has %d of the %d signatures its root role needs", res.have, res.need)
 	}
-	tu, err := parseUpload(RoleTargets, targetsData)
+	tu, err := parseUpload(trustnames.RoleTargets, targetsData)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // failingHead fails conditional writes of head.json while armed: a publish that
@@ -37,7 +38,7 @@ func TestAPublishKilledBeforeItsCommitLeavesThePreviousStateWhole(t *testing.T) 
 	orgKey, pub := newKey(t), newKey(t)
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
 	bob := e.user("bob", "acme", "publisher")
-	app := tuf.RoleForRepo("acme/app")
+	app := trustnames.RoleForRepo("acme/app")
 	e.mustPut(201, app, sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), pub), bob)
 	cache := t.TempDir()
 	if _, err := e.resolve(t, cache, bob, "acme/app:v1", nil); err != nil {
@@ -96,7 +97,7 @@ func TestConcurrentPublishes(t *testing.T) {
 	// first version, then published with them.
 	for i := range n {
 		repo := fmt.Sprintf("acme/app%d", i)
-		e.mustPut(map[bool]int{true: 201, false: 202}[i == n-1], tuf.RoleForRepo(repo), sign(t, role(1, nil, nil), pub), bob)
+		e.mustPut(map[bool]int{true: 201, false: 202}[i == n-1], trustnames.RoleForRepo(repo), sign(t, role(1, nil, nil), pub), bob)
 	}
 
 	t.Run("publishes to 50 different repositories at once all land", func(t *testing.T) {
@@ -106,7 +107,7 @@ func TestConcurrentPublishes(t *testing.T) {
 			wg.Go(func() {
 				repo := fmt.Sprintf("acme/app%d", i)
 				md := role(2, nil, targets(repo+":v1", target(repo)))
-				status[i] = e.put(tuf.RoleForRepo(repo), sign(t, md, pub), bob).status
+				status[i] = e.put(trustnames.RoleForRepo(repo), sign(t, md, pub), bob).status
 			})
 		}
 		wg.Wait()
@@ -123,7 +124,7 @@ func TestConcurrentPublishes(t *testing.T) {
 		}
 	})
 	t.Run("two publishes of the same role and version: one wins, the other gets 409", func(t *testing.T) {
-		repo := tuf.RoleForRepo("acme/app0")
+		repo := trustnames.RoleForRepo("acme/app0")
 		var wg sync.WaitGroup
 		status := make([]int, 2)
 		bodies := make([][]byte, 2)
@@ -150,8 +151,8 @@ func TestTwoReplicasNeverBothWin(t *testing.T) {
 	a.user("bob", "acme", "publisher")
 	tokA := a.login("bob", userPassword)
 	// Both first versions release the held org role (and targets) together.
-	a.mustPut(202, tuf.RoleForRepo("acme/app"), sign(t, role(1, nil, nil), pub), tokA)
-	a.mustPut(201, tuf.RoleForRepo("acme/web"), sign(t, role(1, nil, nil), pub), tokA)
+	a.mustPut(202, trustnames.RoleForRepo("acme/app"), sign(t, role(1, nil, nil), pub), tokA)
+	a.mustPut(201, trustnames.RoleForRepo("acme/web"), sign(t, role(1, nil, nil), pub), tokA)
 	b := startEnv(t, d) // a second trustd on the same store
 	b.rootRaw = a.rootRaw
 	tokB := b.login("bob", userPassword)
@@ -162,9 +163,9 @@ func TestTwoReplicasNeverBothWin(t *testing.T) {
 		app := sign(t, role(int64(round), nil, targets("acme/app:v1", target(fmt.Sprint("a", round)))), pub)
 		appB := sign(t, role(int64(round), nil, targets("acme/app:v1", target(fmt.Sprint("b", round)))), pub)
 		web := sign(t, role(int64(round), nil, targets("acme/web:v1", target(fmt.Sprint("w", round)))), pub)
-		wg.Go(func() { sa = a.put(tuf.RoleForRepo("acme/app"), app, tokA).status })
-		wg.Go(func() { sb = b.put(tuf.RoleForRepo("acme/app"), appB, tokB).status })
-		wg.Go(func() { sc = b.put(tuf.RoleForRepo("acme/web"), web, tokB).status })
+		wg.Go(func() { sa = a.put(trustnames.RoleForRepo("acme/app"), app, tokA).status })
+		wg.Go(func() { sb = b.put(trustnames.RoleForRepo("acme/app"), appB, tokB).status })
+		wg.Go(func() { sc = b.put(trustnames.RoleForRepo("acme/web"), web, tokB).status })
 		wg.Wait()
 		if !(sa == 201 && sb == 409 || sa == 409 && sb == 201) || sc != 201 {
 			t.Fatalf("round %d: replica a %d, replica b %d, other role %d", round, sa, sb, sc)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // fuzzState is a committed state with org acme delegating acme/app to pub.
@@ -25,11 +27,11 @@ func fuzzState(t testing.TB) (*state, signature.Signer, string) {
 	}
 	targets := metadata.Targets(exp)
 	targets.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{id: k}, Roles: []metadata.DelegatedRole{
-		{Name: "org-acme", KeyIDs: []string{id}, Threshold: 1, Terminating: true, Paths: OrgPaths("acme")},
+		{Name: "org-acme", KeyIDs: []string{id}, Threshold: 1, Terminating: true, Paths: trustnames.OrgPaths("acme")},
 	}}
 	org := metadata.Targets(exp)
 	org.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{id: k}, Roles: []metadata.DelegatedRole{
-		{Name: RoleForRepo("acme/app"), KeyIDs: []string{id}, Threshold: 1, Terminating: true, Paths: RepoPaths("acme/app")},
+		{Name: trustnames.RoleForRepo("acme/app"), KeyIDs: []string{id}, Threshold: 1, Terminating: true, Paths: trustnames.RepoPaths("acme/app")},
 	}}
 	s := &state{
 		root: root, targets: targets,
@@ -48,7 +50,7 @@ func fuzzState(t testing.TB) (*state, signature.Signer, string) {
 func FuzzPublish(f *testing.F) {
 	s, signer, _ := fuzzState(f)
 	now := time.Now()
-	app := RoleForRepo("acme/app")
+	app := trustnames.RoleForRepo("acme/app")
 	good := metadata.Targets(now.Add(time.Hour))
 	good.Signed.Targets["acme/app:v1"] = &metadata.TargetFiles{Length: 3, Hashes: metadata.Hashes{"sha256": make([]byte, 32)}}
 	good.Sign(signer)
@@ -80,7 +82,7 @@ func FuzzPublish(f *testing.F) {
 			}
 			err = del.VerifyDelegate(u.role, u.targets)
 		case kindRoot:
-			err = s.root.VerifyDelegate(RoleRoot, u.root)
+			err = s.root.VerifyDelegate(trustnames.RoleRoot, u.root)
 		}
 		if err != nil {
 			t.Fatalf("accepted %s without a valid signature: %v", role, err)

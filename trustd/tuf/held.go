@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Held delegations. TUF §4.4: the snapshot lists every delegated targets role,
@@ -82,11 +83,11 @@ func (s *state) unpublished(md *targetsMD) []string {
 // role role, and that repository; "" when none does.
 func (s *state) heldDelegator(role string) (orgRole, repo string) {
 	for name, h := range s.held {
-		if !strings.HasPrefix(name, orgPrefix) {
+		if _, ok := trustnames.OrgOfRole(name); !ok {
 			continue
 		}
 		if d := targetsDelegation(name, h.md, role); d != nil && len(d.paths) > 0 {
-			repo, _, _ = strings.Cut(d.paths[0], ":")
+			repo, _ = trustnames.RepoOfPaths(d.paths)
 			return name, repo
 		}
 	}
@@ -110,10 +111,10 @@ func (s *state) waitingFor(roles []string, parent *targetsMD) []Waiting {
 	out := make([]Waiting, 0, len(roles))
 	for _, role := range roles {
 		w := Waiting{Role: role}
-		if strings.HasPrefix(role, orgPrefix) {
-			w.Org = orgOfRole(role)
+		if org, ok := trustnames.OrgOfRole(role); ok {
+			w.Org = org
 		} else if d := targetsDelegation("", parent, role); d != nil && len(d.paths) > 0 {
-			w.Repository, _, _ = strings.Cut(d.paths[0], ":")
+			w.Repository, _ = trustnames.RepoOfPaths(d.paths)
 		}
 		out = append(out, w)
 	}

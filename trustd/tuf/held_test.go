@@ -9,6 +9,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // heldVersion returns the version of role trustd holds, 0 for none.
@@ -29,7 +30,7 @@ func TestAVersionDelegatingARoleWithoutMetadataIsHeldUntilItsFirstVersion(t *tes
 	e := newEnv(t, nil)
 	orgKey, pub := newKey(t), newKey(t)
 	e.org("acme", []*key{orgKey}, 1)
-	orgRole := tuf.RoleForOrg("acme")
+	orgRole := trustnames.RoleForOrg("acme")
 	bob := e.user("bob", "acme", "publisher")
 	put := func(want int, role string, md *metadata.Metadata[metadata.TargetsType], token string, keys ...*key) reply {
 		t.Helper()
@@ -74,7 +75,7 @@ func TestAVersionDelegatingARoleWithoutMetadataIsHeldUntilItsFirstVersion(t *tes
 		}
 	})
 	t.Run("a first version that waits for its siblings is not published", func(t *testing.T) {
-		r := put(202, tuf.RoleForRepo("acme/a"), role(1, nil, targets("acme/a:v1", target("a"))), bob, pub)
+		r := put(202, trustnames.RoleForRepo("acme/a"), role(1, nil, targets("acme/a:v1", target("a"))), bob, pub)
 		if !contains(r.body, `"repository":"acme/b"`) {
 			t.Fatalf("acme/a v1: %s, want it held for acme/b", r.body)
 		}
@@ -96,8 +97,8 @@ func TestAVersionDelegatingARoleWithoutMetadataIsHeldUntilItsFirstVersion(t *tes
 		put(202, orgRole, role(3, []delegation{repoDelegation("acme/a", 1, pub), repoDelegation("acme/b", 1, pub)}, nil), e.admin, orgKey)
 		// acme/a's complete first version, kept since it was sent, still
 		// meets the delegation: acme/b's completes the set.
-		r := put(201, tuf.RoleForRepo("acme/b"), role(1, nil, targets("acme/b:v1", target("b"))), bob, pub)
-		for _, released := range []string{`"role":"org-acme","version":3`, `"role":"` + tuf.RoleForRepo("acme/a") + `","version":1`} {
+		r := put(201, trustnames.RoleForRepo("acme/b"), role(1, nil, targets("acme/b:v1", target("b"))), bob, pub)
+		for _, released := range []string{`"role":"org-acme","version":3`, `"role":"` + trustnames.RoleForRepo("acme/a") + `","version":1`} {
 			if !contains(r.body, released) {
 				t.Errorf("acme/b v1: %s, want %s released with it", r.body, released)
 			}

@@ -23,7 +23,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd"
-	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 const (
@@ -235,11 +235,11 @@ type delegation struct {
 }
 
 func orgDelegation(org string, threshold int, keys ...*key) delegation {
-	return delegation{name: tuf.RoleForOrg(org), paths: tuf.OrgPaths(org), keys: keys, threshold: threshold}
+	return delegation{name: trustnames.RoleForOrg(org), paths: trustnames.OrgPaths(org), keys: keys, threshold: threshold}
 }
 
 func repoDelegation(repo string, threshold int, keys ...*key) delegation {
-	return delegation{name: tuf.RoleForRepo(repo), paths: tuf.RepoPaths(repo), keys: keys, threshold: threshold}
+	return delegation{name: trustnames.RoleForRepo(repo), paths: trustnames.RepoPaths(repo), keys: keys, threshold: threshold}
 }
 
 // role builds targets metadata: version, delegations, targets.
@@ -307,7 +307,7 @@ func (e *env) org(org string, orgKeys []*key, threshold int, ds ...delegation) {
 		if len(ds) > 0 {
 			want = 202
 		}
-		e.mustPut(want, tuf.RoleForOrg(org), sign(e.t, role(1, ds, nil), orgKeys[:threshold]...), e.admin)
+		e.mustPut(want, trustnames.RoleForOrg(org), sign(e.t, role(1, ds, nil), orgKeys[:threshold]...), e.admin)
 	}
 }
 

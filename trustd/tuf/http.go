@@ -12,6 +12,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // The HTTP API, under /tuf:
@@ -117,7 +118,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (h *handler) onlineKeys(w http.ResponseWriter, r *http.Request) {
 	snap, ts := h.repo.OnlineKeys()
 	w.Header().Set("Cache-Control", "public, max-age=60")
-	writeJSON(w, http.StatusOK, map[string]*metadata.Key{RoleSnapshot: snap, RoleTimestamp: ts})
+	writeJSON(w, http.StatusOK, map[string]*metadata.Key{trustnames.RoleSnapshot: snap, trustnames.RoleTimestamp: ts})
 }
 
 func (h *handler) init(w http.ResponseWriter, r *http.Request) {
@@ -156,7 +157,7 @@ func (h *handler) init(w http.ResponseWriter, r *http.Request) {
 	if s := h.repo.current(); s != nil {
 		res.Changes = initChanges(s)
 	}
-	if !h.recorded(w, r, c, RoleRoot, res) {
+	if !h.recorded(w, r, c, trustnames.RoleRoot, res) {
 		return
 	}
 	writeJSON(w, http.StatusCreated, res)
@@ -169,7 +170,7 @@ func (h *handler) mayPublish(c Caller, s *state, role string, kind roleKind) (bo
 	case kindRoot, kindTargets:
 		return c.Admin(), "only an admin may publish " + role
 	case kindOrg:
-		org := orgOfRole(role)
+		org, _ := trustnames.OrgOfRole(role)
 		return c.OwnsOrg(org), "only an owner of " + org + " or an admin may publish " + role
 	case kindRepo:
 		repo, ok := s.repoOf(role)
@@ -192,7 +193,8 @@ func (h *handler) mayRead(c Caller, s *state, role string, kind roleKind) bool {
 	case kindRoot, kindTargets, kindOnline:
 		return true
 	case kindOrg:
-		return c.Admin() || c.MayPullIn(orgOfRole(role))
+		org, _ := trustnames.OrgOfRole(role)
+		return c.Admin() || c.MayPullIn(org)
 	case kindRepo:
 		if c.Admin() {
 			return true
@@ -291,8 +293,8 @@ func (h *handler) readable(w http.ResponseWriter, r *http.Request, role string) 
 	if kind == kindOrg || kind == kindRepo {
 		_, delegated := s.repoOf(role)
 		if kind == kindOrg {
-			delegated = targetsDelegation(RoleTargets, s.targets, role) != nil ||
-				s.held[RoleTargets] != nil && targetsDelegation(RoleTargets, s.held[RoleTargets].md, role) != nil
+			delegated = targetsDelegation(trustnames.RoleTargets, s.targets, role) != nil ||
+				s.held[trustnames.RoleTargets] != nil && targetsDelegation(trustnames.RoleTargets, s.held[trustnames.RoleTargets].md, role) != nil
 		}
 		if s.version(role) == 0 && !delegated {
 			h.fail(w, r, errNotFound("role %s is not in the repository", role))
@@ -315,21 +317,21 @@ func (h *handler) metadataFile(w http.ResponseWriter, r *http.Request) {
 	name := strings.TrimSuffix(file, ".json")
 	var data []byte
 	switch name {
-	case RoleTimestamp, RoleRoot:
+	case trustnames.RoleTimestamp, trustnames.RoleRoot:
 		s := h.repo.fresh(r.Context())
 		if s == nil {
 			h.fail(w, r, ErrNotInitialised)
 			return
 		}
 		data = s.timestampRaw
-		if name == RoleRoot {
+		if name == trustnames.RoleRoot {
 			data = s.rootRaw
 		}
 		w.Header().Set("Cache-Control", "no-cache")
 	default:
 		vs, role, ok := strings.Cut(name, ".")
 		n, err := strconv.ParseInt(vs, 10, 64)
-		if !ok || err != nil || n < 1 || role == RoleTimestamp {
+		if !ok || err != nil || n < 1 || role == trustnames.RoleTimestamp {
 			h.fail(w, r, errNotFound("%s is not a file of this repository: timestamp.json, root.json or <version>.<role>.json", file))
 			return
 		}
@@ -361,9 +363,9 @@ func (r *Repo) read(req *http.Request, s *state, role string, n int64) ([]byte, 
 		return nil, errNotFound("%s version %d is not published (the current version is %d)", role, n, s.version(role))
 	}
 	switch {
-	case role == RoleSnapshot && n == s.snapshot.Signed.Version:
+	case role == trustnames.RoleSnapshot && n == s.snapshot.Signed.Version:
 		return s.snapshotRaw, nil
-	case role == RoleRoot && n == s.root.Signed.Version:
+	case role == trustnames.RoleRoot && n == s.root.Signed.Version:
 		return s.rootRaw, nil
 	}
 	data, err := r.st.readCommitted(req.Context(), &s.head, role, n)

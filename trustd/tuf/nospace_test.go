@@ -15,7 +15,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
-	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // checkUnchanged checks that the committed files are those of before.
@@ -63,7 +63,7 @@ func TestPublishOnAFullDisk(t *testing.T) {
 	orgKey, pub, pub2 := newKey(t), newKey(t), newKey(t)
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub), repoDelegation("acme/pair", 2, pub, pub2))
 	bob := e.user("bob", "acme", "publisher")
-	app, pair := tuf.RoleForRepo("acme/app"), tuf.RoleForRepo("acme/pair")
+	app, pair := trustnames.RoleForRepo("acme/app"), trustnames.RoleForRepo("acme/pair")
 	// The org version is held until both repositories have first versions.
 	e.mustPut(202, app, sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), pub), bob)
 	e.mustPut(201, pair, sign(t, role(1, nil, targets("acme/pair:v1", target("pair v1"))), pub, pub2), bob)
@@ -164,7 +164,7 @@ func TestEachStepOfAPublishRefusesWholeOnAFullDisk(t *testing.T) {
 			orgKey, pub := newKey(t), newKey(t)
 			e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
 			bob := e.user("bob", "acme", "publisher")
-			app := tuf.RoleForRepo("acme/app")
+			app := trustnames.RoleForRepo("acme/app")
 			e.mustPut(201, app, sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), pub), bob)
 			cache := t.TempDir()
 			timestamp := e.do("GET", "/tuf/timestamp.json", "", nil).body
@@ -199,7 +199,7 @@ func TestASickStoreIs503(t *testing.T) {
 	orgKey, pub := newKey(t), newKey(t)
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
 	bob := e.user("bob", "acme", "publisher")
-	app := tuf.RoleForRepo("acme/app")
+	app := trustnames.RoleForRepo("acme/app")
 	v1 := sign(t, role(1, nil, targets("acme/app:v1", target("v1"))), pub)
 
 	d.armed.Store(true)

@@ -12,7 +12,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
-	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // bearer adds a token to every request of a go-tuf updater.
@@ -66,7 +66,7 @@ func TestPublishThroughOrgAndRepoDelegations(t *testing.T) {
 	orgKey, pubKey := newKey(t), newKey(t)
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pubKey), repoDelegation("acme/team/tool", 1, pubKey))
 	bob := e.user("bob", "acme", "publisher")
-	repoRole := tuf.RoleForRepo("acme/app")
+	repoRole := trustnames.RoleForRepo("acme/app")
 	// org-acme v1 delegates both repositories: it and the targets version that
 	// delegates org-acme are held until both have their first versions, then
 	// published with them in one snapshot.
@@ -74,7 +74,7 @@ func TestPublishThroughOrgAndRepoDelegations(t *testing.T) {
 	if !contains(held.body, `"held":true`) || !contains(held.body, `"repository":"acme/team/tool"`) {
 		t.Fatalf("the first of two first versions: %s, want it held for acme/team/tool", held.body)
 	}
-	e.mustPut(201, tuf.RoleForRepo("acme/team/tool"), sign(t, role(1, nil, targets("acme/team/tool:v1", target("tool v1"))), pubKey), bob)
+	e.mustPut(201, trustnames.RoleForRepo("acme/team/tool"), sign(t, role(1, nil, targets("acme/team/tool:v1", target("tool v1"))), pubKey), bob)
 
 	t.Run("the go-tuf updater with the root pinned resolves acme/app:v1 through org and repo delegations", func(t *testing.T) {
 		tf, err := e.resolve(t, t.TempDir(), bob, "acme/app:v1", nil)

@@ -5,7 +5,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // The snapshot is public and lists every repository role by its hash; a refused
@@ -13,7 +13,7 @@ import (
 // repository the caller may not read.
 func TestARefusalNamesNoRepositoryTheCallerMayNotRead(t *testing.T) {
 	a := newAttackEnv(t)
-	app := tuf.RoleForRepo("acme/app")
+	app := trustnames.RoleForRepo("acme/app")
 	body := sign(t, role(2, nil, targets("acme/app:v2", target("v2"))), a.stranger)
 	for _, c := range []struct {
 		name   string

@@ -17,6 +17,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // adminCaller may do anything: the tests here drive bare Repos, without
@@ -98,10 +99,10 @@ func newReplicas(t *testing.T, d driver.Driver) *replicas {
 		t.Fatal(err)
 	}
 	rs.a, rs.b, rs.served = a, b, e
-	rs.publish(t, a, "targets version 2", tuf.RoleTargets, sign(t, role(2, []delegation{orgDelegation("acme", 1, rs.org)}, nil), e.targets), true)
-	rs.publish(t, a, "org-acme version 1", tuf.RoleForOrg("acme"), sign(t, role(1, nil, nil), rs.org), false)
+	rs.publish(t, a, "targets version 2", trustnames.RoleTargets, sign(t, role(2, []delegation{orgDelegation("acme", 1, rs.org)}, nil), e.targets), true)
+	rs.publish(t, a, "org-acme version 1", trustnames.RoleForOrg("acme"), sign(t, role(1, nil, nil), rs.org), false)
 	ds := []delegation{repoDelegation("acme/a", 1, rs.pub), repoDelegation("acme/b", 1, rs.pub)}
-	rs.publish(t, a, "org-acme version 2", tuf.RoleForOrg("acme"), sign(t, role(2, ds, nil), rs.org), true)
+	rs.publish(t, a, "org-acme version 2", trustnames.RoleForOrg("acme"), sign(t, role(2, ds, nil), rs.org), true)
 	// The replicas read head.json again when their copy is a second old.
 	clk.add(2 * time.Second)
 	return rs
@@ -150,12 +151,12 @@ func (rs *replicas) checkReleased(t *testing.T, before int64) {
 	if snap.Signed.Version != before+1 {
 		t.Fatalf("snapshot version %d, want %d: one snapshot for the release", snap.Signed.Version, before+1)
 	}
-	for roleName, want := range map[string]int64{tuf.RoleForOrg("acme"): 2, tuf.RoleForRepo("acme/a"): 1, tuf.RoleForRepo("acme/b"): 1} {
+	for roleName, want := range map[string]int64{trustnames.RoleForOrg("acme"): 2, trustnames.RoleForRepo("acme/a"): 1, trustnames.RoleForRepo("acme/b"): 1} {
 		if m := snap.Signed.Meta[roleName+".json"]; m == nil || m.Version != want {
 			t.Errorf("snapshot version %d lists %s as %+v, want version %d", snap.Signed.Version, roleName, m, want)
 		}
 	}
-	if v, _ := rs.served.heldVersion(t, tuf.RoleForOrg("acme")); v != 0 {
+	if v, _ := rs.served.heldVersion(t, trustnames.RoleForOrg("acme")); v != 0 {
 		t.Errorf("org-acme version %d is still held after the release", v)
 	}
 	rs.served.snapshotListsEveryDelegation(t)
@@ -177,7 +178,7 @@ func (rs *replicas) checkRecorded(t *testing.T) {
 		t.Fatalf("OnRelease told of %d releases, want 1: %+v", len(rs.releases), rs.releases)
 	}
 	got := rs.releases[0]
-	if got.role != tuf.RoleForOrg("acme") || got.res.Version != 2 {
+	if got.role != trustnames.RoleForOrg("acme") || got.res.Version != 2 {
 		t.Errorf("OnRelease told of %s version %d, want org-acme version 2", got.role, got.res.Version)
 	}
 	var released, changes []string
@@ -189,7 +190,7 @@ func (rs *replicas) checkRecorded(t *testing.T) {
 	}
 	slices.Sort(released)
 	slices.Sort(changes)
-	a, b := tuf.RoleForRepo("acme/a"), tuf.RoleForRepo("acme/b")
+	a, b := trustnames.RoleForRepo("acme/a"), trustnames.RoleForRepo("acme/b")
 	want := []string{a + " v1", b + " v1"}
 	slices.Sort(want)
 	if !slices.Equal(released, want) {
@@ -207,7 +208,7 @@ func (rs *replicas) checkUnreleased(t *testing.T, want int64) {
 	if v := rs.snapshot(t).Signed.Version; v != want {
 		t.Fatalf("snapshot version %d, want %d: nothing released yet", v, want)
 	}
-	if v, _ := rs.served.heldVersion(t, tuf.RoleForOrg("acme")); v != 2 {
+	if v, _ := rs.served.heldVersion(t, trustnames.RoleForOrg("acme")); v != 2 {
 		t.Fatalf("held org-acme version %d, want 2", v)
 	}
 }
@@ -259,10 +260,10 @@ func TestReleaseReadyReleasesFirstVersionsCompletedOnTwoReplicasAtOnce(t *testin
 	var resA, resB tuf.PublishResult
 	var errA, errB error
 	wg.Go(func() {
-		resA, errA = rs.a.Publish(context.Background(), tuf.RoleForRepo("acme/a"), rs.firstVersion(t, "acme/a"))
+		resA, errA = rs.a.Publish(context.Background(), trustnames.RoleForRepo("acme/a"), rs.firstVersion(t, "acme/a"))
 	})
 	wg.Go(func() {
-		resB, errB = rs.b.Publish(context.Background(), tuf.RoleForRepo("acme/b"), rs.firstVersion(t, "acme/b"))
+		resB, errB = rs.b.Publish(context.Background(), trustnames.RoleForRepo("acme/b"), rs.firstVersion(t, "acme/b"))
 	})
 	wg.Wait()
 	if errA != nil || errB != nil {
@@ -299,18 +300,18 @@ func TestReleaseReadyReleasesASetWhoseLastFirstVersionWasKilledBeforeTheCommitPo
 	rs := newReplicas(t, d)
 	ctx := context.Background()
 	before := rs.snapshot(t).Signed.Version
-	rs.publish(t, rs.a, "acme/a version 1", tuf.RoleForRepo("acme/a"), rs.firstVersion(t, "acme/a"), true)
+	rs.publish(t, rs.a, "acme/a version 1", trustnames.RoleForRepo("acme/a"), rs.firstVersion(t, "acme/a"), true)
 
 	// acme/b's first version completes the set; the publish dies at the commit
 	// point of the release, as a crash there would stop it.
 	d.armed.Store(true)
-	_, err := rs.a.Publish(ctx, tuf.RoleForRepo("acme/b"), rs.firstVersion(t, "acme/b"))
+	_, err := rs.a.Publish(ctx, trustnames.RoleForRepo("acme/b"), rs.firstVersion(t, "acme/b"))
 	d.armed.Store(false)
 	if err == nil {
 		t.Fatal("the release committed through a head.json write that fails")
 	}
 	rs.checkUnreleased(t, before)
-	if r := rs.served.do("GET", "/tuf/api/staged/"+tuf.RoleForRepo("acme/b"), "", nil); r.status != 200 {
+	if r := rs.served.do("GET", "/tuf/api/staged/"+trustnames.RoleForRepo("acme/b"), "", nil); r.status != 200 {
 		t.Fatalf("acme/b's complete first version is not kept for a later release: %d %s", r.status, r.body)
 	}
 
@@ -363,18 +364,18 @@ func (d *releaseDuring) PutContentIf(ctx context.Context, p string, data []byte,
 }
 
 func TestReleaseReadyLeavesASetToThePublishReleasingIt(t *testing.T) {
-	d := &releaseDuring{Driver: inmemory.New(), role: tuf.RoleForRepo("acme/b")}
+	d := &releaseDuring{Driver: inmemory.New(), role: trustnames.RoleForRepo("acme/b")}
 	rs := newReplicas(t, d)
 	ctx := context.Background()
 	before := rs.snapshot(t).Signed.Version
-	rs.publish(t, rs.a, "acme/a version 1", tuf.RoleForRepo("acme/a"), rs.firstVersion(t, "acme/a"), true)
+	rs.publish(t, rs.a, "acme/a version 1", trustnames.RoleForRepo("acme/a"), rs.firstVersion(t, "acme/a"), true)
 
 	// The other replica's ReleaseReady runs while the publish completing the
 	// set commits it: every first version is in staged/.
 	var n int
 	var err error
 	d.fn = func() { n, err = rs.b.ReleaseReady(ctx) }
-	res, perr := rs.a.Publish(ctx, tuf.RoleForRepo("acme/b"), rs.firstVersion(t, "acme/b"))
+	res, perr := rs.a.Publish(ctx, trustnames.RoleForRepo("acme/b"), rs.firstVersion(t, "acme/b"))
 	if err != nil || n != 0 {
 		t.Errorf("ReleaseReady during the publish: released %d, %v; want 0", n, err)
 	}

@@ -35,6 +35,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Config sets the repository's online signing.
@@ -103,7 +104,7 @@ func New(ctx context.Context, d driver.Driver, cfg Config) (*Repo, error) {
 	if r.tsKey, err = loadOnlineKey(ctx, d, timestampKeyPath); err != nil {
 		return nil, err
 	}
-	r.online = map[string]string{RoleSnapshot: r.snapKey.id, RoleTimestamp: r.tsKey.id}
+	r.online = map[string]string{trustnames.RoleSnapshot: r.snapKey.id, trustnames.RoleTimestamp: r.tsKey.id}
 	s, err := r.st.load(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("loading the TUF repository: %w", err)

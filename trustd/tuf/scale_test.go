@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // counter counts the requests and response bytes of a client.
@@ -86,7 +86,7 @@ func TestScale(t *testing.T) {
 					v := vers[i]
 					body := sign(t, role(v, nil, targets(repo+":v1", target(fmt.Sprint(repo, v)))), pub)
 					t0 := time.Now()
-					r := e.put(tuf.RoleForRepo(repo), body, e.admin)
+					r := e.put(trustnames.RoleForRepo(repo), body, e.admin)
 					lat[i] = time.Since(t0)
 					if r.status != 201 {
 						t.Errorf("%s: %d %s", repo, r.status, r.body)

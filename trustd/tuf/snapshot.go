@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Reading the repository while trustd writes it, for backups.
@@ -171,7 +172,7 @@ func checkComplete(head []byte, have map[string]bool) error {
 			return fmt.Errorf("tuf: the held %s version %d, which the head names, is missing", c.Role, c.Version)
 		}
 	}
-	for _, p := range []string{metaPath(RoleRoot, h.Root), metaPath(RoleSnapshot, h.Snapshot)} {
+	for _, p := range []string{metaPath(trustnames.RoleRoot, h.Root), metaPath(trustnames.RoleSnapshot, h.Snapshot)} {
 		if !have[p] && !namedPending(h, p) {
 			return fmt.Errorf("tuf: %s, which the head names, is missing", p)
 		}
@@ -198,7 +199,7 @@ func newerThan(ctx context.Context, d driver.Driver, head []byte) (func(p string
 	if err := json.Unmarshal(head, &h); err != nil {
 		return nil, fmt.Errorf("tuf: %s is unreadable: %w", headPath, err)
 	}
-	raw, err := store{d: d}.readCommitted(ctx, &h, RoleSnapshot, h.Snapshot)
+	raw, err := store{d: d}.readCommitted(ctx, &h, trustnames.RoleSnapshot, h.Snapshot)
 	if err != nil {
 		return nil, fmt.Errorf("tuf: snapshot version %d, which the head names: %w", h.Snapshot, err)
 	}
@@ -208,9 +209,9 @@ func newerThan(ctx context.Context, d driver.Driver, head []byte) (func(p string
 	}
 	latest := func(role string) int64 {
 		switch role {
-		case RoleRoot:
+		case trustnames.RoleRoot:
 			return h.Root
-		case RoleSnapshot:
+		case trustnames.RoleSnapshot:
 			return h.Snapshot
 		}
 		if m := snap.Signed.Meta[role+".json"]; m != nil {

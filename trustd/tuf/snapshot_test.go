@@ -17,6 +17,7 @@ import (
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd/tuf"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // TestReadConsistentWhileCommitting copies the repository again and again
@@ -31,7 +32,7 @@ func TestReadConsistentWhileCommitting(t *testing.T) {
 	orgKey, pub := newKey(t), newKey(t)
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
 	bob := e.user("bob", "acme", "publisher")
-	app := tuf.RoleForRepo("acme/app")
+	app := trustnames.RoleForRepo("acme/app")
 	e.mustPut(201, app, sign(t, role(1, nil, targets("acme/app:v", target("1"))), pub), bob)
 
 	const versions = 30
@@ -179,7 +180,7 @@ func TestRestoreServesTheVersionsCommittedAfterIt(t *testing.T) {
 	orgKey, pub := newKey(t), newKey(t)
 	e.org("acme", []*key{orgKey}, 1, repoDelegation("acme/app", 1, pub))
 	bob := e.user("bob", "acme", "publisher")
-	app := tuf.RoleForRepo("acme/app")
+	app := trustnames.RoleForRepo("acme/app")
 	e.mustPut(201, app, sign(t, role(1, nil, targets("acme/app:v", target("one"))), pub), bob)
 
 	publishTwo := func() { e.mustPut(201, app, sign(t, role(2, nil, targets("acme/app:v", target("two"))), pub), bob) }

@@ -13,6 +13,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // headRecord is head.json, the commit point.
@@ -74,11 +75,11 @@ func (s *state) version(role string) int64 {
 		return 0
 	}
 	switch role {
-	case RoleRoot:
+	case trustnames.RoleRoot:
 		return s.root.Signed.Version
-	case RoleSnapshot:
+	case trustnames.RoleSnapshot:
 		return s.snapshot.Signed.Version
-	case RoleTimestamp:
+	case trustnames.RoleTimestamp:
 		return s.timestamp.Signed.Version
 	}
 	if m := s.snapshot.Signed.Meta[role+".json"]; m != nil {
@@ -110,8 +111,7 @@ func (s *state) indexOrg(role string, prev, md *targetsMD) {
 	s.orgs[role] = md
 	if md.Signed.Delegations != nil {
 		for _, d := range md.Signed.Delegations.Roles {
-			if len(d.Paths) > 0 {
-				repo, _, _ := strings.Cut(d.Paths[0], ":")
+			if repo, ok := trustnames.RepoOfPaths(d.Paths); ok {
 				s.repos[d.Name] = repo
 			}
 		}
@@ -192,20 +192,20 @@ func (st store) load(ctx context.Context, prev *state) (*state, error) {
 		return nil, fmt.Errorf("the timestamp in %s: %w", headPath, err)
 	}
 	s.timestampRaw = h.Timestamp
-	if s.rootRaw, err = st.readCommitted(ctx, h, RoleRoot, h.Root); err != nil {
+	if s.rootRaw, err = st.readCommitted(ctx, h, trustnames.RoleRoot, h.Root); err != nil {
 		return nil, fmt.Errorf("root version %d: %w", h.Root, err)
 	}
 	if s.root, err = (&rootMD{}).FromBytes(s.rootRaw); err != nil {
 		return nil, fmt.Errorf("root version %d: %w", h.Root, err)
 	}
-	if s.snapshotRaw, err = st.readCommitted(ctx, h, RoleSnapshot, h.Snapshot); err != nil {
+	if s.snapshotRaw, err = st.readCommitted(ctx, h, trustnames.RoleSnapshot, h.Snapshot); err != nil {
 		return nil, fmt.Errorf("snapshot version %d: %w", h.Snapshot, err)
 	}
 	if s.snapshot, err = (&snapshotMD{}).FromBytes(s.snapshotRaw); err != nil {
 		return nil, fmt.Errorf("snapshot version %d: %w", h.Snapshot, err)
 	}
-	tv := s.version(RoleTargets)
-	raw, err := st.readCommitted(ctx, h, RoleTargets, tv)
+	tv := s.version(trustnames.RoleTargets)
+	raw, err := st.readCommitted(ctx, h, trustnames.RoleTargets, tv)
 	if err != nil {
 		return nil, fmt.Errorf("targets version %d: %w", tv, err)
 	}
@@ -214,7 +214,7 @@ func (st store) load(ctx context.Context, prev *state) (*state, error) {
 	}
 	for name, m := range s.snapshot.Signed.Meta {
 		role := strings.TrimSuffix(name, ".json")
-		if !strings.HasPrefix(role, orgPrefix) {
+		if _, ok := trustnames.OrgOfRole(role); !ok {
 			continue
 		}
 		if prev != nil && prev.version(role) == m.Version && prev.orgs[role] != nil {

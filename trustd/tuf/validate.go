@@ -13,6 +13,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/reference"
+	"github.com/signet-oss/signet/trustnames"
 )
 
 // Publish validation, as a careful server must (after notary's
@@ -117,7 +118,7 @@ func rootDelegation(r *rootMD, role string) *delegation {
 	if d == nil {
 		return nil
 	}
-	return &delegation{by: RoleRoot, keys: r.Signed.Keys, keyIDs: d.KeyIDs, threshold: d.Threshold}
+	return &delegation{by: trustnames.RoleRoot, keys: r.Signed.Keys, keyIDs: d.KeyIDs, threshold: d.Threshold}
 }
 
 func targetsDelegation(by string, t *targetsMD, role string) *delegation {
@@ -221,9 +222,9 @@ func (s *state) validate(u *upload, now time.Time, online map[string]string) (si
 		if err := validateRoot(u.root, online); err != nil {
 			return sigResult{}, err
 		}
-		ds := []*delegation{rootDelegation(u.root, RoleRoot)}
+		ds := []*delegation{rootDelegation(u.root, trustnames.RoleRoot)}
 		if s != nil {
-			ds = append(ds, rootDelegation(s.root, RoleRoot))
+			ds = append(ds, rootDelegation(s.root, trustnames.RoleRoot))
 			ds[1].by = fmt.Sprintf("root version %d", s.root.Signed.Version)
 		}
 		ds[0].by = fmt.Sprintf("root version %d (itself)", u.root.Signed.Version)
@@ -233,27 +234,27 @@ func (s *state) validate(u *upload, now time.Time, online map[string]string) (si
 			return sigResult{}, errInvalid("targets lists %d target(s): the top-level targets role only delegates organisations; sign targets in a repository's role", len(u.targets.Signed.Targets))
 		}
 		if err := validateDelegations(u.role, u.targets, func(d metadata.DelegatedRole) (string, error) {
-			org, ok := strings.CutPrefix(d.Name, orgPrefix)
+			org, ok := trustnames.OrgOfRole(d.Name)
 			if !ok || validateOrg(org) != nil {
 				return "", fmt.Errorf("targets may delegate only to org-<org> roles, not %q", d.Name)
 			}
-			if !slices.Equal(d.Paths, OrgPaths(org)) {
-				return "", fmt.Errorf("the delegation to %s must have exactly the paths %q, not %q", d.Name, OrgPaths(org), d.Paths)
+			if !slices.Equal(d.Paths, trustnames.OrgPaths(org)) {
+				return "", fmt.Errorf("the delegation to %s must have exactly the paths %q, not %q", d.Name, trustnames.OrgPaths(org), d.Paths)
 			}
 			return org, nil
 		}); err != nil {
 			return sigResult{}, err
 		}
-		res, err := checkSignatures(u.role, u.targets, rootDelegation(s.root, RoleTargets))
+		res, err := checkSignatures(u.role, u.targets, rootDelegation(s.root, trustnames.RoleTargets))
 		res.unpublished = s.unpublished(u.targets)
 		return res, err
 	case kindOrg:
-		org := orgOfRole(u.role)
+		org, _ := trustnames.OrgOfRole(u.role)
 		d := targetsDelegation("targets", s.targets, u.role)
 		heldParent := ""
-		if d == nil && s.held[RoleTargets] != nil {
-			d = targetsDelegation("the held targets version", s.held[RoleTargets].md, u.role)
-			heldParent = RoleTargets
+		if d == nil && s.held[trustnames.RoleTargets] != nil {
+			d = targetsDelegation("the held targets version", s.held[trustnames.RoleTargets].md, u.role)
+			heldParent = trustnames.RoleTargets
 		}
 		if d == nil {
 			return sigResult{}, errNotFound("%s is not delegated by the current targets role: add the organisation's delegation to targets first (trustctl org create %s)", u.role, org)
@@ -272,10 +273,10 @@ func (s *state) validate(u *upload, now time.Time, online map[string]string) (si
 			if err := validateRepoIn(repo, org); err != nil {
 				return "", fmt.Errorf("the delegation %s leaves %s's namespace: %v", d.Name, u.role, err)
 			}
-			if !slices.Equal(d.Paths, RepoPaths(repo)) {
-				return "", fmt.Errorf("the delegation %s must have exactly the paths %q, not %q", d.Name, RepoPaths(repo), d.Paths)
+			if !slices.Equal(d.Paths, trustnames.RepoPaths(repo)) {
+				return "", fmt.Errorf("the delegation %s must have exactly the paths %q, not %q", d.Name, trustnames.RepoPaths(repo), d.Paths)
 			}
-			if want := RoleForRepo(repo); d.Name != want {
+			if want := trustnames.RoleForRepo(repo); d.Name != want {
 				return "", fmt.Errorf("the delegation of %s must be named %s, not %s", repo, want, d.Name)
 			}
 			return repo, nil
@@ -293,13 +294,13 @@ func (s *state) validate(u *upload, now time.Time, online map[string]string) (si
 				return sigResult{}, errNotFound("%s is not delegated by any organisation's current role: the organisation delegates the repository first (trustctl org delegate ORG/REPO)", u.role)
 			}
 		}
-		orgRole := RoleForOrg(orgOfRepo(repo))
+		orgRole := trustnames.RoleForOrg(trustnames.OrgOfRepo(repo))
 		d := targetsDelegation(orgRole, s.orgs[orgRole], u.role)
 		if heldParent != "" {
 			d = targetsDelegation("the held "+orgRole+" version", s.held[orgRole].md, u.role)
 		}
 		orgDelegated := targetsDelegation("targets", s.targets, orgRole) != nil ||
-			heldParent != "" && s.held[RoleTargets] != nil && targetsDelegation("targets", s.held[RoleTargets].md, orgRole) != nil
+			heldParent != "" && s.held[trustnames.RoleTargets] != nil && targetsDelegation("targets", s.held[trustnames.RoleTargets].md, orgRole) != nil
 		if d == nil || !orgDelegated {
 			return sigResult{}, errNotFound("%s (%s) is not delegated by a current organisation role", u.role, repo)
 		}
@@ -330,7 +331,7 @@ func validateRoot(r *rootMD, online map[string]string) error {
 	if err := validateKeys("root", r.Signed.Keys); err != nil {
 		return err
 	}
-	for _, name := range []string{RoleRoot, RoleTargets, RoleSnapshot, RoleTimestamp} {
+	for _, name := range []string{trustnames.RoleRoot, trustnames.RoleTargets, trustnames.RoleSnapshot, trustnames.RoleTimestamp} {
 		role := r.Signed.Roles[name]
 		if role == nil {
 			return errInvalid("root names no keys for the %s role", name)
@@ -449,7 +450,7 @@ func validateTargets(role string, md *targetsMD, inRepo func(string) error) erro
 		if t == nil {
 			return errInvalid("%s: target %q is empty", role, p)
 		}
-		repo, ref, isDigest, ok := splitTarget(p)
+		repo, ref, isDigest, ok := trustnames.SplitTarget(p)
 		if !ok {
 			return errInvalid("%s: target %q is not <repository>:<tag> or <repository>@<digest>", role, p)
 		}
