@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/reference"
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // Actions recorded. An action is "<object>.<verb>".

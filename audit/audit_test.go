@@ -13,10 +13,10 @@ import (
 
 	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/internal/s3test"
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
-	"github.com/signet-oss/signet/registry/storage/driver/s3"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/filesystem"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver/s3"
 )
 
 const root = "/audit/v1"

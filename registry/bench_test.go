@@ -15,7 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
+	"github.com/signet-oss/signet/storage/driver/filesystem"
 )
 
 // The registry's own cost of the requests a small-image push makes and of a

@@ -11,7 +11,7 @@ import (
 
 	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/registry/notify"
-	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
+	"github.com/signet-oss/signet/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/tokenauth"
 
 	"gopkg.in/yaml.v3"

@@ -10,7 +10,7 @@ import (
 
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // ErrorCode is an error code of the OCI distribution spec (and of the Docker

@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // TestStorageFailuresThatMayPassAre503 pins how a sick storage backend reaches

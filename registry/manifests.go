@@ -15,7 +15,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string) {

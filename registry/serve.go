@@ -11,8 +11,8 @@ import (
 	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/internal/graceful"
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // OpenDriver opens the storage driver cfg selects. ctx bounds the opening (the

@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/signet-oss/signet/audit"
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 )
 
 // auditPage queries GET /api/v1/audit with token and params, wanting status.

@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 

@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/audit"
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/internal/logging"
-	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
+	"github.com/signet-oss/signet/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/tokenauth"
 
 	"golang.org/x/crypto/bcrypt"

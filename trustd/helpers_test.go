@@ -14,8 +14,8 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/signet-oss/signet/internal/testlog"
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd"
 )

@@ -12,7 +12,7 @@ import (
 
 	"github.com/signet-oss/signet/internal/httpmetrics"
 	"github.com/signet-oss/signet/internal/observe"
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/signet-oss/signet/internal/s3test"
-	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
+	"github.com/signet-oss/signet/storage/driver/driverconfig"
 )
 
 // A caller that gives up (a cancelled start) stops OpenDriver.

@@ -8,7 +8,7 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 )
 
 func TestAReplicaSeesAnotherReplicasChangesAfterAReload(t *testing.T) {

@@ -29,7 +29,7 @@ import (
 	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/internal/graceful"
 	"github.com/signet-oss/signet/internal/requestid"
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd/tuf"
 )

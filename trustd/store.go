@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // trustd's records on the storage driver, one JSON object each:

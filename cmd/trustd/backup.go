@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/signet-oss/signet/internal/atomicfile"
-	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
+	"github.com/signet-oss/signet/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/trustd"
 )
 

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
+	"github.com/signet-oss/signet/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/trustd"
 )
 

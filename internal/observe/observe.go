@@ -14,8 +14,8 @@ import (
 
 	"github.com/signet-oss/signet/internal/health"
 	"github.com/signet-oss/signet/internal/httpmetrics"
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/instrumented"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/instrumented"
 )
 
 // Base is one server's observability.

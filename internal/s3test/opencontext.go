@@ -5,8 +5,8 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/signet-oss/signet/registry/storage/driver/driverconfig"
-	"github.com/signet-oss/signet/registry/storage/driver/s3"
+	"github.com/signet-oss/signet/storage/driver/driverconfig"
+	"github.com/signet-oss/signet/storage/driver/s3"
 )
 
 // CheckOpenHonoursContext checks that open, which opens the storage a server's

@@ -8,7 +8,7 @@ import (
 	"path"
 	"time"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // DeadLetter is a record given up on, as an operator sees it.

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 )
 
 func TestADeadLetterIsListedAndRequeuedToARunningRegistry(t *testing.T) {

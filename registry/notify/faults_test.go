@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/internal/testlog"
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 )
 
 // faultyDriver wraps a driver the way a remote store behaves under trouble:

@@ -26,7 +26,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/reference"
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // Notifier queues events and runs one delivery worker per endpoint.

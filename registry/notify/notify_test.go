@@ -17,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/filesystem"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 )
 
 const testSecret = "test-secret-not-for-production"

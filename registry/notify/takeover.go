@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // Taking over what stopped processes left queued.

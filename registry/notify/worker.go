@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // work delivers the endpoint's records oldest first, one at a time: a record

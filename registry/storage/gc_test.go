@@ -12,8 +12,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 )
 
 func newStore(t *testing.T) *Store { return newStoreOn(t, inmemory.New()) }

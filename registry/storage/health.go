@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // Ping checks that the driver answers, with one Stat of an object every store

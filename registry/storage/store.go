@@ -21,7 +21,7 @@ import (
 	"io"
 	"sync"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // Options tune a Store. The zero value takes the defaults.

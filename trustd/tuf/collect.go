@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // pendingGrace is how long a pending file of a version not yet committed is

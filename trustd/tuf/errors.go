@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 )
 
 // Error is a refusal the client should see: an HTTP status, one of trustd's error

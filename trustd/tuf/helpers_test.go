@@ -20,8 +20,8 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd"
 	"github.com/signet-oss/signet/trustnames"
 )

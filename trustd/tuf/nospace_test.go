@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/signet-oss/signet/internal/tmpfs"
-	"github.com/signet-oss/signet/registry/storage/driver"
-	"github.com/signet-oss/signet/registry/storage/driver/filesystem"
-	"github.com/signet-oss/signet/registry/storage/driver/inmemory"
+	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/storage/driver/filesystem"
+	"github.com/signet-oss/signet/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustnames"
 )
 

@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/signet-oss/signet/registry/storage/driver"
+	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/trustnames"
 )
 
