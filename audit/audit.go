@@ -1,26 +1,21 @@
-// Package audit keeps Signet's audit log: who published what, changed which
-// keys, delegations, grants and tokens, and what the registry's gate refused, as
-// append-only records on a storage driver (see layout.go).
+// Package audit is what Signet's audit log holds and how it is asked: who
+// published what, changed which keys, delegations, grants and tokens, and what
+// the registry's gate refused, as records; the queries that select them and the
+// pages that answer them, with their URL parameters. It stores nothing: the log
+// on a storage driver is audit/auditlog, so a client that reads the log over
+// HTTP (trustctl) links no storage code.
 //
-// Its main invariant: a record is durable before Append returns, and is never
-// changed or removed by this package afterwards. Callers append before they
-// answer success, so a change the log does not hold was answered with an error.
 // Records hold no secrets: callers put names, digests and key IDs in them, never
 // passwords, token values or private keys.
 package audit
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path"
-	"strings"
-	"sync"
 	"time"
 
 	"github.com/signet-oss/signet/reference"
-	"github.com/signet-oss/signet/storage/driver"
 )
 
 // Actions recorded. An action is "<object>.<verb>".
@@ -126,61 +121,6 @@ type Page struct {
 	Next string `json:"next,omitempty"`
 }
 
-// Log is an audit log on a storage driver. Safe for concurrent use, also by
-// several processes sharing the driver.
-type Log struct {
-	d           driver.Driver
-	root        string
-	source      string
-	now         func() time.Time
-	maxExamined int // MaxExamined; less in tests
-}
-
-// New returns the log stored under root on d, whose records name source.
-func New(d driver.Driver, root, source string) *Log {
-	return &Log{d: d, root: strings.TrimSuffix(root, "/"), source: source, now: time.Now, maxExamined: MaxExamined}
-}
-
-// maxAppendAttempts bounds the retries of an ID that was taken (64 random bits:
-// a retry is all but impossible, but never an overwrite).
-const maxAppendAttempts = 3
-
-// Append writes rec durably as a new record and returns it with its ID, time and
-// source set. rec.Action and rec.Actor must be set.
-func (l *Log) Append(ctx context.Context, rec Record) (Record, error) {
-	if rec.Action == "" || rec.Actor == "" {
-		return rec, errors.New("audit: a record needs an action and an actor")
-	}
-	if rec.Time.IsZero() {
-		rec.Time = l.now()
-	}
-	rec.Time = rec.Time.UTC()
-	rec.Source = l.source
-	if rec.Outcome == "" {
-		rec.Outcome = OutcomeSuccess
-	}
-	for range maxAppendAttempts {
-		rec.ID = newID(rec.Time)
-		p, err := recordPath(l.root, rec.ID)
-		if err != nil {
-			return rec, err
-		}
-		data, err := json.Marshal(rec)
-		if err != nil {
-			return rec, err
-		}
-		_, err = l.d.PutContentIf(ctx, p, data, driver.Condition{IfAbsent: true})
-		if errors.Is(err, driver.ErrPreconditionFailed) {
-			continue
-		}
-		if err != nil {
-			return rec, fmt.Errorf("audit: writing the %s record: %w", rec.Action, err)
-		}
-		return rec, nil
-	}
-	return rec, fmt.Errorf("audit: no free record name for %s", rec.Time.Format(time.RFC3339Nano))
-}
-
 // ErrInvalidQuery is wrapped by the errors of a query that cannot be answered.
 var ErrInvalidQuery = errors.New("invalid audit query")
 
@@ -193,7 +133,7 @@ func (q Query) Validate() error {
 		return fmt.Errorf("%w: until (%s) is not after since (%s)", ErrInvalidQuery, q.Until.Format(time.RFC3339), q.Since.Format(time.RFC3339))
 	}
 	if q.After != "" {
-		if _, err := idTime(q.After); err != nil {
+		if _, err := IDTime(q.After); err != nil {
 			return fmt.Errorf("%w: after: %v", ErrInvalidQuery, err)
 		}
 	}
@@ -232,175 +172,4 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// readConcurrency bounds the records one query reads at once (each is a request
-// on an object store).
-const readConcurrency = 8
-
-// Query returns the records q selects, in time order, at most q.Limit of them.
-// It lists only the days of q's time range, and reads at most MaxExamined
-// records: when it stops there, Next is the last one it read.
-func (l *Log) Query(ctx context.Context, q Query) (Page, error) {
-	if err := q.Validate(); err != nil {
-		return Page{}, err
-	}
-	if q.Limit == 0 {
-		q.Limit = DefaultLimit
-	}
-	if q.After != "" {
-		if t, _ := idTime(q.After); t.After(q.Since) {
-			q.Since = t
-		}
-	}
-	var page Page
-	var ids []string // of the current day, in order, still to read
-	examined := 0
-	flush := func() (bool, error) {
-		for len(ids) > 0 {
-			n := min(len(ids), readConcurrency, l.maxExamined-examined)
-			recs, err := l.read(ctx, ids[:n])
-			if err != nil {
-				return false, err
-			}
-			for _, rec := range recs {
-				examined++
-				if rec == nil || !q.Matches(*rec) {
-					continue
-				}
-				if len(page.Records) == q.Limit {
-					page.Next = page.Records[len(page.Records)-1].ID
-					return true, nil
-				}
-				page.Records = append(page.Records, *rec)
-			}
-			last := ids[n-1]
-			ids = ids[n:]
-			if examined == l.maxExamined { // the rest on the next page
-				page.Next = last
-				return true, nil
-			}
-		}
-		return false, nil
-	}
-	err := l.days(ctx, q.Since, q.Until, func(day string) (bool, error) {
-		names, err := l.d.List(ctx, day)
-		if errors.Is(err, driver.ErrNotFound) {
-			return false, nil
-		}
-		if err != nil {
-			return false, fmt.Errorf("audit: listing %s: %w", day, err)
-		}
-		for _, p := range names { // List returns lexical, so time, order
-			id := idOf(p)
-			if id == "" || q.After != "" && id <= q.After {
-				continue
-			}
-			t, _ := idTime(id)
-			if t.Before(q.Since) || !q.Until.IsZero() && !t.Before(q.Until) {
-				continue
-			}
-			ids = append(ids, id)
-		}
-		return flush()
-	})
-	if page.Records == nil {
-		page.Records = []Record{}
-	}
-	return page, err
-}
-
-// read reads the records ids concurrently; a record that vanished is nil.
-func (l *Log) read(ctx context.Context, ids []string) ([]*Record, error) {
-	out := make([]*Record, len(ids))
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	for i, id := range ids {
-		wg.Go(func() {
-			p, _ := recordPath(l.root, id)
-			data, _, err := l.d.GetContent(ctx, p)
-			if errors.Is(err, driver.ErrNotFound) {
-				return
-			}
-			if err != nil {
-				errs[i] = fmt.Errorf("audit: reading %s: %w", p, err)
-				return
-			}
-			var rec Record
-			if err := json.Unmarshal(data, &rec); err != nil {
-				errs[i] = fmt.Errorf("audit: %s is not a record: %w", p, err)
-				return
-			}
-			rec.ID = id
-			out[i] = &rec
-		})
-	}
-	wg.Wait()
-	return out, errors.Join(errs...)
-}
-
-// days calls fn with every existing day directory whose day overlaps [since,
-// until), in order, until fn returns true or an error. It lists only the years
-// and months of the range.
-func (l *Log) days(ctx context.Context, since, until time.Time, fn func(dir string) (bool, error)) error {
-	overlaps := func(start, end time.Time) bool {
-		return end.After(since) && (until.IsZero() || start.Before(until))
-	}
-	years, err := l.list(ctx, l.root, 4)
-	if err != nil {
-		return err
-	}
-	for _, y := range years {
-		if !overlaps(time.Date(y.n, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(y.n+1, 1, 1, 0, 0, 0, 0, time.UTC)) {
-			continue
-		}
-		months, err := l.list(ctx, y.path, 2)
-		if err != nil {
-			return err
-		}
-		for _, m := range months {
-			start := time.Date(y.n, time.Month(m.n), 1, 0, 0, 0, 0, time.UTC)
-			if !overlaps(start, start.AddDate(0, 1, 0)) {
-				continue
-			}
-			days, err := l.list(ctx, m.path, 2)
-			if err != nil {
-				return err
-			}
-			for _, d := range days {
-				start := time.Date(y.n, time.Month(m.n), d.n, 0, 0, 0, 0, time.UTC)
-				if !overlaps(start, start.AddDate(0, 0, 1)) {
-					continue
-				}
-				if done, err := fn(d.path); done || err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
-}
-
-type numberedDir struct {
-	path string
-	n    int
-}
-
-// list returns the children of dir named by width-digit numbers, in order; none
-// when dir does not exist.
-func (l *Log) list(ctx context.Context, dir string, width int) ([]numberedDir, error) {
-	names, err := l.d.List(ctx, dir)
-	if errors.Is(err, driver.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("audit: listing %s: %w", dir, err)
-	}
-	var out []numberedDir
-	for _, p := range names {
-		if n, ok := component(p, width); ok {
-			out = append(out, numberedDir{path: p, n: n})
-		}
-	}
-	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/audit/auditlog"
 	"github.com/signet-oss/signet/tokenauth"
 )
 
@@ -33,7 +34,7 @@ const (
 
 // EnableAudit records the gate's denials in l and serves l at /signet/v1/audit.
 // Call it before the server serves.
-func (s *Server) EnableAudit(l *audit.Log) {
+func (s *Server) EnableAudit(l *auditlog.Log) {
 	slots := make(chan struct{}, auditConcurrency)
 	s.OnEvent(func(ctx context.Context, e Event) {
 		if e.Kind != EventAdmissionDenied {
@@ -67,7 +68,7 @@ func (s *Server) EnableAudit(l *audit.Log) {
 	}).Methods(http.MethodGet)
 }
 
-func (s *Server) serveAudit(w http.ResponseWriter, r *http.Request, l *audit.Log) {
+func (s *Server) serveAudit(w http.ResponseWriter, r *http.Request, l *auditlog.Log) {
 	if s.auth != nil {
 		scope := tokenauth.Access{Type: tokenauth.TypeRegistry, Name: tokenauth.AuditName, Actions: []string{tokenauth.ActionRead}}.Scope()
 		claims := s.authenticate(w, r, scope)

@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/audit/auditlog"
 	"github.com/signet-oss/signet/internal/tuftest"
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/storage/driver/inmemory"
@@ -61,7 +62,7 @@ func newAudited(t *testing.T) *audited {
 		t.Fatal(err)
 	}
 	api.EnableGate(index, []string{"open/**"}, nil)
-	api.EnableAudit(audit.New(d, AuditRoot, "registry"))
+	api.EnableAudit(auditlog.New(d, AuditRoot, "registry"))
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	return &audited{
@@ -165,7 +166,7 @@ func TestAuditIsOpenWithoutAuthentication(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := audit.New(d, AuditRoot, "registry")
+	l := auditlog.New(d, AuditRoot, "registry")
 	api.EnableAudit(l)
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)

@@ -7,7 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/audit/auditlog"
 )
 
 // BenchmarkManifestGetObserved is BenchmarkManifestGet through what Serve
@@ -31,7 +31,7 @@ func BenchmarkManifestGetObserved(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	api.EnableAudit(audit.New(store.Driver(), AuditRoot, "registry"))
+	api.EnableAudit(auditlog.New(store.Driver(), AuditRoot, "registry"))
 	if err := obs.attach(api, nil, cfg); err != nil {
 		b.Fatal(err)
 	}

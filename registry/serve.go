@@ -8,7 +8,7 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/audit/auditlog"
 	"github.com/signet-oss/signet/internal/graceful"
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/signer"
@@ -70,7 +70,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	if err != nil {
 		return err
 	}
-	api.EnableAudit(audit.New(store.Driver(), AuditRoot, "registry"))
+	api.EnableAudit(auditlog.New(store.Driver(), AuditRoot, "registry"))
 	index, err := openGate(ctx, cfg, store, log)
 	if err != nil {
 		return err

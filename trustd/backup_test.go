@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/audit/auditlog"
 	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd"
@@ -41,7 +42,7 @@ func TestBackupSpoolsThroughAPrivateTemporaryFile(t *testing.T) {
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
 	d := &spoolWatch{Driver: inmemory.New(), dir: tmp, modes: map[string]os.FileMode{}}
-	log := audit.New(d, "/trustd/v1/audit", "trustd")
+	log := auditlog.New(d, "/trustd/v1/audit", "trustd")
 	for i := range 3 {
 		if _, err := log.Append(ctx, audit.Record{Actor: "admin", Action: audit.ActionOrgCreate, Org: string(rune('a' + i))}); err != nil {
 			t.Fatal(err)
@@ -104,7 +105,7 @@ func TestForcedRestoreKeepsTheAuditLog(t *testing.T) {
 	ctx := context.Background()
 	t.Setenv("TMPDIR", t.TempDir())
 	d := inmemory.New()
-	log := audit.New(d, "/trustd/v1/audit", "trustd")
+	log := auditlog.New(d, "/trustd/v1/audit", "trustd")
 	before, err := log.Append(ctx, audit.Record{Actor: "admin", Action: audit.ActionOrgCreate, Org: "acme"})
 	if err != nil {
 		t.Fatal(err)

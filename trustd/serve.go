@@ -26,7 +26,7 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/audit/auditlog"
 	"github.com/signet-oss/signet/internal/graceful"
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/storage/driver"
@@ -108,7 +108,7 @@ type Server struct {
 	proxies  []netip.Prefix
 	router   *mux.Router
 	tuf      *tuf.Repo
-	audit    *audit.Log // see audit.go
+	audit    *auditlog.Log // see audit.go
 
 	// proxySecret is the sha256 of the registry's proxy secret, nil without one.
 	proxySecret []byte
@@ -149,7 +149,7 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 		grants:   make(map[string]*grant),
 		grantsBy: make(map[string][]*grant),
 		refresh:  refreshStore{tokens: make(map[string]*refreshToken)},
-		audit:    audit.New(d, auditRoot, "trustd"),
+		audit:    auditlog.New(d, auditRoot, "trustd"),
 	}
 	if secret, err := tokenauth.LoadProxySecret("proxySecret", cfg.ProxySecret, cfg.ProxySecretFile); err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package audit
+package auditlog
 
 // SetMaxExamined lowers how many records one Query of l reads, so tests need
 // not write MaxExamined of them.

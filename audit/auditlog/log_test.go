@@ -1,4 +1,4 @@
-package audit_test
+package auditlog_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/audit/auditlog"
 	"github.com/signet-oss/signet/internal/s3test"
 	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/storage/driver/filesystem"
@@ -72,7 +73,7 @@ func run(t *testing.T, open replicas) {
 var base = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
 
 // seed appends records at base + i minutes.
-func seed(t *testing.T, l *audit.Log, recs ...audit.Record) []audit.Record {
+func seed(t *testing.T, l *auditlog.Log, recs ...audit.Record) []audit.Record {
 	t.Helper()
 	var out []audit.Record
 	for i, r := range recs {
@@ -98,7 +99,7 @@ func ids(recs []audit.Record) []string {
 
 func testFilters(t *testing.T, open replicas) {
 	d, _ := open(t)
-	l := audit.New(d, root, "trustd")
+	l := auditlog.New(d, root, "trustd")
 	seed(t, l,
 		audit.Record{Actor: "admin", Action: audit.ActionOrgCreate, Org: "acme"},
 		audit.Record{Actor: "admin", Action: audit.ActionGrantCreate, Subject: "bob", Detail: "pull on acme/**"},
@@ -151,7 +152,7 @@ func testFilters(t *testing.T, open replicas) {
 
 func testPages(t *testing.T, open replicas) {
 	d, _ := open(t)
-	l := audit.New(d, root, "registry")
+	l := auditlog.New(d, root, "registry")
 	// Records over three days, crossing a month and a year boundary.
 	days := []time.Time{
 		time.Date(2025, 12, 31, 23, 59, 59, 999999999, time.UTC),
@@ -244,7 +245,7 @@ func (c *counting) PutContent(ctx context.Context, p string, data []byte) (strin
 func testNarrow(t *testing.T, open replicas) {
 	d, _ := open(t)
 	c := &counting{Driver: d}
-	l := audit.New(c, root, "trustd")
+	l := auditlog.New(c, root, "trustd")
 	var recs []audit.Record
 	for day := range 20 {
 		for h := range 3 {
@@ -278,8 +279,8 @@ func testNarrow(t *testing.T, open replicas) {
 func testExamined(t *testing.T, open replicas) {
 	d, _ := open(t)
 	c := &counting{Driver: d}
-	l := audit.New(c, root, "trustd")
-	audit.SetMaxExamined(l, 10)
+	l := auditlog.New(c, root, "trustd")
+	auditlog.SetMaxExamined(l, 10)
 	var recs []audit.Record
 	for i := range 26 { // over two days
 		recs = append(recs, audit.Record{Time: base.Add(time.Duration(i) * time.Hour), Actor: "x", Action: audit.ActionRolePublish})
@@ -320,7 +321,7 @@ func testExamined(t *testing.T, open replicas) {
 
 func testConcurrent(t *testing.T, open replicas) {
 	a, b := open(t)
-	logs := []*audit.Log{audit.New(a, root, "registry"), audit.New(b, root, "registry")}
+	logs := []*auditlog.Log{auditlog.New(a, root, "registry"), auditlog.New(b, root, "registry")}
 	const writers, each = 8, 6
 	at := time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC) // every record at the same instant
 	var wg sync.WaitGroup
@@ -355,7 +356,7 @@ func testConcurrent(t *testing.T, open replicas) {
 
 func testEmpty(t *testing.T, open replicas) {
 	d, _ := open(t)
-	l := audit.New(d, root, "trustd")
+	l := auditlog.New(d, root, "trustd")
 	page, err := l.Query(t.Context(), audit.Query{})
 	if err != nil || page.Records == nil || len(page.Records) != 0 {
 		t.Errorf("an empty log gave %+v, %v; want no records and no error", page, err)

@@ -1,12 +1,12 @@
-package audit
+package auditlog
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/signet-oss/signet/audit"
 )
 
 // The audit log's objects on a storage driver, under the root its owner gives
@@ -28,27 +28,6 @@ import (
 // touches, and in each day only the names (which carry the time) before it reads
 // any record.
 
-// idTimeLayout is the time part of a record's ID.
-const idTimeLayout = "20060102T150405.000000000Z"
-
-// idLen is the length of an ID: the time, "-", 16 hex digits.
-const idLen = len(idTimeLayout) + 1 + 16
-
-// newID returns a fresh ID for a record made at t.
-func newID(t time.Time) string {
-	var b [8]byte
-	rand.Read(b[:])
-	return t.UTC().Format(idTimeLayout) + "-" + hex.EncodeToString(b[:])
-}
-
-// idTime parses the time of an ID.
-func idTime(id string) (time.Time, error) {
-	if len(id) != idLen || id[len(idTimeLayout)] != '-' {
-		return time.Time{}, fmt.Errorf("%q is not an audit record ID", id)
-	}
-	return time.Parse(idTimeLayout, id[:len(idTimeLayout)])
-}
-
 // dayDir is the directory of the records of t's UTC day.
 func dayDir(root string, t time.Time) string {
 	t = t.UTC()
@@ -57,7 +36,7 @@ func dayDir(root string, t time.Time) string {
 
 // recordPath is where the record id lives.
 func recordPath(root, id string) (string, error) {
-	t, err := idTime(id)
+	t, err := audit.IDTime(id)
 	if err != nil {
 		return "", err
 	}
@@ -72,7 +51,7 @@ func idOf(p string) string {
 	if !ok {
 		return ""
 	}
-	if _, err := idTime(id); err != nil {
+	if _, err := audit.IDTime(id); err != nil {
 		return ""
 	}
 	return id
