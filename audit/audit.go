@@ -52,9 +52,9 @@ const (
 // Record is one entry of the log. Only ID, Time, Source, Actor, Action and
 // Outcome are always set; the rest depend on the action.
 type Record struct {
-	// ID names the record (see layout.go); Append sets it.
+	// ID names the record (NewID); auditlog.Log.Append sets it.
 	ID string `json:"id"`
-	// Time is when it happened, UTC; Append sets it when zero.
+	// Time is when it happened, UTC; auditlog.Log.Append sets it when zero.
 	Time time.Time `json:"time"`
 	// Source is the service that wrote it: "trustd" or "registry".
 	Source string `json:"source"`
