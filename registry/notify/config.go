@@ -165,56 +165,62 @@ func (c Config) Validate() error {
 			bad(key+"name", "%q names two endpoints", e.Name)
 		}
 		names[e.Name] = true
-		// The URL itself is not printed: a webhook URL often carries a token.
-		if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			bad(key+"url", "not an http or https URL with a host")
-		}
-		switch {
-		case e.Secret == "" && e.SecretFile == "":
-			bad(key+"secret", "set secret or secretFile: every delivery is signed")
-		case e.Secret != "" && e.SecretFile != "":
-			bad(key+"secretFile", "set secret or secretFile, not both")
-		case e.SecretFile != "":
-			if _, err := os.Stat(e.SecretFile); err != nil {
-				bad(key+"secretFile", "%v", err)
-			}
-		}
-		for _, k := range e.Events {
-			if !isKind(k) {
-				bad(key+"events", "%q is not one of %s", k, strings.Join(Kinds(), ", "))
-			}
-		}
-		for _, p := range e.Repositories {
-			if p == "" || strings.Contains(p, "***") {
-				bad(key+"repositories", "%q is not a repository pattern", p)
-			}
-		}
-		for _, d := range []struct {
-			key string
-			v   time.Duration
-		}{{"timeout", e.Timeout}, {"backoff", e.Backoff}, {"maxBackoff", e.MaxBackoff}, {"maxAge", e.MaxAge}} {
-			if d.v < 0 {
-				bad(key+d.key, "must not be negative")
-			}
-		}
-		if d := e.withDefaults(); d.MaxBackoff < d.Backoff {
-			bad(key+"maxBackoff", "must not be below backoff (%s)", d.Backoff)
-		}
-		// Values are not printed: they are often credentials.
-		for _, h := range slices.Sorted(maps.Keys(e.Headers)) {
-			switch {
-			case !validHeaderName(h):
-				bad(key+"headers", "%q is not a header name", h)
-			case !validHeaderValue(e.Headers[h]):
-				bad(key+"headers", "the value of %s holds a newline or another control character", h)
-			}
-			switch http.CanonicalHeaderKey(h) {
-			case "Content-Type", "Content-Length", SignatureHeader:
-				bad(key+"headers", "%s is set by the registry", h)
-			}
-		}
+		e.validate(func(k, format string, args ...any) { bad(key+k, format, args...) })
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks an endpoint's keys but its name (which Config.Validate checks
+// against the others), reporting each wrong one to bad.
+func (e Endpoint) validate(bad func(key, format string, args ...any)) {
+	// The URL itself is not printed: a webhook URL often carries a token.
+	if u, err := url.Parse(e.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		bad("url", "not an http or https URL with a host")
+	}
+	switch {
+	case e.Secret == "" && e.SecretFile == "":
+		bad("secret", "set secret or secretFile: every delivery is signed")
+	case e.Secret != "" && e.SecretFile != "":
+		bad("secretFile", "set secret or secretFile, not both")
+	case e.SecretFile != "":
+		if _, err := os.Stat(e.SecretFile); err != nil {
+			bad("secretFile", "%v", err)
+		}
+	}
+	for _, k := range e.Events {
+		if !isKind(k) {
+			bad("events", "%q is not one of %s", k, strings.Join(Kinds(), ", "))
+		}
+	}
+	for _, p := range e.Repositories {
+		if p == "" || strings.Contains(p, "***") {
+			bad("repositories", "%q is not a repository pattern", p)
+		}
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"timeout", e.Timeout}, {"backoff", e.Backoff}, {"maxBackoff", e.MaxBackoff}, {"maxAge", e.MaxAge}} {
+		if d.v < 0 {
+			bad(d.key, "must not be negative")
+		}
+	}
+	if d := e.withDefaults(); d.MaxBackoff < d.Backoff {
+		bad("maxBackoff", "must not be below backoff (%s)", d.Backoff)
+	}
+	// Values are not printed: they are often credentials.
+	for _, h := range slices.Sorted(maps.Keys(e.Headers)) {
+		switch {
+		case !validHeaderName(h):
+			bad("headers", "%q is not a header name", h)
+		case !validHeaderValue(e.Headers[h]):
+			bad("headers", "the value of %s holds a newline or another control character", h)
+		}
+		switch http.CanonicalHeaderKey(h) {
+		case "Content-Type", "Content-Length", SignatureHeader:
+			bad("headers", "%s is set by the registry", h)
+		}
+	}
 }
 
 // validName reports whether s can be an endpoint name: one storage path
