@@ -1,0 +1,94 @@
+// Package archtest holds the test that keeps Signet's layers apart: the
+// dependency rules of ARCHITECTURE.md §1, checked against what each package
+// really links (go list), so a change that breaks one fails `make test`.
+package archtest
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/signet-oss/signet/"
+
+// rules: a package under the first path (or the package itself) must not link
+// any package under the paths listed after it.
+var rules = []struct {
+	pkg       string
+	forbidden []string
+}{
+	{"registry", []string{"trustd", "client", "cmd"}},
+	{"trustd", []string{"registry", "client", "cmd", "verify", "signer"}},
+	{"client", []string{"registry", "trustd", "storage", "audit/auditlog", "cmd"}},
+	{"storage", []string{"registry", "trustd", "client", "verify", "signer", "tokenauth", "audit", "cmd"}},
+	{"verify", []string{"registry", "trustd", "client", "storage", "signer", "cmd"}},
+	{"signer", []string{"registry", "trustd", "client", "storage", "cmd"}},
+	{"tokenauth", []string{"registry", "trustd", "client", "storage", "verify", "signer", "cmd"}},
+	{"audit", []string{"registry", "trustd", "client", "verify", "signer", "cmd"}},
+	{"reference", []string{"registry", "trustd", "client", "storage", "verify", "signer", "tokenauth", "audit", "trustnames", "internal", "cmd"}},
+	{"trustnames", []string{"registry", "trustd", "client", "storage", "verify", "signer", "tokenauth", "audit", "internal", "cmd"}},
+}
+
+// exact lists packages held to stricter rules than their directory: the audit
+// log's records are read by clients, so they link no storage.
+var exact = []struct {
+	pkg       string
+	forbidden []string
+}{
+	{"audit", []string{"storage"}},
+}
+
+// under reports whether path (relative to the module) is dir or inside it.
+func under(path, dir string) bool {
+	return path == dir || strings.HasPrefix(path, dir+"/")
+}
+
+func TestLayersLinkOnlyWhatTheArchitectureAllows(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Deps " "}}`, module+"...").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg, ok := strings.CutPrefix(fields[0], module)
+		if !ok {
+			continue
+		}
+		for _, d := range fields[1:] {
+			if rel, ok := strings.CutPrefix(d, module); ok {
+				deps[pkg] = append(deps[pkg], rel)
+			}
+		}
+	}
+	if len(deps) < 20 {
+		t.Fatalf("go list named %d of the module's packages; want them all", len(deps))
+	}
+	check := func(pkg string, forbidden []string) {
+		for _, d := range deps[pkg] {
+			for _, f := range forbidden {
+				if under(d, f) {
+					t.Errorf("%s links %s, which it must not (ARCHITECTURE.md §1)", pkg, d)
+				}
+			}
+		}
+	}
+	checked := 0
+	for pkg := range deps {
+		for _, r := range rules {
+			if under(pkg, r.pkg) {
+				check(pkg, r.forbidden)
+				checked++
+			}
+		}
+	}
+	for _, r := range exact {
+		if _, ok := deps[r.pkg]; !ok {
+			t.Errorf("no package %s to check", r.pkg)
+		}
+		check(r.pkg, r.forbidden)
+	}
+	if checked < 20 {
+		t.Errorf("only %d packages fell under a rule", checked)
+	}
+}
