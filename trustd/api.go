@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/trustd/api"
 	"github.com/signet-oss/signet/trustd/directory"
 )
 
@@ -130,14 +131,8 @@ func (s *Server) requireOrgManager(p directory.Principal, orgName string) error 
 	return nil
 }
 
-type whoamiResponse struct {
-	Name  string `json:"name"`
-	Kind  string `json:"kind"`
-	Admin bool   `json:"admin"`
-}
-
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
-	writeJSON(w, http.StatusOK, whoamiResponse{Name: p.Name, Kind: p.Kind, Admin: p.Admin})
+	writeJSON(w, http.StatusOK, api.Identity{Name: p.Name, Kind: p.Kind, Admin: p.Admin})
 	return nil
 }
 
@@ -145,10 +140,7 @@ func (s *Server) postUser(w http.ResponseWriter, r *http.Request, p directory.Pr
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	var body struct {
-		Name     string `json:"name"`
-		Password string `json:"password"`
-	}
+	var body api.UserRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
@@ -158,24 +150,17 @@ func (s *Server) postUser(w http.ResponseWriter, r *http.Request, p directory.Pr
 	if err := s.record(r, p, audit.Record{Action: audit.ActionUserCreate, Subject: body.Name}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, whoamiResponse{Name: body.Name, Kind: "person"})
+	writeJSON(w, http.StatusCreated, api.Identity{Name: body.Name, Kind: "person"})
 	return nil
 }
 
-type orgResponse struct {
-	Name    string            `json:"name"`
-	Members map[string]string `json:"members"`
-}
-
-func orgJSON(o *directory.Org) orgResponse { return orgResponse{Name: o.Name, Members: o.Members} }
+func orgJSON(o *directory.Org) api.Org { return api.Org{Name: o.Name, Members: o.Members} }
 
 func (s *Server) postOrg(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	var body struct {
-		Name string `json:"name"`
-	}
+	var body api.OrgRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
@@ -212,9 +197,7 @@ func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p directory.P
 	if err := s.requireOrgManager(p, v["org"]); err != nil {
 		return err
 	}
-	var body struct {
-		Role string `json:"role"`
-	}
+	var body api.MemberRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
@@ -246,31 +229,22 @@ func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request, p director
 	return nil
 }
 
-type robotResponse struct {
-	Name    string   `json:"name"`
-	Secret  string   `json:"secret,omitempty"`
-	Scopes  []string `json:"scopes"`
-	Expires string   `json:"expires"`
-	Created string   `json:"created,omitempty"`
-}
-
-func robotJSON(rob *directory.Robot) robotResponse {
-	return robotResponse{
+func robotJSON(rob *directory.Robot) api.Robot {
+	return api.Robot{
 		Name: rob.FullName(), Scopes: rob.Scopes,
-		Expires: rob.Expires.UTC().Format(time.RFC3339), Created: rob.Created.UTC().Format(time.RFC3339),
+		Expires: wireTime(rob.Expires), Created: wireTime(rob.Created),
 	}
 }
+
+// wireTime is t as the API sends times: UTC, whole seconds.
+func wireTime(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
 
 func (s *Server) postRobot(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	orgName := mux.Vars(r)["org"]
 	if err := s.requireOrgManager(p, orgName); err != nil {
 		return err
 	}
-	var body struct {
-		Name   string   `json:"name"`
-		Scopes []string `json:"scopes"`
-		TTL    string   `json:"ttl"`
-	}
+	var body api.RobotRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
@@ -291,7 +265,7 @@ func (s *Server) postRobot(w http.ResponseWriter, r *http.Request, p directory.P
 	}
 	resp := robotJSON(rob)
 	resp.Secret = secret
-	resp.Created = ""
+	resp.Created = time.Time{}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, resp)
 	return nil
@@ -305,7 +279,7 @@ func (s *Server) getRobots(w http.ResponseWriter, r *http.Request, p directory.P
 	if s.dir.Org(orgName) == nil {
 		return fmt.Errorf("organisation %q: %w", orgName, directory.ErrNotFound)
 	}
-	out := []robotResponse{}
+	out := []api.Robot{}
 	for _, rob := range s.dir.Robots(orgName) {
 		out = append(out, robotJSON(rob))
 	}
@@ -330,27 +304,15 @@ func (s *Server) deleteRobot(w http.ResponseWriter, r *http.Request, p directory
 	return nil
 }
 
-type grantResponse struct {
-	ID      string   `json:"id"`
-	Subject string   `json:"subject"`
-	Pattern string   `json:"pattern"`
-	Actions []string `json:"actions"`
-	Created string   `json:"created"`
-}
-
-func grantJSON(g *directory.Grant) grantResponse {
-	return grantResponse{ID: g.ID, Subject: g.Subject, Pattern: g.Pattern, Actions: g.Actions, Created: g.Created.UTC().Format(time.RFC3339)}
+func grantJSON(g *directory.Grant) api.Grant {
+	return api.Grant{ID: g.ID, Subject: g.Subject, Pattern: g.Pattern, Actions: g.Actions, Created: wireTime(g.Created)}
 }
 
 func (s *Server) postGrant(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	var body struct {
-		Subject string   `json:"subject"`
-		Pattern string   `json:"pattern"`
-		Actions []string `json:"actions"`
-	}
+	var body api.GrantRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
@@ -369,7 +331,7 @@ func (s *Server) getGrants(w http.ResponseWriter, r *http.Request, p directory.P
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	out := []grantResponse{}
+	out := []api.Grant{}
 	for _, g := range s.dir.Grants() {
 		out = append(out, grantJSON(g))
 	}

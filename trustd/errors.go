@@ -10,6 +10,7 @@ import (
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/registry/storage/driver"
 	"github.com/signet-oss/signet/tokenauth"
+	"github.com/signet-oss/signet/trustd/api"
 	"github.com/signet-oss/signet/trustd/directory"
 )
 
@@ -95,15 +96,6 @@ func toAPIError(err error) *apiError {
 	return &apiError{code: CodeUnknown}
 }
 
-type errorBody struct {
-	Errors []errorEntry `json:"errors"`
-}
-
-type errorEntry struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
 // writeError sends err as {"errors":[{"code","message"}]}, with Retry-After on
 // 429 and a Bearer challenge on 401 from the management API.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
@@ -128,7 +120,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if msg == "" {
 		msg = e.code.Message
 	}
-	body, _ := json.Marshal(errorBody{Errors: []errorEntry{{Code: e.code.Code, Message: msg}}})
+	body, _ := json.Marshal(api.Errors{Errors: []api.Error{{Code: e.code.Code, Message: msg}}})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.code.Status)
 	w.Write(body)
