@@ -1,7 +1,11 @@
-// Package trustd is Signet's trust service. So far it holds the accounts side:
-// people, organisations and their members, robots, grants, and the token endpoint
-// that turns them into short-lived access tokens (distribution's token spec) for the
-// registry and for trustd's own management API.
+// Package trustd is Signet's trust service over HTTP: the token endpoint that
+// turns accounts into short-lived access tokens (distribution's token spec) for
+// the registry and for trustd's own management API, the JWKS, the management API,
+// the audit log's queries, and the routes of the TUF repository (package tuf).
+// Who may do what (people, organisations and their members, robots, grants,
+// refresh tokens) is package directory's: trustd authenticates requests, asks
+// it, and maps its errors to the API's codes (errors.go). The management API's
+// bodies are package api's.
 //
 // Its main invariant: a token never grants more than the subject's current rights
 // allow (the intersection of what was asked and what is allowed), and a robot
