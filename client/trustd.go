@@ -9,7 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"time"
+
+	"github.com/signet-oss/signet/trustd/api"
 )
 
 // Trustd is a client of trustd's management API, authenticated with an access
@@ -21,35 +22,6 @@ type Trustd struct {
 	Token string
 	// HTTP is the client to use; nil means a default with a 30s timeout.
 	HTTP *http.Client
-}
-
-// Identity is who the token speaks for (GET /api/v1/whoami).
-type Identity struct {
-	Name  string `json:"name"`
-	Kind  string `json:"kind"` // "person" or "robot"
-	Admin bool   `json:"admin"`
-}
-
-// Org is an organisation and its members' roles.
-type Org struct {
-	Name    string            `json:"name"`
-	Members map[string]string `json:"members"`
-}
-
-// RobotRequest asks for a robot credential scoped to an organisation's repositories.
-type RobotRequest struct {
-	Name   string   `json:"name"`
-	Scopes []string `json:"scopes"`
-	TTL    string   `json:"ttl,omitempty"`
-}
-
-// Robot is a robot account. Secret is set only in the answer that creates it.
-type Robot struct {
-	Name    string    `json:"name"`
-	Secret  string    `json:"secret,omitempty"`
-	Scopes  []string  `json:"scopes"`
-	Expires time.Time `json:"expires"`
-	Created time.Time `json:"created,omitzero"`
 }
 
 // APIError is a refusal of trustd's API: {"errors":[{"code","message"}]}.
@@ -79,15 +51,9 @@ func (e *APIError) Error() string {
 	return s
 }
 
-type apiErrorBody struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}
-
-func firstAPIError(body []byte) *apiErrorBody {
-	var eb struct {
-		Errors []apiErrorBody `json:"errors"`
-	}
+// firstAPIError is the first error of a refusal's body (api.Errors), or nil.
+func firstAPIError(body []byte) *api.Error {
+	var eb api.Errors
 	if json.Unmarshal(body, &eb) != nil || len(eb.Errors) == 0 {
 		return nil
 	}
@@ -95,8 +61,8 @@ func firstAPIError(body []byte) *apiErrorBody {
 }
 
 // Whoami returns who the token speaks for.
-func (c *Trustd) Whoami(ctx context.Context) (Identity, error) {
-	var id Identity
+func (c *Trustd) Whoami(ctx context.Context) (api.Identity, error) {
+	var id api.Identity
 	_, err := c.do(ctx, "asking trustd who you are", http.MethodGet, "/api/v1/whoami", nil, &id, http.StatusOK)
 	return id, err
 }
@@ -104,7 +70,7 @@ func (c *Trustd) Whoami(ctx context.Context) (Identity, error) {
 // CreateUser creates a person account (admin only).
 func (c *Trustd) CreateUser(ctx context.Context, name, password string) error {
 	_, err := c.do(ctx, "creating user "+name, http.MethodPost, "/api/v1/users",
-		map[string]string{"name": name, "password": password}, nil, http.StatusCreated)
+		api.UserRequest{Name: name, Password: password}, nil, http.StatusCreated)
 	return err
 }
 
@@ -112,7 +78,7 @@ func (c *Trustd) CreateUser(ctx context.Context, name, password string) error {
 // subject (admin only).
 func (c *Trustd) CreateGrant(ctx context.Context, subject, pattern string, actions ...string) error {
 	_, err := c.do(ctx, "granting "+subject+" "+strings.Join(actions, ",")+" on "+pattern, http.MethodPost, "/api/v1/grants",
-		map[string]any{"subject": subject, "pattern": pattern, "actions": actions}, nil, http.StatusCreated)
+		api.GrantRequest{Subject: subject, Pattern: pattern, Actions: actions}, nil, http.StatusCreated)
 	return err
 }
 
@@ -120,13 +86,13 @@ func (c *Trustd) CreateGrant(ctx context.Context, subject, pattern string, actio
 // existed, which is not an error.
 func (c *Trustd) CreateOrg(ctx context.Context, name string) (created bool, err error) {
 	status, err := c.do(ctx, "creating organisation "+name, http.MethodPost, "/api/v1/orgs",
-		map[string]string{"name": name}, nil, http.StatusCreated, http.StatusOK)
+		api.OrgRequest{Name: name}, nil, http.StatusCreated, http.StatusOK)
 	return status == http.StatusCreated, err
 }
 
 // Org returns an organisation with its members.
-func (c *Trustd) Org(ctx context.Context, name string) (Org, error) {
-	var o Org
+func (c *Trustd) Org(ctx context.Context, name string) (api.Org, error) {
+	var o api.Org
 	_, err := c.do(ctx, "reading organisation "+name, http.MethodGet, "/api/v1/orgs/"+url.PathEscape(name), nil, &o, http.StatusOK)
 	return o, err
 }
@@ -135,7 +101,7 @@ func (c *Trustd) Org(ctx context.Context, name string) (Org, error) {
 func (c *Trustd) SetMember(ctx context.Context, org, user, role string) error {
 	_, err := c.do(ctx, fmt.Sprintf("making %s a %s of %s", user, role, org), http.MethodPut,
 		"/api/v1/orgs/"+url.PathEscape(org)+"/members/"+url.PathEscape(user),
-		map[string]string{"role": role}, nil, http.StatusOK, http.StatusCreated, http.StatusNoContent)
+		api.MemberRequest{Role: role}, nil, http.StatusOK, http.StatusCreated, http.StatusNoContent)
 	return err
 }
 
@@ -148,19 +114,19 @@ func (c *Trustd) RemoveMember(ctx context.Context, org, user string) error {
 
 // CreateRobot creates a robot credential of org; the answer holds its secret, which
 // trustd never shows again.
-func (c *Trustd) CreateRobot(ctx context.Context, org string, r RobotRequest) (Robot, error) {
-	var out Robot
+func (c *Trustd) CreateRobot(ctx context.Context, org string, r api.RobotRequest) (api.Robot, error) {
+	var out api.Robot
 	_, err := c.do(ctx, fmt.Sprintf("creating robot %s in %s", r.Name, org), http.MethodPost,
 		"/api/v1/orgs/"+url.PathEscape(org)+"/robots", r, &out, http.StatusCreated, http.StatusOK)
 	return out, err
 }
 
 // Robots lists org's robots (without secrets).
-func (c *Trustd) Robots(ctx context.Context, org string) ([]Robot, error) {
-	var out []Robot
+func (c *Trustd) Robots(ctx context.Context, org string) ([]api.Robot, error) {
+	var out []api.Robot
 	_, err := c.do(ctx, "listing the robots of "+org, http.MethodGet, "/api/v1/orgs/"+url.PathEscape(org)+"/robots", nil, &out, http.StatusOK)
 	if out == nil {
-		out = []Robot{}
+		out = []api.Robot{}
 	}
 	return out, err
 }

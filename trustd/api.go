@@ -12,6 +12,8 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/trustd/api"
+	"github.com/signet-oss/signet/trustd/directory"
 )
 
 // The management API: JSON over HTTP (a body must be sent as application/json,
@@ -43,20 +45,20 @@ func (s *Server) apiRoutes(r *mux.Router) {
 	r.HandleFunc("/whoami", s.api(s.whoami)).Methods(http.MethodGet)
 	r.HandleFunc("/users", s.api(s.postUser)).Methods(http.MethodPost)
 	r.HandleFunc("/orgs", s.api(s.postOrg)).Methods(http.MethodPost)
-	r.HandleFunc("/orgs/{org}", s.api(s.getOrgHandler)).Methods(http.MethodGet)
+	r.HandleFunc("/orgs/{org}", s.api(s.getOrg)).Methods(http.MethodGet)
 	r.HandleFunc("/orgs/{org}/members/{user}", s.api(s.putMember)).Methods(http.MethodPut)
 	r.HandleFunc("/orgs/{org}/members/{user}", s.api(s.deleteMember)).Methods(http.MethodDelete)
 	r.HandleFunc("/orgs/{org}/robots", s.api(s.postRobot)).Methods(http.MethodPost)
 	r.HandleFunc("/orgs/{org}/robots", s.api(s.getRobots)).Methods(http.MethodGet)
-	r.HandleFunc("/orgs/{org}/robots/{name}", s.api(s.deleteRobotHandler)).Methods(http.MethodDelete)
+	r.HandleFunc("/orgs/{org}/robots/{name}", s.api(s.deleteRobot)).Methods(http.MethodDelete)
 	r.HandleFunc("/grants", s.api(s.postGrant)).Methods(http.MethodPost)
 	r.HandleFunc("/grants", s.api(s.getGrants)).Methods(http.MethodGet)
-	r.HandleFunc("/grants/{id}", s.api(s.deleteGrantHandler)).Methods(http.MethodDelete)
+	r.HandleFunc("/grants/{id}", s.api(s.deleteGrant)).Methods(http.MethodDelete)
 	r.HandleFunc("/audit", s.api(s.getAudit)).Methods(http.MethodGet)
 }
 
 // apiHandler is a management API handler, called with the authenticated caller.
-type apiHandler func(w http.ResponseWriter, r *http.Request, p principal) error
+type apiHandler func(w http.ResponseWriter, r *http.Request, p directory.Principal) error
 
 // api refuses what a page on another site could make a browser send
 // (checkAPIRequest), authenticates the caller, then runs h; a returned error is
@@ -86,20 +88,20 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 
 // bearer returns who the request's access token speaks for, from the current
 // records: a token of an account deleted since it was issued is refused.
-func (s *Server) bearer(r *http.Request) (principal, error) {
+func (s *Server) bearer(r *http.Request) (directory.Principal, error) {
 	h := r.Header.Get("Authorization")
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {
-		return principal{}, fmt.Errorf("%w: send an access token for service %q from /token as Authorization: Bearer", errUnauth, s.cfg.Service)
+		return directory.Principal{}, fmt.Errorf("%w: send an access token for service %q from /token as Authorization: Bearer", errUnauth, s.cfg.Service)
 	}
 	claims, err := s.verifier.Verify(r.Context(), tok)
 	if err != nil {
-		return principal{}, fmt.Errorf("%w: the access token is not valid here", errUnauth)
+		return directory.Principal{}, fmt.Errorf("%w: the access token is not valid here", errUnauth)
 	}
-	if p, ok := s.principalOf(claims.Subject); ok {
+	if p, ok := s.dir.PrincipalOf(claims.Subject); ok {
 		return p, nil
 	}
-	return principal{}, fmt.Errorf("%w: the token's subject is anonymous or no longer has an account", errUnauth)
+	return directory.Principal{}, fmt.Errorf("%w: the token's subject is anonymous or no longer has an account", errUnauth)
 }
 
 // decodeBody reads a JSON request body into v, refusing unknown fields.
@@ -107,78 +109,62 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxAPIBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: the body is not the expected JSON: %v", errInvalid, err)
+		return fmt.Errorf("%w: the body is not the expected JSON: %v", directory.ErrInvalid, err)
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return fmt.Errorf("%w: the body holds more than one JSON value", errInvalid)
+		return fmt.Errorf("%w: the body holds more than one JSON value", directory.ErrInvalid)
 	}
 	return nil
 }
 
-func requireAdmin(p principal) error {
+func requireAdmin(p directory.Principal) error {
 	if p.Kind != "person" || !p.Admin {
 		return fmt.Errorf("%w: only an admin may do this", errDenied)
 	}
 	return nil
 }
 
-func (s *Server) requireOrgManager(p principal, orgName string) error {
-	if !s.mayManageOrg(p, orgName) {
+func (s *Server) requireOrgManager(p directory.Principal, orgName string) error {
+	if !s.dir.MayManageOrg(p, orgName) {
 		return fmt.Errorf("%w: only an owner of %q or an admin may do this", errDenied, orgName)
 	}
 	return nil
 }
 
-type whoamiResponse struct {
-	Name  string `json:"name"`
-	Kind  string `json:"kind"`
-	Admin bool   `json:"admin"`
-}
-
-func (s *Server) whoami(w http.ResponseWriter, r *http.Request, p principal) error {
-	writeJSON(w, http.StatusOK, whoamiResponse{Name: p.Name, Kind: p.Kind, Admin: p.Admin})
+func (s *Server) whoami(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
+	writeJSON(w, http.StatusOK, api.Identity{Name: p.Name, Kind: p.Kind, Admin: p.Admin})
 	return nil
 }
 
-func (s *Server) postUser(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) postUser(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	var body struct {
-		Name     string `json:"name"`
-		Password string `json:"password"`
-	}
+	var body api.UserRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
-	if err := s.createPerson(r.Context(), body.Name, body.Password, false); err != nil {
+	if err := s.dir.CreatePerson(r.Context(), body.Name, body.Password, false); err != nil {
 		return err
 	}
 	if err := s.record(r, p, audit.Record{Action: audit.ActionUserCreate, Subject: body.Name}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, whoamiResponse{Name: body.Name, Kind: "person"})
+	writeJSON(w, http.StatusCreated, api.Identity{Name: body.Name, Kind: "person"})
 	return nil
 }
 
-type orgResponse struct {
-	Name    string            `json:"name"`
-	Members map[string]string `json:"members"`
-}
+func orgJSON(o *directory.Org) api.Org { return api.Org{Name: o.Name, Members: o.Members} }
 
-func orgJSON(o *org) orgResponse { return orgResponse{Name: o.Name, Members: o.Members} }
-
-func (s *Server) postOrg(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) postOrg(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	var body struct {
-		Name string `json:"name"`
-	}
+	var body api.OrgRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
-	o, created, err := s.createOrg(r.Context(), body.Name)
+	o, created, err := s.dir.CreateOrg(r.Context(), body.Name)
 	if err != nil {
 		return err
 	}
@@ -193,49 +179,47 @@ func (s *Server) postOrg(w http.ResponseWriter, r *http.Request, p principal) er
 	return nil
 }
 
-func (s *Server) getOrgHandler(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) getOrg(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	name := mux.Vars(r)["org"]
-	if !p.Admin && (p.Kind != "person" || s.orgRole(name, p.Name) == "") {
+	if !p.Admin && (p.Kind != "person" || s.dir.OrgRole(name, p.Name) == "") {
 		return fmt.Errorf("%w: only members of %q and admins may read it", errDenied, name)
 	}
-	o := s.getOrg(name)
+	o := s.dir.Org(name)
 	if o == nil {
-		return fmt.Errorf("organisation %q: %w", name, errNotFound)
+		return fmt.Errorf("organisation %q: %w", name, directory.ErrNotFound)
 	}
 	writeJSON(w, http.StatusOK, orgJSON(o))
 	return nil
 }
 
-func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) putMember(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	v := mux.Vars(r)
 	if err := s.requireOrgManager(p, v["org"]); err != nil {
 		return err
 	}
-	var body struct {
-		Role string `json:"role"`
-	}
+	var body api.MemberRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
 	if body.Role == "" {
-		return fmt.Errorf("%w: role is missing (owner, publisher or reader)", errInvalid)
+		return fmt.Errorf("%w: role is missing (owner, publisher or reader)", directory.ErrInvalid)
 	}
-	if err := s.setMember(r.Context(), v["org"], v["user"], body.Role); err != nil {
+	if err := s.dir.SetMember(r.Context(), v["org"], v["user"], body.Role); err != nil {
 		return err
 	}
 	if err := s.record(r, p, audit.Record{Action: audit.ActionMemberSet, Org: v["org"], Subject: v["user"], Detail: body.Role}); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, orgJSON(s.getOrg(v["org"])))
+	writeJSON(w, http.StatusOK, orgJSON(s.dir.Org(v["org"])))
 	return nil
 }
 
-func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	v := mux.Vars(r)
 	if err := s.requireOrgManager(p, v["org"]); err != nil {
 		return err
 	}
-	if err := s.setMember(r.Context(), v["org"], v["user"], ""); err != nil {
+	if err := s.dir.SetMember(r.Context(), v["org"], v["user"], ""); err != nil {
 		return err
 	}
 	if err := s.record(r, p, audit.Record{Action: audit.ActionMemberRemove, Org: v["org"], Subject: v["user"]}); err != nil {
@@ -245,31 +229,22 @@ func (s *Server) deleteMember(w http.ResponseWriter, r *http.Request, p principa
 	return nil
 }
 
-type robotResponse struct {
-	Name    string   `json:"name"`
-	Secret  string   `json:"secret,omitempty"`
-	Scopes  []string `json:"scopes"`
-	Expires string   `json:"expires"`
-	Created string   `json:"created,omitempty"`
-}
-
-func robotJSON(rob *robot) robotResponse {
-	return robotResponse{
-		Name: rob.fullName(), Scopes: rob.Scopes,
-		Expires: rob.Expires.UTC().Format(time.RFC3339), Created: rob.Created.UTC().Format(time.RFC3339),
+func robotJSON(rob *directory.Robot) api.Robot {
+	return api.Robot{
+		Name: rob.FullName(), Scopes: rob.Scopes,
+		Expires: wireTime(rob.Expires), Created: wireTime(rob.Created),
 	}
 }
 
-func (s *Server) postRobot(w http.ResponseWriter, r *http.Request, p principal) error {
+// wireTime is t as the API sends times: UTC, whole seconds.
+func wireTime(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
+func (s *Server) postRobot(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	orgName := mux.Vars(r)["org"]
 	if err := s.requireOrgManager(p, orgName); err != nil {
 		return err
 	}
-	var body struct {
-		Name   string   `json:"name"`
-		Scopes []string `json:"scopes"`
-		TTL    string   `json:"ttl"`
-	}
+	var body api.RobotRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
@@ -277,47 +252,47 @@ func (s *Server) postRobot(w http.ResponseWriter, r *http.Request, p principal) 
 	if body.TTL != "" {
 		var err error
 		if ttl, err = time.ParseDuration(body.TTL); err != nil || ttl <= 0 {
-			return fmt.Errorf("%w: ttl %q is not a positive duration such as 720h", errInvalid, body.TTL)
+			return fmt.Errorf("%w: ttl %q is not a positive duration such as 720h", directory.ErrInvalid, body.TTL)
 		}
 	}
-	rob, secret, err := s.createRobot(r.Context(), orgName, body.Name, body.Scopes, ttl)
+	rob, secret, err := s.dir.CreateRobot(r.Context(), orgName, body.Name, body.Scopes, ttl)
 	if err != nil {
 		return err
 	}
-	if err := s.record(r, p, audit.Record{Action: audit.ActionTokenCreate, Org: orgName, Subject: rob.fullName(),
+	if err := s.record(r, p, audit.Record{Action: audit.ActionTokenCreate, Org: orgName, Subject: rob.FullName(),
 		Detail: "robot: " + strings.Join(rob.Scopes, " ") + " until " + rob.Expires.UTC().Format(time.RFC3339)}); err != nil {
 		return err
 	}
 	resp := robotJSON(rob)
 	resp.Secret = secret
-	resp.Created = ""
+	resp.Created = time.Time{}
 	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusCreated, resp)
 	return nil
 }
 
-func (s *Server) getRobots(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) getRobots(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	orgName := mux.Vars(r)["org"]
 	if err := s.requireOrgManager(p, orgName); err != nil {
 		return err
 	}
-	if s.getOrg(orgName) == nil {
-		return fmt.Errorf("organisation %q: %w", orgName, errNotFound)
+	if s.dir.Org(orgName) == nil {
+		return fmt.Errorf("organisation %q: %w", orgName, directory.ErrNotFound)
 	}
-	out := []robotResponse{}
-	for _, rob := range s.listRobots(orgName) {
+	out := []api.Robot{}
+	for _, rob := range s.dir.Robots(orgName) {
 		out = append(out, robotJSON(rob))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func (s *Server) deleteRobotHandler(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) deleteRobot(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	v := mux.Vars(r)
 	if err := s.requireOrgManager(p, v["org"]); err != nil {
 		return err
 	}
-	revoked, err := s.deleteRobot(r.Context(), v["org"], v["name"])
+	revoked, err := s.dir.DeleteRobot(r.Context(), v["org"], v["name"])
 	if err != nil {
 		return err
 	}
@@ -329,31 +304,19 @@ func (s *Server) deleteRobotHandler(w http.ResponseWriter, r *http.Request, p pr
 	return nil
 }
 
-type grantResponse struct {
-	ID      string   `json:"id"`
-	Subject string   `json:"subject"`
-	Pattern string   `json:"pattern"`
-	Actions []string `json:"actions"`
-	Created string   `json:"created"`
+func grantJSON(g *directory.Grant) api.Grant {
+	return api.Grant{ID: g.ID, Subject: g.Subject, Pattern: g.Pattern, Actions: g.Actions, Created: wireTime(g.Created)}
 }
 
-func grantJSON(g *grant) grantResponse {
-	return grantResponse{ID: g.ID, Subject: g.Subject, Pattern: g.Pattern, Actions: g.Actions, Created: g.Created.UTC().Format(time.RFC3339)}
-}
-
-func (s *Server) postGrant(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) postGrant(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	var body struct {
-		Subject string   `json:"subject"`
-		Pattern string   `json:"pattern"`
-		Actions []string `json:"actions"`
-	}
+	var body api.GrantRequest
 	if err := decodeBody(w, r, &body); err != nil {
 		return err
 	}
-	g, err := s.createGrant(r.Context(), body.Subject, body.Pattern, body.Actions)
+	g, err := s.dir.CreateGrant(r.Context(), body.Subject, body.Pattern, body.Actions)
 	if err != nil {
 		return err
 	}
@@ -364,23 +327,23 @@ func (s *Server) postGrant(w http.ResponseWriter, r *http.Request, p principal) 
 	return nil
 }
 
-func (s *Server) getGrants(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) getGrants(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	out := []grantResponse{}
-	for _, g := range s.listGrants() {
+	out := []api.Grant{}
+	for _, g := range s.dir.Grants() {
 		out = append(out, grantJSON(g))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-func (s *Server) deleteGrantHandler(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) deleteGrant(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	if err := requireAdmin(p); err != nil {
 		return err
 	}
-	g, err := s.deleteGrant(r.Context(), mux.Vars(r)["id"])
+	g, err := s.dir.DeleteGrant(r.Context(), mux.Vars(r)["id"])
 	if err != nil {
 		return err
 	}

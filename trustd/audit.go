@@ -13,6 +13,7 @@ import (
 
 	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/internal/requestid"
+	"github.com/signet-oss/signet/trustd/directory"
 	"github.com/signet-oss/signet/trustd/tuf"
 	"github.com/signet-oss/signet/trustnames"
 )
@@ -32,7 +33,7 @@ import (
 // gets 403.
 
 // auditRoot is where the log's records live on trustd's driver.
-const auditRoot = rootPath + "/audit"
+const auditRoot = directory.Root + "/audit"
 
 // auditWriteTimeout bounds the write of one record. The write runs on a context
 // the request's cancellation does not reach: it comes after the change is
@@ -44,8 +45,8 @@ const auditWriteTimeout = 10 * time.Second
 var errAuditFailed = newAPIError(CodeUnknown, "the change was made, but its audit record could not be written; see trustd's log")
 
 // actorOf names p in the log.
-func actorOf(p principal) string {
-	if p.anonymous() {
+func actorOf(p directory.Principal) string {
+	if p.Anonymous() {
 		return "anonymous"
 	}
 	return p.Name
@@ -61,7 +62,7 @@ func (s *Server) requestIDOf(r *http.Request) string {
 }
 
 // record appends rec, by p, to the log.
-func (s *Server) record(r *http.Request, p principal, rec audit.Record) error {
+func (s *Server) record(r *http.Request, p directory.Principal, rec audit.Record) error {
 	rec.Actor = actorOf(p)
 	rec.RequestID = s.requestIDOf(r)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), auditWriteTimeout)
@@ -82,7 +83,7 @@ const publishAuditConcurrency = 8
 // version, one per change it made (every one: the log is complete), written
 // publishAuditConcurrency at a time.
 func (s *Server) recordPublish(r *http.Request, c tuf.Caller, role string, res tuf.PublishResult) error {
-	var p principal
+	var p directory.Principal
 	if tc, ok := c.(tufCaller); ok {
 		p = tc.p
 	}
@@ -176,7 +177,7 @@ func publishRecords(role string, res tuf.PublishResult) []audit.Record {
 // recordAll appends recs, by p, publishAuditConcurrency at a time. They carry
 // one time, a nanosecond apart, so the log lists them in recs' order however
 // the writes interleave. After a failure it starts no more writes.
-func (s *Server) recordAll(r *http.Request, p principal, recs []audit.Record) error {
+func (s *Server) recordAll(r *http.Request, p directory.Principal, recs []audit.Record) error {
 	start := time.Now().UTC()
 	sem := make(chan struct{}, publishAuditConcurrency)
 	var wg sync.WaitGroup
@@ -203,13 +204,13 @@ func (s *Server) recordAll(r *http.Request, p principal, recs []audit.Record) er
 }
 
 // getAudit serves GET /api/v1/audit.
-func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, p principal) error {
+func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
 	q, err := audit.ParseQuery(r.URL.Query(), s.now())
 	if err != nil {
-		return fmt.Errorf("%w: %v", errInvalid, err)
+		return fmt.Errorf("%w: %v", directory.ErrInvalid, err)
 	}
 	if !(p.Kind == "person" && p.Admin) {
-		owned := s.ownedOrgs(p)
+		owned := s.dir.OwnedOrgs(p)
 		switch {
 		case len(owned) == 0:
 			return fmt.Errorf("%w: only admins and organisation owners may read the audit log", errDenied)
@@ -225,7 +226,7 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, p principal) e
 	}
 	page, err := s.audit.Query(r.Context(), q)
 	if errors.Is(err, audit.ErrInvalidQuery) {
-		return fmt.Errorf("%w: %v", errInvalid, err)
+		return fmt.Errorf("%w: %v", directory.ErrInvalid, err)
 	}
 	if err != nil {
 		return err
@@ -235,25 +236,8 @@ func (s *Server) getAudit(w http.ResponseWriter, r *http.Request, p principal) e
 	return nil
 }
 
-// ownedOrgs lists the orgs p owns.
-func (s *Server) ownedOrgs(p principal) []string {
-	if p.Kind != "person" {
-		return nil
-	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []string
-	for name, o := range s.orgs {
-		if o.Members[p.Name] == RoleOwner {
-			out = append(out, name)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
 // grantRecord describes grant g for the log.
-func grantRecord(action string, g *grant) audit.Record {
+func grantRecord(action string, g *directory.Grant) audit.Record {
 	rec := audit.Record{Action: action, Subject: g.Subject, Detail: strings.Join(g.Actions, ",") + " on " + g.Pattern}
 	if org, _, ok := strings.Cut(g.Pattern, "/"); ok && !strings.Contains(org, "*") {
 		rec.Org = org
@@ -262,13 +246,13 @@ func grantRecord(action string, g *grant) audit.Record {
 }
 
 // refreshRecord describes a refresh token issued to p (never its value).
-func refreshRecord(p principal, req tokenRequest) audit.Record {
+func refreshRecord(p directory.Principal, req tokenRequest) audit.Record {
 	rec := audit.Record{Action: audit.ActionTokenCreate, Subject: p.Name, Detail: "refresh token for " + req.service}
 	if id := req.clientID; id != "" { // printable ASCII, short: see validateClientID
 		rec.Detail += " (client " + id + ")"
 	}
-	if p.robot != nil {
-		rec.Org = p.robot.Org
+	if p.Robot != nil {
+		rec.Org = p.Robot.Org
 	}
 	return rec
 }

@@ -17,7 +17,7 @@ import (
 // tokens issued per second. Issue 3's target on a 2-core machine is 5,000
 // tokens/s through the refresh grant. Basic auth uses the default bcrypt cost:
 // after the first request per user and password the check is an HMAC and a map
-// lookup (see accounts.go), which is what these figures show.
+// lookup (see trustd/directory/accounts.go), which is what these figures show.
 
 func benchEnv(b *testing.B) *env {
 	cfg := testConfig()

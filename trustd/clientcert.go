@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/signet-oss/signet/internal/tlsserve"
+	"github.com/signet-oss/signet/trustd/directory"
 )
 
 // Client certificates for the management API. With tls.clientCA set, trustd asks
@@ -74,42 +75,26 @@ func (s *Server) verifiedClientCert(r *http.Request) *x509.Certificate {
 // caller authenticates a management API request: by its verified client
 // certificate, else by its bearer token (unless tls.requireClientCert). A request
 // that carries both must name one account with them.
-func (s *Server) caller(r *http.Request) (principal, error) {
+func (s *Server) caller(r *http.Request) (directory.Principal, error) {
 	cert := s.verifiedClientCert(r)
 	if cert == nil {
 		if s.cfg.TLS.RequireClientCert {
-			return principal{}, fmt.Errorf("%w: this API needs a client certificate issued by the CA trustd trusts for them (tls.clientCA)", errUnauth)
+			return directory.Principal{}, fmt.Errorf("%w: this API needs a client certificate issued by the CA trustd trusts for them (tls.clientCA)", errUnauth)
 		}
 		return s.bearer(r)
 	}
-	p, ok := s.principalOf(cert.Subject.CommonName)
+	p, ok := s.dir.PrincipalOf(cert.Subject.CommonName)
 	if !ok {
-		return principal{}, fmt.Errorf("%w: the client certificate's CommonName %q names no account", errUnauth, cert.Subject.CommonName)
+		return directory.Principal{}, fmt.Errorf("%w: the client certificate's CommonName %q names no account", errUnauth, cert.Subject.CommonName)
 	}
 	if r.Header.Get("Authorization") != "" {
 		bp, err := s.bearer(r)
 		if err != nil {
-			return principal{}, err
+			return directory.Principal{}, err
 		}
 		if bp.Name != p.Name {
-			return principal{}, fmt.Errorf("%w: the access token speaks for %q, the client certificate for %q", errUnauth, bp.Name, p.Name)
+			return directory.Principal{}, fmt.Errorf("%w: the access token speaks for %q, the client certificate for %q", errUnauth, bp.Name, p.Name)
 		}
 	}
 	return p, nil
-}
-
-// principalOf is the current account named name, if it exists (and, for a
-// robot, has not expired).
-func (s *Server) principalOf(name string) (principal, bool) {
-	if name == "" {
-		return principal{}, false
-	}
-	pers, rob := s.account(name)
-	switch {
-	case pers != nil:
-		return principal{Name: pers.Name, Kind: "person", ID: pers.ID, Admin: pers.Admin, person: pers}, true
-	case rob != nil && !rob.expired(s.now()):
-		return principal{Name: rob.fullName(), Kind: "robot", ID: rob.ID, robot: rob}, true
-	}
-	return principal{}, false
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/tokenauth"
+	"github.com/signet-oss/signet/trustd/directory"
 
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
@@ -203,15 +204,15 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("refreshTokenTTL: must be positive"))
 	}
 	for i, p := range c.AnonymousPull {
-		if err := validatePattern(p); err != nil {
+		if err := directory.ValidatePattern(p); err != nil {
 			errs = append(errs, fmt.Errorf("anonymousPull[%d]: %w", i, err))
 		}
 	}
-	if err := validateAccountName(c.AdminUser); err != nil {
+	if err := directory.ValidateAccountName(c.AdminUser); err != nil {
 		errs = append(errs, fmt.Errorf("adminUser: %w", err))
 	}
 	if c.AdminPassword != "" {
-		if err := validatePassword(c.AdminPassword); err != nil {
+		if err := directory.ValidatePassword(c.AdminPassword); err != nil {
 			errs = append(errs, fmt.Errorf("adminPassword (or SIGNET_ADMIN_PASSWORD): %w", err))
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/tokenauth"
+	"github.com/signet-oss/signet/trustd/api"
+	"github.com/signet-oss/signet/trustd/directory"
 )
 
 // ErrorCode is an error code of trustd's API (the registry's codes where they
@@ -45,13 +47,11 @@ var CodeNoSpace = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable,
 var CodeStorageUnavailable = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable,
 	"trustd's storage backend is temporarily unavailable; retry later"}
 
-// Domain errors, matched with errors.Is when a handler maps them to a code.
+// Errors of the HTTP layer, matched with errors.Is when a handler's error is
+// mapped to a code (the directory's own errors are package directory's).
 var (
-	errNotFound    = errors.New("not found")
-	errInvalid     = errors.New("invalid request")
-	errNameInvalid = errors.New("invalid name")
-	errDenied      = errors.New("denied")
-	errUnauth      = errors.New("authentication required")
+	errDenied = errors.New("denied")
+	errUnauth = errors.New("authentication required")
 )
 
 // apiError is an error with the code it is sent with.
@@ -70,7 +70,7 @@ func newAPIError(code ErrorCode, detail string) *apiError {
 // code are sent as 500 without their text (it may name paths of the host).
 func toAPIError(err error) *apiError {
 	var ae *apiError
-	var rl *rateLimitedError
+	var rl *directory.RateLimitedError
 	switch {
 	case errors.As(err, &ae):
 		return ae
@@ -80,29 +80,20 @@ func toAPIError(err error) *apiError {
 		return &apiError{code: CodeNoSpace}
 	case errors.Is(err, driver.ErrUnavailable):
 		return &apiError{code: CodeStorageUnavailable}
-	case errors.Is(err, errBadCredentials), errors.Is(err, errUnauth):
+	case errors.Is(err, directory.ErrBadCredentials), errors.Is(err, errUnauth):
 		return newAPIError(CodeUnauthorized, err.Error())
 	case errors.Is(err, errDenied):
 		return newAPIError(CodeDenied, err.Error())
-	case errors.Is(err, errNameInvalid):
+	case errors.Is(err, directory.ErrNameInvalid):
 		return newAPIError(CodeNameInvalid, err.Error())
-	case errors.Is(err, tokenauth.ErrInvalidScope), errors.Is(err, errInvalid):
+	case errors.Is(err, tokenauth.ErrInvalidScope), errors.Is(err, directory.ErrInvalid):
 		return newAPIError(CodeInvalid, err.Error())
-	case errors.Is(err, errNotFound):
+	case errors.Is(err, directory.ErrNotFound):
 		return newAPIError(CodeNotFound, err.Error())
-	case errors.Is(err, errConflict):
+	case errors.Is(err, directory.ErrConflict):
 		return newAPIError(CodeConflict, err.Error())
 	}
 	return &apiError{code: CodeUnknown}
-}
-
-type errorBody struct {
-	Errors []errorEntry `json:"errors"`
-}
-
-type errorEntry struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
 }
 
 // writeError sends err as {"errors":[{"code","message"}]}, with Retry-After on
@@ -114,9 +105,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	} else if e.code.Status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
 	}
-	var rl *rateLimitedError
+	var rl *directory.RateLimitedError
 	if errors.As(err, &rl) {
-		secs := int64((rl.retryAfter + time.Second - 1) / time.Second)
+		secs := int64((rl.RetryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(max(secs, 1), 10))
 	}
 	switch e.code {
@@ -129,7 +120,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if msg == "" {
 		msg = e.code.Message
 	}
-	body, _ := json.Marshal(errorBody{Errors: []errorEntry{{Code: e.code.Code, Message: msg}}})
+	body, _ := json.Marshal(api.Errors{Errors: []api.Error{{Code: e.code.Code, Message: msg}}})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(e.code.Status)
 	w.Write(body)

@@ -1,7 +1,11 @@
-// Package trustd is Signet's trust service. So far it holds the accounts side:
-// people, organisations and their members, robots, grants, and the token endpoint
-// that turns them into short-lived access tokens (distribution's token spec) for the
-// registry and for trustd's own management API.
+// Package trustd is Signet's trust service over HTTP: the token endpoint that
+// turns accounts into short-lived access tokens (distribution's token spec) for
+// the registry and for trustd's own management API, the JWKS, the management API,
+// the audit log's queries, and the routes of the TUF repository (package tuf).
+// Who may do what (people, organisations and their members, robots, grants,
+// refresh tokens) is package directory's: trustd authenticates requests, asks
+// it, and maps its errors to the API's codes (errors.go). The management API's
+// bodies are package api's.
 //
 // Its main invariant: a token never grants more than the subject's current rights
 // allow (the intersection of what was asked and what is allowed), and a robot
@@ -12,6 +16,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +26,6 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -31,6 +35,7 @@ import (
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/tokenauth"
+	"github.com/signet-oss/signet/trustd/directory"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 
@@ -92,15 +97,15 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	return graceful.Serve(ctx, srv, ln, graceful.Config{Delay: cfg.ShutdownDelay, Timeout: cfg.ShutdownTimeout}, "trustd", log)
 }
 
-// Server is trustd's HTTP API: the token endpoint, the JWKS, and the management
-// API. It holds every record in memory (see store.go) and writes through.
+// Server is trustd's HTTP API: the token endpoint, the JWKS, the management API
+// and the TUF repository's routes. Who may do what is the directory's to say
+// (package directory); the server authenticates requests, asks it, and answers.
 type Server struct {
 	ids      *requestid.Source
 	cfg      Config
 	log      *slog.Logger
 	now      func() time.Time
-	rec      records
-	auth     *authenticator
+	dir      *directory.Directory
 	key      *tokenauth.SigningKey
 	issuer   *tokenauth.Issuer
 	verifier *tokenauth.Verifier
@@ -112,20 +117,6 @@ type Server struct {
 
 	// proxySecret is the sha256 of the registry's proxy secret, nil without one.
 	proxySecret []byte
-
-	// writeMu serialises changes to records (rare, from the management API), so
-	// a change is checked against the state it replaces; mu guards the maps,
-	// held only to read or swap entries, never across driver calls.
-	writeMu sync.Mutex
-	mu      sync.RWMutex
-	people  map[string]*person
-	robots  map[string]*robot // by full name, "<org>+<name>"
-	orgs    map[string]*org
-	grants  map[string]*grant // by id
-	// grantsBy indexes grants by subject, for the token endpoint.
-	grantsBy map[string][]*grant
-
-	refresh refreshStore
 }
 
 // New loads trustd's state from d: the signing key (made on first start), every
@@ -137,19 +128,12 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 	}
 	proxies, _ := parsePrefixes(cfg.TrustedProxies)
 	s := &Server{
-		ids:      requestid.NewSource(),
-		cfg:      cfg,
-		log:      log,
-		now:      time.Now,
-		rec:      records{d: d},
-		proxies:  proxies,
-		people:   make(map[string]*person),
-		robots:   make(map[string]*robot),
-		orgs:     make(map[string]*org),
-		grants:   make(map[string]*grant),
-		grantsBy: make(map[string][]*grant),
-		refresh:  refreshStore{tokens: make(map[string]*refreshToken)},
-		audit:    auditlog.New(d, auditRoot, "trustd"),
+		ids:     requestid.NewSource(),
+		cfg:     cfg,
+		log:     log,
+		now:     time.Now,
+		proxies: proxies,
+		audit:   auditlog.New(d, auditRoot, "trustd"),
 	}
 	if secret, err := tokenauth.LoadProxySecret("proxySecret", cfg.ProxySecret, cfg.ProxySecretFile); err != nil {
 		return nil, err
@@ -157,20 +141,25 @@ func New(ctx context.Context, cfg Config, d driver.Driver, log *slog.Logger, not
 		sum := sha256.Sum256([]byte(secret))
 		s.proxySecret = sum[:]
 	}
-	auth, err := newAuthenticator(cfg.BcryptCost, newFailureLimiter(cfg.RateLimit.UserFailures, cfg.RateLimit.IPFailures), s.clock)
-	if err != nil {
-		return nil, err
-	}
-	s.auth = auth
+	var err error
 	if s.key, err = loadSigningKey(ctx, d); err != nil {
 		return nil, err
 	}
 	s.issuer = &tokenauth.Issuer{Name: cfg.Issuer, Key: s.key, TTL: cfg.TokenTTL, Now: s.clock}
 	s.verifier = tokenauth.NewVerifier(cfg.Issuer, cfg.Service, tokenauth.StaticKeySet(tokenauth.JWKS(s.key)))
-	if s.jwks, err = jsonBytes(tokenauth.JWKS(s.key)); err != nil {
+	if s.jwks, err = json.Marshal(tokenauth.JWKS(s.key)); err != nil {
 		return nil, err
 	}
-	if err := s.load(ctx); err != nil {
+	s.dir, err = directory.Open(ctx, d, directory.Config{
+		AnonymousPull:   cfg.AnonymousPull,
+		RefreshTokenTTL: cfg.RefreshTokenTTL,
+		BcryptCost:      cfg.BcryptCost,
+		UserFailures:    cfg.RateLimit.UserFailures,
+		IPFailures:      cfg.RateLimit.IPFailures,
+		Now:             s.clock,
+		Log:             log,
+	})
+	if err != nil {
 		return nil, fmt.Errorf("loading trustd's records: %w", err)
 	}
 	if err := s.ensureAdmin(ctx, notice); err != nil {
@@ -210,7 +199,7 @@ func every(ctx context.Context, interval time.Duration, fn func()) {
 // replicas on one store converge.
 func (s *Server) reloadLoop(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, func() {
-		if err := s.Reload(ctx); err != nil {
+		if err := s.dir.Reload(ctx); err != nil {
 			s.log.Warn("reloading trustd's records failed", "err", err)
 		}
 	})
@@ -219,11 +208,15 @@ func (s *Server) reloadLoop(ctx context.Context, interval time.Duration) {
 // pruneLoop drops expired refresh tokens every interval until ctx is done, so
 // their records do not pile up between restarts.
 func (s *Server) pruneLoop(ctx context.Context, interval time.Duration) {
-	every(ctx, interval, func() { s.pruneRefreshTokens(ctx) })
+	every(ctx, interval, func() { s.dir.PruneRefreshTokens(ctx) })
 }
 
 // clock is the time source, through s.now so tests can move it.
 func (s *Server) clock() time.Time { return s.now() }
+
+// signingKeyPath is where the token signing key lives, PKCS#8 PEM (the layout
+// is in trustd/directory/store.go).
+const signingKeyPath = directory.Root + "/keys/token-signing.pem"
 
 // loadSigningKey reads the token signing key, making it on first start. Two
 // replicas starting together race with put-if-absent: the loser reads the
@@ -258,31 +251,17 @@ func loadSigningKey(ctx context.Context, d driver.Driver) (*tokenauth.SigningKey
 	return k, nil
 }
 
-// ensureAdmin creates the admin account if it does not exist. An existing admin
-// is never changed: its password is whatever it was set to.
+// ensureAdmin creates the admin account if it does not exist. A generated
+// password is written once to notice.
 func (s *Server) ensureAdmin(ctx context.Context, notice io.Writer) error {
 	name := s.cfg.AdminUser
-	if p, _ := s.account(name); p != nil {
-		if !p.Admin {
-			s.log.Warn("the configured admin account exists without admin rights", "sub", name)
-		}
-		return nil
-	}
-	pw, generated := s.cfg.AdminPassword, false
-	if pw == "" {
-		pw, generated = randomToken()[:24], true
-	}
-	err := s.createPerson(ctx, name, pw, true)
-	if errors.Is(err, errConflict) { // another replica made it first
-		return nil
-	}
+	pw, err := s.dir.EnsureAdmin(ctx, name, s.cfg.AdminPassword)
 	if err != nil {
 		return err
 	}
-	if generated && notice != nil {
+	if pw != "" && notice != nil {
 		fmt.Fprintf(notice, "trustd: created the admin account %q with the password below; it is shown only once (set SIGNET_ADMIN_PASSWORD to choose it):\n\n    %s\n\n", name, pw)
 	}
-	s.log.Info("created the admin account", "sub", name)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/signet-oss/signet/internal/httpmetrics"
 	"github.com/signet-oss/signet/tokenauth"
+	"github.com/signet-oss/signet/trustd/directory"
 )
 
 // The token endpoint, per distribution's docs/spec/auth (token.md, oauth.md,
@@ -75,7 +76,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	}
 	p, err := s.authenticateTokenRequest(req, s.clientIP(r))
 	if err != nil {
-		if errors.Is(err, errBadCredentials) {
+		if errors.Is(err, directory.ErrBadCredentials) {
 			w.Header().Set("WWW-Authenticate", `Basic realm="signet"`)
 		}
 		s.writeError(w, r, err)
@@ -182,27 +183,19 @@ func validateService(service string) error {
 }
 
 // authenticateTokenRequest finds who the request speaks for.
-func (s *Server) authenticateTokenRequest(req tokenRequest, ip string) (principal, error) {
+func (s *Server) authenticateTokenRequest(req tokenRequest, ip string) (directory.Principal, error) {
 	switch req.grant {
 	case "basic", "password":
-		return s.auth.authenticate(req.username, req.password, ip, s.account)
+		return s.dir.Authenticate(req.username, req.password, ip)
 	case "refresh_token":
-		now := s.now()
-		if wait, limited := s.auth.limiter.limited("", ip, now); limited {
-			return principal{}, &rateLimitedError{retryAfter: wait}
-		}
-		p, err := s.redeemRefreshToken(req.refresh, req.service)
-		if err != nil {
-			s.auth.limiter.fail("", ip, now)
-		}
-		return p, err
+		return s.dir.RedeemRefreshToken(req.refresh, req.service, ip)
 	}
-	return principal{}, nil
+	return directory.Principal{}, nil
 }
 
 // issue signs the access token and, when asked, makes the refresh token.
-func (s *Server) issue(ctx context.Context, p principal, req tokenRequest, asked []tokenauth.Access) (*tokenResponse, error) {
-	granted := s.grantAccess(p, asked)
+func (s *Server) issue(ctx context.Context, p directory.Principal, req tokenRequest, asked []tokenauth.Access) (*tokenResponse, error) {
+	granted := s.dir.GrantAccess(p, asked)
 	tok, claims, err := s.issuer.Issue(p.Name, req.service, granted)
 	if err != nil {
 		return nil, fmt.Errorf("signing a token: %w", err)
@@ -217,8 +210,8 @@ func (s *Server) issue(ctx context.Context, p principal, req tokenRequest, asked
 	switch {
 	case req.grant == "refresh_token":
 		resp.RefreshToken = req.refresh
-	case req.offline && !p.anonymous():
-		if resp.RefreshToken, err = s.newRefreshToken(ctx, p, req.service, req.clientID); err != nil {
+	case req.offline && !p.Anonymous():
+		if resp.RefreshToken, err = s.dir.NewRefreshToken(ctx, p, req.service, req.clientID); err != nil {
 			return nil, err
 		}
 	}

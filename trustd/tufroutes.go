@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/signet-oss/signet/trustd/directory"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 
@@ -14,15 +15,19 @@ import (
 // tufCaller answers the TUF repository's questions about one principal.
 type tufCaller struct {
 	s *Server
-	p principal
+	p directory.Principal
 }
 
-func (c tufCaller) Anonymous() bool             { return c.p.anonymous() }
-func (c tufCaller) Admin() bool                 { return c.p.Kind == "person" && c.p.Admin }
-func (c tufCaller) MayPull(repo string) bool    { return c.s.allowed(c.p, repo)&actPull != 0 }
-func (c tufCaller) MayPush(repo string) bool    { return c.s.allowed(c.p, repo)&actPush != 0 }
-func (c tufCaller) MayPullIn(org string) bool   { return c.s.mayPullIn(c.p, org) }
-func (c tufCaller) OwnsOrg(orgName string) bool { return c.s.mayManageOrg(c.p, orgName) }
+func (c tufCaller) Anonymous() bool { return c.p.Anonymous() }
+func (c tufCaller) Admin() bool     { return c.p.Kind == "person" && c.p.Admin }
+func (c tufCaller) MayPull(repo string) bool {
+	return c.s.dir.Allowed(c.p, repo)&directory.ActPull != 0
+}
+func (c tufCaller) MayPush(repo string) bool {
+	return c.s.dir.Allowed(c.p, repo)&directory.ActPush != 0
+}
+func (c tufCaller) MayPullIn(org string) bool   { return c.s.dir.MayPullIn(c.p, org) }
+func (c tufCaller) OwnsOrg(orgName string) bool { return c.s.dir.MayManageOrg(c.p, orgName) }
 
 // tufAuth authenticates the TUF repository's requests.
 type tufAuth struct{ s *Server }

@@ -7,8 +7,9 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/signet-oss/signet/client"
 	"github.com/spf13/cobra"
+
+	"github.com/signet-oss/signet/trustd/api"
 )
 
 func newTokenCmd(g *globals) *cobra.Command {
@@ -45,7 +46,7 @@ func newTokenCreateCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			r, err := td.CreateRobot(cmd.Context(), org, client.RobotRequest{Name: name, Scopes: scopes, TTL: ttl.String()})
+			r, err := td.CreateRobot(cmd.Context(), org, api.RobotRequest{Name: name, Scopes: scopes, TTL: ttl.String()})
 			if err != nil {
 				return err
 			}

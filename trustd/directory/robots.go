@@ -1,4 +1,4 @@
-package trustd
+package directory
 
 import (
 	"context"
@@ -24,7 +24,7 @@ const defaultRobotTTL = 30 * 24 * time.Hour
 // namespace with explicit actions, and returns them parsed and merged.
 func parseRobotScopes(orgName string, scopes []string) ([]tokenauth.Access, error) {
 	if len(scopes) == 0 {
-		return nil, fmt.Errorf("%w: a robot needs at least one scope, such as repository:%s/app:pull", errInvalid, orgName)
+		return nil, fmt.Errorf("%w: a robot needs at least one scope, such as repository:%s/app:pull", ErrInvalid, orgName)
 	}
 	access, err := tokenauth.ParseScopes(scopes)
 	if err != nil {
@@ -32,23 +32,23 @@ func parseRobotScopes(orgName string, scopes []string) ([]tokenauth.Access, erro
 	}
 	for _, a := range access {
 		if a.Type != "repository" || !strings.HasPrefix(a.Name, orgName+"/") {
-			return nil, fmt.Errorf("%w: scope %q is not a repository scope inside %s/", errInvalid, a.Scope(), orgName)
+			return nil, fmt.Errorf("%w: scope %q is not a repository scope inside %s/", ErrInvalid, a.Scope(), orgName)
 		}
 		if slices.Contains(a.Actions, "*") {
-			return nil, fmt.Errorf("%w: scope %q: name the actions (pull, push, delete) instead of *", errInvalid, a.Scope())
+			return nil, fmt.Errorf("%w: scope %q: name the actions (pull, push, delete) instead of *", ErrInvalid, a.Scope())
 		}
 	}
 	return access, nil
 }
 
-// createRobot makes a robot of org and returns it with its secret, which is
+// CreateRobot makes a robot of org and returns it with its secret, which is
 // stored only as its SHA-256 and never shown again.
-func (s *Server) createRobot(ctx context.Context, orgName, name string, scopes []string, ttl time.Duration) (*robot, string, error) {
-	if err := validateAccountName(name); err != nil {
-		return nil, "", fmt.Errorf("%w: robot %v", errNameInvalid, err)
+func (d *Directory) CreateRobot(ctx context.Context, orgName, name string, scopes []string, ttl time.Duration) (*Robot, string, error) {
+	if err := ValidateAccountName(name); err != nil {
+		return nil, "", fmt.Errorf("%w: robot %v", ErrNameInvalid, err)
 	}
 	if ttl < 0 {
-		return nil, "", fmt.Errorf("%w: ttl %s is negative", errInvalid, ttl)
+		return nil, "", fmt.Errorf("%w: ttl %s is negative", ErrInvalid, ttl)
 	}
 	if ttl == 0 {
 		ttl = defaultRobotTTL
@@ -61,67 +61,67 @@ func (s *Server) createRobot(ctx context.Context, orgName, name string, scopes [
 	for i, a := range access {
 		canonical[i] = a.Scope()
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if s.getOrg(orgName) == nil {
-		return nil, "", fmt.Errorf("organisation %q: %w", orgName, errNotFound)
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	if d.Org(orgName) == nil {
+		return nil, "", fmt.Errorf("organisation %q: %w", orgName, ErrNotFound)
 	}
 	full := orgName + "+" + name
-	if _, r := s.account(full); r != nil {
-		return nil, "", fmt.Errorf("robot %q: %w", full, errConflict)
+	if _, r := d.Account(full); r != nil {
+		return nil, "", fmt.Errorf("robot %q: %w", full, ErrConflict)
 	}
 	secret := randomToken()
-	now := s.now().UTC()
-	r := &robot{
+	now := d.now().UTC()
+	r := &Robot{
 		ID: randomID(), Org: orgName, Name: name, SecretHash: sha256Hex(secret),
 		Scopes: canonical, Expires: now.Add(ttl).Truncate(time.Second), Created: now,
 		access: access,
 	}
-	if r.version, err = s.rec.create(ctx, robotPath(orgName, name), r); err != nil {
-		if errors.Is(err, errConflict) {
-			return nil, "", fmt.Errorf("robot %q: %w", full, errConflict)
+	if r.version, err = d.rec.create(ctx, robotPath(orgName, name), r); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, "", fmt.Errorf("robot %q: %w", full, ErrConflict)
 		}
 		return nil, "", err
 	}
-	s.mu.Lock()
-	s.robots[full] = r
-	s.mu.Unlock()
+	d.mu.Lock()
+	d.robots[full] = r
+	d.mu.Unlock()
 	return r, secret, nil
 }
 
-// listRobots returns org's robots, by name.
-func (s *Server) listRobots(orgName string) []*robot {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	var out []*robot
-	for _, r := range s.robots {
+// Robots returns org's robots, by name.
+func (d *Directory) Robots(orgName string) []*Robot {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var out []*Robot
+	for _, r := range d.robots {
 		if r.Org == orgName {
 			out = append(out, r)
 		}
 	}
-	slices.SortFunc(out, func(a, b *robot) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b *Robot) int { return strings.Compare(a.Name, b.Name) })
 	return out
 }
 
-// deleteRobot revokes org's robot name (with or without the "<org>+" prefix) and
+// DeleteRobot revokes org's robot name (with or without the "<org>+" prefix) and
 // drops its refresh tokens, returning how many it had.
-func (s *Server) deleteRobot(ctx context.Context, orgName, name string) (int, error) {
+func (d *Directory) DeleteRobot(ctx context.Context, orgName, name string) (int, error) {
 	name = strings.TrimPrefix(name, orgName+"+")
 	full := orgName + "+" + name
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	_, r := s.account(full)
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	_, r := d.Account(full)
 	if r == nil {
-		return 0, fmt.Errorf("robot %q: %w", full, errNotFound)
+		return 0, fmt.Errorf("robot %q: %w", full, ErrNotFound)
 	}
 	// Forget it in memory first: from here no exchange accepts it, even if the
 	// driver fails below (then it comes back at the next start, and the
 	// caller, told of the failure, can retry).
-	s.mu.Lock()
-	delete(s.robots, full)
-	s.mu.Unlock()
-	if err := s.rec.remove(ctx, robotPath(orgName, name)); err != nil {
+	d.mu.Lock()
+	delete(d.robots, full)
+	d.mu.Unlock()
+	if err := d.rec.remove(ctx, robotPath(orgName, name)); err != nil {
 		return 0, err
 	}
-	return s.revokeRefreshTokens(ctx, r.ID), nil
+	return d.revokeRefreshTokens(ctx, r.ID), nil
 }

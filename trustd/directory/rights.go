@@ -1,4 +1,4 @@
-package trustd
+package directory
 
 import (
 	"slices"
@@ -26,21 +26,21 @@ import (
 // asked on a repository is taken literally and matches nothing, so no token ever
 // carries a repository wildcard.
 
-// actionSet is a set of repository actions.
-type actionSet uint8
+// ActionSet is a set of repository actions.
+type ActionSet uint8
 
 const (
-	actPull actionSet = 1 << iota
-	actPush
-	actDelete
+	ActPull ActionSet = 1 << iota
+	ActPush
+	ActDelete
 )
 
 var actionNames = [...]struct {
-	bit  actionSet
+	bit  ActionSet
 	name string
-}{{actPull, "pull"}, {actPush, "push"}, {actDelete, "delete"}}
+}{{ActPull, "pull"}, {ActPush, "push"}, {ActDelete, "delete"}}
 
-func actionBit(name string) actionSet {
+func actionBit(name string) ActionSet {
 	for _, a := range actionNames {
 		if a.name == name {
 			return a.bit
@@ -50,7 +50,7 @@ func actionBit(name string) actionSet {
 }
 
 // names lists the set's actions in the canonical order pull, push, delete.
-func (s actionSet) names() []string {
+func (s ActionSet) names() []string {
 	var out []string
 	for _, a := range actionNames {
 		if s&a.bit != 0 {
@@ -60,11 +60,11 @@ func (s actionSet) names() []string {
 	return out
 }
 
-// allowed returns what p may do on the repository repo.
-func (s *Server) allowed(p principal, repo string) actionSet {
+// Allowed returns what p may do on the repository repo.
+func (d *Directory) Allowed(p Principal, repo string) ActionSet {
 	if p.Kind == "robot" {
-		var set actionSet
-		for _, a := range p.robot.access {
+		var set ActionSet
+		for _, a := range p.Robot.access {
 			if a.Type == "repository" && a.Name == repo {
 				for _, act := range a.Actions {
 					set |= actionBit(act)
@@ -74,26 +74,26 @@ func (s *Server) allowed(p principal, repo string) actionSet {
 		return set
 	}
 	if p.Admin {
-		return actPull | actPush | actDelete
+		return ActPull | ActPush | ActDelete
 	}
-	var set actionSet
-	for _, pat := range s.cfg.AnonymousPull {
+	var set ActionSet
+	for _, pat := range d.cfg.AnonymousPull {
 		if reference.MatchPattern(pat, repo) {
-			set |= actPull
+			set |= ActPull
 			break
 		}
 	}
-	if p.anonymous() {
+	if p.Anonymous() {
 		return set
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	d.mu.RLock()
+	defer d.mu.RUnlock()
 	if i := strings.IndexByte(repo, '/'); i > 0 {
-		if o := s.orgs[repo[:i]]; o != nil {
+		if o := d.orgs[repo[:i]]; o != nil {
 			set |= roleActions(o.Members[p.Name])
 		}
 	}
-	for _, g := range s.grantsBy[p.Name] {
+	for _, g := range d.grantsBy[p.Name] {
 		if set|g.actions != set && reference.MatchPattern(g.Pattern, repo) {
 			set |= g.actions
 		}
@@ -102,10 +102,10 @@ func (s *Server) allowed(p principal, repo string) actionSet {
 }
 
 // pullPatterns lists the repository patterns p may pull, for the catalog entry.
-func (s *Server) pullPatterns(p principal) []string {
+func (d *Directory) pullPatterns(p Principal) []string {
 	if p.Kind == "robot" {
 		var out []string
-		for _, a := range p.robot.access {
+		for _, a := range p.Robot.access {
 			if a.Type == "repository" && slices.Contains(a.Actions, "pull") {
 				out = append(out, a.Name)
 			}
@@ -115,19 +115,19 @@ func (s *Server) pullPatterns(p principal) []string {
 	if p.Admin {
 		return []string{"**"}
 	}
-	out := slices.Clone(s.cfg.AnonymousPull)
-	if p.anonymous() {
+	out := slices.Clone(d.cfg.AnonymousPull)
+	if p.Anonymous() {
 		return out
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, o := range s.orgs {
-		if roleActions(o.Members[p.Name])&actPull != 0 {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, o := range d.orgs {
+		if roleActions(o.Members[p.Name])&ActPull != 0 {
 			out = append(out, o.Name+"/**")
 		}
 	}
-	for _, g := range s.grantsBy[p.Name] {
-		if g.actions&actPull != 0 {
+	for _, g := range d.grantsBy[p.Name] {
+		if g.actions&ActPull != 0 {
 			out = append(out, g.Pattern)
 		}
 	}
@@ -136,20 +136,20 @@ func (s *Server) pullPatterns(p principal) []string {
 }
 
 // mayListCatalog reports whether p gets registry:catalog:*.
-func (s *Server) mayListCatalog(p principal) bool {
-	return !p.anonymous() || len(s.cfg.AnonymousPull) > 0
+func (d *Directory) mayListCatalog(p Principal) bool {
+	return !p.Anonymous() || len(d.cfg.AnonymousPull) > 0
 }
 
-// grantAccess intersects what was asked with what p may do. A repository with
+// GrantAccess intersects what was asked with what p may do. A repository with
 // nothing left stays in, with no actions: missing access is not an error, and the
 // registry can tell "asked and refused" from "never asked" (a mount then falls
 // back to an upload instead of challenging for the source's scope again).
-func (s *Server) grantAccess(p principal, asked []tokenauth.Access) []tokenauth.Access {
+func (d *Directory) GrantAccess(p Principal, asked []tokenauth.Access) []tokenauth.Access {
 	out := make([]tokenauth.Access, 0, len(asked))
 	for _, a := range asked {
 		switch a.Type {
 		case "repository":
-			allowed := s.allowed(p, a.Name)
+			allowed := d.Allowed(p, a.Name)
 			acts := []string{}
 			for _, act := range a.Actions {
 				if bit := actionBit(act); bit != 0 && allowed&bit != 0 && !slices.Contains(acts, act) {
@@ -165,12 +165,12 @@ func (s *Server) grantAccess(p principal, asked []tokenauth.Access) []tokenauth.
 				}
 				continue
 			}
-			if a.Name != "catalog" || !slices.Contains(a.Actions, "*") || !s.mayListCatalog(p) {
+			if a.Name != "catalog" || !slices.Contains(a.Actions, "*") || !d.mayListCatalog(p) {
 				continue
 			}
 			// No patterns, no entry: an entry without Patterns must never be
 			// read as "everything".
-			if pats := s.pullPatterns(p); len(pats) > 0 {
+			if pats := d.pullPatterns(p); len(pats) > 0 {
 				out = append(out, tokenauth.Access{Type: "registry", Name: "catalog", Actions: []string{"*"}, Patterns: pats})
 			}
 		}
@@ -178,18 +178,18 @@ func (s *Server) grantAccess(p principal, asked []tokenauth.Access) []tokenauth.
 	return out
 }
 
-// mayPullIn reports whether p may pull at least one repository of org ("<org>/**"),
+// MayPullIn reports whether p may pull at least one repository of org ("<org>/**"),
 // which is what reading org's TUF role needs.
-func (s *Server) mayPullIn(p principal, org string) bool {
+func (d *Directory) MayPullIn(p Principal, org string) bool {
 	if p.Kind == "robot" {
-		for _, a := range p.robot.access {
+		for _, a := range p.Robot.access {
 			if a.Type == "repository" && strings.HasPrefix(a.Name, org+"/") && slices.Contains(a.Actions, "pull") {
 				return true
 			}
 		}
 		return false
 	}
-	if p.Admin || roleActions(s.orgRole(org, p.Name))&actPull != 0 {
+	if p.Admin || roleActions(d.OrgRole(org, p.Name))&ActPull != 0 {
 		return true
 	}
 	// A pattern reaches into org when its first component matches org and more
@@ -198,18 +198,18 @@ func (s *Server) mayPullIn(p principal, org string) bool {
 		first, rest, more := strings.Cut(pat, "/")
 		return reference.MatchPattern(first, org) && (more && rest != "" || first == "**")
 	}
-	for _, pat := range s.cfg.AnonymousPull {
+	for _, pat := range d.cfg.AnonymousPull {
 		if reaches(pat) {
 			return true
 		}
 	}
-	if p.anonymous() {
+	if p.Anonymous() {
 		return false
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, g := range s.grantsBy[p.Name] {
-		if g.actions&actPull != 0 && reaches(g.Pattern) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, g := range d.grantsBy[p.Name] {
+		if g.actions&ActPull != 0 && reaches(g.Pattern) {
 			return true
 		}
 	}

@@ -1,4 +1,4 @@
-package trustd
+package directory
 
 import (
 	"context"
@@ -35,80 +35,80 @@ type refreshStore struct {
 	tokens map[string]*refreshToken
 }
 
-// newRefreshToken issues a refresh token for p and service.
-func (s *Server) newRefreshToken(ctx context.Context, p principal, service, clientID string) (string, error) {
+// NewRefreshToken issues a refresh token for p and service.
+func (d *Directory) NewRefreshToken(ctx context.Context, p Principal, service, clientID string) (string, error) {
 	value := randomToken()
-	now := s.now().UTC()
+	now := d.now().UTC()
 	t := &refreshToken{
 		Subject: p.Name, AccountID: p.ID, Service: service, ClientID: clientID,
-		Created: now, Expires: now.Add(s.cfg.RefreshTokenTTL), hash: sha256Hex(value),
+		Created: now, Expires: now.Add(d.cfg.RefreshTokenTTL), hash: sha256Hex(value),
 	}
-	if _, err := s.rec.create(ctx, refreshPath(t.hash), t); err != nil {
+	if _, err := d.rec.create(ctx, refreshPath(t.hash), t); err != nil {
 		return "", fmt.Errorf("storing a refresh token: %w", err)
 	}
-	s.refresh.mu.Lock()
-	s.refresh.tokens[t.hash] = t
-	s.refresh.mu.Unlock()
+	d.refresh.mu.Lock()
+	d.refresh.tokens[t.hash] = t
+	d.refresh.mu.Unlock()
 	return value, nil
 }
 
 // redeemRefreshToken returns who value speaks for, if it is a live refresh token
-// for service of an account that still exists. Any failure is errBadCredentials.
-func (s *Server) redeemRefreshToken(value, service string) (principal, error) {
+// for service of an account that still exists. Any failure is ErrBadCredentials.
+func (d *Directory) redeemRefreshToken(value, service string) (Principal, error) {
 	hash := sha256Hex(value)
-	s.refresh.mu.RLock()
-	t := s.refresh.tokens[hash]
-	s.refresh.mu.RUnlock()
-	now := s.now()
+	d.refresh.mu.RLock()
+	t := d.refresh.tokens[hash]
+	d.refresh.mu.RUnlock()
+	now := d.now()
 	if t == nil || !now.Before(t.Expires) || t.Service != service {
-		return principal{}, errBadCredentials
+		return Principal{}, ErrBadCredentials
 	}
-	pers, rob := s.account(t.Subject)
+	pers, rob := d.Account(t.Subject)
 	switch {
 	case pers != nil && subtle.ConstantTimeCompare([]byte(pers.ID), []byte(t.AccountID)) == 1:
-		return principal{Name: pers.Name, Kind: "person", ID: pers.ID, Admin: pers.Admin, person: pers}, nil
-	case rob != nil && rob.ID == t.AccountID && !rob.expired(now):
-		return principal{Name: rob.fullName(), Kind: "robot", ID: rob.ID, robot: rob}, nil
+		return Principal{Name: pers.Name, Kind: "person", ID: pers.ID, Admin: pers.Admin, Person: pers}, nil
+	case rob != nil && rob.ID == t.AccountID && !rob.Expired(now):
+		return Principal{Name: rob.FullName(), Kind: "robot", ID: rob.ID, Robot: rob}, nil
 	}
-	return principal{}, errBadCredentials
+	return Principal{}, ErrBadCredentials
 }
 
 // revokeRefreshTokens drops every refresh token of the account accountID and
 // returns how many there were. They would fail anyway (the account is gone);
 // this frees their records.
-func (s *Server) revokeRefreshTokens(ctx context.Context, accountID string) int {
+func (d *Directory) revokeRefreshTokens(ctx context.Context, accountID string) int {
 	var gone []string
-	s.refresh.mu.Lock()
-	for h, t := range s.refresh.tokens {
+	d.refresh.mu.Lock()
+	for h, t := range d.refresh.tokens {
 		if t.AccountID == accountID {
-			delete(s.refresh.tokens, h)
+			delete(d.refresh.tokens, h)
 			gone = append(gone, h)
 		}
 	}
-	s.refresh.mu.Unlock()
+	d.refresh.mu.Unlock()
 	for _, h := range gone {
-		if err := s.rec.remove(ctx, refreshPath(h)); err != nil {
-			s.log.Warn("removing a revoked refresh token's record failed; it stays unusable", "err", err)
+		if err := d.rec.remove(ctx, refreshPath(h)); err != nil {
+			d.log.Warn("removing a revoked refresh token's record failed; it stays unusable", "err", err)
 		}
 	}
 	return len(gone)
 }
 
-// pruneRefreshTokens drops expired refresh tokens from memory and the driver.
-func (s *Server) pruneRefreshTokens(ctx context.Context) {
-	now := s.now()
+// PruneRefreshTokens drops expired refresh tokens from memory and the driver.
+func (d *Directory) PruneRefreshTokens(ctx context.Context) {
+	now := d.now()
 	var gone []string
-	s.refresh.mu.Lock()
-	for h, t := range s.refresh.tokens {
+	d.refresh.mu.Lock()
+	for h, t := range d.refresh.tokens {
 		if !now.Before(t.Expires) {
-			delete(s.refresh.tokens, h)
+			delete(d.refresh.tokens, h)
 			gone = append(gone, h)
 		}
 	}
-	s.refresh.mu.Unlock()
+	d.refresh.mu.Unlock()
 	for _, h := range gone {
-		if err := s.rec.remove(ctx, refreshPath(h)); err != nil {
-			s.log.Warn("removing an expired refresh token's record failed", "err", err)
+		if err := d.rec.remove(ctx, refreshPath(h)); err != nil {
+			d.log.Warn("removing an expired refresh token's record failed", "err", err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package trustd
+package directory
 
 import (
 	"context"
@@ -42,8 +42,8 @@ import (
 // Refresh tokens (refresh.go) skip the password altogether: the fast path that the
 // benchmark targets.
 
-// person is a person's account record.
-type person struct {
+// Person is a person's account record.
+type Person struct {
 	// ID is random and changes if the account is deleted and made again, so
 	// refresh tokens of a previous holder of the name never revive.
 	ID           string    `json:"id"`
@@ -55,9 +55,9 @@ type person struct {
 	version string // the driver's version of this record, for put-if-match
 }
 
-// robot is a robot's account record: a credential an organisation hands out to
+// Robot is a robot's account record: a credential an organisation hands out to
 // a machine, confined to Scopes forever.
-type robot struct {
+type Robot struct {
 	ID         string    `json:"id"`
 	Org        string    `json:"org"`
 	Name       string    `json:"name"` // without the "<org>+" prefix
@@ -70,22 +70,24 @@ type robot struct {
 	version string
 }
 
-// fullName is the robot's account name, "<org>+<name>".
-func (r *robot) fullName() string { return r.Org + "+" + r.Name }
+// FullName is the robot's account name, "<org>+<name>".
+func (r *Robot) FullName() string { return r.Org + "+" + r.Name }
 
-func (r *robot) expired(now time.Time) bool { return !r.Expires.IsZero() && !now.Before(r.Expires) }
+// Expired reports whether r may no longer sign in at now.
+func (r *Robot) Expired(now time.Time) bool { return !r.Expires.IsZero() && !now.Before(r.Expires) }
 
-// principal is who a request acts as: a person, a robot, or anonymous (zero).
-type principal struct {
+// Principal is who a request acts as: a person, a robot, or anonymous (zero).
+type Principal struct {
 	Name   string
 	Kind   string // "person", "robot", or "" for anonymous
 	ID     string // the account's ID, to bind refresh tokens to this account
 	Admin  bool
-	robot  *robot
-	person *person
+	Robot  *Robot  // the robot's record, for a robot
+	Person *Person // the person's record, for a person
 }
 
-func (p principal) anonymous() bool { return p.Kind == "" }
+// Anonymous reports whether p is nobody in particular.
+func (p Principal) Anonymous() bool { return p.Kind == "" }
 
 // Names: accounts, orgs and robots' own names are lower-case words joined by
 // ".", "_" or "-", at most 64 characters, so they are safe in paths, in
@@ -94,7 +96,9 @@ var accountNameRegexp = regexp.MustCompile(`^[a-z0-9]+([._-][a-z0-9]+)*$`)
 
 const maxAccountName = 64
 
-func validateAccountName(name string) error {
+// ValidateAccountName checks the name of a person, an org or a robot (without
+// its "<org>+" prefix).
+func ValidateAccountName(name string) error {
 	if len(name) == 0 || len(name) > maxAccountName || !accountNameRegexp.MatchString(name) {
 		return fmt.Errorf("%q is not a valid name: lower-case letters and digits, separated by '.', '_' or '-', at most %d characters", name, maxAccountName)
 	}
@@ -108,7 +112,8 @@ const (
 	maxPassword = 72
 )
 
-func validatePassword(pw string) error {
+// ValidatePassword checks a new password's length.
+func ValidatePassword(pw string) error {
 	if len(pw) < minPassword || len(pw) > maxPassword {
 		return fmt.Errorf("a password must be %d to %d bytes long", minPassword, maxPassword)
 	}
@@ -135,19 +140,19 @@ func sha256Hex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Errors of authentication, mapped to 401 and 429.
+// Errors of authentication, which the HTTP layer sends as 401 and 429.
 var (
-	errBadCredentials = errors.New("invalid username or password")
-	errRateLimited    = errors.New("too many failed sign-in attempts")
+	ErrBadCredentials = errors.New("invalid username or password")
+	ErrRateLimited    = errors.New("too many failed sign-in attempts")
 )
 
-// rateLimitedError says when to try again.
-type rateLimitedError struct{ retryAfter time.Duration }
+// RateLimitedError says when to try again.
+type RateLimitedError struct{ RetryAfter time.Duration }
 
-func (e *rateLimitedError) Error() string {
-	return fmt.Sprintf("%v: try again in %s", errRateLimited, e.retryAfter.Round(time.Second))
+func (e *RateLimitedError) Error() string {
+	return fmt.Sprintf("%v: try again in %s", ErrRateLimited, e.RetryAfter.Round(time.Second))
 }
-func (e *rateLimitedError) Unwrap() error { return errRateLimited }
+func (e *RateLimitedError) Unwrap() error { return ErrRateLimited }
 
 // authCacheTTL is how long a person's successful bcrypt check is remembered.
 const authCacheTTL = 5 * time.Minute
@@ -193,7 +198,7 @@ func newAuthenticator(cost int, limiter *failureLimiter, now func() time.Time) (
 
 // hashPassword returns the bcrypt hash of a new password.
 func (a *authenticator) hashPassword(pw string) (string, error) {
-	if err := validatePassword(pw); err != nil {
+	if err := ValidatePassword(pw); err != nil {
 		return "", err
 	}
 	h, err := bcrypt.GenerateFromPassword([]byte(pw), a.cost)
@@ -201,26 +206,26 @@ func (a *authenticator) hashPassword(pw string) (string, error) {
 }
 
 // lookup finds the account a name refers to; either result may be nil.
-type lookup func(name string) (*person, *robot)
+type lookup func(name string) (*Person, *Robot)
 
 // authenticate checks name and secret (a password, or a robot's secret) from
-// client IP ip. It returns errBadCredentials for any mismatch, unknown or expired
-// account alike, and a *rateLimitedError while name or ip has failed too often;
+// client IP ip. It returns ErrBadCredentials for any mismatch, unknown or expired
+// account alike, and a *RateLimitedError while name or ip has failed too often;
 // then not even a correct secret is checked.
-func (a *authenticator) authenticate(name, secret, ip string, find lookup) (principal, error) {
+func (a *authenticator) authenticate(name, secret, ip string, find lookup) (Principal, error) {
 	now := a.now()
 	if wait, limited := a.limiter.limited(name, ip, now); limited {
-		return principal{}, &rateLimitedError{retryAfter: wait}
+		return Principal{}, &RateLimitedError{RetryAfter: wait}
 	}
 	p, ok := a.check(name, secret, find, now)
 	if !ok {
 		a.limiter.fail(name, ip, now)
-		return principal{}, errBadCredentials
+		return Principal{}, ErrBadCredentials
 	}
 	return p, nil
 }
 
-func (a *authenticator) check(name, secret string, find lookup, now time.Time) (principal, bool) {
+func (a *authenticator) check(name, secret string, find lookup, now time.Time) (Principal, bool) {
 	pers, rob := find(name)
 	if strings.Contains(name, "+") {
 		want := a.dummySHA
@@ -229,27 +234,27 @@ func (a *authenticator) check(name, secret string, find lookup, now time.Time) (
 		}
 		got := sha256Hex(secret)
 		match := subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
-		if rob == nil || !match || rob.expired(now) {
-			return principal{}, false
+		if rob == nil || !match || rob.Expired(now) {
+			return Principal{}, false
 		}
-		return principal{Name: rob.fullName(), Kind: "robot", ID: rob.ID, robot: rob}, true
+		return Principal{Name: rob.FullName(), Kind: "robot", ID: rob.ID, Robot: rob}, true
 	}
 	if pers == nil {
 		bcrypt.CompareHashAndPassword(a.dummyHash, []byte(secret))
-		return principal{}, false
+		return Principal{}, false
 	}
 	if len(secret) > maxPassword { // bcrypt would refuse it anyway; do the same work
 		bcrypt.CompareHashAndPassword(a.dummyHash, []byte(secret[:maxPassword]))
-		return principal{}, false
+		return Principal{}, false
 	}
 	ok := a.cached(name, secret, pers.PasswordHash, now)
 	if !ok {
 		if bcrypt.CompareHashAndPassword([]byte(pers.PasswordHash), []byte(secret)) != nil {
-			return principal{}, false
+			return Principal{}, false
 		}
 		a.remember(name, secret, pers.PasswordHash, now)
 	}
-	return principal{Name: pers.Name, Kind: "person", ID: pers.ID, Admin: pers.Admin, person: pers}, true
+	return Principal{Name: pers.Name, Kind: "person", ID: pers.ID, Admin: pers.Admin, Person: pers}, true
 }
 
 func (a *authenticator) cacheKeyOf(name, secret string) (k [32]byte) {
@@ -371,39 +376,39 @@ func (l *failureLimiter) sweep(now time.Time) {
 	}
 }
 
-// account finds the person or robot called name; either may be nil.
-func (s *Server) account(name string) (*person, *robot) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.people[name], s.robots[name]
+// Account finds the person or robot called name; either may be nil.
+func (d *Directory) Account(name string) (*Person, *Robot) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.people[name], d.robots[name]
 }
 
-// createPerson makes a person's account. errConflict if the name is taken.
-func (s *Server) createPerson(ctx context.Context, name, password string, admin bool) error {
-	if err := validateAccountName(name); err != nil {
-		return fmt.Errorf("%w: %v", errNameInvalid, err)
+// CreatePerson makes a person's account. ErrConflict if the name is taken.
+func (d *Directory) CreatePerson(ctx context.Context, name, password string, admin bool) error {
+	if err := ValidateAccountName(name); err != nil {
+		return fmt.Errorf("%w: %v", ErrNameInvalid, err)
 	}
-	if err := validatePassword(password); err != nil {
-		return fmt.Errorf("%w: %v", errInvalid, err)
+	if err := ValidatePassword(password); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	hash, err := s.auth.hashPassword(password) // slow: outside the write lock
+	hash, err := d.auth.hashPassword(password) // slow: outside the write lock
 	if err != nil {
 		return err
 	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	if p, _ := s.account(name); p != nil {
-		return fmt.Errorf("user %q: %w", name, errConflict)
+	d.writeMu.Lock()
+	defer d.writeMu.Unlock()
+	if p, _ := d.Account(name); p != nil {
+		return fmt.Errorf("user %q: %w", name, ErrConflict)
 	}
-	p := &person{ID: randomID(), Name: name, PasswordHash: hash, Admin: admin, Created: s.now().UTC()}
-	if p.version, err = s.rec.create(ctx, personPath(name), p); err != nil {
-		if errors.Is(err, errConflict) {
-			return fmt.Errorf("user %q: %w", name, errConflict)
+	p := &Person{ID: randomID(), Name: name, PasswordHash: hash, Admin: admin, Created: d.now().UTC()}
+	if p.version, err = d.rec.create(ctx, personPath(name), p); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return fmt.Errorf("user %q: %w", name, ErrConflict)
 		}
 		return err
 	}
-	s.mu.Lock()
-	s.people[name] = p
-	s.mu.Unlock()
+	d.mu.Lock()
+	d.people[name] = p
+	d.mu.Unlock()
 	return nil
 }
