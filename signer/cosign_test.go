@@ -5,83 +5,28 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/signet-oss/signet/internal/cosigntest"
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
 )
-
-// What cosign v2.6.5 wrote (signer/testdata/cosign-v2.6.5/README.md); its
-// keys are with the project's other test keys.
-const (
-	fixtures      = "testdata/cosign-v2.6.5"
-	testKeys      = "../keys/testdata"
-	fixtureRef    = "127.0.0.1:34259/acme/app"
-	fixtureDigest = digest.Digest("sha256:3586862fbe852ee0c5938511eb0e6fab480a9851a4d937260a4f449bd42f6785")
-)
-
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	dir := fixtures
-	if strings.HasPrefix(name, "test-") {
-		dir = testKeys
-	}
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// fixtureKey is the TUF form of a public key cosign generated.
-func fixtureKey(t *testing.T, name string) *metadata.Key {
-	t.Helper()
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(fixture(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// blobs serves an artifact's blobs, as a registry would.
-type blobs map[digest.Digest][]byte
-
-func (b blobs) get(d digest.Digest) ([]byte, error) {
-	if v, ok := b[d]; ok {
-		return v, nil
-	}
-	return nil, fmt.Errorf("blob %s unknown", d)
-}
-
-func (b blobs) add(a *signer.CosignArtifact) blobs {
-	for d, v := range a.Blobs {
-		b[d] = v
-	}
-	return b
-}
 
 func TestCosignFormatIsCosigns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	t.Run("the payload is byte for byte the one cosign signed", func(t *testing.T) {
-		if got, want := signer.CosignPayload(fixtureRef, fixtureDigest), fixture(t, "payload.json"); !bytes.Equal(got, want) {
+		if got, want := signer.CosignPayload(cosigntest.Ref, cosigntest.Digest), cosigntest.Fixture(t, "payload.json"); !bytes.Equal(got, want) {
 			t.Errorf("payload\n%s\nwant\n%s", got, want)
 		}
 	})
 	t.Run("the signature tag is sha256-<hex>.sig", func(t *testing.T) {
-		if got, want := signer.CosignSignatureTag(fixtureDigest), "sha256-"+fixtureDigest.Encoded()+".sig"; got != want {
+		if got, want := signer.CosignSignatureTag(cosigntest.Digest), "sha256-"+cosigntest.Digest.Encoded()+".sig"; got != want {
 			t.Errorf("tag %q, want %q", got, want)
 		}
 	})
@@ -90,8 +35,8 @@ func TestCosignFormatIsCosigns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		prev := fixture(t, "one-signature.manifest.json")
-		a, err := signer.SignCosign(fixtureRef, fixtureDigest, key, prev)
+		prev := cosigntest.Fixture(t, "one-signature.manifest.json")
+		a, err := signer.SignCosign(cosigntest.Ref, cosigntest.Digest, key, prev)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -106,11 +51,11 @@ func TestCosignFormatIsCosigns(t *testing.T) {
 			t.Fatalf("layers %+v, want cosign's layer and one more over the same payload", m.Layers)
 		}
 		// The config depends only on the layers' digests: cosign's for two.
-		if got, want := a.Blobs[m.Config.Digest], fixture(t, "two-signatures.config.json"); !bytes.Equal(got, want) {
+		if got, want := a.Blobs[m.Config.Digest], cosigntest.Fixture(t, "two-signatures.config.json"); !bytes.Equal(got, want) {
 			t.Errorf("config\n%s\nwant cosign's\n%s", got, want)
 		}
-		keys := []*metadata.Key{fixtureKey(t, "test-cosign-1.pub"), key.TUF}
-		if err := verify.CosignArtifact(ctx, a.Manifest, blobs{}.add(a).get, verify.NewKeys(keys...), "acme/app", fixtureDigest); err != nil {
+		keys := []*metadata.Key{cosigntest.Key(t, "test-cosign-1.pub"), key.TUF}
+		if err := verify.CosignArtifact(ctx, a.Manifest, cosigntest.Blobs{}.Add(a).Get, verify.NewKeys(keys...), "acme/app", cosigntest.Digest); err != nil {
 			t.Error(err)
 		}
 	})
@@ -119,13 +64,13 @@ func TestCosignFormatIsCosigns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := signer.SignCosign(fixtureRef, fixtureDigest, key, nil)
+		a, err := signer.SignCosign(cosigntest.Ref, cosigntest.Digest, key, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var ours, theirs map[string]any
 		json.Unmarshal(a.Manifest, &ours)
-		json.Unmarshal(fixture(t, "one-signature.manifest.json"), &theirs)
+		json.Unmarshal(cosigntest.Fixture(t, "one-signature.manifest.json"), &theirs)
 		// Everything but the signature itself (ECDSA signatures are randomised).
 		sig := func(m map[string]any) map[string]any {
 			return m["layers"].([]any)[0].(map[string]any)["annotations"].(map[string]any)
@@ -136,10 +81,10 @@ func TestCosignFormatIsCosigns(t *testing.T) {
 		}
 		var m ocispec.Manifest
 		json.Unmarshal(a.Manifest, &m)
-		if !bytes.Equal(a.Blobs[m.Config.Digest], fixture(t, "one-signature.config.json")) {
+		if !bytes.Equal(a.Blobs[m.Config.Digest], cosigntest.Fixture(t, "one-signature.config.json")) {
 			t.Errorf("config %s, want cosign's", a.Blobs[m.Config.Digest])
 		}
-		if a.MediaType != ocispec.MediaTypeImageManifest || a.Digest != digest.FromBytes(a.Manifest) || a.Tag != signer.CosignSignatureTag(fixtureDigest) {
+		if a.MediaType != ocispec.MediaTypeImageManifest || a.Digest != digest.FromBytes(a.Manifest) || a.Tag != signer.CosignSignatureTag(cosigntest.Digest) {
 			t.Errorf("artifact %s %s %s", a.MediaType, a.Digest, a.Tag)
 		}
 		// Compact JSON, field order as go-containerregistry writes it.
@@ -154,7 +99,7 @@ func TestParseCosignPrivateKey(t *testing.T) {
 	// One scrypt run only: a wrong password goes through the loader Load uses,
 	// whose ErrWrongPassphrase TestFileKeyStoreFiles checks.
 	t.Run("a key cosign generate-key-pair wrote decrypts with its password", func(t *testing.T) {
-		priv, err := signer.ParseCosignPrivateKey(fixture(t, "test-cosign-1.key"), []byte("pw"))
+		priv, err := signer.ParseCosignPrivateKey(cosigntest.Fixture(t, "test-cosign-1.key"), []byte("pw"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,14 +107,14 @@ func TestParseCosignPrivateKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := fixtureKey(t, "test-cosign-1.pub"); k.TUF.Value.PublicKey != want.Value.PublicKey || k.Algorithm != string(signer.ECDSAP256) {
+		if want := cosigntest.Key(t, "test-cosign-1.pub"); k.TUF.Value.PublicKey != want.Value.PublicKey || k.Algorithm != string(signer.ECDSAP256) {
 			t.Errorf("key %s %s, want the fixture's P-256 public key", k.Algorithm, k.PublicPEM)
 		}
 	})
 	for _, tc := range []struct{ name, pem, want string }{
 		{"not PEM", "hello", "not a PEM file"},
 		{"an unencrypted private key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not a cosign key"},
-		{"a public key", string(fixture(t, "test-cosign-1.pub")), "not a cosign key"},
+		{"a public key", string(cosigntest.Fixture(t, "test-cosign-1.pub")), "not a cosign key"},
 	} {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
 			if _, err := signer.ParseCosignPrivateKey([]byte(tc.pem), []byte("pw")); err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -8,71 +8,16 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/signet-oss/signet/internal/cosigntest"
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
 )
-
-// What cosign v2.6.5 wrote (signer/testdata/cosign-v2.6.5/README.md); its
-// keys are with the project's other test keys.
-const (
-	fixtures      = "../signer/testdata/cosign-v2.6.5"
-	testKeys      = "../keys/testdata"
-	fixtureRef    = "127.0.0.1:34259/acme/app"
-	fixtureDigest = digest.Digest("sha256:3586862fbe852ee0c5938511eb0e6fab480a9851a4d937260a4f449bd42f6785")
-)
-
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	dir := fixtures
-	if strings.HasPrefix(name, "test-") {
-		dir = testKeys
-	}
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// fixtureKey is the TUF form of a public key cosign generated.
-func fixtureKey(t *testing.T, name string) *metadata.Key {
-	t.Helper()
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(fixture(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// blobs serves an artifact's blobs, as a registry would.
-type blobs map[digest.Digest][]byte
-
-func (b blobs) get(d digest.Digest) ([]byte, error) {
-	if v, ok := b[d]; ok {
-		return v, nil
-	}
-	return nil, fmt.Errorf("blob %s unknown", d)
-}
-
-func (b blobs) add(a *signer.CosignArtifact) blobs {
-	for d, v := range a.Blobs {
-		b[d] = v
-	}
-	return b
-}
 
 // An ECDSA P-256 signature as cosign makes one: over the SHA-256 of the payload.
 const cryptoHash = crypto.SHA256
@@ -82,19 +27,21 @@ func digestOf(b []byte) []byte {
 	return d[:]
 }
 
+// TestCosignFormatIsCosigns checks cosign's own artifacts pass Signet's check;
+// signer's test of the same name checks Signet writes what cosign writes.
 func TestCosignFormatIsCosigns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	t.Run("cosign's own artifacts verify, with one and with two signatures", func(t *testing.T) {
-		b := blobs{digest.FromBytes(fixture(t, "payload.json")): fixture(t, "payload.json")}
-		both := []*metadata.Key{fixtureKey(t, "test-cosign-1.pub"), fixtureKey(t, "test-cosign-2.pub")}
-		if err := verify.CosignArtifact(ctx, fixture(t, "one-signature.manifest.json"), b.get, verify.NewKeys(both[:1]...), "acme/app", fixtureDigest); err != nil {
+		b := cosigntest.Blobs{digest.FromBytes(cosigntest.Fixture(t, "payload.json")): cosigntest.Fixture(t, "payload.json")}
+		both := []*metadata.Key{cosigntest.Key(t, "test-cosign-1.pub"), cosigntest.Key(t, "test-cosign-2.pub")}
+		if err := verify.CosignArtifact(ctx, cosigntest.Fixture(t, "one-signature.manifest.json"), b.Get, verify.NewKeys(both[:1]...), "acme/app", cosigntest.Digest); err != nil {
 			t.Errorf("one signature: %v", err)
 		}
-		if err := verify.CosignArtifact(ctx, fixture(t, "two-signatures.manifest.json"), b.get, verify.NewKeys(both...), "acme/app", fixtureDigest); err != nil {
+		if err := verify.CosignArtifact(ctx, cosigntest.Fixture(t, "two-signatures.manifest.json"), b.Get, verify.NewKeys(both...), "acme/app", cosigntest.Digest); err != nil {
 			t.Errorf("two signatures: %v", err)
 		}
-		if err := verify.CosignArtifact(ctx, fixture(t, "two-signatures.manifest.json"), b.get, verify.NewKeys(both[:1]...), "acme/app", fixtureDigest); err == nil {
+		if err := verify.CosignArtifact(ctx, cosigntest.Fixture(t, "two-signatures.manifest.json"), b.Get, verify.NewKeys(both[:1]...), "acme/app", cosigntest.Digest); err == nil {
 			t.Error("two signatures verified with only the first signer's key")
 		}
 	})
@@ -120,11 +67,11 @@ func TestCosignSignAndVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b := blobs{}.add(first)
-			if err := verify.CosignArtifact(ctx, first.Manifest, b.get, verify.NewKeys(alice.TUF), repo, subject); err != nil {
+			b := cosigntest.Blobs{}.Add(first)
+			if err := verify.CosignArtifact(ctx, first.Manifest, b.Get, verify.NewKeys(alice.TUF), repo, subject); err != nil {
 				t.Fatalf("a signature does not verify: %v", err)
 			}
-			if err := verify.CosignArtifact(ctx, first.Manifest, b.get, verify.NewKeys(bob.TUF), repo, subject); err == nil {
+			if err := verify.CosignArtifact(ctx, first.Manifest, b.Get, verify.NewKeys(bob.TUF), repo, subject); err == nil {
 				t.Fatal("a signature verifies with another key")
 			}
 			again, err := signer.SignCosign(ref, subject, alice, first.Manifest)
@@ -138,12 +85,12 @@ func TestCosignSignAndVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.add(both)
+			b.Add(both)
 			keys := []*metadata.Key{bob.TUF, alice.TUF}
-			if err := verify.CosignArtifact(ctx, both.Manifest, b.get, verify.NewKeys(keys...), repo, subject); err != nil {
+			if err := verify.CosignArtifact(ctx, both.Manifest, b.Get, verify.NewKeys(keys...), repo, subject); err != nil {
 				t.Fatalf("a co-signed artifact does not verify: %v", err)
 			}
-			if err := verify.CosignArtifact(ctx, both.Manifest, b.get, verify.NewKeys(keys[:1]...), repo, subject); err == nil {
+			if err := verify.CosignArtifact(ctx, both.Manifest, b.Get, verify.NewKeys(keys[:1]...), repo, subject); err == nil {
 				t.Fatal("a co-signed artifact verifies although one signature's key is not given")
 			}
 		})
@@ -161,7 +108,7 @@ func TestCosignArtifactRefuses(t *testing.T) {
 	}
 	keys := []*metadata.Key{key.TUF}
 	// signed makes an artifact whose payload is payload, signed by key.
-	signed := func(t *testing.T, payload []byte, edit func(layer map[string]any)) ([]byte, blobs) {
+	signed := func(t *testing.T, payload []byte, edit func(layer map[string]any)) ([]byte, cosigntest.Blobs) {
 		t.Helper()
 		a, err := signer.SignCosign("h:1/x", subject, key, nil)
 		if err != nil {
@@ -181,38 +128,38 @@ func TestCosignArtifactRefuses(t *testing.T) {
 		}
 		withDerivedConfig(t, m)
 		b, _ := json.Marshal(m)
-		return b, blobs{digest.FromBytes(payload): payload}
+		return b, cosigntest.Blobs{digest.FromBytes(payload): payload}
 	}
 	payload := func(ref, d string) []byte { return signer.CosignPayload(ref, digest.Digest(d)) }
 	cases := []struct {
 		name     string
-		manifest func(t *testing.T) ([]byte, blobs)
+		manifest func(t *testing.T) ([]byte, cosigntest.Blobs)
 		want     string
 	}{
-		{"a signature over another digest", func(t *testing.T) ([]byte, blobs) {
+		{"a signature over another digest", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			return signed(t, payload("h:1/acme/app", digest.FromString("other").String()), nil)
 		}, "signs"},
-		{"a payload naming another repository (cosign accepts it)", func(t *testing.T) ([]byte, blobs) {
+		{"a payload naming another repository (cosign accepts it)", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			return signed(t, payload("h:1/acme/other", subject.String()), nil)
 		}, "names"},
-		{"a payload naming a repository that only starts like this one", func(t *testing.T) ([]byte, blobs) {
+		{"a payload naming a repository that only starts like this one", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			return signed(t, payload("h:1/acme/app-corp", subject.String()), nil)
 		}, "names"},
-		{"a payload naming this repository under another organisation", func(t *testing.T) ([]byte, blobs) {
+		{"a payload naming this repository under another organisation", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			return signed(t, payload("h:1/x/acme/app", subject.String()), nil)
 		}, "names"},
-		{"a payload naming the repository by another digest", func(t *testing.T) ([]byte, blobs) {
+		{"a payload naming the repository by another digest", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			return signed(t, payload("h:1/acme/app@"+digest.FromString("other").String(), subject.String()), nil)
 		}, "names"},
-		{"a payload of another type", func(t *testing.T) ([]byte, blobs) {
+		{"a payload of another type", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			p := bytes.Replace(payload("h:1/acme/app", subject.String()), []byte("cosign container image signature"), []byte("atomic container signature"), 1)
 			return signed(t, p, nil)
 		}, "type"},
-		{"a payload with a critical field it does not know", func(t *testing.T) ([]byte, blobs) {
+		{"a payload with a critical field it does not know", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			p := bytes.Replace(payload("h:1/acme/app", subject.String()), []byte(`"type"`), []byte(`"expires":1,"type"`), 1)
 			return signed(t, p, nil)
 		}, "critical"},
-		{"a signature made over other bytes", func(t *testing.T) ([]byte, blobs) {
+		{"a signature made over other bytes", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			m, b := signed(t, payload("h:1/acme/app", subject.String()), nil)
 			var good []byte
 			for _, v := range b {
@@ -224,30 +171,30 @@ func TestCosignArtifactRefuses(t *testing.T) {
 			})
 			return m, b
 		}, "does not verify"},
-		{"a layer of another media type", func(t *testing.T) ([]byte, blobs) {
+		{"a layer of another media type", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			return signed(t, payload("h:1/acme/app", subject.String()), func(l map[string]any) { l["mediaType"] = "application/json" })
 		}, "type"},
-		{"a layer without a signature annotation", func(t *testing.T) ([]byte, blobs) {
+		{"a layer without a signature annotation", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			return signed(t, payload("h:1/acme/app", subject.String()), func(l map[string]any) { l["annotations"] = map[string]any{} })
 		}, "annotation"},
-		{"a blob that is not the one the layer names", func(t *testing.T) ([]byte, blobs) {
+		{"a blob that is not the one the layer names", func(t *testing.T) ([]byte, cosigntest.Blobs) {
 			m, b := signed(t, payload("h:1/acme/app", subject.String()), nil)
 			for d := range b {
 				b[d] = payload("h:1/acme/app", digest.FromString("x").String())
 			}
 			return m, b
 		}, "not the one"},
-		{"a manifest without layers", func(t *testing.T) ([]byte, blobs) {
-			return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}`), blobs{}
+		{"a manifest without layers", func(t *testing.T) ([]byte, cosigntest.Blobs) {
+			return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}`), cosigntest.Blobs{}
 		}, "no signature"},
-		{"an index", func(t *testing.T) ([]byte, blobs) {
-			return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`), blobs{}
+		{"an index", func(t *testing.T) ([]byte, cosigntest.Blobs) {
+			return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`), cosigntest.Blobs{}
 		}, "not an image manifest"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m, b := tc.manifest(t)
-			err := verify.CosignArtifact(ctx, m, b.get, verify.NewKeys(keys...), repo, subject)
+			err := verify.CosignArtifact(ctx, m, b.Get, verify.NewKeys(keys...), repo, subject)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("CosignArtifact = %v, want an error saying %q", err, tc.want)
 			}
@@ -258,7 +205,7 @@ func TestCosignArtifactRefuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := verify.CosignArtifact(ctx, a.Manifest, blobs{}.add(a).get, verify.Keys{}, repo, subject); err == nil {
+		if err := verify.CosignArtifact(ctx, a.Manifest, cosigntest.Blobs{}.Add(a).Get, verify.Keys{}, repo, subject); err == nil {
 			t.Error("verified with no keys")
 		}
 	})
@@ -311,7 +258,7 @@ func TestCosignRepositoryNames(t *testing.T) {
 		sig, _ := key.Signer.Sign(nil, digestOf(p), cryptoHash)
 		m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":%q},"layers":[{"mediaType":%q,"size":%d,"digest":%q,"annotations":{%q:%q}}]}`,
 			digest.FromString("{}"), signer.CosignSimpleSigningMediaType, len(p), digest.FromBytes(p), signer.CosignSignatureAnnotation, base64.StdEncoding.EncodeToString(sig))
-		err := verify.CosignArtifact(ctx, []byte(m), blobs{digest.FromBytes(p): p}.get, verify.NewKeys(key.TUF), tc.repo, subject)
+		err := verify.CosignArtifact(ctx, []byte(m), cosigntest.Blobs{digest.FromBytes(p): p}.Get, verify.NewKeys(key.TUF), tc.repo, subject)
 		if (err == nil) != tc.ok {
 			t.Errorf("docker-reference %q for repository %q: %v, want ok=%v", tc.ref, tc.repo, err, tc.ok)
 		}
@@ -322,32 +269,15 @@ func TestCosignRepositoryNames(t *testing.T) {
 // gate hands it: a manifest and a payload. It must never panic, and never accept
 // what the fixture key did not sign.
 func FuzzCosignArtifact(f *testing.F) {
-	manifest, err := os.ReadFile(filepath.Join(fixtures, "one-signature.manifest.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	payload, err := os.ReadFile(filepath.Join(fixtures, "payload.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	pubPEM, err := os.ReadFile(filepath.Join(testKeys, "test-cosign-1.pub"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
-	if err != nil {
-		f.Fatal(err)
-	}
-	key, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		f.Fatal(err)
-	}
+	manifest := cosigntest.Fixture(f, "one-signature.manifest.json")
+	payload := cosigntest.Fixture(f, "payload.json")
+	key := cosigntest.Key(f, "test-cosign-1.pub")
 	f.Add(manifest, payload)
 	f.Add([]byte(`{"schemaVersion":2,"layers":[{"mediaType":"`+signer.CosignSimpleSigningMediaType+`"}]}`), []byte(`{"critical":null}`))
 	f.Fuzz(func(t *testing.T, manifest, payload []byte) {
 		blob := func(digest.Digest) ([]byte, error) { return payload, nil }
-		err := verify.CosignArtifact(context.Background(), manifest, blob, verify.NewKeys(key), "acme/app", fixtureDigest)
-		if err == nil && !bytes.Equal(payload, fixture(t, "payload.json")) {
+		err := verify.CosignArtifact(context.Background(), manifest, blob, verify.NewKeys(key), "acme/app", cosigntest.Digest)
+		if err == nil && !bytes.Equal(payload, cosigntest.Fixture(t, "payload.json")) {
 			t.Fatalf("accepted a payload the key never signed: %q", payload)
 		}
 	})

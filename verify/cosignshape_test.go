@@ -11,8 +11,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +20,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/signet-oss/signet/internal/cosigntest"
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
 )
@@ -64,13 +63,13 @@ func certificateFor(t *testing.T, pub any) (cert, ca string) {
 func TestSignatureArtifactShape(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	payload := fixture(t, "payload.json")
-	b := blobs{digest.FromBytes(payload): payload}
-	pub1, err := cryptoutils.UnmarshalPEMToPublicKey(fixture(t, "test-cosign-1.pub"))
+	payload := cosigntest.Fixture(t, "payload.json")
+	b := cosigntest.Blobs{digest.FromBytes(payload): payload}
+	pub1, err := cryptoutils.UnmarshalPEMToPublicKey(cosigntest.Fixture(t, "test-cosign-1.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := []*metadata.Key{fixtureKey(t, "test-cosign-1.pub"), fixtureKey(t, "test-cosign-2.pub")}
+	keys := []*metadata.Key{cosigntest.Key(t, "test-cosign-1.pub"), cosigntest.Key(t, "test-cosign-2.pub")}
 	cert, ca := certificateFor(t, pub1)
 	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	otherCert, _ := certificateFor(t, &otherKey.PublicKey)
@@ -78,7 +77,7 @@ func TestSignatureArtifactShape(t *testing.T) {
 	// base is cosign's one-signature artifact, decoded for editing.
 	base := func() map[string]any {
 		var m map[string]any
-		if err := json.Unmarshal(fixture(t, "one-signature.manifest.json"), &m); err != nil {
+		if err := json.Unmarshal(cosigntest.Fixture(t, "one-signature.manifest.json"), &m); err != nil {
 			t.Fatal(err)
 		}
 		return m
@@ -131,12 +130,12 @@ func TestSignatureArtifactShape(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				m := base()
 				tc.edit(m)
-				if err := verify.CosignArtifact(ctx, build(m, tc.derive), b.get, verify.NewKeys(keys...), "acme/app", fixtureDigest); err != nil {
+				if err := verify.CosignArtifact(ctx, build(m, tc.derive), b.Get, verify.NewKeys(keys...), "acme/app", cosigntest.Digest); err != nil {
 					t.Errorf("refused: %v", err)
 				}
 			})
 		}
-		if err := verify.CosignArtifact(ctx, fixture(t, "two-signatures.manifest.json"), b.get, verify.NewKeys(keys...), "acme/app", fixtureDigest); err != nil {
+		if err := verify.CosignArtifact(ctx, cosigntest.Fixture(t, "two-signatures.manifest.json"), b.Get, verify.NewKeys(keys...), "acme/app", cosigntest.Digest); err != nil {
 			t.Errorf("cosign's co-signed artifact refused: %v", err)
 		}
 	})
@@ -213,7 +212,7 @@ func TestSignatureArtifactShape(t *testing.T) {
 				if tc.raw != nil {
 					manifest = []byte(tc.raw(string(manifest)))
 				}
-				err := verify.CosignArtifact(ctx, manifest, b.get, verify.NewKeys(keys...), "acme/app", fixtureDigest)
+				err := verify.CosignArtifact(ctx, manifest, b.Get, verify.NewKeys(keys...), "acme/app", cosigntest.Digest)
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("VerifyCosignSignature = %v, want an error saying %q", err, tc.want)
 				}
@@ -228,10 +227,10 @@ func TestSignatureArtifactShape(t *testing.T) {
 // an ECDSA variant of it shares.
 func TestCheckCosignArtifactReportsEachSignature(t *testing.T) {
 	t.Parallel()
-	payload := fixture(t, "payload.json")
-	b := blobs{digest.FromBytes(payload): payload}
-	first := fixtureKey(t, "test-cosign-1.pub")
-	sigs, err := verify.CheckCosignArtifact(context.Background(), fixture(t, "two-signatures.manifest.json"), b.get, verify.NewKeys(first), "acme/app", fixtureDigest)
+	payload := cosigntest.Fixture(t, "payload.json")
+	b := cosigntest.Blobs{digest.FromBytes(payload): payload}
+	first := cosigntest.Key(t, "test-cosign-1.pub")
+	sigs, err := verify.CheckCosignArtifact(context.Background(), cosigntest.Fixture(t, "two-signatures.manifest.json"), b.Get, verify.NewKeys(first), "acme/app", cosigntest.Digest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,30 +248,12 @@ func TestCheckCosignArtifactReportsEachSignature(t *testing.T) {
 // the config cosign derives from its layers, or the empty one.
 func FuzzSignatureArtifactShape(f *testing.F) {
 	for _, name := range []string{"one-signature.manifest.json", "two-signatures.manifest.json"} {
-		b, err := os.ReadFile(filepath.Join(fixtures, name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+		f.Add(cosigntest.Fixture(f, name))
 	}
 	f.Add([]byte(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":240,"digest":"sha256:52d29ae9ffb52e4127d53a563bcef60c57fc1165d85fb9887bd2adf08a05cbbc","annotations":{"dev.cosignproject.cosign/signature":"AA==","subject":"x"}}],"subject":{}}`))
-	payload, err := os.ReadFile(filepath.Join(fixtures, "payload.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	pubPEM, err := os.ReadFile(filepath.Join(testKeys, "test-cosign-1.pub"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
-	if err != nil {
-		f.Fatal(err)
-	}
-	key, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		f.Fatal(err)
-	}
-	blob := blobs{digest.FromBytes(payload): payload}.get
+	payload := cosigntest.Fixture(f, "payload.json")
+	key := cosigntest.Key(f, "test-cosign-1.pub")
+	blob := cosigntest.Blobs{digest.FromBytes(payload): payload}.Get
 	allowedIn := func(t *testing.T, raw json.RawMessage, what string, allowed ...string) map[string]json.RawMessage {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &m); err != nil {
@@ -286,7 +267,7 @@ func FuzzSignatureArtifactShape(f *testing.F) {
 		return m
 	}
 	f.Fuzz(func(t *testing.T, manifest []byte) {
-		if _, err := verify.CheckCosignArtifact(context.Background(), manifest, blob, verify.NewKeys(key), "acme/app", fixtureDigest); err != nil {
+		if _, err := verify.CheckCosignArtifact(context.Background(), manifest, blob, verify.NewKeys(key), "acme/app", cosigntest.Digest); err != nil {
 			return
 		}
 		m := allowedIn(t, manifest, "the manifest", "schemaVersion", "mediaType", "config", "layers")
