@@ -76,7 +76,7 @@ func isCosignSignature(mediaType string, content []byte) bool {
 		return false
 	}
 	for _, l := range f.Layers {
-		if l.MediaType != SimpleSigningMediaType {
+		if l.MediaType != signer.CosignSimpleSigningMediaType {
 			return false
 		}
 	}

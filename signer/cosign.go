@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -57,7 +58,29 @@ const (
 // CosignSignatureTag is the tag cosign looks for the signatures of subject under:
 // "sha256-<hex>.sig".
 func CosignSignatureTag(subject digest.Digest) string {
-	return subject.Algorithm().String() + "-" + subject.Encoded() + ".sig"
+	return subject.Algorithm().String() + "-" + subject.Encoded() + cosignTagSuffix
+}
+
+// cosignTagSuffix ends the tag cosign writes a signature manifest under.
+const cosignTagSuffix = ".sig"
+
+// CosignSignatureSubject parses a signature tag: the subject tag is
+// CosignSignatureTag of, and false when tag is not one (not "<alg>-<hex>.sig",
+// or not a valid digest).
+func CosignSignatureSubject(tag string) (digest.Digest, bool) {
+	rest, ok := strings.CutSuffix(tag, cosignTagSuffix)
+	if !ok {
+		return "", false
+	}
+	alg, hex, ok := strings.Cut(rest, "-")
+	if !ok {
+		return "", false
+	}
+	d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
+	if d.Validate() != nil {
+		return "", false
+	}
+	return d, true
 }
 
 // CosignPayload is the simple-signing payload cosign signs for subject in ref, the

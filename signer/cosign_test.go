@@ -123,3 +123,23 @@ func TestParseCosignPrivateKey(t *testing.T) {
 		})
 	}
 }
+
+func TestCosignSignatureSubjectReadsTheSignatureTag(t *testing.T) {
+	t.Parallel()
+	d := digest.FromString("the signed manifest")
+	if got, ok := signer.CosignSignatureSubject(signer.CosignSignatureTag(d)); !ok || got != d {
+		t.Errorf("CosignSignatureSubject(CosignSignatureTag(%s)) = %s, %v", d, got, ok)
+	}
+	for _, tag := range []string{
+		"latest",
+		"sha256-" + d.Encoded(),              // no .sig
+		"sha256" + d.Encoded() + ".sig",      // no dash
+		"sha256-" + d.Encoded()[1:] + ".sig", // too short a digest
+		"SHA256-" + d.Encoded() + ".sig",     // not an algorithm
+		"sha256-" + d.Encoded() + ".att",     // an attestation, not a signature
+	} {
+		if got, ok := signer.CosignSignatureSubject(tag); ok {
+			t.Errorf("CosignSignatureSubject(%q) = %s, want no subject", tag, got)
+		}
+	}
+}
