@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/verify"
 )
 
 // cosignPassword encrypts the keys cosign generate-key-pair writes in these tests.
@@ -135,8 +135,8 @@ func TestCosignStory(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := signer.VerifyCosignSignature(ctx, art.Manifest, func(d digest.Digest) ([]byte, error) { return art.Blobs[d], nil },
-					[]*metadata.Key{c.key.TUF}, strings.TrimPrefix(c.ref, st.Addr+"/"), subject); err != nil {
+				if err := verify.CosignArtifact(ctx, art.Manifest, func(d digest.Digest) ([]byte, error) { return art.Blobs[d], nil },
+					verify.NewKeys(c.key.TUF), strings.TrimPrefix(c.ref, st.Addr+"/"), subject); err != nil {
 					t.Fatalf("the artifact is not well formed for %s: %v", c.ref, err)
 				}
 				if err := pushBlobsOf(admin, "acme/app", art.Blobs); err != nil {

@@ -11,9 +11,9 @@ import (
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/verify"
 )
 
 // TestCosign has the real cosign CLI check the signature artifacts signer writes,
@@ -60,8 +60,8 @@ func TestCosign(t *testing.T) {
 	newCosign := func(t *testing.T) *tool {
 		return newTool(t, "cosign", "COSIGN_PASSWORD=cosign-test-password", "COSIGN_YES=true")
 	}
-	// verify runs cosign verify with the key at pubPath on repo@subject.
-	verify := func(t *testing.T, cosign *tool, pubPath, repo string, subject digest.Digest) (string, error) {
+	// cosignVerify runs cosign verify with the key at pubPath on repo@subject.
+	cosignVerify := func(t *testing.T, cosign *tool, pubPath, repo string, subject digest.Digest) (string, error) {
 		return cosign.try("verify", "--key", pubPath, "--insecure-ignore-tlog", "--offline", "--allow-insecure-registry",
 			reg.Addr+"/"+repo+"@"+subject.String())
 	}
@@ -97,11 +97,11 @@ func TestCosign(t *testing.T) {
 			}
 			pushSignature(t, repo, a)
 			m, blob := signatureOf(t, repo, subject)
-			if err := signer.VerifyCosignSignature(ctx, m, blob, []*metadata.Key{key.TUF}, repo, subject); err != nil {
+			if err := verify.CosignArtifact(ctx, m, blob, verify.NewKeys(key.TUF), repo, subject); err != nil {
 				t.Fatalf("Signet's check of what the registry serves: %v", err)
 			}
 			cosign := newCosign(t)
-			out, err := verify(t, cosign, writePub(t, cosign.dir, key), repo, subject)
+			out, err := cosignVerify(t, cosign, writePub(t, cosign.dir, key), repo, subject)
 			if alg == signer.RSAPSS3072 {
 				// cosign loads every RSA public key as PKCS#1 v1.5 and has no
 				// flag for PSS: it cannot check these, only Signet can.
@@ -152,7 +152,7 @@ func TestCosign(t *testing.T) {
 			t.Fatal(err)
 		}
 		pushSignature(t, repo, a)
-		if _, err := verify(t, cosign, filepath.Join(cosign.dir, "cosign.pub"), repo, subject); err != nil {
+		if _, err := cosignVerify(t, cosign, filepath.Join(cosign.dir, "cosign.pub"), repo, subject); err != nil {
 			t.Fatal(err)
 		}
 
@@ -162,7 +162,7 @@ func TestCosign(t *testing.T) {
 		cosign.run(t, "sign", "--key", filepath.Join(cosign.dir, "cosign.key"), "--tlog-upload=false",
 			reg.Addr+"/acme/by-cosign@"+other.String())
 		m, blob := signatureOf(t, "acme/by-cosign", other)
-		if err := signer.VerifyCosignSignature(ctx, m, blob, []*metadata.Key{key.TUF}, "acme/by-cosign", other); err != nil {
+		if err := verify.CosignArtifact(ctx, m, blob, verify.NewKeys(key.TUF), "acme/by-cosign", other); err != nil {
 			t.Fatalf("Signet's check of cosign's own signature: %v", err)
 		}
 		cosigner, err := signer.NewKey("cosigner", "")
@@ -175,12 +175,12 @@ func TestCosign(t *testing.T) {
 		}
 		pushSignature(t, "acme/by-cosign", both)
 		for _, pub := range []string{filepath.Join(cosign.dir, "cosign.pub"), writePub(t, cosign.dir, cosigner)} {
-			if _, err := verify(t, cosign, pub, "acme/by-cosign", other); err != nil {
+			if _, err := cosignVerify(t, cosign, pub, "acme/by-cosign", other); err != nil {
 				t.Fatal(err)
 			}
 		}
 		m, blob = signatureOf(t, "acme/by-cosign", other)
-		if err := signer.VerifyCosignSignature(ctx, m, blob, []*metadata.Key{key.TUF, cosigner.TUF}, "acme/by-cosign", other); err != nil {
+		if err := verify.CosignArtifact(ctx, m, blob, verify.NewKeys(key.TUF, cosigner.TUF), "acme/by-cosign", other); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -212,15 +212,15 @@ func TestCosign(t *testing.T) {
 		if n := layers(t, m); n != 2 {
 			t.Fatalf("the signature manifest has %d layers, want 2", n)
 		}
-		if err := signer.VerifyCosignSignature(ctx, m, blob, []*metadata.Key{alice.TUF, bob.TUF}, repo, subject); err != nil {
+		if err := verify.CosignArtifact(ctx, m, blob, verify.NewKeys(alice.TUF, bob.TUF), repo, subject); err != nil {
 			t.Fatal(err)
 		}
-		if err := signer.VerifyCosignSignature(ctx, m, blob, []*metadata.Key{alice.TUF}, repo, subject); err == nil {
+		if err := verify.CosignArtifact(ctx, m, blob, verify.NewKeys(alice.TUF), repo, subject); err == nil {
 			t.Error("Signet accepted a co-signed artifact with one signer's key unknown")
 		}
 		cosign := newCosign(t)
 		for _, k := range []*signer.Key{alice, bob} {
-			if _, err := verify(t, cosign, writePub(t, cosign.dir, k), repo, subject); err != nil {
+			if _, err := cosignVerify(t, cosign, writePub(t, cosign.dir, k), repo, subject); err != nil {
 				t.Errorf("cosign with %s's key: %v", k.Name, err)
 			}
 		}
@@ -241,11 +241,11 @@ func TestCosign(t *testing.T) {
 		a.Tag = signer.CosignSignatureTag(subject) // placed as the signature of subject
 		pushSignature(t, repo, a)
 		m, blob := signatureOf(t, repo, subject)
-		if err := signer.VerifyCosignSignature(ctx, m, blob, []*metadata.Key{key.TUF}, repo, subject); err == nil {
+		if err := verify.CosignArtifact(ctx, m, blob, verify.NewKeys(key.TUF), repo, subject); err == nil {
 			t.Error("Signet accepted a signature over another digest")
 		}
 		cosign := newCosign(t)
-		out, err := verify(t, cosign, writePub(t, cosign.dir, key), repo, subject)
+		out, err := cosignVerify(t, cosign, writePub(t, cosign.dir, key), repo, subject)
 		if err == nil {
 			t.Fatalf("cosign accepted a signature over another digest:\n%s", out)
 		}
@@ -271,13 +271,13 @@ func TestCosign(t *testing.T) {
 		}
 		pushSignature(t, repo, a)
 		cosign := newCosign(t)
-		if _, err := verify(t, cosign, writePub(t, cosign.dir, key), repo, subject); err != nil {
+		if _, err := cosignVerify(t, cosign, writePub(t, cosign.dir, key), repo, subject); err != nil {
 			t.Fatalf("cosign refused it, so it now binds the name (update DESIGN.md §3): %v", err)
 		}
 		m, blob := signatureOf(t, repo, subject)
-		err = signer.VerifyCosignSignature(ctx, m, blob, []*metadata.Key{key.TUF}, repo, subject)
+		err = verify.CosignArtifact(ctx, m, blob, verify.NewKeys(key.TUF), repo, subject)
 		if err == nil || !strings.Contains(err.Error(), "acme/elsewhere") {
-			t.Errorf("VerifyCosignSignature = %v, want a refusal naming acme/elsewhere", err)
+			t.Errorf("CosignArtifact = %v, want a refusal naming acme/elsewhere", err)
 		}
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/verify"
 )
 
 // TestGateSignatureArtifactsAndMediaTypes plays issue 12's attacks on the
@@ -148,7 +149,7 @@ func TestGateSignatureArtifactsAndMediaTypes(t *testing.T) {
 		}
 		var sig manifest
 		json.Unmarshal(raw, &sig)
-		if len(sig.Layers) != 1 || sig.Layers[0].Annotations[signer.CosignCertificateAnnotation] == "" || sig.Layers[0].Annotations[signer.CosignChainAnnotation] == "" {
+		if len(sig.Layers) != 1 || sig.Layers[0].Annotations[verify.CosignCertificateAnnotation] == "" || sig.Layers[0].Annotations[verify.CosignChainAnnotation] == "" {
 			t.Fatalf("cosign wrote %s, want one layer with its certificate and chain annotations", raw)
 		}
 		if out, err := cosign.try("verify", "--key", filepath.Join(cosign.dir, "cosign.pub"), "--insecure-ignore-tlog", "--offline", "--allow-insecure-registry", ref); err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -51,14 +52,6 @@ type TrustConfig struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
 }
-
-// Signature artifacts.
-const (
-	// cosignTagSuffix ends the tag cosign writes a signature manifest under.
-	cosignTagSuffix = ".sig"
-	// SimpleSigningMediaType is the media type of a cosign signature layer.
-	SimpleSigningMediaType = "application/vnd.dev.cosign.simplesigning.v1+json"
-)
 
 // gate enforces admission. It is nil when no trust root is configured.
 type gate struct {
@@ -150,7 +143,7 @@ func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []strin
 	}
 	length := int64(len(content))
 	for _, tag := range tags {
-		if subject, ok := signatureTagSubject(tag); ok {
+		if subject, ok := signer.CosignSignatureSubject(tag); ok {
 			if len(tags) != 1 {
 				return sigAdmission{}, denied("a signature artifact is pushed under its own tag only")
 			}
@@ -287,23 +280,6 @@ func targetHint(rt *verify.RepoTargets, tag string, d digest.Digest, length int6
 	}
 }
 
-// signatureTagSubject parses cosign's signature tag "sha256-<hex>.sig".
-func signatureTagSubject(tag string) (digest.Digest, bool) {
-	rest, ok := strings.CutSuffix(tag, cosignTagSuffix)
-	if !ok {
-		return "", false
-	}
-	alg, hex, ok := strings.Cut(rest, "-")
-	if !ok {
-		return "", false
-	}
-	d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
-	if d.Validate() != nil {
-		return "", false
-	}
-	return d, true
-}
-
 // servable reports whether manifest d of an enforced repo may be served: it is
 // covered, or it is an admitted signature artifact of a covered manifest.
 func (g *gate) servable(ctx context.Context, repo string, d digest.Digest) error {
@@ -331,7 +307,7 @@ func (g *gate) servable(ctx context.Context, repo string, d digest.Digest) error
 // current target's, or for a signature tag the stored artifact of a covered
 // subject.
 func (g *gate) resolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
-	if subject, ok := signatureTagSubject(tag); ok {
+	if subject, ok := signer.CosignSignatureSubject(tag); ok {
 		rt, err := g.index.Lookup(repo)
 		if err != nil {
 			return "", unavailable(fmt.Errorf("%w: %v", errTrustUnavailable, err))
@@ -370,7 +346,7 @@ func (g *gate) tags(ctx context.Context, repo string, stored []string) ([]string
 	}
 	out := []string{}
 	for _, t := range stored {
-		if subject, ok := signatureTagSubject(t); ok {
+		if subject, ok := signer.CosignSignatureSubject(t); ok {
 			if rt != nil && rt.Covered[subject] {
 				d, err := g.store.ResolveTag(ctx, repo, t)
 				if errors.Is(err, storage.ErrManifestUnknown) {

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/signet-oss/signet/reference"
+	"github.com/signet-oss/signet/signer"
 
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
@@ -182,7 +183,7 @@ func (s *Server) emitPush(r *http.Request, repo, ref string, tags []string, info
 		s.emit(r, e)
 		subject := signatureOf
 		if subject == "" && admission == AdmissionOpen {
-			subject, _ = signatureTagSubject(tag)
+			subject, _ = signer.CosignSignatureSubject(tag)
 		}
 		if subject != "" {
 			e.Kind, e.Subject = EventSignature, subject

@@ -11,8 +11,8 @@ import (
 	"github.com/signet-oss/signet/audit/auditlog"
 	"github.com/signet-oss/signet/internal/graceful"
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/verify"
 )
 
 // OpenDriver opens the storage driver cfg selects. ctx bounds the opening (the
@@ -76,7 +76,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 		return err
 	}
 	if index != nil {
-		api.EnableGate(index, cfg.Trust.Open, signer.CheckCosignArtifact)
+		api.EnableGate(index, cfg.Trust.Open, verify.CheckCosignArtifact)
 		interval := cfg.Trust.RefreshInterval
 		if interval <= 0 {
 			interval = 30 * time.Second

@@ -8,12 +8,10 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/signer"
@@ -23,12 +21,12 @@ import (
 // Signature artifacts in an enforced repository (DESIGN §3). A cosign signature
 // artifact is admitted, and served, only while all of this holds:
 //   - its subject is covered by a current target of the repository;
-//   - it has exactly the shape a signer writes (signer.CheckCosignArtifact: the
+//   - it has exactly the shape a signer writes (verify.CheckCosignArtifact: the
 //     config cosign derives from the layers or the OCI empty config, only
 //     cosign's layer annotations, no subject, manifest annotations or other
 //     fields), since the signatures bind the payloads and nothing else;
 //   - every signature in it verifies with a key delegated for the repository
-//     now, each with another key (signer.CosignSignatures.Verified).
+//     now, each with another key (verify.CosignSignatures.Verified).
 // Under the signature tag, a replacement keeps every signature of the stored
 // artifact that still verifies with a delegated key (a co-signer appends; a
 // revoked signer's signature may go), and keeps each kept signature's layer as
@@ -43,9 +41,9 @@ import (
 
 // SignatureChecker checks a cosign signature artifact of subject in repo with
 // keys: an error when it is not in a signer's shape, otherwise each signature
-// with whether it verifies. blob returns a blob's bytes. The signer package
-// provides it (signer.CheckCosignArtifact).
-type SignatureChecker func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys []*metadata.Key, repo string, subject digest.Digest) (signer.CosignSignatures, error)
+// with whether it verifies. blob returns a blob's bytes. The verify package
+// provides it (verify.CheckCosignArtifact).
+type SignatureChecker func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys verify.Keys, repo string, subject digest.Digest) (verify.CosignSignatures, error)
 
 // sigAdmission is what the gate admitted a signature artifact as: manifest
 // digest of subject, and when pushed under its signature tag, the version of
@@ -78,7 +76,7 @@ func isCosignSignature(mediaType string, content []byte) bool {
 		return false
 	}
 	for _, l := range f.Layers {
-		if l.MediaType != SimpleSigningMediaType {
+		if l.MediaType != signer.CosignSimpleSigningMediaType {
 			return false
 		}
 	}
@@ -111,7 +109,7 @@ func (g *gate) payloadReader(ctx context.Context, repo string, failed *bool) fun
 // checkSignature runs the whole check on a signature artifact of subject with
 // keys. shapeErr is set when it is not in a signer's shape; err when a
 // signature does not verify, or two are by one key.
-func (g *gate) checkSignature(ctx context.Context, repo string, subject digest.Digest, content []byte, keys []*metadata.Key) (sigs signer.CosignSignatures, shapeErr, err error, readFailed bool) {
+func (g *gate) checkSignature(ctx context.Context, repo string, subject digest.Digest, content []byte, keys verify.Keys) (sigs verify.CosignSignatures, shapeErr, err error, readFailed bool) {
 	sigs, shapeErr = g.checkSig(ctx, content, g.payloadReader(ctx, repo, &readFailed), keys, repo, subject)
 	if shapeErr != nil {
 		return nil, shapeErr, nil, readFailed
@@ -162,7 +160,7 @@ func (g *gate) admitSignature(ctx context.Context, repo string, d, subject diges
 // that still verifies is dropped (when replacing it under the tag), and none
 // comes back with its layer changed (under the tag or by digest). It returns
 // the version of the tag's record it compared with.
-func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subject digest.Digest, sigs signer.CosignSignatures, rt *verify.RepoTargets) (string, error) {
+func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subject digest.Digest, sigs verify.CosignSignatures, rt *verify.RepoTargets) (string, error) {
 	sigTag := signer.CosignSignatureTag(subject)
 	stored, version, err := g.store.TagVersion(ctx, repo, sigTag)
 	if err != nil || stored == "" || stored == d {
@@ -236,7 +234,7 @@ func (g *gate) signatureServable(ctx context.Context, repo string, d, subject di
 	if v != nil && v.rt == rt {
 		return v.err == nil, nil
 	}
-	keys := keySet(rt.Keys)
+	keys := strings.Join(rt.Keys.IDs(), ",")
 	if v == nil || v.keys != keys {
 		m, err := g.store.GetManifest(ctx, repo, d.String())
 		if errors.Is(err, storage.ErrManifestUnknown) {
@@ -293,21 +291,6 @@ func (g *gate) currentSignature(ctx context.Context, repo string, d digest.Diges
 		return "", err
 	}
 	return subject, nil
-}
-
-// keySet names a set of keys by their IDs.
-func keySet(keys []*metadata.Key) string {
-	ids := make([]string, 0, len(keys))
-	for _, k := range keys {
-		if k == nil {
-			continue
-		}
-		if id, err := k.ID(); err == nil {
-			ids = append(ids, id)
-		}
-	}
-	slices.Sort(ids)
-	return strings.Join(ids, ",")
 }
 
 // signatureSubject reads the subject digest a cosign signature artifact's first

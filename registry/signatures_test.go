@@ -24,6 +24,7 @@ import (
 	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustnames"
+	"github.com/signet-oss/signet/verify"
 )
 
 // signing is a gated registry whose acme/app is delegated to alice and bob,
@@ -37,7 +38,7 @@ type signing struct {
 func newSigning(t *testing.T) *signing {
 	t.Helper()
 	s := &signing{alice: newSignerKey(t, "alice"), bob: newSignerKey(t, "bob")}
-	s.gated = newGatedWith(t, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, signer.CheckCosignArtifact)
+	s.gated = newGatedWith(t, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, verify.CheckCosignArtifact)
 	m := s.image(t, "acme/app", "signed")
 	s.sign("acme/app:v1", m)
 	if err := s.index.Refresh(context.Background()); err != nil {
@@ -163,7 +164,7 @@ func (s *signing) restart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.EnableGate(s.index, []string{"open/**"}, signer.CheckCosignArtifact)
+	api.EnableGate(s.index, []string{"open/**"}, verify.CheckCosignArtifact)
 	s.srv = httptest.NewServer(api)
 	t.Cleanup(s.srv.Close)
 }
@@ -240,7 +241,7 @@ func TestACoSignatureThatStillVerifiesCannotBeStripped(t *testing.T) {
 	// that cosign may write, so the shape allows it).
 	dressed := edit(t, both.Manifest, func(m map[string]any) {
 		l := m["layers"].([]any)[0].(map[string]any)
-		l["annotations"].(map[string]any)[signer.CosignBundleAnnotation] = rekorBundle
+		l["annotations"].(map[string]any)[verify.CosignBundleAnnotation] = rekorBundle
 	})
 	dressed = withDerivedConfig(t, dressed)
 	for _, ref := range []string{s.sigTag(), digest.FromBytes(dressed).String()} {
@@ -404,7 +405,7 @@ func TestConcurrentCoSignersDropNoSignature(t *testing.T) {
 	s := &signing{alice: keys["alice"], bob: keys["bob"]}
 	// Reads of a signature tag take a while, so every PUT reads the tag
 	// before any writes it: the race is the rule, not luck.
-	s.gated = newGatedOn(t, slowSignatureTags{inmemory.New()}, tufKeys, signer.CheckCosignArtifact)
+	s.gated = newGatedOn(t, slowSignatureTags{inmemory.New()}, tufKeys, verify.CheckCosignArtifact)
 	m := s.image(t, "acme/app", "signed")
 	s.sign("acme/app:v1", m)
 	if r := putManifest(t, s.srv, "acme/app", "v1", m); r.status != 201 {
@@ -504,7 +505,7 @@ func (d *sickReads) GetContent(ctx context.Context, path string) ([]byte, string
 func newSigningOn(t *testing.T, d driver.Driver) *signing {
 	t.Helper()
 	s := &signing{alice: newSignerKey(t, "alice"), bob: newSignerKey(t, "bob")}
-	s.gated = newGatedOn(t, d, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, signer.CheckCosignArtifact)
+	s.gated = newGatedOn(t, d, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, verify.CheckCosignArtifact)
 	m := s.image(t, "acme/app", "signed")
 	s.sign("acme/app:v1", m)
 	if err := s.index.Refresh(context.Background()); err != nil {

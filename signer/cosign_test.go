@@ -3,109 +3,31 @@ package signer_test
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/signet-oss/signet/internal/cosigntest"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/verify"
 )
-
-// What cosign v2.6.5 wrote (signer/testdata/cosign-v2.6.5/README.md); its
-// keys are with the project's other test keys.
-const (
-	fixtures      = "testdata/cosign-v2.6.5"
-	testKeys      = "../keys/testdata"
-	fixtureRef    = "127.0.0.1:34259/acme/app"
-	fixtureDigest = digest.Digest("sha256:3586862fbe852ee0c5938511eb0e6fab480a9851a4d937260a4f449bd42f6785")
-)
-
-func fixture(t *testing.T, name string) []byte {
-	t.Helper()
-	dir := fixtures
-	if strings.HasPrefix(name, "test-") {
-		dir = testKeys
-	}
-	b, err := os.ReadFile(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// fixtureKey is the TUF form of a public key cosign generated.
-func fixtureKey(t *testing.T, name string) *metadata.Key {
-	t.Helper()
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(fixture(t, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-// blobs serves an artifact's blobs, as a registry would.
-type blobs map[digest.Digest][]byte
-
-func (b blobs) get(d digest.Digest) ([]byte, error) {
-	if v, ok := b[d]; ok {
-		return v, nil
-	}
-	return nil, fmt.Errorf("blob %s unknown", d)
-}
-
-func (b blobs) add(a *signer.CosignArtifact) blobs {
-	for d, v := range a.Blobs {
-		b[d] = v
-	}
-	return b
-}
-
-// An ECDSA P-256 signature as cosign makes one: over the SHA-256 of the payload.
-const cryptoHash = crypto.SHA256
-
-func digestOf(b []byte) []byte {
-	d := sha256.Sum256(b)
-	return d[:]
-}
 
 func TestCosignFormatIsCosigns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	t.Run("the payload is byte for byte the one cosign signed", func(t *testing.T) {
-		if got, want := signer.CosignPayload(fixtureRef, fixtureDigest), fixture(t, "payload.json"); !bytes.Equal(got, want) {
+		if got, want := signer.CosignPayload(cosigntest.Ref, cosigntest.Digest), cosigntest.Fixture(t, "payload.json"); !bytes.Equal(got, want) {
 			t.Errorf("payload\n%s\nwant\n%s", got, want)
 		}
 	})
 	t.Run("the signature tag is sha256-<hex>.sig", func(t *testing.T) {
-		if got, want := signer.CosignSignatureTag(fixtureDigest), "sha256-"+fixtureDigest.Encoded()+".sig"; got != want {
+		if got, want := signer.CosignSignatureTag(cosigntest.Digest), "sha256-"+cosigntest.Digest.Encoded()+".sig"; got != want {
 			t.Errorf("tag %q, want %q", got, want)
-		}
-	})
-	t.Run("cosign's own artifacts verify, with one and with two signatures", func(t *testing.T) {
-		b := blobs{digest.FromBytes(fixture(t, "payload.json")): fixture(t, "payload.json")}
-		both := []*metadata.Key{fixtureKey(t, "test-cosign-1.pub"), fixtureKey(t, "test-cosign-2.pub")}
-		if err := signer.VerifyCosignSignature(ctx, fixture(t, "one-signature.manifest.json"), b.get, both[:1], "acme/app", fixtureDigest); err != nil {
-			t.Errorf("one signature: %v", err)
-		}
-		if err := signer.VerifyCosignSignature(ctx, fixture(t, "two-signatures.manifest.json"), b.get, both, "acme/app", fixtureDigest); err != nil {
-			t.Errorf("two signatures: %v", err)
-		}
-		if err := signer.VerifyCosignSignature(ctx, fixture(t, "two-signatures.manifest.json"), b.get, both[:1], "acme/app", fixtureDigest); err == nil {
-			t.Error("two signatures verified with only the first signer's key")
 		}
 	})
 	t.Run("co-signing cosign's artifact keeps its layer and writes cosign's config", func(t *testing.T) {
@@ -113,8 +35,8 @@ func TestCosignFormatIsCosigns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		prev := fixture(t, "one-signature.manifest.json")
-		a, err := signer.SignCosign(fixtureRef, fixtureDigest, key, prev)
+		prev := cosigntest.Fixture(t, "one-signature.manifest.json")
+		a, err := signer.SignCosign(cosigntest.Ref, cosigntest.Digest, key, prev)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,11 +51,11 @@ func TestCosignFormatIsCosigns(t *testing.T) {
 			t.Fatalf("layers %+v, want cosign's layer and one more over the same payload", m.Layers)
 		}
 		// The config depends only on the layers' digests: cosign's for two.
-		if got, want := a.Blobs[m.Config.Digest], fixture(t, "two-signatures.config.json"); !bytes.Equal(got, want) {
+		if got, want := a.Blobs[m.Config.Digest], cosigntest.Fixture(t, "two-signatures.config.json"); !bytes.Equal(got, want) {
 			t.Errorf("config\n%s\nwant cosign's\n%s", got, want)
 		}
-		keys := []*metadata.Key{fixtureKey(t, "test-cosign-1.pub"), key.TUF}
-		if err := signer.VerifyCosignSignature(ctx, a.Manifest, blobs{}.add(a).get, keys, "acme/app", fixtureDigest); err != nil {
+		keys := []*metadata.Key{cosigntest.Key(t, "test-cosign-1.pub"), key.TUF}
+		if err := verify.CosignArtifact(ctx, a.Manifest, cosigntest.Blobs{}.Add(a).Get, verify.NewKeys(keys...), "acme/app", cosigntest.Digest); err != nil {
 			t.Error(err)
 		}
 	})
@@ -142,13 +64,13 @@ func TestCosignFormatIsCosigns(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := signer.SignCosign(fixtureRef, fixtureDigest, key, nil)
+		a, err := signer.SignCosign(cosigntest.Ref, cosigntest.Digest, key, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var ours, theirs map[string]any
 		json.Unmarshal(a.Manifest, &ours)
-		json.Unmarshal(fixture(t, "one-signature.manifest.json"), &theirs)
+		json.Unmarshal(cosigntest.Fixture(t, "one-signature.manifest.json"), &theirs)
 		// Everything but the signature itself (ECDSA signatures are randomised).
 		sig := func(m map[string]any) map[string]any {
 			return m["layers"].([]any)[0].(map[string]any)["annotations"].(map[string]any)
@@ -159,10 +81,10 @@ func TestCosignFormatIsCosigns(t *testing.T) {
 		}
 		var m ocispec.Manifest
 		json.Unmarshal(a.Manifest, &m)
-		if !bytes.Equal(a.Blobs[m.Config.Digest], fixture(t, "one-signature.config.json")) {
+		if !bytes.Equal(a.Blobs[m.Config.Digest], cosigntest.Fixture(t, "one-signature.config.json")) {
 			t.Errorf("config %s, want cosign's", a.Blobs[m.Config.Digest])
 		}
-		if a.MediaType != ocispec.MediaTypeImageManifest || a.Digest != digest.FromBytes(a.Manifest) || a.Tag != signer.CosignSignatureTag(fixtureDigest) {
+		if a.MediaType != ocispec.MediaTypeImageManifest || a.Digest != digest.FromBytes(a.Manifest) || a.Tag != signer.CosignSignatureTag(cosigntest.Digest) {
 			t.Errorf("artifact %s %s %s", a.MediaType, a.Digest, a.Tag)
 		}
 		// Compact JSON, field order as go-containerregistry writes it.
@@ -172,230 +94,12 @@ func TestCosignFormatIsCosigns(t *testing.T) {
 	})
 }
 
-func TestCosignSignAndVerify(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	const ref, repo = "registry.example:5000/acme/app", "acme/app"
-	subject := digest.FromString("the signed manifest")
-	for _, alg := range signer.Algorithms() {
-		t.Run(string(alg), func(t *testing.T) {
-			t.Parallel()
-			alice, err := signer.NewKey("alice", alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			bob, err := signer.NewKey("bob", alg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			first, err := signer.SignCosign(ref, subject, alice, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b := blobs{}.add(first)
-			if err := signer.VerifyCosignSignature(ctx, first.Manifest, b.get, []*metadata.Key{alice.TUF}, repo, subject); err != nil {
-				t.Fatalf("a signature does not verify: %v", err)
-			}
-			if err := signer.VerifyCosignSignature(ctx, first.Manifest, b.get, []*metadata.Key{bob.TUF}, repo, subject); err == nil {
-				t.Fatal("a signature verifies with another key")
-			}
-			again, err := signer.SignCosign(ref, subject, alice, first.Manifest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !again.Unchanged || !bytes.Equal(again.Manifest, first.Manifest) {
-				t.Error("signing again with the same key changed the artifact")
-			}
-			both, err := signer.SignCosign(ref, subject, bob, first.Manifest)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b.add(both)
-			keys := []*metadata.Key{bob.TUF, alice.TUF}
-			if err := signer.VerifyCosignSignature(ctx, both.Manifest, b.get, keys, repo, subject); err != nil {
-				t.Fatalf("a co-signed artifact does not verify: %v", err)
-			}
-			if err := signer.VerifyCosignSignature(ctx, both.Manifest, b.get, keys[:1], repo, subject); err == nil {
-				t.Fatal("a co-signed artifact verifies although one signature's key is not given")
-			}
-		})
-	}
-}
-
-func TestVerifyCosignSignatureRefuses(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	const repo = "acme/app"
-	subject := digest.FromString("the signed manifest")
-	key, err := signer.NewKey("alice", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := []*metadata.Key{key.TUF}
-	// signed makes an artifact whose payload is payload, signed by key.
-	signed := func(t *testing.T, payload []byte, edit func(layer map[string]any)) ([]byte, blobs) {
-		t.Helper()
-		a, err := signer.SignCosign("h:1/x", subject, key, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sig, err := key.Signer.Sign(nil, digestOf(payload), cryptoHash)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		json.Unmarshal(a.Manifest, &m)
-		l := m["layers"].([]any)[0].(map[string]any)
-		l["digest"], l["size"] = digest.FromBytes(payload), len(payload)
-		l["annotations"].(map[string]any)[signer.CosignSignatureAnnotation] = base64.StdEncoding.EncodeToString(sig)
-		if edit != nil {
-			edit(l)
-		}
-		withDerivedConfig(t, m)
-		b, _ := json.Marshal(m)
-		return b, blobs{digest.FromBytes(payload): payload}
-	}
-	payload := func(ref, d string) []byte { return signer.CosignPayload(ref, digest.Digest(d)) }
-	cases := []struct {
-		name     string
-		manifest func(t *testing.T) ([]byte, blobs)
-		want     string
-	}{
-		{"a signature over another digest", func(t *testing.T) ([]byte, blobs) {
-			return signed(t, payload("h:1/acme/app", digest.FromString("other").String()), nil)
-		}, "signs"},
-		{"a payload naming another repository (cosign accepts it)", func(t *testing.T) ([]byte, blobs) {
-			return signed(t, payload("h:1/acme/other", subject.String()), nil)
-		}, "names"},
-		{"a payload naming a repository that only starts like this one", func(t *testing.T) ([]byte, blobs) {
-			return signed(t, payload("h:1/acme/app-corp", subject.String()), nil)
-		}, "names"},
-		{"a payload naming this repository under another organisation", func(t *testing.T) ([]byte, blobs) {
-			return signed(t, payload("h:1/x/acme/app", subject.String()), nil)
-		}, "names"},
-		{"a payload naming the repository by another digest", func(t *testing.T) ([]byte, blobs) {
-			return signed(t, payload("h:1/acme/app@"+digest.FromString("other").String(), subject.String()), nil)
-		}, "names"},
-		{"a payload of another type", func(t *testing.T) ([]byte, blobs) {
-			p := bytes.Replace(payload("h:1/acme/app", subject.String()), []byte("cosign container image signature"), []byte("atomic container signature"), 1)
-			return signed(t, p, nil)
-		}, "type"},
-		{"a payload with a critical field it does not know", func(t *testing.T) ([]byte, blobs) {
-			p := bytes.Replace(payload("h:1/acme/app", subject.String()), []byte(`"type"`), []byte(`"expires":1,"type"`), 1)
-			return signed(t, p, nil)
-		}, "critical"},
-		{"a signature made over other bytes", func(t *testing.T) ([]byte, blobs) {
-			m, b := signed(t, payload("h:1/acme/app", subject.String()), nil)
-			var good []byte
-			for _, v := range b {
-				good = v
-			}
-			sig, _ := key.Signer.Sign(nil, digestOf(append(good, ' ')), cryptoHash)
-			m, b = signed(t, good, func(l map[string]any) {
-				l["annotations"].(map[string]any)[signer.CosignSignatureAnnotation] = base64.StdEncoding.EncodeToString(sig)
-			})
-			return m, b
-		}, "does not verify"},
-		{"a layer of another media type", func(t *testing.T) ([]byte, blobs) {
-			return signed(t, payload("h:1/acme/app", subject.String()), func(l map[string]any) { l["mediaType"] = "application/json" })
-		}, "type"},
-		{"a layer without a signature annotation", func(t *testing.T) ([]byte, blobs) {
-			return signed(t, payload("h:1/acme/app", subject.String()), func(l map[string]any) { l["annotations"] = map[string]any{} })
-		}, "annotation"},
-		{"a blob that is not the one the layer names", func(t *testing.T) ([]byte, blobs) {
-			m, b := signed(t, payload("h:1/acme/app", subject.String()), nil)
-			for d := range b {
-				b[d] = payload("h:1/acme/app", digest.FromString("x").String())
-			}
-			return m, b
-		}, "not the one"},
-		{"a manifest without layers", func(t *testing.T) ([]byte, blobs) {
-			return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{},"layers":[]}`), blobs{}
-		}, "no signature"},
-		{"an index", func(t *testing.T) ([]byte, blobs) {
-			return []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`), blobs{}
-		}, "not an image manifest"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			m, b := tc.manifest(t)
-			err := signer.VerifyCosignSignature(ctx, m, b.get, keys, repo, subject)
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("VerifyCosignSignature = %v, want an error saying %q", err, tc.want)
-			}
-		})
-	}
-	t.Run("no keys", func(t *testing.T) {
-		a, err := signer.SignCosign("h:1/acme/app", subject, key, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := signer.VerifyCosignSignature(ctx, a.Manifest, blobs{}.add(a).get, nil, repo, subject); err == nil {
-			t.Error("verified with no keys")
-		}
-	})
-}
-
-// withDerivedConfig sets the config of a signature manifest (decoded into m) to
-// the one cosign derives from its layers, after a test changed them.
-func withDerivedConfig(t *testing.T, m map[string]any) {
-	t.Helper()
-	var layers []json.RawMessage
-	for _, l := range m["layers"].([]any) {
-		b, _ := json.Marshal(l)
-		layers = append(layers, b)
-	}
-	config, err := signer.CosignConfig(layers)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := m["config"].(map[string]any)
-	c["digest"], c["size"] = digest.FromBytes(config), len(config)
-}
-
-func TestCosignRepositoryNames(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	subject := digest.FromString("the signed manifest")
-	key, err := signer.NewKey("alice", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cases := []struct {
-		ref, repo string
-		ok        bool
-	}{
-		{"127.0.0.1:5000/acme/app", "acme/app", true},
-		{"registry.example/acme/app", "acme/app", true},
-		{"localhost/acme/app", "acme/app", true},
-		{"acme/app", "acme/app", true},
-		{"127.0.0.1:5000/acme/app:v1", "acme/app", true},
-		{"127.0.0.1:5000/acme/app@" + subject.String(), "acme/app", true},
-		{"127.0.0.1:5000/acme/app", "127.0.0.1:5000/acme/app", true},
-		{"127.0.0.1:5001/acme/app", "127.0.0.1:5000/acme/app", false},
-		{"127.0.0.1:5000/acme/app", "acme", false},
-		{"127.0.0.1:5000/acme", "acme/app", false},
-		{"127.0.0.1:5000/acme/app/sub", "acme/app", false},
-		{"", "acme/app", false},
-	}
-	for _, tc := range cases {
-		p := signer.CosignPayload(tc.ref, subject)
-		sig, _ := key.Signer.Sign(nil, digestOf(p), cryptoHash)
-		m := fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":%q},"layers":[{"mediaType":%q,"size":%d,"digest":%q,"annotations":{%q:%q}}]}`,
-			digest.FromString("{}"), signer.CosignSimpleSigningMediaType, len(p), digest.FromBytes(p), signer.CosignSignatureAnnotation, base64.StdEncoding.EncodeToString(sig))
-		err := signer.VerifyCosignSignature(ctx, []byte(m), blobs{digest.FromBytes(p): p}.get, []*metadata.Key{key.TUF}, tc.repo, subject)
-		if (err == nil) != tc.ok {
-			t.Errorf("docker-reference %q for repository %q: %v, want ok=%v", tc.ref, tc.repo, err, tc.ok)
-		}
-	}
-}
-
 func TestParseCosignPrivateKey(t *testing.T) {
 	t.Parallel()
 	// One scrypt run only: a wrong password goes through the loader Load uses,
 	// whose ErrWrongPassphrase TestFileKeyStoreFiles checks.
 	t.Run("a key cosign generate-key-pair wrote decrypts with its password", func(t *testing.T) {
-		priv, err := signer.ParseCosignPrivateKey(fixture(t, "test-cosign-1.key"), []byte("pw"))
+		priv, err := signer.ParseCosignPrivateKey(cosigntest.Fixture(t, "test-cosign-1.key"), []byte("pw"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -403,14 +107,14 @@ func TestParseCosignPrivateKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := fixtureKey(t, "test-cosign-1.pub"); k.TUF.Value.PublicKey != want.Value.PublicKey || k.Algorithm != string(signer.ECDSAP256) {
+		if want := cosigntest.Key(t, "test-cosign-1.pub"); k.TUF.Value.PublicKey != want.Value.PublicKey || k.Algorithm != string(signer.ECDSAP256) {
 			t.Errorf("key %s %s, want the fixture's P-256 public key", k.Algorithm, k.PublicPEM)
 		}
 	})
 	for _, tc := range []struct{ name, pem, want string }{
 		{"not PEM", "hello", "not a PEM file"},
 		{"an unencrypted private key", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not a cosign key"},
-		{"a public key", string(fixture(t, "test-cosign-1.pub")), "not a cosign key"},
+		{"a public key", string(cosigntest.Fixture(t, "test-cosign-1.pub")), "not a cosign key"},
 	} {
 		t.Run("refuses "+tc.name, func(t *testing.T) {
 			if _, err := signer.ParseCosignPrivateKey([]byte(tc.pem), []byte("pw")); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -420,37 +124,22 @@ func TestParseCosignPrivateKey(t *testing.T) {
 	}
 }
 
-// FuzzVerifyCosignSignature feeds the verifier the untrusted bytes the registry's
-// gate hands it: a manifest and a payload. It must never panic, and never accept
-// what the fixture key did not sign.
-func FuzzVerifyCosignSignature(f *testing.F) {
-	manifest, err := os.ReadFile(filepath.Join(fixtures, "one-signature.manifest.json"))
-	if err != nil {
-		f.Fatal(err)
+func TestCosignSignatureSubjectReadsTheSignatureTag(t *testing.T) {
+	t.Parallel()
+	d := digest.FromString("the signed manifest")
+	if got, ok := signer.CosignSignatureSubject(signer.CosignSignatureTag(d)); !ok || got != d {
+		t.Errorf("CosignSignatureSubject(CosignSignatureTag(%s)) = %s, %v", d, got, ok)
 	}
-	payload, err := os.ReadFile(filepath.Join(fixtures, "payload.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	pubPEM, err := os.ReadFile(filepath.Join(testKeys, "test-cosign-1.pub"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
-	if err != nil {
-		f.Fatal(err)
-	}
-	key, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(manifest, payload)
-	f.Add([]byte(`{"schemaVersion":2,"layers":[{"mediaType":"`+signer.CosignSimpleSigningMediaType+`"}]}`), []byte(`{"critical":null}`))
-	f.Fuzz(func(t *testing.T, manifest, payload []byte) {
-		blob := func(digest.Digest) ([]byte, error) { return payload, nil }
-		err := signer.VerifyCosignSignature(context.Background(), manifest, blob, []*metadata.Key{key}, "acme/app", fixtureDigest)
-		if err == nil && !bytes.Equal(payload, fixture(t, "payload.json")) {
-			t.Fatalf("accepted a payload the key never signed: %q", payload)
+	for _, tag := range []string{
+		"latest",
+		"sha256-" + d.Encoded(),              // no .sig
+		"sha256" + d.Encoded() + ".sig",      // no dash
+		"sha256-" + d.Encoded()[1:] + ".sig", // too short a digest
+		"SHA256-" + d.Encoded() + ".sig",     // not an algorithm
+		"sha256-" + d.Encoded() + ".att",     // an attestation, not a signature
+	} {
+		if got, ok := signer.CosignSignatureSubject(tag); ok {
+			t.Errorf("CosignSignatureSubject(%q) = %s, want no subject", tag, got)
 		}
-	})
+	}
 }

@@ -11,10 +11,11 @@
 // Ed25519ph), "rsassa-pss-sha256".
 //
 // SignCosign writes the signature manifest cosign itself writes (cosign.go
-// describes the layout) and VerifyCosignSignature checks one, binding the
-// repository name as well as the digest, which cosign does not, and the whole
-// manifest to the shape a signer writes (cosignshape.go), since the signatures
-// bind only the payloads; CheckCosignArtifact reports each signature on its own.
+// describes the layout and declares its format: media types, the signature
+// annotation, the payload, the derived config, the signature tag). Checking one
+// is the verify package's (verify.CosignArtifact), which reads the format from
+// here and the signature scheme of each key type from SchemeVerifier, so what is
+// written and what is accepted cannot drift apart.
 //
 // The invariant: a private key never touches the disk unencrypted, and a key file,
 // once written, is never replaced (Generate refuses a name that exists).

@@ -54,7 +54,3 @@ func fastUnseal(keyPEM, passphrase []byte) (crypto.PrivateKey, error) {
 	}
 	return x509.ParsePKCS8PrivateKey(der)
 }
-
-// CosignConfig is the config cosign derives from a signature manifest's
-// layers, for tests that build artifacts by hand.
-var CosignConfig = cosignConfig

@@ -2,6 +2,8 @@ package signer
 
 import (
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
@@ -112,4 +114,34 @@ func (s *cryptoSigner) SignMessage(message io.Reader, _ ...signature.SignOption)
 	}
 	d := sha256.Sum256(msg)
 	return s.key.Sign(rand.Reader, d[:], s.opts)
+}
+
+// SchemeVerifier checks signatures by pub with the one scheme its algorithm signs
+// with (schemeSigner), the one SignMetadata and SignCosign use: verify checks
+// cosign signatures with it, and SignCosign finds its own signature in an
+// artifact it co-signs. It fails with ErrUnsupportedAlgorithm for a key this
+// package does not sign with.
+func SchemeVerifier(pub crypto.PublicKey) (func(msg, sig []byte) bool, error) {
+	alg, err := algorithmOf(pub)
+	if err != nil {
+		return nil, err
+	}
+	switch alg {
+	case ECDSAP256:
+		k := pub.(*ecdsa.PublicKey)
+		return func(msg, sig []byte) bool {
+			d := sha256.Sum256(msg)
+			return ecdsa.VerifyASN1(k, d[:], sig)
+		}, nil
+	case Ed25519:
+		k := pub.(ed25519.PublicKey)
+		return func(msg, sig []byte) bool { return ed25519.Verify(k, msg, sig) }, nil
+	case RSAPSS3072:
+		k := pub.(*rsa.PublicKey)
+		return func(msg, sig []byte) bool {
+			d := sha256.Sum256(msg)
+			return rsa.VerifyPSS(k, crypto.SHA256, d[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: crypto.SHA256}) == nil
+		}, nil
+	}
+	return nil, fmt.Errorf("%w %q", ErrUnsupportedAlgorithm, alg)
 }

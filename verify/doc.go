@@ -11,4 +11,11 @@
 // rollback (a client that has seen version N refuses N-1); errors are one of
 // ErrNotSigned, ErrExpired, ErrUnreachable or ErrInvalidMetadata (errors.Is),
 // wrapping the cause.
+//
+// It also checks cosign signature artifacts (CosignArtifact, CheckCosignArtifact;
+// cosign.go and cosignshape.go) more strictly than cosign does: the exact shape
+// a signer writes, and every signature over a payload naming the repository and
+// the subject, each by another of the repository's delegated keys. Their errors
+// say what is wrong with the artifact, for the gate's denials. Keys are passed
+// as Keys, so go-tuf's key records stay inside this package.
 package verify

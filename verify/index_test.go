@@ -77,8 +77,8 @@ func TestIndexHoldsEveryCurrentTargetOfEveryRepository(t *testing.T) {
 			t.Errorf("%s should be covered (a target or an index's closure)", d)
 		}
 	}
-	if id, _ := rt.Keys[0].ID(); len(rt.Keys) != 1 || id != f.repo.Keys["alice"].ID() || rt.Threshold != 1 {
-		t.Fatalf("publisher keys %v threshold %d, want alice's, 1", rt.Keys, rt.Threshold)
+	if ids := rt.Keys.IDs(); rt.Keys.Len() != 1 || len(ids) != 1 || ids[0] != f.repo.Keys["alice"].ID() || rt.Threshold != 1 {
+		t.Fatalf("publisher keys %v threshold %d, want alice's, 1", ids, rt.Threshold)
 	}
 	if team, _ := ix.Lookup("acme/team/app"); team == nil || string(team.Tags["v1"].Digest) != f.teamV1 {
 		t.Fatalf("a three-component repository: %+v", team)

@@ -21,7 +21,7 @@ type RepoTargets struct {
 	Covered map[digest.Digest]bool
 	// Keys are the publisher keys the repository's role is delegated to, and
 	// Threshold how many must agree.
-	Keys      []*metadata.Key
+	Keys      Keys
 	Threshold int
 
 	// expires is when the earliest delegated role these targets come through
@@ -77,7 +77,7 @@ func (v *indexView) addTargets(chain []metadata.DelegatedRole, md *metadata.Meta
 		rt := v.repo(repo, expires)
 		rt.expires = earliest(rt.expires, expires)
 		if keys != nil {
-			rt.Keys, rt.Threshold = keys, threshold
+			rt.Keys, rt.Threshold = NewKeys(keys...), threshold
 		}
 		if isDigest {
 			rt.Digests[t.Digest] = t
@@ -94,7 +94,7 @@ func (v *indexView) addTargets(chain []metadata.DelegatedRole, md *metadata.Meta
 		for _, p := range chain[1].Paths {
 			if repo, ok := strings.CutSuffix(p, ":*"); ok && v.repos[repo] == nil {
 				rt := v.repo(repo, expires)
-				rt.Keys, rt.Threshold = keys, threshold
+				rt.Keys, rt.Threshold = NewKeys(keys...), threshold
 			}
 		}
 	}

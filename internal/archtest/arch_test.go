@@ -25,8 +25,9 @@ var rules = []struct {
 	{"client", []string{"registry", "trustd", "storage", "audit/auditlog", "cmd"}, []string{"trustd/api"}},
 	{"trustd/api", []string{"registry", "trustd/directory", "trustd/tuf", "storage", "audit", "verify", "signer", "tokenauth", "internal", "cmd"}, nil},
 	{"storage", []string{"registry", "trustd", "client", "verify", "signer", "tokenauth", "audit", "cmd"}, nil},
-	{"verify", []string{"registry", "trustd", "client", "storage", "signer", "cmd"}, nil},
-	{"signer", []string{"registry", "trustd", "client", "storage", "cmd"}, nil},
+	// verify checks the cosign format signer writes, so it reads it from signer; never the reverse.
+	{"verify", []string{"registry", "trustd", "client", "storage", "cmd"}, nil},
+	{"signer", []string{"registry", "trustd", "client", "storage", "verify", "cmd"}, nil},
 	{"tokenauth", []string{"registry", "trustd", "client", "storage", "verify", "signer", "cmd"}, nil},
 	{"audit", []string{"registry", "trustd", "client", "verify", "signer", "cmd"}, nil},
 	{"reference", []string{"registry", "trustd", "client", "storage", "verify", "signer", "tokenauth", "audit", "trustnames", "internal", "cmd"}, nil},

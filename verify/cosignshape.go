@@ -1,4 +1,4 @@
-package signer
+package verify
 
 import (
 	"bytes"
@@ -17,6 +17,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/signet-oss/signet/signer"
 )
 
 // The shape of a cosign signature artifact: exactly what a signer writes, and
@@ -28,9 +30,10 @@ import (
 //	schemaVersion  2
 //	mediaType      absent, OCI image manifest, or Docker schema2 (cosign with
 //	               COSIGN_DOCKER_MEDIA_TYPES=1)
-//	config         the config cosign derives from the layers (cosignConfig: its
-//	               digest and size; media type OCI image config, or Docker's for a
-//	               Docker manifest), or the OCI empty config (OCI manifests only)
+//	config         the config cosign derives from the layers (signer.CosignConfig:
+//	               its digest and size; media type OCI image config, or Docker's
+//	               for a Docker manifest), or the OCI empty config (OCI manifests
+//	               only)
 //	layers         1 to 1000, each: media type simple-signing; digest and size of
 //	               the payload; annotations: the signature (required) and cosign's
 //	               optional bundle, certificate, chain and RFC 3161 timestamp
@@ -90,7 +93,7 @@ func checkCosignShape(manifest []byte) (*cosignShape, error) {
 			return nil, fmt.Errorf("the signature manifest: %w", err)
 		}
 	}
-	if s.mediaType != ocispec.MediaTypeImageManifest && s.mediaType != dockerManifestMediaType {
+	if s.mediaType != ocispec.MediaTypeImageManifest && s.mediaType != signer.DockerManifestMediaType {
 		return nil, fmt.Errorf("the signature manifest is a %s, not an image manifest", s.mediaType)
 	}
 	if unknown != nil {
@@ -105,16 +108,16 @@ func checkCosignShape(manifest []byte) (*cosignShape, error) {
 	switch {
 	case len(layers) == 0:
 		return nil, errors.New("the signature manifest has no signature")
-	case len(layers) > maxCosignLayers:
-		return nil, fmt.Errorf("the signature manifest has %d layers, over cosign's limit of %d", len(layers), maxCosignLayers)
+	case len(layers) > signer.MaxCosignSignatures:
+		return nil, fmt.Errorf("the signature manifest has %d layers, over cosign's limit of %d", len(layers), signer.MaxCosignSignatures)
 	}
 	for i, raw := range layers {
 		l, err := decodeDescriptor(raw, fmt.Sprintf("signature %d", i), true)
 		if err != nil {
 			return nil, err
 		}
-		if l.MediaType != CosignSimpleSigningMediaType {
-			return nil, fmt.Errorf("signature %d: a layer of type %q, not %s", i, l.MediaType, CosignSimpleSigningMediaType)
+		if l.MediaType != signer.CosignSimpleSigningMediaType {
+			return nil, fmt.Errorf("signature %d: a layer of type %q, not %s", i, l.MediaType, signer.CosignSimpleSigningMediaType)
 		}
 		if err := checkLayerAnnotations(l.Annotations); err != nil {
 			return nil, fmt.Errorf("signature %d: %w", i, err)
@@ -146,13 +149,13 @@ func (s *cosignShape) checkConfig(layers []json.RawMessage) error {
 		return nil
 	}
 	want := ocispec.MediaTypeImageConfig
-	if s.mediaType == dockerManifestMediaType {
-		want = dockerConfigMediaType
+	if s.mediaType == signer.DockerManifestMediaType {
+		want = signer.DockerConfigMediaType
 	}
 	if c.MediaType != want {
 		return fmt.Errorf("the config is a %q, not the %s a signer writes in a %s", c.MediaType, want, s.mediaType)
 	}
-	derived, err := cosignConfig(layers)
+	derived, err := signer.CosignConfig(layers)
 	if err != nil {
 		return err
 	}
@@ -211,16 +214,16 @@ func decodeDescriptor(raw []byte, what string, annotations bool) (ocispec.Descri
 // checkLayerAnnotations allows the signature and cosign's optional annotations,
 // each in the form cosign writes it.
 func checkLayerAnnotations(a map[string]string) error {
-	if _, ok := a[CosignSignatureAnnotation]; !ok {
-		return fmt.Errorf("no %s annotation", CosignSignatureAnnotation)
+	if _, ok := a[signer.CosignSignatureAnnotation]; !ok {
+		return fmt.Errorf("no %s annotation", signer.CosignSignatureAnnotation)
 	}
 	for k, v := range a {
-		if k != CosignSignatureAnnotation && len(v) > maxCosignAnnotation {
+		if k != signer.CosignSignatureAnnotation && len(v) > maxCosignAnnotation {
 			return fmt.Errorf("the %s annotation holds %d bytes, over %d", k, len(v), maxCosignAnnotation)
 		}
 		var err error
 		switch k {
-		case CosignSignatureAnnotation:
+		case signer.CosignSignatureAnnotation:
 			if _, err = base64.StdEncoding.DecodeString(v); err != nil {
 				return fmt.Errorf("the %s annotation is not base64: %w", k, err)
 			}
@@ -233,7 +236,7 @@ func checkLayerAnnotations(a map[string]string) error {
 		case CosignTimestampAnnotation:
 			err = checkTimestamp(v)
 		default:
-			return fmt.Errorf("an annotation %q, which a signer does not write (allowed: %s and %s)", k, CosignSignatureAnnotation,
+			return fmt.Errorf("an annotation %q, which a signer does not write (allowed: %s and %s)", k, signer.CosignSignatureAnnotation,
 				strings.Join([]string{CosignBundleAnnotation, CosignCertificateAnnotation, CosignChainAnnotation, CosignTimestampAnnotation}, ", "))
 		}
 		if err != nil {

@@ -1,4 +1,4 @@
-package signer_test
+package verify_test
 
 import (
 	"context"
@@ -11,8 +11,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -22,7 +20,9 @@ import (
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/signet-oss/signet/internal/cosigntest"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/verify"
 )
 
 // Cosign's optional layer annotations, in the forms cosign writes them (its
@@ -58,18 +58,18 @@ func certificateFor(t *testing.T, pub any) (cert, ca string) {
 }
 
 // TestSignatureArtifactShape checks the shape a signature artifact must have
-// (the table in signer/cosignshape.go): cosign's own artifacts and every
+// (the table in verify/cosignshape.go): cosign's own artifacts and every
 // variant cosign writes pass; each field a signer does not write is refused.
 func TestSignatureArtifactShape(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	payload := fixture(t, "payload.json")
-	b := blobs{digest.FromBytes(payload): payload}
-	pub1, err := cryptoutils.UnmarshalPEMToPublicKey(fixture(t, "test-cosign-1.pub"))
+	payload := cosigntest.Fixture(t, "payload.json")
+	b := cosigntest.Blobs{digest.FromBytes(payload): payload}
+	pub1, err := cryptoutils.UnmarshalPEMToPublicKey(cosigntest.Fixture(t, "test-cosign-1.pub"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	keys := []*metadata.Key{fixtureKey(t, "test-cosign-1.pub"), fixtureKey(t, "test-cosign-2.pub")}
+	keys := []*metadata.Key{cosigntest.Key(t, "test-cosign-1.pub"), cosigntest.Key(t, "test-cosign-2.pub")}
 	cert, ca := certificateFor(t, pub1)
 	otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	otherCert, _ := certificateFor(t, &otherKey.PublicKey)
@@ -77,7 +77,7 @@ func TestSignatureArtifactShape(t *testing.T) {
 	// base is cosign's one-signature artifact, decoded for editing.
 	base := func() map[string]any {
 		var m map[string]any
-		if err := json.Unmarshal(fixture(t, "one-signature.manifest.json"), &m); err != nil {
+		if err := json.Unmarshal(cosigntest.Fixture(t, "one-signature.manifest.json"), &m); err != nil {
 			t.Fatal(err)
 		}
 		return m
@@ -120,22 +120,22 @@ func TestSignatureArtifactShape(t *testing.T) {
 				config(m)["mediaType"] = "application/vnd.docker.container.image.v1+json"
 			}, false},
 			{"one with the OCI empty config", emptyConfig, false},
-			{"one with a Rekor bundle", annotate(signer.CosignBundleAnnotation, rekorBundle), true},
-			{"one with an RFC 3161 timestamp", annotate(signer.CosignTimestampAnnotation, tsaTimestamp), true},
+			{"one with a Rekor bundle", annotate(verify.CosignBundleAnnotation, rekorBundle), true},
+			{"one with an RFC 3161 timestamp", annotate(verify.CosignTimestampAnnotation, tsaTimestamp), true},
 			{"one with the key's certificate and its chain", func(m map[string]any) {
-				annotate(signer.CosignCertificateAnnotation, cert)(m)
-				annotate(signer.CosignChainAnnotation, ca)(m)
+				annotate(verify.CosignCertificateAnnotation, cert)(m)
+				annotate(verify.CosignChainAnnotation, ca)(m)
 			}, true},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				m := base()
 				tc.edit(m)
-				if err := signer.VerifyCosignSignature(ctx, build(m, tc.derive), b.get, keys, "acme/app", fixtureDigest); err != nil {
+				if err := verify.CosignArtifact(ctx, build(m, tc.derive), b.Get, verify.NewKeys(keys...), "acme/app", cosigntest.Digest); err != nil {
 					t.Errorf("refused: %v", err)
 				}
 			})
 		}
-		if err := signer.VerifyCosignSignature(ctx, fixture(t, "two-signatures.manifest.json"), b.get, keys, "acme/app", fixtureDigest); err != nil {
+		if err := verify.CosignArtifact(ctx, cosigntest.Fixture(t, "two-signatures.manifest.json"), b.Get, verify.NewKeys(keys...), "acme/app", cosigntest.Digest); err != nil {
 			t.Errorf("cosign's co-signed artifact refused: %v", err)
 		}
 	})
@@ -178,14 +178,14 @@ func TestSignatureArtifactShape(t *testing.T) {
 			{"a layer artifactType", setIn(func(m map[string]any) map[string]any { return layer(m, 0) }, "artifactType", "x/y"), false, nil, `field "artifactType"`},
 			{"a layer annotation a signer does not write", annotate("org.opencontainers.image.title", "x"), false, nil, "which a signer does not write"},
 			{"a layer of another media type", setIn(func(m map[string]any) map[string]any { return layer(m, 0) }, "mediaType", "application/octet-stream"), true, nil, "a layer of type"},
-			{"a bundle that is not cosign's", annotate(signer.CosignBundleAnnotation, `{"SignedEntryTimestamp":"AA==","Payload":{"body":"AA==","integratedTime":1,"logIndex":1,"logID":"ab"},"extra":"x"}`), true, nil, `field "extra"`},
-			{"a bundle that is not JSON", annotate(signer.CosignBundleAnnotation, "any bytes at all"), true, nil, "bundle"},
-			{"a timestamp that is not cosign's", annotate(signer.CosignTimestampAnnotation, `{"SignedRFC3161Timestamp":"not base64!"}`), true, nil, "base64"},
-			{"a certificate that is not PEM", annotate(signer.CosignCertificateAnnotation, "any bytes at all"), true, nil, "certificate"},
-			{"a certificate with bytes after it", annotate(signer.CosignCertificateAnnotation, cert+"and more"), true, nil, "not a PEM certificate"},
-			{"a certificate for another key", annotate(signer.CosignCertificateAnnotation, otherCert), true, nil, "another key"},
-			{"a chain that is not PEM", annotate(signer.CosignChainAnnotation, "any bytes at all"), true, nil, "chain"},
-			{"an optional annotation over 64 KiB", annotate(signer.CosignChainAnnotation, strings.Repeat(ca, 64<<10/len(ca)+1)), true, nil, "over 65536"},
+			{"a bundle that is not cosign's", annotate(verify.CosignBundleAnnotation, `{"SignedEntryTimestamp":"AA==","Payload":{"body":"AA==","integratedTime":1,"logIndex":1,"logID":"ab"},"extra":"x"}`), true, nil, `field "extra"`},
+			{"a bundle that is not JSON", annotate(verify.CosignBundleAnnotation, "any bytes at all"), true, nil, "bundle"},
+			{"a timestamp that is not cosign's", annotate(verify.CosignTimestampAnnotation, `{"SignedRFC3161Timestamp":"not base64!"}`), true, nil, "base64"},
+			{"a certificate that is not PEM", annotate(verify.CosignCertificateAnnotation, "any bytes at all"), true, nil, "certificate"},
+			{"a certificate with bytes after it", annotate(verify.CosignCertificateAnnotation, cert+"and more"), true, nil, "not a PEM certificate"},
+			{"a certificate for another key", annotate(verify.CosignCertificateAnnotation, otherCert), true, nil, "another key"},
+			{"a chain that is not PEM", annotate(verify.CosignChainAnnotation, "any bytes at all"), true, nil, "chain"},
+			{"an optional annotation over 64 KiB", annotate(verify.CosignChainAnnotation, strings.Repeat(ca, 64<<10/len(ca)+1)), true, nil, "over 65536"},
 			{"a signature that is not base64", annotate(signer.CosignSignatureAnnotation, "not base64!"), true, nil, "not base64"},
 			{"two signatures by one key", func(m map[string]any) {
 				m["layers"] = append(m["layers"].([]any), layer(m, 0))
@@ -212,7 +212,7 @@ func TestSignatureArtifactShape(t *testing.T) {
 				if tc.raw != nil {
 					manifest = []byte(tc.raw(string(manifest)))
 				}
-				err := signer.VerifyCosignSignature(ctx, manifest, b.get, keys, "acme/app", fixtureDigest)
+				err := verify.CosignArtifact(ctx, manifest, b.Get, verify.NewKeys(keys...), "acme/app", cosigntest.Digest)
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("VerifyCosignSignature = %v, want an error saying %q", err, tc.want)
 				}
@@ -227,10 +227,10 @@ func TestSignatureArtifactShape(t *testing.T) {
 // an ECDSA variant of it shares.
 func TestCheckCosignArtifactReportsEachSignature(t *testing.T) {
 	t.Parallel()
-	payload := fixture(t, "payload.json")
-	b := blobs{digest.FromBytes(payload): payload}
-	first := fixtureKey(t, "test-cosign-1.pub")
-	sigs, err := signer.CheckCosignArtifact(context.Background(), fixture(t, "two-signatures.manifest.json"), b.get, []*metadata.Key{first}, "acme/app", fixtureDigest)
+	payload := cosigntest.Fixture(t, "payload.json")
+	b := cosigntest.Blobs{digest.FromBytes(payload): payload}
+	first := cosigntest.Key(t, "test-cosign-1.pub")
+	sigs, err := verify.CheckCosignArtifact(context.Background(), cosigntest.Fixture(t, "two-signatures.manifest.json"), b.Get, verify.NewKeys(first), "acme/app", cosigntest.Digest)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,30 +248,12 @@ func TestCheckCosignArtifactReportsEachSignature(t *testing.T) {
 // the config cosign derives from its layers, or the empty one.
 func FuzzSignatureArtifactShape(f *testing.F) {
 	for _, name := range []string{"one-signature.manifest.json", "two-signatures.manifest.json"} {
-		b, err := os.ReadFile(filepath.Join(fixtures, name))
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(b)
+		f.Add(cosigntest.Fixture(f, name))
 	}
 	f.Add([]byte(`{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.empty.v1+json","size":2,"digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"},"layers":[{"mediaType":"application/vnd.dev.cosign.simplesigning.v1+json","size":240,"digest":"sha256:52d29ae9ffb52e4127d53a563bcef60c57fc1165d85fb9887bd2adf08a05cbbc","annotations":{"dev.cosignproject.cosign/signature":"AA==","subject":"x"}}],"subject":{}}`))
-	payload, err := os.ReadFile(filepath.Join(fixtures, "payload.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	pubPEM, err := os.ReadFile(filepath.Join(testKeys, "test-cosign-1.pub"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
-	if err != nil {
-		f.Fatal(err)
-	}
-	key, err := metadata.KeyFromPublicKey(pub)
-	if err != nil {
-		f.Fatal(err)
-	}
-	blob := blobs{digest.FromBytes(payload): payload}.get
+	payload := cosigntest.Fixture(f, "payload.json")
+	key := cosigntest.Key(f, "test-cosign-1.pub")
+	blob := cosigntest.Blobs{digest.FromBytes(payload): payload}.Get
 	allowedIn := func(t *testing.T, raw json.RawMessage, what string, allowed ...string) map[string]json.RawMessage {
 		var m map[string]json.RawMessage
 		if err := json.Unmarshal(raw, &m); err != nil {
@@ -285,7 +267,7 @@ func FuzzSignatureArtifactShape(f *testing.F) {
 		return m
 	}
 	f.Fuzz(func(t *testing.T, manifest []byte) {
-		if _, err := signer.CheckCosignArtifact(context.Background(), manifest, blob, []*metadata.Key{key}, "acme/app", fixtureDigest); err != nil {
+		if _, err := verify.CheckCosignArtifact(context.Background(), manifest, blob, verify.NewKeys(key), "acme/app", cosigntest.Digest); err != nil {
 			return
 		}
 		m := allowedIn(t, manifest, "the manifest", "schemaVersion", "mediaType", "config", "layers")
@@ -296,7 +278,7 @@ func FuzzSignatureArtifactShape(f *testing.F) {
 		for i, l := range layers {
 			d := allowedIn(t, l, fmt.Sprintf("layer %d", i), "mediaType", "size", "digest", "annotations")
 			allowedIn(t, d["annotations"], fmt.Sprintf("layer %d's annotations", i), signer.CosignSignatureAnnotation,
-				signer.CosignBundleAnnotation, signer.CosignCertificateAnnotation, signer.CosignChainAnnotation, signer.CosignTimestampAnnotation)
+				verify.CosignBundleAnnotation, verify.CosignCertificateAnnotation, verify.CosignChainAnnotation, verify.CosignTimestampAnnotation)
 		}
 		c := allowedIn(t, m["config"], "the config", "mediaType", "size", "digest")
 		var cd digest.Digest
