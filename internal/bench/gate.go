@@ -113,18 +113,7 @@ func (r *GateReport) WriteTable(w io.Writer) error {
 // RunGate starts an enforcing `trustctl up`, publishes the targets, and
 // measures the gate's cost.
 func RunGate(ctx context.Context, cfg GateConfig) (*GateReport, error) {
-	if cfg.Manifests <= 0 {
-		cfg.Manifests = 200
-	}
-	if cfg.Layers <= 0 {
-		cfg.Layers = 4
-	}
-	if cfg.LayerSize <= 0 {
-		cfg.LayerSize = 64 << 20
-	}
-	if cfg.PullRuns <= 0 {
-		cfg.PullRuns = 5
-	}
+	cfg = cfg.withDefaults()
 	logf := progress(cfg.Log)
 	work, cleanup, err := workDir(cfg.WorkDir, "signet-bench-gate-")
 	if err != nil {
@@ -143,7 +132,7 @@ func RunGate(ctx context.Context, cfg GateConfig) (*GateReport, error) {
 	}
 	c := newClient("http://"+st.addr, 1)
 	defer c.close()
-	token, err := registryToken(ctx, c, st.password, "repository:acme/app:pull,push", "repository:open/app:pull,push")
+	token, err := registryToken(ctx, c, st.password, "repository:"+gateEnforced+":pull,push", "repository:"+gateOpen+":pull,push")
 	if err != nil {
 		return nil, err
 	}
@@ -152,92 +141,139 @@ func RunGate(ctx context.Context, cfg GateConfig) (*GateReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	const enforced, open = "acme/app", "open/app"
+	rep := &GateReport{Manifests: cfg.Manifests, Layers: cfg.Layers, PullRuns: cfg.PullRuns, AddedP50Target: gateP50Target, PullCostTarget: gatePullTarget}
+	enf, opn, err := timeManifestPuts(ctx, c, pub, cfg, logf)
+	if err != nil {
+		return nil, err
+	}
+	rep.EnforcedP50, rep.EnforcedP99 = percentile(enf, 0.50), percentile(enf, 0.99)
+	rep.OpenP50, rep.OpenP99 = percentile(opn, 0.50), percentile(opn, 0.99)
+	rep.AddedP50, rep.AddedP99 = rep.EnforcedP50-rep.OpenP50, rep.EnforcedP99-rep.OpenP99
 
+	size, enfPull, openPull, err := timeLargePulls(ctx, c, pub, cfg, logf)
+	if err != nil {
+		return nil, err
+	}
+	rep.PullBytes = size
+	mibps := func(d time.Duration) float64 { return float64(rep.PullBytes) / (1 << 20) / d.Seconds() }
+	rep.EnforcedPullMi, rep.OpenPullMi = mibps(medianDuration(enfPull)), mibps(medianDuration(openPull))
+	rep.PullCost = 1 - rep.EnforcedPullMi/rep.OpenPullMi
+	return rep, nil
+}
+
+// The repositories RunGate compares: one the gate enforces, one open.
+const gateEnforced, gateOpen = "acme/app", "open/app"
+
+// withDefaults fills the zero fields of c.
+func (c GateConfig) withDefaults() GateConfig {
+	if c.Manifests <= 0 {
+		c.Manifests = 200
+	}
+	if c.Layers <= 0 {
+		c.Layers = 4
+	}
+	if c.LayerSize <= 0 {
+		c.LayerSize = 64 << 20
+	}
+	if c.PullRuns <= 0 {
+		c.PullRuns = 5
+	}
+	return c
+}
+
+// alternating runs run(repo) runs times for each of the two repositories,
+// alternating which goes first so drift in the machine's speed hits both
+// alike, and returns each one's durations.
+func alternating(runs int, run func(i int, repo string) (time.Duration, error)) (enforced, open []time.Duration, err error) {
+	for i := range runs {
+		order := []string{gateEnforced, gateOpen}
+		if i%2 == 1 {
+			order = []string{gateOpen, gateEnforced}
+		}
+		for _, repo := range order {
+			d, err := run(i, repo)
+			if err != nil {
+				return nil, nil, err
+			}
+			if repo == gateEnforced {
+				enforced = append(enforced, d)
+			} else {
+				open = append(open, d)
+			}
+		}
+	}
+	return enforced, open, nil
+}
+
+// timeManifestPuts pushes cfg.Manifests small images' manifests to both
+// repositories, signed in the enforced one, and times each PUT.
+func timeManifestPuts(ctx context.Context, c *client, pub *gateSigner, cfg GateConfig, logf func(string, ...any)) (enf, opn []time.Duration, err error) {
 	// The small images: one shared layer, a config and manifest each.
 	layer := newBlob(randomBytes(smallLayerSize))
 	ims := make([]image, cfg.Manifests+2)
 	for i := range ims {
 		ims[i] = newImage([]blob{layer}, fmt.Sprintf("gate-%d", i))
 	}
-	logf("uploading %d small images' blobs to %s and %s", len(ims), enforced, open)
-	for _, repo := range []string{enforced, open} {
+	logf("uploading %d small images' blobs to %s and %s", len(ims), gateEnforced, gateOpen)
+	for _, repo := range []string{gateEnforced, gateOpen} {
 		if err := pushBlob(ctx, c, repo, layer); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, im := range ims {
 			if err := pushBlob(ctx, c, repo, im.config); err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 		}
 	}
-	logf("publishing %d targets %s:m-N", len(ims), enforced)
+	logf("publishing %d targets %s:m-N", len(ims), gateEnforced)
 	for i, im := range ims {
-		if err := pub.sign(ctx, enforced, fmt.Sprintf("m-%d", i), im.manifest); err != nil {
-			return nil, err
+		if err := pub.sign(ctx, gateEnforced, fmt.Sprintf("m-%d", i), im.manifest); err != nil {
+			return nil, nil, err
 		}
 	}
 	// Warm the gate's view: the first PUT misses and refreshes (which sees
 	// every target published above); the second, a second later, must hit.
 	for i := range 2 {
-		if err := c.putManifest(ctx, enforced, fmt.Sprintf("m-%d", i), ims[i].manifest); err != nil {
-			return nil, fmt.Errorf("bench: warming the gate: %w", err)
+		if err := c.putManifest(ctx, gateEnforced, fmt.Sprintf("m-%d", i), ims[i].manifest); err != nil {
+			return nil, nil, fmt.Errorf("bench: warming the gate: %w", err)
 		}
 		time.Sleep(1100 * time.Millisecond)
 	}
-
 	logf("timing %d signed manifest PUTs against %d open ones, alternating", cfg.Manifests, cfg.Manifests)
-	var enf, opn []time.Duration
-	for i := 2; i < len(ims); i++ {
-		tag := fmt.Sprintf("m-%d", i)
-		order := []string{enforced, open}
-		if i%2 == 1 {
-			order = []string{open, enforced}
-		}
-		for _, repo := range order {
-			start := time.Now()
-			if err := c.putManifest(ctx, repo, tag, ims[i].manifest); err != nil {
-				return nil, err
-			}
-			d := time.Since(start)
-			if repo == enforced {
-				enf = append(enf, d)
-			} else {
-				opn = append(opn, d)
-			}
-		}
-	}
-	rep := &GateReport{Manifests: cfg.Manifests, Layers: cfg.Layers, PullRuns: cfg.PullRuns, AddedP50Target: gateP50Target, PullCostTarget: gatePullTarget}
-	rep.EnforcedP50, rep.EnforcedP99 = percentile(enf, 0.50), percentile(enf, 0.99)
-	rep.OpenP50, rep.OpenP99 = percentile(opn, 0.50), percentile(opn, 0.99)
-	rep.AddedP50, rep.AddedP99 = rep.EnforcedP50-rep.OpenP50, rep.EnforcedP99-rep.OpenP99
+	return alternating(cfg.Manifests, func(i int, repo string) (time.Duration, error) {
+		start := time.Now()
+		err := c.putManifest(ctx, repo, fmt.Sprintf("m-%d", i+2), ims[i+2].manifest)
+		return time.Since(start), err
+	})
+}
 
-	// The large image, signed in the enforced repository, as is in the open one.
-	logf("pushing a %d × %d MiB image to %s (signed) and %s", cfg.Layers, cfg.LayerSize>>20, enforced, open)
+// timeLargePulls pushes one large image to both repositories, signed in the
+// enforced one, and times cfg.PullRuns whole pulls of it from each.
+func timeLargePulls(ctx context.Context, c *client, pub *gateSigner, cfg GateConfig, logf func(string, ...any)) (size int64, enf, opn []time.Duration, err error) {
+	logf("pushing a %d × %d MiB image to %s (signed) and %s", cfg.Layers, cfg.LayerSize>>20, gateEnforced, gateOpen)
 	layers := make([]blob, cfg.Layers)
 	for i := range layers {
 		layers[i] = newBlob(randomBytes(int(cfg.LayerSize)))
 	}
 	large := newImage(layers, "gate-large")
-	for _, repo := range []string{enforced, open} {
+	for _, repo := range []string{gateEnforced, gateOpen} {
 		for _, b := range append([]blob{large.config}, large.layers...) {
 			if err := pushBlob(ctx, c, repo, b); err != nil {
-				return nil, err
+				return 0, nil, nil, err
 			}
 		}
 	}
-	if err := pub.sign(ctx, enforced, "large", large.manifest); err != nil {
-		return nil, err
+	if err := pub.sign(ctx, gateEnforced, "large", large.manifest); err != nil {
+		return 0, nil, nil, err
 	}
 	// The PUT misses and waits for a refresh that sees the new target.
-	for _, repo := range []string{enforced, open} {
+	for _, repo := range []string{gateEnforced, gateOpen} {
 		if err := c.putManifest(ctx, repo, "large", large.manifest); err != nil {
-			return nil, err
+			return 0, nil, nil, err
 		}
 	}
-	rep.PullBytes = large.size()
 	buf := make([]byte, 1<<20)
-	pull := func(repo string) (time.Duration, error) {
+	pull := func(_ int, repo string) (time.Duration, error) {
 		start := time.Now()
 		if _, err := c.get(ctx, "/v2/"+repo+"/manifests/large", acceptManifest, sink{}, buf); err != nil {
 			return 0, err
@@ -250,31 +286,11 @@ func RunGate(ctx context.Context, cfg GateConfig) (*GateReport, error) {
 		return time.Since(start), nil
 	}
 	logf("pulling it %d times from each, alternating", cfg.PullRuns)
-	if _, err := pull(open); err != nil { // warm the page cache for both
-		return nil, err
+	if _, err := pull(0, gateOpen); err != nil { // warm the page cache for both
+		return 0, nil, nil, err
 	}
-	var enfPull, openPull []time.Duration
-	for i := range cfg.PullRuns {
-		order := []string{enforced, open}
-		if i%2 == 1 {
-			order = []string{open, enforced}
-		}
-		for _, repo := range order {
-			d, err := pull(repo)
-			if err != nil {
-				return nil, err
-			}
-			if repo == enforced {
-				enfPull = append(enfPull, d)
-			} else {
-				openPull = append(openPull, d)
-			}
-		}
-	}
-	mibps := func(d time.Duration) float64 { return float64(rep.PullBytes) / (1 << 20) / d.Seconds() }
-	rep.EnforcedPullMi, rep.OpenPullMi = mibps(medianDuration(enfPull)), mibps(medianDuration(openPull))
-	rep.PullCost = 1 - rep.EnforcedPullMi/rep.OpenPullMi
-	return rep, nil
+	enf, opn, err = alternating(cfg.PullRuns, pull)
+	return large.size(), enf, opn, err
 }
 
 // percentile is the p-quantile of ds (nearest rank).
