@@ -292,7 +292,7 @@ func actionsFor(method string) []string {
 // token passes a token request to trustd.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if s.auth == nil || s.auth.proxy == nil {
-		s.writeError(w, r, &Error{Code: ErrorCode{"NOT_FOUND", http.StatusNotFound, "no token service"},
+		s.writeError(w, r, &Error{Code: ErrorCode{Code: "NOT_FOUND", Status: http.StatusNotFound, Message: "no token service"},
 			Detail: "this registry has no token service configured (auth.token.trustd)"})
 		return
 	}

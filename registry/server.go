@@ -76,7 +76,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/v2/"+name+"/blobs/{digest}", s.repo(s.deleteBlob)).Methods(http.MethodDelete)
 	r.HandleFunc("/v2/"+name+"/referrers/{digest}", s.repo(s.referrers)).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, &Error{Code: ErrorCode{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}, Detail: r.Method + " " + r.URL.Path + " is not an endpoint of this registry"})
+		s.writeError(w, r, &Error{Code: ErrorCode{Code: "NOT_FOUND", Status: http.StatusNotFound, Message: "no such endpoint"}, Detail: r.Method + " " + r.URL.Path + " is not an endpoint of this registry"})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Code: CodeUnsupported, Detail: r.Method + " is not supported on " + r.URL.Path})
