@@ -17,41 +17,29 @@ import (
 // sub). It never carries a query string or a header: /token's query and
 // Authorization headers hold credentials.
 
-// accessInfo is what the request line learns while the request is served: the
-// route matched, the repository and reference it names, the token's subject.
+// accessInfo is what the request line learns while the request is served
+// beyond logging.RequestInfo's route and subject: the repository and
+// reference the route names.
 type accessInfo struct {
-	route, repo, digest, tag, sub string
+	logging.RequestInfo
+	repo, digest, tag string
 }
 
 type accessInfoKey struct{}
 
-// withAccessInfo returns ctx carrying a fresh accessInfo, filled in as the
-// request is routed and authorised.
+// withAccessInfo returns ctx carrying a fresh accessInfo (and its
+// logging.RequestInfo), filled in as the request is routed and authorised.
 func withAccessInfo(ctx context.Context) (context.Context, *accessInfo) {
 	ai := &accessInfo{}
+	ctx = logging.WithRequestInfo(ctx, &ai.RequestInfo)
 	return context.WithValue(ctx, accessInfoKey{}, ai), ai
 }
 
-func accessInfoOf(ctx context.Context) *accessInfo {
-	ai, _ := ctx.Value(accessInfoKey{}).(*accessInfo)
-	return ai
-}
-
-// noteSubject records the authenticated subject for the request line.
-func noteSubject(ctx context.Context, sub string) {
-	if ai := accessInfoOf(ctx); ai != nil {
-		ai.sub = sub
-	}
-}
-
-// noteRoute is router middleware: it records the matched route's template and
-// the repository, digest or tag its variables name.
-func noteRoute(next http.Handler) http.Handler {
+// noteRepo is router middleware: it records the repository, digest or tag
+// the matched route's variables name.
+func noteRepo(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ai := accessInfoOf(r.Context()); ai != nil {
-			if route := mux.CurrentRoute(r); route != nil {
-				ai.route, _ = route.GetPathTemplate()
-			}
+		if ai, ok := r.Context().Value(accessInfoKey{}).(*accessInfo); ok {
 			vars := mux.Vars(r)
 			ai.repo = vars["name"]
 			if d := vars["digest"]; d != "" {
@@ -76,9 +64,9 @@ func (s *Server) logRequest(r *http.Request, rec *statusRecorder, ai *accessInfo
 		// names its digest only in the response.
 		ai.digest = rec.Header().Get("Docker-Content-Digest")
 	}
-	logging.Request(r.Context(), s.log, r, logging.Line{Route: ai.route, Status: rec.status, Bytes: rec.bytes,
+	logging.Request(r.Context(), s.log, r, logging.Line{Route: ai.Route, Status: rec.Status, Bytes: rec.Bytes,
 		Dur: time.Since(start), ID: id, Remote: remoteHost(r.RemoteAddr)},
-		[2]string{"repo", ai.repo}, [2]string{"digest", ai.digest}, [2]string{"tag", ai.tag}, [2]string{"sub", ai.sub})
+		[2]string{"repo", ai.repo}, [2]string{"digest", ai.digest}, [2]string{"tag", ai.tag}, [2]string{"sub", ai.Sub})
 }
 
 // remoteHost is the client's address without its port.

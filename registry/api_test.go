@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"github.com/signet-oss/signet/internal/apierror"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -66,7 +68,7 @@ func do(t *testing.T, srv *httptest.Server, method, path string, header map[stri
 // errorCode returns the first OCI error code of a JSON error body.
 func errorCode(t *testing.T, r response) string {
 	t.Helper()
-	var body errorBody
+	var body apierror.Body
 	if err := json.Unmarshal(r.body, &body); err != nil || len(body.Errors) == 0 {
 		t.Fatalf("status %d: body is not an OCI error: %q", r.status, r.body)
 	}

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/tokenauth"
@@ -165,7 +166,7 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request, scope stri
 		s.challenge(w, r, scope, "invalid_token", &Error{Code: CodeUnauthorized, Detail: "the bearer token is not valid: " + err.Error()})
 		return nil
 	}
-	noteSubject(r.Context(), claims.Subject)
+	logging.SetSubject(r.Context(), claims.Subject)
 	return claims
 }
 
@@ -292,7 +293,7 @@ func actionsFor(method string) []string {
 // token passes a token request to trustd.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 	if s.auth == nil || s.auth.proxy == nil {
-		s.writeError(w, r, &Error{Code: ErrorCode{"NOT_FOUND", http.StatusNotFound, "no token service"},
+		s.writeError(w, r, &Error{Code: ErrorCode{Code: "NOT_FOUND", Status: http.StatusNotFound, Message: "no token service"},
 			Detail: "this registry has no token service configured (auth.token.trustd)"})
 		return
 	}

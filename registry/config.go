@@ -1,20 +1,16 @@
 package registry
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/signet-oss/signet/internal/logging"
+	"github.com/signet-oss/signet/internal/serverconfig"
 	"github.com/signet-oss/signet/registry/notify"
 	"github.com/signet-oss/signet/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/tokenauth"
-
-	"gopkg.in/yaml.v3"
 )
 
 // Config is the registry's configuration: a YAML file whose keys are these fields'
@@ -98,33 +94,13 @@ func LoadConfig(path string) (Config, error) {
 	if path == "" {
 		return cfg, nil
 	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return cfg, fmt.Errorf("config: %w", err)
-	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
-		return cfg, fmt.Errorf("config %s: %w", path, err)
-	}
-	return cfg, nil
+	err := serverconfig.Decode(path, &cfg)
+	return cfg, err
 }
 
 // Validate checks every key, naming the one that is wrong.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Addr == "" {
-		errs = append(errs, errors.New("addr: must not be empty"))
-	}
-	if err := c.Storage.Validate(c.Data); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Log.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.TLS.validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs := serverconfig.Common(c.Addr, c.Data, c.Storage, c.Log, c.TLS.validate())
 	if t := c.Auth.Token; t != nil && t.Trustd == "" && t.JWKS == "" {
 		errs = append(errs, errors.New("auth.token: set trustd (the token service's URL) or jwks"))
 	}

@@ -2,66 +2,48 @@ package registry
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
-	"time"
 
-	"github.com/signet-oss/signet/internal/requestid"
+	"github.com/signet-oss/signet/internal/apierror"
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/storage/driver"
 )
 
 // ErrorCode is an error code of the OCI distribution spec (and of the Docker
 // registry API where clients rely on it), with the HTTP status it is sent with.
-type ErrorCode struct {
-	Code    string
-	Status  int
-	Message string
-}
+type ErrorCode = apierror.Code
 
 // The error codes, in one place.
 var (
-	CodeBlobUnknown         = ErrorCode{"BLOB_UNKNOWN", http.StatusNotFound, "blob unknown to registry"}
-	CodeBlobUploadInvalid   = ErrorCode{"BLOB_UPLOAD_INVALID", http.StatusBadRequest, "blob upload invalid"}
-	CodeBlobUploadUnknown   = ErrorCode{"BLOB_UPLOAD_UNKNOWN", http.StatusNotFound, "blob upload unknown to registry"}
-	CodeDigestInvalid       = ErrorCode{"DIGEST_INVALID", http.StatusBadRequest, "provided digest did not match uploaded content"}
-	CodeManifestBlobUnknown = ErrorCode{"MANIFEST_BLOB_UNKNOWN", http.StatusNotFound, "manifest references a manifest or blob unknown to registry"}
-	CodeManifestInvalid     = ErrorCode{"MANIFEST_INVALID", http.StatusBadRequest, "manifest invalid"}
-	CodeManifestUnknown     = ErrorCode{"MANIFEST_UNKNOWN", http.StatusNotFound, "manifest unknown to registry"}
-	CodeNameInvalid         = ErrorCode{"NAME_INVALID", http.StatusBadRequest, "invalid repository name"}
-	CodeNameUnknown         = ErrorCode{"NAME_UNKNOWN", http.StatusNotFound, "repository name not known to registry"}
-	CodeSizeInvalid         = ErrorCode{"SIZE_INVALID", http.StatusBadRequest, "provided length did not match content length"}
-	CodeTagInvalid          = ErrorCode{"TAG_INVALID", http.StatusBadRequest, "manifest tag did not match URI"}
-	CodeUnauthorized        = ErrorCode{"UNAUTHORIZED", http.StatusUnauthorized, "authentication required"}
-	CodeDenied              = ErrorCode{"DENIED", http.StatusForbidden, "requested access to the resource is denied"}
-	CodeUnsupported         = ErrorCode{"UNSUPPORTED", http.StatusMethodNotAllowed, "the operation is unsupported"}
-	CodeTooManyRequests     = ErrorCode{"TOOMANYREQUESTS", http.StatusTooManyRequests, "too many requests"}
-	CodePaginationInvalid   = ErrorCode{"PAGINATION_NUMBER_INVALID", http.StatusBadRequest, "invalid number of results requested"}
-	CodeRangeInvalid        = ErrorCode{"BLOB_UPLOAD_INVALID", http.StatusRequestedRangeNotSatisfiable, "chunk out of order"}
-	CodeManifestTooLarge    = ErrorCode{"SIZE_INVALID", http.StatusRequestEntityTooLarge, "manifest too large"}
-	CodeUnavailable         = ErrorCode{"UNAVAILABLE", http.StatusServiceUnavailable, "service unavailable"}
-	CodeUnknown             = ErrorCode{"UNKNOWN", http.StatusInternalServerError, "unknown error"}
+	CodeBlobUnknown         = ErrorCode{Code: "BLOB_UNKNOWN", Status: http.StatusNotFound, Message: "blob unknown to registry"}
+	CodeBlobUploadInvalid   = ErrorCode{Code: "BLOB_UPLOAD_INVALID", Status: http.StatusBadRequest, Message: "blob upload invalid"}
+	CodeBlobUploadUnknown   = ErrorCode{Code: "BLOB_UPLOAD_UNKNOWN", Status: http.StatusNotFound, Message: "blob upload unknown to registry"}
+	CodeDigestInvalid       = ErrorCode{Code: "DIGEST_INVALID", Status: http.StatusBadRequest, Message: "provided digest did not match uploaded content"}
+	CodeManifestBlobUnknown = ErrorCode{Code: "MANIFEST_BLOB_UNKNOWN", Status: http.StatusNotFound, Message: "manifest references a manifest or blob unknown to registry"}
+	CodeManifestInvalid     = ErrorCode{Code: "MANIFEST_INVALID", Status: http.StatusBadRequest, Message: "manifest invalid"}
+	CodeManifestUnknown     = ErrorCode{Code: "MANIFEST_UNKNOWN", Status: http.StatusNotFound, Message: "manifest unknown to registry"}
+	CodeNameInvalid         = ErrorCode{Code: "NAME_INVALID", Status: http.StatusBadRequest, Message: "invalid repository name"}
+	CodeNameUnknown         = ErrorCode{Code: "NAME_UNKNOWN", Status: http.StatusNotFound, Message: "repository name not known to registry"}
+	CodeSizeInvalid         = ErrorCode{Code: "SIZE_INVALID", Status: http.StatusBadRequest, Message: "provided length did not match content length"}
+	CodeTagInvalid          = ErrorCode{Code: "TAG_INVALID", Status: http.StatusBadRequest, Message: "manifest tag did not match URI"}
+	CodeUnauthorized        = apierror.Unauthorized
+	CodeDenied              = apierror.Denied
+	CodeUnsupported         = apierror.Unsupported
+	CodeTooManyRequests     = apierror.TooManyRequests
+	CodePaginationInvalid   = ErrorCode{Code: "PAGINATION_NUMBER_INVALID", Status: http.StatusBadRequest, Message: "invalid number of results requested"}
+	CodeRangeInvalid        = ErrorCode{Code: "BLOB_UPLOAD_INVALID", Status: http.StatusRequestedRangeNotSatisfiable, Message: "chunk out of order"}
+	CodeManifestTooLarge    = ErrorCode{Code: "SIZE_INVALID", Status: http.StatusRequestEntityTooLarge, Message: "manifest too large"}
+	CodeUnavailable         = apierror.Unavailable
+	CodeUnknown             = apierror.Unknown
 	// CodeQueryInvalid is Signet's own, for a bad query of its own endpoints
 	// (the audit log's filters).
-	CodeQueryInvalid = ErrorCode{"QUERY_INVALID", http.StatusBadRequest, "invalid query parameters"}
+	CodeQueryInvalid = ErrorCode{Code: "QUERY_INVALID", Status: http.StatusBadRequest, Message: "invalid query parameters"}
 )
 
-// Error is an API error: a code, a message that says what was wrong, and detail.
-type Error struct {
-	Code   ErrorCode
-	Detail string
-	// Header is set on the response (e.g. Range for a 416).
-	Header http.Header
-}
-
-func (e *Error) Error() string {
-	if e.Detail != "" {
-		return e.Code.Code + ": " + e.Detail
-	}
-	return e.Code.Code + ": " + e.Code.Message
-}
+// Error is an API error: a code, a message that says what was wrong, and the
+// headers sent with it.
+type Error = apierror.Error
 
 // apiError builds an *Error whose detail is err's message.
 func apiError(code ErrorCode, err error) *Error {
@@ -119,7 +101,7 @@ func toAPIError(err error) *Error {
 	case errors.Is(err, storage.ErrUnsupported):
 		return apiError(CodeUnsupported, err)
 	case errors.Is(err, context.Canceled):
-		return apiError(ErrorCode{"UNKNOWN", 499, "client closed request"}, err)
+		return apiError(ErrorCode{Code: "UNKNOWN", Status: 499, Message: "client closed request"}, err)
 	}
 	return &Error{Code: CodeUnknown}
 }
@@ -128,52 +110,21 @@ func toAPIError(err error) *Error {
 // clients retry, after driver.NoSpaceRetryAfter. The message says why without
 // naming the host's path; the log names it (see writeError).
 func errNoSpace() *Error {
-	return &Error{Code: CodeUnavailable,
-		Detail: "the registry is out of storage space: this push was not completed; push again once space is freed",
-		Header: http.Header{"Retry-After": {strconv.Itoa(int(driver.NoSpaceRetryAfter / time.Second))}}}
+	return apierror.NoSpace(CodeUnavailable,
+		"the registry is out of storage space: this push was not completed; push again once space is freed")
 }
 
 // storageUnavailable is the answer to a request the storage backend failed
 // in a way that may pass. Its detail names no endpoint or path (the log has
 // the cause): the client only needs to know to come back.
 func storageUnavailable() *Error {
-	return &Error{
-		Code:   CodeUnavailable,
-		Detail: "the storage backend is temporarily unavailable; retry later",
-		Header: http.Header{"Retry-After": {strconv.Itoa(int(driver.UnavailableRetryAfter / time.Second))}},
-	}
-}
-
-type errorBody struct {
-	Errors []errorEntry `json:"errors"`
-}
-
-type errorEntry struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-	Detail  any    `json:"detail,omitempty"`
+	return apierror.StorageUnavailable(CodeUnavailable, "the storage backend is temporarily unavailable; retry later")
 }
 
 // writeError sends err as the spec's JSON error body. Errors that map to no API
 // error are logged (never sent: they may hold paths of the host) and sent as 500.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	e := toAPIError(err)
-	if advice := driver.NoSpaceAdvice(err, "pushes"); advice != "" {
-		s.log.ErrorContext(r.Context(), advice, "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
-	} else if e.Code.Status >= 500 {
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "request_id", requestid.FromContext(r.Context()), "err", err)
-	}
-	for k, v := range e.Header {
-		w.Header()[k] = v
-	}
-	msg := e.Code.Message
-	if e.Detail != "" {
-		msg = e.Detail
-	}
-	body, _ := json.Marshal(errorBody{Errors: []errorEntry{{Code: e.Code.Code, Message: msg}}})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(e.Code.Status)
-	if r.Method != http.MethodHead {
-		w.Write(body)
-	}
+	apierror.Log(r.Context(), s.log, r, e.Code.Status, err, "pushes")
+	apierror.Write(w, r, e, false)
 }

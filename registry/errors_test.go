@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"github.com/signet-oss/signet/internal/apierror"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -39,7 +41,7 @@ func TestStorageFailuresThatMayPassAre503(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
 			s.writeError(rec, httptest.NewRequest(http.MethodPatch, "/v2/a/blobs/uploads/x", nil), tc.err)
-			var body errorBody
+			var body apierror.Body
 			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || len(body.Errors) != 1 {
 				t.Fatalf("body %q: %v", rec.Body, err)
 			}

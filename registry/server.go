@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/reference"
 
@@ -56,7 +57,7 @@ const name = "{name:.+}"
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
-	r.Use(noteRoute)
+	r.Use(logging.NoteRoute, noteRepo)
 	r.SkipClean(true)
 	r.UseEncodedPath()
 	r.HandleFunc("/token", s.token).Methods(http.MethodGet, http.MethodPost)
@@ -76,7 +77,7 @@ func (s *Server) routes() *mux.Router {
 	r.HandleFunc("/v2/"+name+"/blobs/{digest}", s.repo(s.deleteBlob)).Methods(http.MethodDelete)
 	r.HandleFunc("/v2/"+name+"/referrers/{digest}", s.repo(s.referrers)).Methods(http.MethodGet)
 	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, &Error{Code: ErrorCode{"NOT_FOUND", http.StatusNotFound, "no such endpoint"}, Detail: r.Method + " " + r.URL.Path + " is not an endpoint of this registry"})
+		s.writeError(w, r, &Error{Code: ErrorCode{Code: "NOT_FOUND", Status: http.StatusNotFound, Message: "no such endpoint"}, Detail: r.Method + " " + r.URL.Path + " is not an endpoint of this registry"})
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, &Error{Code: CodeUnsupported, Detail: r.Method + " is not supported on " + r.URL.Path})
@@ -115,7 +116,7 @@ func (s *Server) repo(h repoHandler) http.HandlerFunc {
 // ServeHTTP serves the API, logging one line per request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := &statusRecorder{logging.NewRecorder(w)}
 	rec.Header().Set("Docker-Distribution-API-Version", "registry/2.0")
 	id := s.ids.FromRequest(r)
 	rec.Header()[requestid.Header] = []string{id}
@@ -130,24 +131,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.logRequest(r, rec, ai, id, start)
 }
 
-// statusRecorder remembers the status and the bytes written; its ReadFrom
-// copies blob bodies with large buffers.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Write(p []byte) (int, error) {
-	n, err := r.ResponseWriter.Write(p)
-	r.bytes += int64(n)
-	return n, err
-}
+// statusRecorder is the servers' logging.Recorder with a ReadFrom that copies
+// blob bodies with large buffers.
+type statusRecorder struct{ logging.Recorder }
 
 // ReadFrom copies blob bodies with a large buffer. Measured here over loopback,
 // a read/write loop outruns sendfile(2) (which the underlying writer's ReadFrom
@@ -162,7 +148,7 @@ func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
 	bp := pool.Get().(*[]byte)
 	defer pool.Put(bp)
 	n, err := io.CopyBuffer(writerOnly{r.ResponseWriter}, src, *bp)
-	r.bytes += n
+	r.Bytes += n
 	return n, err
 }
 
@@ -174,5 +160,3 @@ var (
 
 // writerOnly hides a writer's ReadFrom, so io.CopyBuffer uses the buffer.
 type writerOnly struct{ io.Writer }
-
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/trustd/api"
 	"github.com/signet-oss/signet/trustd/directory"
 )
@@ -79,7 +80,7 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 			s.writeError(w, r, err)
 			return
 		}
-		setSubject(r, p.Name)
+		logging.SetSubject(r.Context(), p.Name)
 		if err := h(w, r, p); err != nil {
 			s.writeError(w, r, err)
 		}

@@ -21,7 +21,7 @@ import (
 // trustctl and other non-browser clients send neither header.
 
 // codeUnsupportedMediaType is sent for a body that is not JSON.
-var codeUnsupportedMediaType = ErrorCode{"UNSUPPORTED_MEDIA_TYPE", http.StatusUnsupportedMediaType, "the body must be application/json"}
+var codeUnsupportedMediaType = ErrorCode{Code: "UNSUPPORTED_MEDIA_TYPE", Status: http.StatusUnsupportedMediaType, Message: "the body must be application/json"}
 
 // checkAPIRequest refuses a management API request that a page on another site
 // could have made a browser send: a body (or a Content-Type) that is not

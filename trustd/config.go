@@ -1,21 +1,19 @@
 package trustd
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"time"
 
 	"github.com/signet-oss/signet/internal/logging"
+	"github.com/signet-oss/signet/internal/serverconfig"
 	"github.com/signet-oss/signet/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd/directory"
 
 	"golang.org/x/crypto/bcrypt"
-	"gopkg.in/yaml.v3"
 )
 
 // Config is trustd's configuration: a YAML file whose keys are these fields' yaml
@@ -152,14 +150,8 @@ func Defaults() Config {
 func LoadConfig(path string) (Config, error) {
 	cfg := Defaults()
 	if path != "" {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return cfg, fmt.Errorf("config: %w", err)
-		}
-		dec := yaml.NewDecoder(bytes.NewReader(data))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // an empty file is all defaults
-			return cfg, fmt.Errorf("config %s: %w", path, err)
+		if err := serverconfig.Decode(path, &cfg); err != nil {
+			return cfg, err
 		}
 	}
 	if v := os.Getenv("SIGNET_ADMIN_USER"); v != "" {
@@ -173,19 +165,7 @@ func LoadConfig(path string) (Config, error) {
 
 // Validate checks every key, naming the one that is wrong.
 func (c Config) Validate() error {
-	var errs []error
-	if c.Addr == "" {
-		errs = append(errs, errors.New("addr: must not be empty"))
-	}
-	if err := c.Storage.Validate(c.Data); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.Log.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if err := c.TLS.validate(); err != nil {
-		errs = append(errs, err)
-	}
+	errs := serverconfig.Common(c.Addr, c.Data, c.Storage, c.Log, c.TLS.validate())
 	if c.Service == "" {
 		errs = append(errs, errors.New("service: must not be empty"))
 	}

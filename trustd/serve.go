@@ -32,6 +32,7 @@ import (
 
 	"github.com/signet-oss/signet/audit/auditlog"
 	"github.com/signet-oss/signet/internal/graceful"
+	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/internal/requestid"
 	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/tokenauth"
@@ -267,7 +268,7 @@ func (s *Server) ensureAdmin(ctx context.Context, notice io.Writer) error {
 
 func (s *Server) routes() *mux.Router {
 	r := mux.NewRouter()
-	r.Use(noteRoute)
+	r.Use(logging.NoteRoute)
 	r.HandleFunc("/.well-known/jwks.json", s.serveJWKS).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/token", s.token).Methods(http.MethodGet, http.MethodPost)
 	s.apiRoutes(r.PathPrefix("/api/v1").Subrouter())
@@ -292,34 +293,14 @@ func (s *Server) serveJWKS(w http.ResponseWriter, r *http.Request) {
 // makes for a request) or makes one, and echoes it.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	rec := logging.NewRecorder(w)
 	id := s.ids.FromRequest(r)
 	rec.Header()[requestid.Header] = []string{id}
-	ctx, ri := withReqInfo(requestid.NewContext(r.Context(), id))
-	r = r.WithContext(ctx)
-	s.router.ServeHTTP(rec, r)
-	s.logRequest(r, rec, ri, id, start)
+	ri := &logging.RequestInfo{}
+	r = r.WithContext(logging.WithRequestInfo(requestid.NewContext(r.Context(), id), ri))
+	s.router.ServeHTTP(&rec, r)
+	s.logRequest(r, &rec, ri, id, start)
 }
-
-// statusRecorder remembers the status and the bytes written.
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (r *statusRecorder) Write(p []byte) (int, error) {
-	n, err := r.ResponseWriter.Write(p)
-	r.bytes += int64(n)
-	return n, err
-}
-
-func (r *statusRecorder) WriteHeader(code int) {
-	r.status = code
-	r.ResponseWriter.WriteHeader(code)
-}
-
-func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // clientIP is the request's client address, for rate limiting: the connection's
 // peer, or the last address X-Forwarded-For names when the request came through

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/internal/httpmetrics"
+	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd/directory"
 )
@@ -82,7 +83,7 @@ func (s *Server) token(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	setSubject(r, p.Name)
+	logging.SetSubject(r.Context(), p.Name)
 	resp, err := s.issue(r.Context(), p, req, asked)
 	if err != nil {
 		s.writeError(w, r, err)

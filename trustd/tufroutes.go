@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/trustd/directory"
 	"github.com/signet-oss/signet/trustd/tuf"
 )
@@ -40,7 +41,7 @@ func (a tufAuth) Authenticate(r *http.Request) (tuf.Caller, error) {
 	if err != nil {
 		return nil, err
 	}
-	setSubject(r, p.Name)
+	logging.SetSubject(r.Context(), p.Name)
 	return tufCaller{s: a.s, p: p}, nil
 }
 
