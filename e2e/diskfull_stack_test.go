@@ -13,21 +13,6 @@ import (
 	"github.com/signet-oss/signet/internal/tmpfs"
 )
 
-// sameFiles reports how after differs from before.
-func sameFiles(t *testing.T, what string, before, after map[string][]byte) {
-	t.Helper()
-	for p, b := range before {
-		if a, ok := after[p]; !ok || !bytes.Equal(a, b) {
-			t.Errorf("%s: %s changed or went away", what, p)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s appeared", what, p)
-		}
-	}
-}
-
 // get fetches u and returns the body; it fails t unless the answer is 200.
 func getOK(t *testing.T, u string) []byte {
 	t.Helper()
@@ -93,7 +78,7 @@ func TestDiskFullTrustd(t *testing.T) {
 	})
 
 	t.Run("the trust graph is exactly as before", func(t *testing.T) {
-		sameFiles(t, "trustd's metadata after the refused publish", before, tmpfs.TrustGraphFiles(t, trustdData))
+		tmpfs.SameFiles(t, "trustd's metadata after the refused publish", before, tmpfs.TrustGraphFiles(t, trustdData))
 		if got := getOK(t, st.Trustd+"/tuf/timestamp.json"); !bytes.Equal(got, timestamp) {
 			t.Error("the served timestamp changed")
 		}

@@ -138,3 +138,19 @@ func TrustGraphFiles(tb testing.TB, root string) map[string][]byte {
 	}
 	return out
 }
+
+// SameFiles fails tb for each file of before (as TrustGraphFiles reads them)
+// that after lacks or holds other bytes of, and for each file after adds.
+func SameFiles(tb testing.TB, what string, before, after map[string][]byte) {
+	tb.Helper()
+	for p, b := range before {
+		if a, ok := after[p]; !ok || string(a) != string(b) {
+			tb.Errorf("%s: %s changed or went away", what, p)
+		}
+	}
+	for p := range after {
+		if _, ok := before[p]; !ok {
+			tb.Errorf("%s: %s appeared", what, p)
+		}
+	}
+}

@@ -18,21 +18,6 @@ import (
 	"github.com/signet-oss/signet/trustnames"
 )
 
-// checkUnchanged checks that the committed files are those of before.
-func checkUnchanged(t *testing.T, what string, before, after map[string][]byte) {
-	t.Helper()
-	for p, b := range before {
-		if a, ok := after[p]; !ok || !bytes.Equal(a, b) {
-			t.Errorf("%s: %s changed or went away", what, p)
-		}
-	}
-	for p := range after {
-		if _, ok := before[p]; !ok {
-			t.Errorf("%s: %s appeared", what, p)
-		}
-	}
-}
-
 // checkRefusedForSpace checks a 503 UNAVAILABLE with a Retry-After and a message
 // that says trustd is out of space.
 func checkRefusedForSpace(t *testing.T, what string, r reply) {
@@ -94,7 +79,7 @@ func TestPublishOnAFullDisk(t *testing.T) {
 		default:
 			refused++
 			checkRefusedForSpace(t, what, r)
-			checkUnchanged(t, what, before, tmpfs.TrustGraphFiles(t, root))
+			tmpfs.SameFiles(t, what, before, tmpfs.TrustGraphFiles(t, root))
 			if got := e.do("GET", "/tuf/timestamp.json", "", nil).body; !bytes.Equal(got, timestamp) {
 				t.Errorf("%s: the served timestamp changed", what)
 			}
