@@ -32,6 +32,16 @@ type audited struct {
 
 func newAudited(t *testing.T) *audited {
 	t.Helper()
+	g, issuer := newTokenGated(t, true)
+	return &audited{gated: *g, issuer: issuer}
+}
+
+// newTokenGated is a registry with the gate on (every repository enforced but
+// open/**, in a trust graph in which org acme delegates acme/app to alice) and
+// token auth whose tokens the test issues with the returned issuer; audited
+// turns the audit log on.
+func newTokenGated(t *testing.T, audited bool) (*gated, *tokenauth.Issuer) {
+	t.Helper()
 	repo := tuftest.NewRepo(t)
 	repo.Delegate("targets", "org-acme", trustnames.OrgPaths("acme"), "acme-org")
 	repo.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "alice")
@@ -62,13 +72,12 @@ func newAudited(t *testing.T) *audited {
 		t.Fatal(err)
 	}
 	api.EnableGate(index, []string{"open/**"}, nil)
-	api.EnableAudit(auditlog.New(d, AuditRoot, "registry"))
+	if audited {
+		api.EnableAudit(auditlog.New(d, AuditRoot, "registry"))
+	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	return &audited{
-		gated:  gated{srv: srv, tuf: repo, index: index, store: store},
-		issuer: &tokenauth.Issuer{Name: "signet-trustd", Key: key, TTL: time.Minute},
-	}
+	return &gated{srv: srv, tuf: repo, index: index, store: store}, &tokenauth.Issuer{Name: "signet-trustd", Key: key, TTL: time.Minute}
 }
 
 func (a *audited) token(t *testing.T, sub string, access ...tokenauth.Access) map[string]string {

@@ -1,65 +1,20 @@
 package registry
 
 import (
-	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/opencontainers/go-digest"
-
-	"github.com/signet-oss/signet/internal/tuftest"
-	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/storage/driver/inmemory"
-	"github.com/signet-oss/signet/tokenauth"
-	"github.com/signet-oss/signet/trustnames"
-	"github.com/signet-oss/signet/verify"
 )
 
 // newAuthGated is newAuthServer with the gate on, every repository enforced but
 // open/**, in front of a trust graph in which org acme delegates acme/app.
 func newAuthGated(t *testing.T) *authServer {
 	t.Helper()
-	repo := tuftest.NewRepo(t)
-	repo.Delegate("targets", "org-acme", trustnames.OrgPaths("acme"), "acme-org")
-	repo.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "alice")
-	repo.Publish("targets", "org-acme")
-	store, err := storage.New(context.Background(), inmemory.New(), storage.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	index, err := verify.NewIndex(verify.IndexConfig{TrustdURL: repo.Srv.URL, Root: repo.RootBytes(), Store: store.TrustMetadata(), MinInterval: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := index.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	key, err := tokenauth.GenerateSigningKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwks, _ := json.Marshal(tokenauth.JWKS(key))
-	path := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(path, jwks, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	api, err := NewServer(store, slog.New(slog.NewTextHandler(io.Discard, nil)), &TokenAuthConfig{JWKS: path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	api.EnableGate(index, []string{"open/**"}, nil)
-	srv := httptest.NewServer(api)
-	t.Cleanup(srv.Close)
-	return &authServer{srv: srv, issuer: &tokenauth.Issuer{Name: "signet-trustd", Key: key, TTL: time.Minute}}
+	g, issuer := newTokenGated(t, false)
+	return &authServer{srv: g.srv, issuer: issuer}
 }
 
 // sameUploadAnswer fails t unless a and b are both a plain upload's 202 with
