@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/signet-oss/signet/trustd/api"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -22,47 +23,12 @@ type OnlineKeys struct {
 	Timestamp *metadata.Key `json:"timestamp"`
 }
 
-// Published is trustd's answer to a publish: either the role's new version, or,
-// when the signatures do not meet the threshold yet, the staged count, or, when
-// the version delegates roles that have no metadata yet (or is the first
-// version of such a role whose siblings have none yet), held: accepted, and
-// published with the first versions of the roles in Waiting.
-type Published struct {
-	Version    int64     `json:"version"`
-	Staged     bool      `json:"staged"`
-	Signatures int       `json:"signatures"`
-	Threshold  int       `json:"threshold"`
-	Held       bool      `json:"held"`
-	Waiting    []Waiting `json:"waiting,omitempty"`
-	// Released lists role versions published with this one: the held version
-	// of its parent, and first versions of its siblings.
-	Released []RoleVersion `json:"released,omitempty"`
-}
-
-// Waiting is a role a held version waits for: a repository's role, or an
-// organisation's.
-type Waiting struct {
-	Role       string `json:"role"`
-	Repository string `json:"repository,omitempty"`
-	Org        string `json:"org,omitempty"`
-}
-
-// Name is what the role covers: the repository, or the organisation.
-func (w Waiting) Name() string {
-	if w.Repository != "" {
-		return w.Repository
-	}
-	if w.Org != "" {
-		return "organisation " + w.Org
-	}
-	return w.Role
-}
-
-// RoleVersion names one version of a role.
-type RoleVersion struct {
-	Role    string `json:"role"`
-	Version int64  `json:"version"`
-}
+// The answers of a TUF publish, as trustd writes them (trustd/api).
+type (
+	Published   = api.Published
+	Waiting     = api.Waiting
+	RoleVersion = api.RoleVersion
+)
 
 // ErrTUFInitialised is what InitTUF returns when trustd already has a trust root.
 var ErrTUFInitialised = errors.New("trustd already has a trust root")

@@ -85,3 +85,50 @@ type Error struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
 }
+
+// Published is trustd's answer to a TUF publish (PUT /tuf/api/metadata/<role>):
+// the role's new version; or, when the signatures do not meet the threshold yet,
+// the staged count; or, when the version delegates roles that have no metadata
+// yet (or is a complete first version of such a role whose siblings have none
+// yet), Held: accepted, and published with the first versions of Waiting.
+type Published struct {
+	// Version is the role version published, staged or held.
+	Version int64 `json:"version"`
+	// Staged is true when the upload waits for more signatures; Signatures and
+	// Threshold say how far it is.
+	Staged     bool `json:"staged,omitempty"`
+	Signatures int  `json:"signatures,omitempty"`
+	Threshold  int  `json:"threshold,omitempty"`
+	// Held is true when the version is accepted but not published.
+	Held    bool      `json:"held,omitempty"`
+	Waiting []Waiting `json:"waiting,omitempty"`
+	// Released lists the role versions published in the same snapshot: the
+	// held version of the parent and first versions of its other new roles.
+	Released []RoleVersion `json:"released,omitempty"`
+}
+
+// Waiting is a role a held version waits for: a repository's role, or an
+// organisation's.
+type Waiting struct {
+	Role string `json:"role"`
+	// Repository or Org is what the role covers.
+	Repository string `json:"repository,omitempty"`
+	Org        string `json:"org,omitempty"`
+}
+
+// Name is what the role covers: the repository, or the organisation.
+func (w Waiting) Name() string {
+	if w.Repository != "" {
+		return w.Repository
+	}
+	if w.Org != "" {
+		return "organisation " + w.Org
+	}
+	return w.Role
+}
+
+// RoleVersion names one version of a role.
+type RoleVersion struct {
+	Role    string `json:"role"`
+	Version int64  `json:"version"`
+}

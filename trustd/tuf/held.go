@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/trustd/api"
 	"github.com/signet-oss/signet/trustnames"
 )
 
@@ -59,12 +60,7 @@ type heldVersion struct {
 }
 
 // Waiting is a role a held version delegates that has no published version yet.
-type Waiting struct {
-	Role string `json:"role"`
-	// Repository or Org is what the role covers.
-	Repository string `json:"repository,omitempty"`
-	Org        string `json:"org,omitempty"`
-}
+type Waiting = api.Waiting
 
 // unpublished lists the roles md delegates that have no published version in s.
 func (s *state) unpublished(md *targetsMD) []string {
@@ -139,7 +135,7 @@ func (r *Repo) hold(ctx context.Context, s *state, u *upload, res sigResult) (Pu
 		return PublishResult{}, err
 	}
 	r.clearStaged(ctx, u.role, u.version())
-	return PublishResult{Version: u.version(), Held: true, Waiting: s.waitingFor(res.unpublished, u.targets)}, nil
+	return PublishResult{Published: api.Published{Version: u.version(), Held: true, Waiting: s.waitingFor(res.unpublished, u.targets)}}, nil
 }
 
 // release handles u, a complete first version of a role that only a held version
@@ -164,8 +160,8 @@ func (r *Repo) release(ctx context.Context, s *state, u *upload, res sigResult) 
 		return PublishResult{}, err
 	}
 	if len(missing) > 0 {
-		return PublishResult{Version: u.version(), Held: true, Waiting: missing,
-			Signatures: res.have, Threshold: res.need, Repository: repo}, nil
+		return PublishResult{Published: api.Published{Version: u.version(), Held: true, Waiting: missing,
+			Signatures: res.have, Threshold: res.need}, Repository: repo}, nil
 	}
 	published, err := r.releaseGroup(ctx, s, group, heldSums, u)
 	if err != nil {
@@ -179,7 +175,7 @@ func (r *Repo) release(ctx context.Context, s *state, u *upload, res sigResult) 
 // its versions: the changes of every version released, top-down (what became
 // trusted), and the other versions as Released.
 func (r *Repo) releaseGroup(ctx context.Context, s *state, group []*upload, heldSums map[string]string, by *upload) (PublishResult, error) {
-	res := PublishResult{Version: by.version()}
+	res := PublishResult{Published: api.Published{Version: by.version()}}
 	for _, g := range group {
 		c, err := r.changesOf(ctx, s, g)
 		if err != nil {
@@ -342,10 +338,7 @@ func (r *Repo) keptRecently(ctx context.Context, group []*upload, heldSums map[s
 
 // Released is a role version published together with the one uploaded: the held
 // version of its parent, and complete first versions of its siblings.
-type Released struct {
-	Role    string `json:"role"`
-	Version int64  `json:"version"`
-}
+type Released = api.RoleVersion
 
 // kindOf classifies a role name known to be valid.
 func kindOf(role string) roleKind {

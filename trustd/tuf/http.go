@@ -12,6 +12,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/trustd/api"
 	"github.com/signet-oss/signet/trustnames"
 )
 
@@ -153,7 +154,7 @@ func (h *handler) init(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	res := PublishResult{Version: 1}
+	res := PublishResult{Published: api.Published{Version: 1}}
 	if s := h.repo.current(); s != nil {
 		res.Changes = initChanges(s)
 	}

@@ -8,28 +8,14 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/trustd/api"
 	"github.com/signet-oss/signet/trustnames"
 )
 
 // PublishResult is the outcome of an accepted upload.
 type PublishResult struct {
-	// Version is the role version published or staged.
-	Version int64 `json:"version"`
-	// Staged is true when the upload waits for more signatures.
-	Staged bool `json:"staged,omitempty"`
-	// Signatures and Threshold say how far a staged version is.
-	Signatures int `json:"signatures,omitempty"`
-	Threshold  int `json:"threshold,omitempty"`
-	// Held is true when the version is accepted but not published: it is a
-	// held version of targets or an org role, delegating Waiting, which have no
-	// metadata yet; or it is a complete first version of a role only a held
-	// version delegates, kept until Waiting (the held version's other new
-	// roles) have theirs too.
-	Held    bool      `json:"held,omitempty"`
-	Waiting []Waiting `json:"waiting,omitempty"`
-	// Released lists the role versions published in the same snapshot: the
-	// held version of the parent and first versions of its other new roles.
-	Released []Released `json:"released,omitempty"`
+	// Published is what the client is told.
+	api.Published
 	// Repository is the repository of a repository role.
 	Repository string `json:"-"`
 	// Changes lists what a published version changed (none when staged).
@@ -54,7 +40,7 @@ func (r *Repo) Publish(ctx context.Context, role string, data []byte) (PublishRe
 	if !res.met {
 		if u, res, err = r.stage(ctx, s, u, res); err != nil || !res.met {
 			repo, _ := s.repoOf(role)
-			return PublishResult{Version: u.version(), Staged: true, Signatures: res.have, Threshold: res.need, Repository: repo}, err
+			return PublishResult{Published: api.Published{Version: u.version(), Staged: true, Signatures: res.have, Threshold: res.need}, Repository: repo}, err
 		}
 	}
 	switch {
@@ -96,7 +82,7 @@ func (r *Repo) Publish(ctx context.Context, role string, data []byte) (PublishRe
 		return PublishResult{}, err
 	}
 	r.clearStaged(ctx, role, u.version())
-	return PublishResult{Version: u.version(), Changes: changes, Repository: s.repos[role]}, nil
+	return PublishResult{Published: api.Published{Version: u.version()}, Changes: changes, Repository: s.repos[role]}, nil
 }
 
 // Init publishes the first root and targets, signed by their own thresholds, and
