@@ -3,10 +3,6 @@ package trustd_test
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -18,9 +14,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/signet-oss/signet/internal/tuftest"
 	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/storage/driver/inmemory"
 	"github.com/signet-oss/signet/trustd"
@@ -41,35 +37,10 @@ func (d *killedAtCommit) PutContentIf(ctx context.Context, p string, data []byte
 	return d.Driver.PutContentIf(ctx, p, data, c)
 }
 
-// tufKey is a test signing key for TUF metadata.
-type tufKey struct {
-	signer signature.Signer
-	key    *metadata.Key
-	id     string
-}
-
-func newTUFKey(t *testing.T) *tufKey {
-	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := signature.LoadSigner(priv, crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := metadata.KeyFromPublicKey(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, _ := k.ID()
-	return &tufKey{signer: s, key: k, id: id}
-}
-
-func signTUF[T metadata.Roles](t *testing.T, md *metadata.Metadata[T], k *tufKey) []byte {
+func signTUF[T metadata.Roles](t *testing.T, md *metadata.Metadata[T], k *tuftest.Key) []byte {
 	t.Helper()
 	md.ClearSignatures()
-	if _, err := md.Sign(k.signer); err != nil {
+	if _, err := md.Sign(k.Signer); err != nil {
 		t.Fatal(err)
 	}
 	b, err := md.ToBytes(false)
@@ -81,16 +52,16 @@ func signTUF[T metadata.Roles](t *testing.T, md *metadata.Metadata[T], k *tufKey
 
 // targetsVersion is a targets-type role version delegating each of names
 // (roles) to paths[name] with key k, and signing tgts.
-func targetsVersion(version int64, k *tufKey, paths map[string][]string, tgts map[string]*metadata.TargetFiles) *metadata.Metadata[metadata.TargetsType] {
+func targetsVersion(version int64, k *tuftest.Key, paths map[string][]string, tgts map[string]*metadata.TargetFiles) *metadata.Metadata[metadata.TargetsType] {
 	md := metadata.Targets(time.Now().Add(365 * 24 * time.Hour).UTC().Truncate(time.Second))
 	md.Signed.Version = version
 	if tgts != nil {
 		md.Signed.Targets = tgts
 	}
 	if len(paths) > 0 {
-		md.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{k.id: k.key}}
+		md.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{k.ID(): k.TUF}}
 		for name, p := range paths {
-			md.Signed.Delegations.Roles = append(md.Signed.Delegations.Roles, metadata.DelegatedRole{Name: name, Threshold: 1, Terminating: true, Paths: p, KeyIDs: []string{k.id}})
+			md.Signed.Delegations.Roles = append(md.Signed.Delegations.Roles, metadata.DelegatedRole{Name: name, Threshold: 1, Terminating: true, Paths: p, KeyIDs: []string{k.ID()}})
 		}
 	}
 	return md
@@ -122,12 +93,12 @@ func TestAReleaseByReleaseReadyIsAudited(t *testing.T) {
 	})
 	admin := e.fixture()
 	bob := e.login("bob", userPassword)
-	rootKey, targetsKey, orgKey, pub := newTUFKey(t), newTUFKey(t), newTUFKey(t), newTUFKey(t)
+	rootKey, targetsKey, orgKey, pub := tuftest.NewKey(t), tuftest.NewKey(t), tuftest.NewKey(t), tuftest.NewKey(t)
 
 	var online map[string]*metadata.Key
 	json.Unmarshal(e.mustTUF(http.StatusOK, "GET", "/api/online-keys", "", nil).body, &online)
 	root := metadata.Root(time.Now().Add(365 * 24 * time.Hour))
-	for r, k := range map[string]*metadata.Key{"root": rootKey.key, "targets": targetsKey.key, "snapshot": online["snapshot"], "timestamp": online["timestamp"]} {
+	for r, k := range map[string]*metadata.Key{"root": rootKey.TUF, "targets": targetsKey.TUF, "snapshot": online["snapshot"], "timestamp": online["timestamp"]} {
 		if err := root.Signed.AddKey(k, r); err != nil {
 			t.Fatal(err)
 		}
