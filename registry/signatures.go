@@ -26,7 +26,7 @@ import (
 //     cosign's layer annotations, no subject, manifest annotations or other
 //     fields), since the signatures bind the payloads and nothing else;
 //   - every signature in it verifies with a key delegated for the repository
-//     now, each with another key (verify.CosignSignatures.Verified).
+//     now, each with another key (verify.Signatures.Verified).
 // Under the signature tag, a replacement keeps every signature of the stored
 // artifact that still verifies with a delegated key (a co-signer appends; a
 // revoked signer's signature may go), and keeps each kept signature's layer as
@@ -43,7 +43,7 @@ import (
 // keys: an error when it is not in a signer's shape, otherwise each signature
 // with whether it verifies. blob returns a blob's bytes. The verify package
 // provides it (verify.CheckCosignArtifact).
-type SignatureChecker func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys verify.Keys, repo string, subject digest.Digest) (verify.CosignSignatures, error)
+type SignatureChecker func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys verify.Keys, repo string, subject digest.Digest) (verify.Signatures, error)
 
 // sigAdmission is what the gate admitted a signature artifact as: manifest
 // digest of subject, and when pushed under its signature tag, the version of
@@ -109,7 +109,7 @@ func (g *gate) payloadReader(ctx context.Context, repo string, failed *bool) fun
 // checkSignature runs the whole check on a signature artifact of subject with
 // keys. shapeErr is set when it is not in a signer's shape; err when a
 // signature does not verify, or two are by one key.
-func (g *gate) checkSignature(ctx context.Context, repo string, subject digest.Digest, content []byte, keys verify.Keys) (sigs verify.CosignSignatures, shapeErr, err error, readFailed bool) {
+func (g *gate) checkSignature(ctx context.Context, repo string, subject digest.Digest, content []byte, keys verify.Keys) (sigs verify.Signatures, shapeErr, err error, readFailed bool) {
 	sigs, shapeErr = g.checkSig(ctx, content, g.payloadReader(ctx, repo, &readFailed), keys, repo, subject)
 	if shapeErr != nil {
 		return nil, shapeErr, nil, readFailed
@@ -160,7 +160,7 @@ func (g *gate) admitSignature(ctx context.Context, repo string, d, subject diges
 // that still verifies is dropped (when replacing it under the tag), and none
 // comes back with its layer changed (under the tag or by digest). It returns
 // the version of the tag's record it compared with.
-func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subject digest.Digest, sigs verify.CosignSignatures, rt *verify.RepoTargets) (string, error) {
+func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subject digest.Digest, sigs verify.Signatures, rt *verify.RepoTargets) (string, error) {
 	sigTag := signer.CosignSignatureTag(subject)
 	stored, version, err := g.store.TagVersion(ctx, repo, sigTag)
 	if err != nil || stored == "" || stored == d {

@@ -30,9 +30,9 @@ import (
 // bytes, and the registry's gate reads at most 1 MiB.
 const maxCosignPayload = 1 << 20
 
-// CosignSignature is one signature of a cosign artifact, as
+// Signature is one signature of a cosign artifact, as
 // CheckCosignArtifact found it.
-type CosignSignature struct {
+type Signature struct {
 	// Layer is its layer's descriptor: media type, payload digest and size, and
 	// annotations.
 	Layer ocispec.Descriptor
@@ -45,12 +45,12 @@ type CosignSignature struct {
 	Err error
 }
 
-// CosignSignatures are the signatures of one artifact, in layer order.
-type CosignSignatures []CosignSignature
+// Signatures are the signatures of one artifact, in layer order.
+type Signatures []Signature
 
 // Verified returns nil when every signature verifies, each with another key
 // (so n signatures are n signers), and says which does not otherwise.
-func (sigs CosignSignatures) Verified() error {
+func (sigs Signatures) Verified() error {
 	if len(sigs) == 0 {
 		return errors.New("the signature manifest has no signature")
 	}
@@ -112,36 +112,11 @@ func CosignArtifact(ctx context.Context, manifest []byte, blob func(digest.Diges
 // payload can be read (nothing in it can then be trusted), and each
 // signature's Err says why that one does not verify. The registry's gate uses
 // it to find which signatures of a stored artifact still verify.
-func CheckCosignArtifact(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys Keys, repo string, subject digest.Digest) (CosignSignatures, error) {
+func CheckCosignArtifact(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys Keys, repo string, subject digest.Digest) (Signatures, error) {
 	if err := subject.Validate(); err != nil {
 		return nil, fmt.Errorf("subject %q: %w", subject, err)
 	}
-	type keyVerifier struct {
-		id     string
-		pub    crypto.PublicKey
-		verify func(msg, sig []byte) bool
-	}
-	var verifiers []keyVerifier
-	seen := map[string]bool{}
-	for _, k := range keys.keys {
-		if k == nil || seen[k.Value.PublicKey] {
-			continue // one key listed twice is one signer
-		}
-		pub, err := k.ToPublicKey()
-		if err != nil {
-			continue // a key go-tuf cannot read verifies nothing
-		}
-		v, err := signer.SchemeVerifier(pub)
-		if err != nil {
-			continue
-		}
-		id, err := k.ID()
-		if err != nil {
-			continue
-		}
-		seen[k.Value.PublicKey] = true
-		verifiers = append(verifiers, keyVerifier{id: id, pub: pub, verify: v})
-	}
+	verifiers := keys.verifiers()
 	if len(verifiers) == 0 {
 		return nil, errors.New("no key to check the signatures with")
 	}
@@ -151,7 +126,7 @@ func CheckCosignArtifact(ctx context.Context, manifest []byte, blob func(digest.
 	}
 
 	payloads := map[digest.Digest][]byte{}
-	sigs := make(CosignSignatures, len(shape.layers))
+	sigs := make(Signatures, len(shape.layers))
 	for i, l := range shape.layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
