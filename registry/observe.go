@@ -94,7 +94,7 @@ func newObservability(ctx context.Context, cfg Config, log *slog.Logger) (*obser
 
 // openStore is OpenStore with the driver timed when metrics are on.
 func (o *observability) openStore(ctx context.Context, cfg Config) (*storage.Store, error) {
-	d, err := OpenDriver(ctx, cfg)
+	d, err := cfg.Storage.Open(ctx, cfg.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -11,15 +11,8 @@ import (
 	"github.com/signet-oss/signet/audit/auditlog"
 	"github.com/signet-oss/signet/internal/graceful"
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/storage/driver"
 	"github.com/signet-oss/signet/verify"
 )
-
-// OpenDriver opens the storage driver cfg selects. ctx bounds the opening (the
-// s3 driver checks its bucket): a caller that gives up stops waiting on it.
-func OpenDriver(ctx context.Context, cfg Config) (driver.Driver, error) {
-	return cfg.Storage.Open(ctx, cfg.Data)
-}
 
 // Serve runs the registry until ctx is done, then drains requests in flight for
 // up to cfg.ShutdownTimeout. It logs "registry listening" with the bound address
@@ -134,7 +127,7 @@ func (c GCConfig) Options(dryRun bool) storage.GCOptions {
 // OpenStore opens the store cfg describes, for commands that work on it offline
 // (registry gc).
 func OpenStore(ctx context.Context, cfg Config) (*storage.Store, error) {
-	d, err := OpenDriver(ctx, cfg)
+	d, err := cfg.Storage.Open(ctx, cfg.Data)
 	if err != nil {
 		return nil, err
 	}

@@ -40,12 +40,6 @@ import (
 	"github.com/signet-oss/signet/trustd/tuf"
 )
 
-// OpenDriver opens the storage driver cfg selects. ctx bounds the opening (the
-// s3 driver checks its bucket): a caller that gives up stops waiting on it.
-func OpenDriver(ctx context.Context, cfg Config) (driver.Driver, error) {
-	return cfg.Storage.Open(ctx, cfg.Data)
-}
-
 // Serve runs trustd until ctx is done, then drains requests in flight for up to
 // cfg.ShutdownTimeout. It logs "trustd listening" with the bound address once it
 // accepts connections (an addr with port 0 gets a free port). A generated admin
@@ -63,7 +57,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	d, err := OpenDriver(ctx, cfg)
+	d, err := cfg.Storage.Open(ctx, cfg.Data)
 	if err != nil {
 		return fmt.Errorf("opening storage: %w", err)
 	}

@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/signet-oss/signet/registry"
 	"github.com/signet-oss/signet/registry/notify"
 )
 
@@ -33,7 +32,7 @@ func newDeadLettersCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := registry.OpenDriver(cmd.Context(), cfg)
+			d, err := cfg.Storage.Open(cmd.Context(), cfg.Data)
 			if err != nil {
 				return err
 			}
@@ -75,7 +74,7 @@ func newRequeueCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := registry.OpenDriver(cmd.Context(), cfg)
+			d, err := cfg.Storage.Open(cmd.Context(), cfg.Data)
 			if err != nil {
 				return err
 			}

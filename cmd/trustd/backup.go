@@ -68,7 +68,7 @@ The archive holds private keys: keep it as carefully as the data directory.`,
 			if err != nil {
 				return err
 			}
-			d, err := trustd.OpenDriver(cmd.Context(), cfg)
+			d, err := cfg.Storage.Open(cmd.Context(), cfg.Data)
 			if err != nil {
 				return fmt.Errorf("opening storage: %w", err)
 			}
@@ -138,7 +138,7 @@ stopped; a new filesystem data directory is made 0700.`,
 					return fmt.Errorf("data: %w", err)
 				}
 			}
-			d, err := trustd.OpenDriver(cmd.Context(), cfg)
+			d, err := cfg.Storage.Open(cmd.Context(), cfg.Data)
 			if err != nil {
 				return fmt.Errorf("opening storage: %w", err)
 			}
