@@ -6,7 +6,7 @@ GO       ?= go
 DATA     ?= ./data
 CMDS     := registry trustd trustctl
 
-.PHONY: build run test test-unit test-e2e bench fmt-check vet clean
+.PHONY: build run test test-unit test-e2e bench layers fmt-check vet clean
 
 build:
 	@mkdir -p bin
@@ -37,6 +37,10 @@ test-e2e:
 # same run.
 bench:
 	$(GO) run ./cmd/signet-bench
+
+# Which part imports which (ARCHITECTURE.md §1); internal/archtest checks the rules.
+layers:
+	@scripts/layers.sh
 
 clean:
 	rm -rf bin
