@@ -73,6 +73,17 @@ func cosignTagSubject(tag string) (digest.Digest, bool) {
 	return "", false
 }
 
+// tagFits checks a signed referrer of format is one cosign pushes under tag:
+// its simple-signing signatures under ".sig"; under ".att" its attestations,
+// and neither those signatures nor notation's, which have places of their own.
+func tagFits(tag string, format verify.Format) error {
+	sig := strings.HasSuffix(tag, cosignSignatureSuffix)
+	if tag == "" || sig == (format == verify.FormatCosign) && format != verify.FormatNotation {
+		return nil
+	}
+	return fmt.Errorf("a %s signature is not pushed under the tag %s", format, tag)
+}
+
 // cosignTags are the tags cosign pushes subject's artifacts under.
 func cosignTags(subject digest.Digest) []string {
 	return []string{signer.CosignSignatureTag(subject), strings.TrimSuffix(signer.CosignSignatureTag(subject), cosignSignatureSuffix) + cosignAttestationSuffix}
@@ -173,6 +184,9 @@ func (g *gate) admitReferrer(ctx context.Context, repo string, d, subject digest
 		// Storage failed to read a payload: no verdict on the artifact. The
 		// storage error decides the answer (503 for a store that may recover).
 		return "", fmt.Errorf("reading the payloads of signature artifact %s in %s: %w", d, repo, errors.Join(shapeErr, err))
+	}
+	if shapeErr == nil {
+		shapeErr = tagFits(tag, ref.Format)
 	}
 	if shapeErr != nil {
 		return "", denied("%s is refused as a signature artifact of %s: %v (a signature artifact is admitted only in the shape a signer writes)", d, subject, shapeErr)
