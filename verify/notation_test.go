@@ -175,3 +175,45 @@ func TestNotationSignaturesAreAdmittedOnlyInNotationsShapeByADelegatedKey(t *tes
 		})
 	}
 }
+
+// FuzzNotation feeds the notation check the untrusted bytes the registry's
+// gate hands it: a manifest and an envelope. It must never panic, and never
+// accept a signature the key did not make.
+func FuzzNotation(f *testing.F) {
+	alice, err := signer.NewKey("alice", signer.ECDSAP256)
+	if err != nil {
+		f.Fatal(err)
+	}
+	image := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("the signed image"), Size: 1234}
+	signed := map[string]bool{}
+	for _, envelopeType := range []string{notationtest.JWS, notationtest.COSE} {
+		sig := notationtest.Sign(f, alice, envelopeType, image, notationtest.Options{})
+		r, err := verify.CheckReferrer(context.Background(), verify.Artifact{Manifest: sig.Manifest, Blob: cosigntest.Blobs(sig.Blobs()).Get}, verify.NewKeys(alice.TUF), "acme/app", image.Digest)
+		if err != nil || r.Verified() != nil {
+			f.Fatalf("the seed does not verify: %v, %v", err, r.Verified())
+		}
+		signed[string(r.Signatures[0].Signature)] = true
+		f.Add(sig.Manifest, sig.Envelope)
+	}
+	f.Fuzz(func(t *testing.T, manifest, envelope []byte) {
+		blob := func(digest.Digest) ([]byte, error) { return envelope, nil }
+		r, err := verify.CheckReferrer(context.Background(), verify.Artifact{Manifest: manifest, Blob: blob}, verify.NewKeys(alice.TUF), "acme/app", image.Digest)
+		if err == nil && r.Verified() == nil && !signed[string(r.Signatures[0].Signature)] {
+			t.Fatalf("accepted a signature alice never made: %q", envelope)
+		}
+	})
+}
+
+// FuzzReferrersIndex reads untrusted referrers indexes: never a panic, and
+// every entry it returns has a valid digest.
+func FuzzReferrersIndex(f *testing.F) {
+	f.Add([]byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2,"artifactType":"application/vnd.cncf.notary.signature","annotations":{"a":"b"}}]}`))
+	f.Fuzz(func(t *testing.T, index []byte) {
+		entries, err := verify.ReferrersIndex(index)
+		for _, e := range entries {
+			if err == nil && e.Digest.Validate() != nil {
+				t.Fatalf("an entry with the digest %q", e.Digest)
+			}
+		}
+	})
+}
