@@ -291,6 +291,10 @@ func TestNothingOfAnUndelegatedNotationSignerIsServed(t *testing.T) {
 	if _, ok := n.listed(t)[expiring.Digest]; ok {
 		t.Error("the referrers API lists bob's signature past its expiry")
 	}
+	n.clock.Advance(1100 * time.Millisecond) // the blob set is made again at most once a second
+	if served("bob's envelope past its expiry", "/v2/acme/app/blobs/"+expiring.EnvelopeDigest.String()) {
+		t.Error("bob's envelope is served past his signature's expiry")
+	}
 
 	n.tuf.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "bob")
 	n.tuf.Publish("org-acme")
