@@ -97,6 +97,7 @@ type referrerFormat struct {
 var referrerFormats = []referrerFormat{
 	{format: FormatCosign, is: isCosignSignature, check: checkCosign, distinctKeys: true},
 	{format: FormatCosignAttestation, is: isCosignAttestation, check: checkCosignAttestation},
+	{format: FormatSigstoreBundle, is: isSigstoreBundle, check: checkSigstoreBundle},
 }
 
 func formatOf(name Format) (referrerFormat, bool) {
