@@ -85,7 +85,7 @@ func checkNotation(ctx context.Context, a Artifact, keys Keys, repo string, subj
 	if err != nil {
 		return nil, err
 	}
-	raw, err := fetchPayload(a.Blob, shape.envelope)
+	raw, err := fetchPayload(a.Blob, shape.envelope, maxCosignPayload)
 	if err != nil {
 		return nil, fmt.Errorf("the envelope: %w", err)
 	}

@@ -102,6 +102,8 @@ type referrerFormat struct {
 var referrerFormats = []referrerFormat{
 	{format: FormatCosign, is: isCosignSignature, check: checkCosign, distinctKeys: true},
 	{format: FormatNotation, is: isNotationSignature, check: checkNotation},
+	{format: FormatCosignAttestation, is: isCosignAttestation, check: checkCosignAttestation},
+	{format: FormatSigstoreBundle, is: isSigstoreBundle, check: checkSigstoreBundle},
 }
 
 func formatOf(name Format) (referrerFormat, bool) {
