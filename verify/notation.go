@@ -66,6 +66,9 @@ const (
 	// notationSigningScheme is the scheme `notation sign` writes; the signing
 	// authority scheme comes from envelope-generating plugins.
 	notationSigningScheme = signature.SigningSchemeX509
+	// maxNotationEnvelope bounds an envelope read for verification: one with
+	// a certificate is about 2 KiB, and the registry's gate reads at most 1 MiB.
+	maxNotationEnvelope = 1 << 20
 )
 
 // notationEnvelopeTypes are the envelope media types notation writes.
@@ -85,7 +88,7 @@ func checkNotation(ctx context.Context, a Artifact, keys Keys, repo string, subj
 	if err != nil {
 		return nil, err
 	}
-	raw, err := fetchPayload(a.Blob, shape.envelope, maxCosignPayload)
+	raw, err := fetchPayload(a.Blob, shape.envelope, maxNotationEnvelope)
 	if err != nil {
 		return nil, fmt.Errorf("the envelope: %w", err)
 	}
