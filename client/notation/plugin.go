@@ -161,11 +161,11 @@ func (p *Plugin) store(name string, config map[string]string) signer.KeyStore {
 // carries the request.
 func (p *Plugin) passphrase(name string, config map[string]string) ([]byte, error) {
 	if path := config[PassphraseFileConfig]; path != "" {
-		b, err := os.ReadFile(path)
+		b, err := ReadPassphraseFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("the passphrase file (plugin config %s): %w", PassphraseFileConfig, err)
+			return nil, fmt.Errorf("plugin config %s: %w", PassphraseFileConfig, err)
 		}
-		return []byte(strings.TrimRight(string(b), "\r\n")), nil
+		return b, nil
 	}
 	if v, ok := os.LookupEnv(signer.PassphraseEnv); ok {
 		return []byte(v), nil
@@ -191,6 +191,16 @@ func (p *Plugin) passphrase(name string, config map[string]string) ([]byte, erro
 		return nil, fmt.Errorf("reading the passphrase: %w", err)
 	}
 	return b, nil
+}
+
+// ReadPassphraseFile reads a passphrase kept in a file: its content without
+// the line ending that ends it.
+func ReadPassphraseFile(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("the passphrase file: %w", err)
+	}
+	return []byte(strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")), nil
 }
 
 // pluginError turns an error into the plugin specification's error: a
