@@ -44,9 +44,10 @@ const PassphraseFileConfig = "passphrase-file"
 // store. The key is named by notation's key ID (`notation key add --id NAME`):
 // the Signet key's name.
 type Plugin struct {
-	// KeyDir is the key store's directory ($SIGNET_HOME/keys); certificates
-	// are kept there too (CertificatePath).
-	KeyDir string
+	// KeyDir finds the key store's directory ($SIGNET_HOME/keys); certificates
+	// are kept there too (CertificatePath). It is asked only by the commands
+	// that use a key, so get-plugin-metadata answers anywhere.
+	KeyDir func() (string, error)
 	// TTY is the terminal the passphrase is asked on when neither the plugin
 	// configuration nor SIGNET_PASSPHRASE gives it: stdin carries notation's
 	// request. Normally /dev/tty.
@@ -77,12 +78,16 @@ func (p *Plugin) DescribeKey(ctx context.Context, req *plugin.DescribeKeyRequest
 	if err := contract(req.ContractVersion); err != nil {
 		return nil, err
 	}
-	info, err := p.store(req.KeyID, req.PluginConfig).Public(ctx, req.KeyID)
+	ks, dir, err := p.store(req.KeyID, req.PluginConfig)
 	if err != nil {
-		return nil, p.pluginError(req.KeyID, err)
+		return nil, plugin.NewGenericError(err.Error())
+	}
+	info, err := ks.Public(ctx, req.KeyID)
+	if err != nil {
+		return nil, pluginError(dir, req.KeyID, err)
 	}
 	if err := CheckKey(info); err != nil {
-		return nil, p.pluginError(req.KeyID, err)
+		return nil, pluginError(dir, req.KeyID, err)
 	}
 	return &plugin.DescribeKeyResponse{KeyID: req.KeyID, KeySpec: plugin.KeySpecEC256}, nil
 }
@@ -99,13 +104,17 @@ func (p *Plugin) GenerateSignature(ctx context.Context, req *plugin.GenerateSign
 	if req.KeySpec != plugin.KeySpecEC256 || req.Hash != plugin.HashAlgorithmSHA256 {
 		return nil, plugin.NewValidationErrorf("key %q signs as %s with %s, not %s with %s", req.KeyID, plugin.KeySpecEC256, plugin.HashAlgorithmSHA256, req.KeySpec, req.Hash)
 	}
-	key, err := p.store(req.KeyID, req.PluginConfig).Load(ctx, req.KeyID)
+	ks, dir, err := p.store(req.KeyID, req.PluginConfig)
 	if err != nil {
-		return nil, p.pluginError(req.KeyID, err)
+		return nil, plugin.NewGenericError(err.Error())
 	}
-	cert, err := Certificate(ctx, p.KeyDir, key, p.now(), false)
+	key, err := ks.Load(ctx, req.KeyID)
 	if err != nil {
-		return nil, p.pluginError(req.KeyID, err)
+		return nil, pluginError(dir, req.KeyID, err)
+	}
+	cert, err := Certificate(ctx, dir, key, p.now(), false)
+	if err != nil {
+		return nil, pluginError(dir, req.KeyID, err)
 	}
 	h := sha256.Sum256(req.Payload)
 	der, err := key.Signer.Sign(rand.Reader, h[:], crypto.SHA256)
@@ -150,9 +159,17 @@ func (p *Plugin) now() time.Time {
 	return time.Now()
 }
 
-// store opens the key store with the passphrase source of one request.
-func (p *Plugin) store(name string, config map[string]string) signer.KeyStore {
-	return signer.NewFileKeyStore(p.KeyDir, func(bool) ([]byte, error) { return p.passphrase(name, config) })
+// store opens the key store with the passphrase source of one request, and
+// returns its directory.
+func (p *Plugin) store(name string, config map[string]string) (signer.KeyStore, string, error) {
+	if p.KeyDir == nil {
+		return nil, "", errors.New("no key store configured")
+	}
+	dir, err := p.KeyDir()
+	if err != nil {
+		return nil, "", err
+	}
+	return signer.NewFileKeyStore(dir, func(bool) ([]byte, error) { return p.passphrase(name, config) }), dir, nil
 }
 
 // passphrase returns the key's passphrase: from the file the plugin
@@ -206,10 +223,10 @@ func ReadPassphraseFile(path string) ([]byte, error) {
 // pluginError turns an error into the plugin specification's error: a
 // validation error for a key that does not exist or that notation cannot use,
 // access denied for a wrong passphrase, a generic error otherwise.
-func (p *Plugin) pluginError(name string, err error) error {
+func pluginError(keyDir, name string, err error) error {
 	switch {
 	case errors.Is(err, signer.ErrKeyNotFound), errors.Is(err, signer.ErrInvalidName):
-		return plugin.NewValidationErrorf("no Signet key %q in %s (trustctl keys list shows the keys; the key ID is the key's name): %v", name, p.KeyDir, err)
+		return plugin.NewValidationErrorf("no Signet key %q in %s (trustctl keys list shows the keys; the key ID is the key's name): %v", name, keyDir, err)
 	case errors.Is(err, ErrUnsupportedKey):
 		return plugin.NewValidationError(err.Error())
 	case errors.Is(err, signer.ErrWrongPassphrase):

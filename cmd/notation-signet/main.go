@@ -28,11 +28,14 @@ import (
 )
 
 func main() {
-	home, err := client.SignetHome()
-	if err != nil {
-		fail(plugin.NewGenericError(err.Error()))
+	keyDir := func() (string, error) {
+		home, err := client.SignetHome()
+		if err != nil {
+			return "", err
+		}
+		return trust.KeyDir(home), nil
 	}
-	c, err := cli.New(&notation.Plugin{KeyDir: trust.KeyDir(home), TTY: "/dev/tty"})
+	c, err := cli.New(&notation.Plugin{KeyDir: keyDir, TTY: "/dev/tty"})
 	if err != nil {
 		fail(plugin.NewGenericError(err.Error()))
 	}
