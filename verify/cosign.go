@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -43,6 +44,10 @@ type Signature struct {
 	Signature []byte
 	// Err says why it does not verify; nil when it does.
 	Err error
+	// Expiry is when the signature stops vouching for its subject, as its
+	// signer set it (a notation envelope's signed expiry); zero for none.
+	// A verdict that it verifies holds only until then.
+	Expiry time.Time
 }
 
 // Signatures are the signatures of one artifact, in layer order.
