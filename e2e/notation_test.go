@@ -232,3 +232,92 @@ type notationPolicyOutput struct {
 		Missing []string `json:"missing"`
 	} `json:"repositories"`
 }
+
+// TestNotationInAnEnforcedRepository has the registry's gate admit what
+// notation v1.3.2 pushes when it signs with a delegated key through the
+// plugin, in both of its modes (the referrers-tag index it writes by default,
+// and the referrers API), and refuse a signature by an undelegated key.
+func TestNotationInAnEnforcedRepository(t *testing.T) {
+	t.Parallel()
+	notationPlugin(t)
+	st := startStack(t, "--trust-refresh", "1s")
+	st.trustctl(t, "keys", "generate", "alice")
+	st.trustctl(t, "keys", "generate", "mallory")
+	st.trustctl(t, "org", "create", "acme")
+	st.trustctl(t, "org", "delegate", "acme/app", "--key", "alice")
+	signer := newNotationUser(t, st, st.Home, "SIGNET_PASSPHRASE="+e2ePassphrase)
+	for _, key := range []string{"alice", "mallory"} {
+		if out, err := signer.trustctl("notation", "setup", key); err != nil {
+			t.Fatal(err, out)
+		}
+	}
+	push := func(t *testing.T, tag string) string {
+		t.Helper()
+		img := newImage(t, "notation-enforced-"+tag, newLayer(t, "app/"+tag, 4<<10))
+		st.trustctl(t, "push", writeLayout(t, img), st.Addr+"/acme/app:"+tag, "--key", "alice")
+		return img.ManifestDigest
+	}
+	ref := func(d string) string { return st.Addr + "/acme/app@" + d }
+	tagIndex := func(t *testing.T, d string) int {
+		t.Helper()
+		raw, _, err := st.admin().getManifest("acme/app", strings.Replace(d, ":", "-", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ix struct {
+			Manifests []json.RawMessage `json:"manifests"`
+		}
+		if err := json.Unmarshal(raw, &ix); err != nil {
+			t.Fatal(err)
+		}
+		return len(ix.Manifests)
+	}
+	verifier := newNotationUser(t, st, st.Home)
+	if out, err := verifier.trustctl("notation", "policy", st.Addr+"/acme/app", "--dir", verifier.config); err != nil {
+		t.Fatal(err, out)
+	}
+	verify := func(t *testing.T, d string) {
+		t.Helper()
+		out, err := verifier.notation.try("verify", "--insecure-registry", ref(d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out, "Successfully verified") {
+			t.Fatalf("notation verify printed:\n%s", out)
+		}
+	}
+
+	t.Run("alice's signatures are admitted with the referrers-tag index notation writes by default, and verify", func(t *testing.T) {
+		d := push(t, "tagged")
+		signer.notation.run(t, "sign", "--insecure-registry", "--key", "alice", ref(d))
+		if n := tagIndex(t, d); n != 1 {
+			t.Fatalf("the referrers-tag index lists %d signatures, want 1", n)
+		}
+		// A second signature makes notation PUT a new index and DELETE the
+		// superseded one.
+		signer.notation.run(t, "sign", "--insecure-registry", "--key", "alice", "--signature-format", "cose", ref(d))
+		if n := tagIndex(t, d); n != 2 {
+			t.Fatalf("the referrers-tag index lists %d signatures after a second one, want 2", n)
+		}
+		verify(t, d)
+	})
+
+	t.Run("alice's signature is admitted through the referrers API, and verifies", func(t *testing.T) {
+		d := push(t, "api")
+		signer.notation.run(t, "sign", "--insecure-registry", "--key", "alice", "--force-referrers-tag=false", ref(d))
+		verify(t, d)
+	})
+
+	t.Run("a signature by an undelegated key is DENIED in both modes", func(t *testing.T) {
+		d := push(t, "mallory")
+		for _, mode := range []string{"--force-referrers-tag=true", "--force-referrers-tag=false"} {
+			out := signer.notation.mustFail(t, "sign", "--insecure-registry", "--key", "mallory", mode, ref(d))
+			if !strings.Contains(out, "403") && !strings.Contains(out, "DENIED") {
+				t.Errorf("notation sign by mallory (%s) failed, but not with the gate's denial:\n%s", mode, out)
+			}
+		}
+		if out, err := verifier.notation.try("verify", "--insecure-registry", ref(d)); err == nil {
+			t.Fatalf("notation verify passed for an image only mallory tried to sign:\n%s", out)
+		}
+	})
+}
