@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/notaryproject/notation-plugin-framework-go/plugin"
+	"github.com/sigstore/sigstore/pkg/cryptoutils"
 
 	"github.com/signet-oss/signet/client/notation"
 	"github.com/signet-oss/signet/signer"
@@ -26,7 +27,11 @@ import (
 // The plugin protocol is tested on the built notation-signet, with requests as
 // notation v1.3 sends them (its plugin/proto types), on stdin.
 
-const testPassphrase = "plugin-test-passphrase"
+// testPassphrase is the password of keys/testdata/test-cosign-1.key, a cosign
+// key, which is a Signet key file as it is: tests use it as alice's key so that
+// no test process runs scrypt (slow under the race detector); only the plugin
+// does, built without it.
+const testPassphrase = "pw"
 
 var (
 	pluginBuild    sync.Once
@@ -107,24 +112,42 @@ func pluginError(t *testing.T, r pluginResult) plugin.Error {
 	return e
 }
 
-// newHome makes a SIGNET_HOME with the keys alice (ECDSA P-256) and edna
-// (Ed25519), both under testPassphrase.
-func newHome(t *testing.T) (home string, alice *signer.Key) {
+// newHome makes a SIGNET_HOME whose key store holds alice, an ECDSA P-256 key
+// under testPassphrase, and the public half of edna, an Ed25519 key (all that
+// describe-key reads). It returns alice's public key.
+func newHome(t *testing.T) (home string, alice *ecdsa.PublicKey) {
 	t.Helper()
 	home = t.TempDir()
-	ks := signer.NewFileKeyStore(filepath.Join(home, "keys"), func(bool) ([]byte, error) { return []byte(testPassphrase), nil })
-	ctx := context.Background()
-	if _, err := ks.Generate(ctx, "alice", signer.ECDSAP256); err != nil {
+	dir := filepath.Join(home, "keys")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ks.Generate(ctx, "edna", signer.Ed25519); err != nil {
-		t.Fatal(err)
+	for _, ext := range []string{".key", ".pub"} {
+		b, err := os.ReadFile(filepath.Join("..", "..", "keys", "testdata", "test-cosign-1"+ext))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "alice"+ext), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
-	alice, err := ks.Load(ctx, "alice")
+	edna, err := signer.NewKey("edna", signer.Ed25519)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return home, alice
+	if err := os.WriteFile(filepath.Join(dir, "edna.pub"), edna.PublicPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ks := signer.NewFileKeyStore(dir, nil)
+	info, err := ks.Public(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := cryptoutils.UnmarshalPEMToPublicKey(info.PublicPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return home, pub.(*ecdsa.PublicKey)
 }
 
 func TestPluginMetadata(t *testing.T) {
@@ -208,7 +231,7 @@ func TestPluginGenerateSignature(t *testing.T) {
 			t.Fatal(err)
 		}
 		pub, ok := cert.PublicKey.(*ecdsa.PublicKey)
-		if !ok || !pub.Equal(alice.Signer.Public()) {
+		if !ok || !pub.Equal(alice) {
 			t.Fatal("the leaf certificate does not certify alice's key")
 		}
 		h := sha256.Sum256(payload)
@@ -216,7 +239,7 @@ func TestPluginGenerateSignature(t *testing.T) {
 		if !ecdsa.Verify(pub, h[:], r, s) {
 			t.Fatal("the signature is not R || S over SHA-256 of the payload")
 		}
-		if kept, ok, err := notation.ReadCertificate(keyDir, "alice", alice.Signer.Public()); err != nil || !ok || !kept.Equal(cert) {
+		if kept, ok, err := notation.ReadCertificate(keyDir, "alice", alice); err != nil || !ok || !kept.Equal(cert) {
 			t.Fatalf("the chain's certificate is not the one kept with the key (%v)", err)
 		}
 		return cert
@@ -272,7 +295,7 @@ func TestPluginGenerateSignature(t *testing.T) {
 		for _, e := range entries {
 			names = append(names, e.Name())
 		}
-		if want := []string{"alice.crt", "alice.key", "alice.pub", "edna.key", "edna.pub"}; !slices.Equal(names, want) {
+		if want := []string{"alice.crt", "alice.key", "alice.pub", "edna.pub"}; !slices.Equal(names, want) {
 			t.Errorf("key store files %v, want %v", names, want)
 		}
 		if now, err := os.ReadFile(filepath.Join(keyDir, "alice.key")); err != nil || !bytes.Equal(now, keyFile) {

@@ -139,46 +139,37 @@ func TestWriteTrustPolicy(t *testing.T) {
 func TestCollectTakesOnlyDelegatedSigningCertificates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	keyDir := filepath.Join(t.TempDir(), "keys")
-	ks := signer.NewFileKeyStore(keyDir, func(bool) ([]byte, error) { return []byte(testPassphrase), nil })
+	keyDir := t.TempDir()
+	keys := map[string]*signer.Key{}
+	var local []signer.KeyInfo
 	for _, name := range []string{"alice", "mallory", "nocert"} {
-		if _, err := ks.Generate(ctx, name, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	withCert := func(name string) string {
-		k, err := ks.Load(ctx, name)
+		k, err := signer.NewKey(name, "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := notation.Certificate(ctx, keyDir, k, time.Now(), false); err != nil {
-			t.Fatal(err)
+		keys[name] = k
+		local = append(local, k.KeyInfo)
+		if name != "nocert" {
+			if _, err := notation.Certificate(ctx, keyDir, k, time.Now(), false); err != nil {
+				t.Fatal(err)
+			}
 		}
-		return k.ID
 	}
-	aliceID := withCert("alice")
-	withCert("mallory")
-	nocert, err := ks.Public(ctx, "nocert")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &notation.Collector{KeyDir: keyDir, Keys: ks}
-	got, missing, err := c.Collect(ctx, []string{aliceID, nocert.ID}, nil, nil)
+	aliceID, nocertID := keys["alice"].ID, keys["nocert"].ID
+	c := &notation.Collector{KeyDir: keyDir, Local: local}
+	got, missing, err := c.Collect(ctx, []string{aliceID, nocertID}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got) != 1 || got[0].KeyID != aliceID || got[0].From != "key store (alice)" {
 		t.Errorf("trusted %+v, want alice's certificate alone (mallory's key is not delegated)", got)
 	}
-	if !slices.Equal(missing, []string{nocert.ID}) {
+	if !slices.Equal(missing, []string{nocertID}) {
 		t.Errorf("missing %v, want the delegated key without a certificate", missing)
 	}
 
 	t.Run("a CA certificate for a delegated key is not taken", func(t *testing.T) {
-		k, err := ks.Load(ctx, "nocert")
-		if err != nil {
-			t.Fatal(err)
-		}
+		k := keys["nocert"]
 		tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "nocert"},
 			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
 			KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: true}
@@ -189,8 +180,8 @@ func TestCollectTakesOnlyDelegatedSigningCertificates(t *testing.T) {
 		if err := os.WriteFile(notation.CertificatePath(keyDir, "nocert"), pemCert(der), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		got, missing, err := c.Collect(ctx, []string{nocert.ID}, nil, nil)
-		if err != nil || len(got) != 0 || !slices.Equal(missing, []string{nocert.ID}) {
+		got, missing, err := c.Collect(ctx, []string{nocertID}, nil, nil)
+		if err != nil || len(got) != 0 || !slices.Equal(missing, []string{nocertID}) {
 			t.Errorf("a CA certificate: trusted %+v, missing %v, %v", got, missing, err)
 		}
 	})

@@ -59,9 +59,10 @@ type Trusted struct {
 // the local key store, then, for keys whose holder is someone else, in that
 // signer's notation signatures in the registry.
 type Collector struct {
-	// KeyDir and Keys are the local key store.
+	// KeyDir is the local key store's directory, and Local its keys
+	// (KeyStore.List): their certificates are read from KeyDir.
 	KeyDir string
-	Keys   signer.KeyStore
+	Local  []signer.KeyInfo
 	// Now is the clock certificates are checked with; nil means time.Now.
 	Now func() time.Time
 	// MaxSubjects bounds how many of a repository's signed manifests are
@@ -94,26 +95,20 @@ func (c *Collector) Collect(ctx context.Context, delegated []string, repo *oci.R
 		}
 		found[id] = Trusted{KeyID: id, Certificate: cert, From: from}
 	}
-	if c.Keys != nil {
-		infos, err := c.Keys.List(ctx)
+	for _, info := range c.Local {
+		if !want[info.ID] {
+			continue
+		}
+		pub, err := cryptoutils.UnmarshalPEMToPublicKey(info.PublicPEM)
+		if err != nil {
+			continue
+		}
+		cert, ok, err := ReadCertificate(c.KeyDir, info.Name, pub)
 		if err != nil {
 			return nil, nil, err
 		}
-		for _, info := range infos {
-			if !want[info.ID] {
-				continue
-			}
-			pub, err := cryptoutils.UnmarshalPEMToPublicKey(info.PublicPEM)
-			if err != nil {
-				continue
-			}
-			cert, ok, err := ReadCertificate(c.KeyDir, info.Name, pub)
-			if err != nil {
-				return nil, nil, err
-			}
-			if ok {
-				take(cert, "key store ("+info.Name+")")
-			}
+		if ok {
+			take(cert, "key store ("+info.Name+")")
 		}
 	}
 	max := c.MaxSubjects

@@ -194,7 +194,11 @@ was written last. Statements of your own for other scopes are kept.`,
 			if err != nil {
 				return err
 			}
-			col := &notation.Collector{KeyDir: keyDir, Keys: ks}
+			local, err := ks.List(ctx)
+			if err != nil {
+				return err
+			}
+			col := &notation.Collector{KeyDir: keyDir, Local: local}
 			var repos []notation.Repository
 			var out []notationPolicyRepo
 			clients := map[string]*signed.Client{}
