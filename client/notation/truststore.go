@@ -170,7 +170,7 @@ type signedCert struct {
 // that cannot be read or does not verify is skipped: it is someone else's
 // problem, and nothing here trusts it.
 func signatureCertificates(ctx context.Context, repo *oci.Repository, subject digest.Digest) ([]signedCert, error) {
-	refs, err := repo.Referrers(ctx, subject, ArtifactType)
+	refs, err := referrers(ctx, repo, subject, ArtifactType)
 	if err != nil {
 		return nil, fmt.Errorf("notation signatures of %s@%s: %w", repo.Name, subject, err)
 	}
@@ -206,6 +206,39 @@ func signatureCertificates(ctx context.Context, repo *oci.Repository, subject di
 			continue
 		}
 		out = append(out, signedCert{cert: content.SignerInfo.CertificateChain[0], manifest: d.Digest})
+	}
+	return out, nil
+}
+
+// referrers lists the manifests that refer to subject with artifactType ("":
+// any): through the registry's referrers API, or, where it has none, from the
+// index clients keep under the referrers tag "<alg>-<hex>" instead (notation
+// writes that one by default). The descriptors are the registry's word: the
+// caller checks each manifest it reads.
+func referrers(ctx context.Context, repo *oci.Repository, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
+	all, err := repo.Referrers(ctx, subject)
+	if errors.Is(err, oci.ErrNoReferrersAPI) {
+		raw, _, terr := repo.GetManifest(ctx, subject.Algorithm().String()+"-"+subject.Encoded(), oci.MaxManifest)
+		if errors.Is(terr, oci.ErrNotFound) {
+			return nil, nil
+		}
+		if terr != nil {
+			return nil, terr
+		}
+		var ix ocispec.Index
+		if err := json.Unmarshal(raw, &ix); err != nil {
+			return nil, fmt.Errorf("the referrers tag of %s@%s: %w", repo.Name, subject, err)
+		}
+		all, err = ix.Manifests, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []ocispec.Descriptor
+	for _, d := range all {
+		if artifactType == "" || d.ArtifactType == artifactType {
+			out = append(out, d)
+		}
 	}
 	return out, nil
 }

@@ -7,26 +7,22 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// Referrers lists the manifests that refer to subject (by their subject
-// field), with artifactType when it is not "": the registry's referrers API
-// (GET /v2/<name>/referrers/<digest>), or, where the registry has none (404),
-// the index clients keep under the referrers tag "<alg>-<hex>" instead. The
-// descriptors are the registry's word: a caller checks each manifest it reads.
-func (r *Repository) Referrers(ctx context.Context, subject digest.Digest, artifactType string) ([]ocispec.Descriptor, error) {
-	if err := subject.Validate(); err != nil {
-		return nil, fmt.Errorf("referrers of %q: %w", subject, err)
-	}
-	u := r.url("referrers", subject.String())
-	if artifactType != "" {
-		u += "?artifactType=" + url.QueryEscape(artifactType)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+// ErrNoReferrersAPI: the registry does not serve the referrers API (it answers
+// 404 for it, as registries older than OCI distribution 1.1 do); clients then
+// read the referrers-tag-schema index at tag sha256-<hex> instead.
+var ErrNoReferrersAPI = errors.New("the registry has no referrers API")
+
+// Referrers asks the referrers API (GET /v2/<name>/referrers/<digest>) for the
+// manifests whose subject is d: the descriptors of the index it answers, which
+// say nothing the caller may trust (each manifest is fetched by digest and
+// checked). A registry without the API gives ErrNoReferrersAPI.
+func (r *Repository) Referrers(ctx context.Context, d digest.Digest) ([]ocispec.Descriptor, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url("referrers", d.String()), nil)
 	if err != nil {
 		return nil, err
 	}
@@ -35,35 +31,27 @@ func (r *Repository) Referrers(ctx context.Context, subject digest.Digest, artif
 	if err != nil {
 		return nil, err
 	}
-	var raw []byte
-	if err := expect(resp, http.StatusOK); errors.Is(err, ErrNotFound) {
-		raw, _, err = r.GetManifest(ctx, subject.Algorithm().String()+"-"+subject.Encoded(), MaxManifest)
-		if errors.Is(err, ErrNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-	} else if err != nil {
+	if resp.StatusCode == http.StatusNotFound {
+		// An unknown subject answers an empty index; a 404 is a registry
+		// without the API.
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %w", r.Host, ErrNoReferrersAPI)
+	}
+	if err := expect(resp, http.StatusOK); err != nil {
 		return nil, err
-	} else {
-		defer resp.Body.Close()
-		if raw, err = io.ReadAll(io.LimitReader(resp.Body, MaxManifest+1)); err != nil {
-			return nil, err
-		}
-		if len(raw) > MaxManifest {
-			return nil, &MismatchError{What: "referrers of " + r.Name + "@" + subject.String(), Reason: fmt.Sprintf("more than %d bytes", MaxManifest)}
-		}
 	}
-	var index ocispec.Index
-	if err := json.Unmarshal(raw, &index); err != nil {
-		return nil, fmt.Errorf("referrers of %s@%s: %w", r.Name, subject, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifest+1))
+	if err != nil {
+		return nil, err
 	}
-	var out []ocispec.Descriptor
-	for _, d := range index.Manifests {
-		if artifactType == "" || d.ArtifactType == artifactType {
-			out = append(out, d)
-		}
+	if len(raw) > MaxManifest {
+		return nil, &MismatchError{What: "referrers of " + r.Name + "@" + d.String(), Reason: fmt.Sprintf("an index of more than %d bytes", MaxManifest)}
 	}
-	return out, nil
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return nil, fmt.Errorf("referrers of %s@%s: not an OCI index: %w", r.Name, d, err)
+	}
+	return idx.Manifests, nil
 }

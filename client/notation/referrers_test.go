@@ -1,27 +1,57 @@
-package oci_test
+package notation_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/signet-oss/signet/client/notation"
 	"github.com/signet-oss/signet/client/oci"
+	"github.com/signet-oss/signet/registry"
 )
 
-func TestReferrers(t *testing.T) {
+// startRegistry runs Signet's registry in the test process (no auth), behind
+// wrap, and returns its host:port.
+func startRegistry(t *testing.T, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	cfg := registry.Defaults()
+	cfg.Data = t.TempDir()
+	store, err := registry.OpenStore(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := registry.NewServer(store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler = srv
+	if wrap != nil {
+		h = wrap(srv)
+	}
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return strings.TrimPrefix(ts.URL, "http://")
+}
+
+func TestReferrersFallBackToTheReferrersTag(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	const notary = "application/vnd.cncf.notary.signature"
+	notary := notation.ArtifactType
 	// push stores a manifest of one blob, with subject when it is not nil,
 	// and returns its descriptor.
 	push := func(t *testing.T, r *oci.Repository, artifactType string, subject *ocispec.Descriptor) ocispec.Descriptor {
 		t.Helper()
-		blob := randomBlob(t, 64)
+		blob := make([]byte, 64)
+		rand.Read(blob)
 		if err := r.PushBytes(ctx, "application/octet-stream", blob); err != nil {
 			t.Fatal(err)
 		}
@@ -78,18 +108,18 @@ func TestReferrers(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, err := r.Referrers(ctx, subject.Digest, notary)
+			got, err := notation.Referrers(ctx, r, subject.Digest, notary)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if len(got) != 1 || got[0].Digest != sig.Digest {
 				t.Errorf("notation referrers %+v, want the signature alone", got)
 			}
-			all, err := r.Referrers(ctx, subject.Digest, "")
+			all, err := notation.Referrers(ctx, r, subject.Digest, "")
 			if err != nil || len(all) != 2 {
 				t.Errorf("every referrer: %+v (%v), want the signature and the SBOM", all, err)
 			}
-			none, err := r.Referrers(ctx, sig.Digest, "")
+			none, err := notation.Referrers(ctx, r, sig.Digest, "")
 			if err != nil || len(none) != 0 {
 				t.Errorf("referrers of a manifest nothing refers to: %+v (%v)", none, err)
 			}
