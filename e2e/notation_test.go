@@ -319,5 +319,8 @@ func TestNotationInAnEnforcedRepository(t *testing.T) {
 		if out, err := verifier.notation.try("verify", "--insecure-registry", ref(d)); err == nil {
 			t.Fatalf("notation verify passed for an image only mallory tried to sign:\n%s", out)
 		}
+		if out := verifier.notation.run(t, "ls", "--insecure-registry", ref(d)); strings.Contains(out, "sha256:") && !strings.Contains(out, "no associated signature") {
+			t.Errorf("the registry lists a signature of an image only mallory tried to sign:\n%s", out)
+		}
 	})
 }
