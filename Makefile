@@ -4,7 +4,7 @@
 
 GO       ?= go
 DATA     ?= ./data
-CMDS     := registry trustd trustctl
+CMDS     := registry trustd trustctl notation-signet
 
 .PHONY: build run test test-unit test-e2e bench layers fmt-check vet clean
 

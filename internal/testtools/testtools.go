@@ -1,6 +1,7 @@
 // Package testtools installs the real third-party programs that Signet's end-to-end
-// tests and benchmarks drive (crane, oras, regctl, cosign v2 and v3, skopeo, dockerd,
-// the OCI conformance suite, the reference registry) into a cache outside the checkout, so a
+// tests and benchmarks drive (crane, oras, regctl, cosign v2 and v3, notation, skopeo,
+// dockerd, the OCI conformance suite, the reference registry) into a cache outside the
+// checkout, so a
 // clean CI run installs them once and a rerun finds them.
 //
 // The cache is $SIGNET_TOOLS_DIR, else $XDG_CACHE_HOME/signet/tools, else
@@ -40,6 +41,18 @@ var goTools = map[string]string{
 // ConformanceModule is the OCI conformance suite, built from its module source.
 const ConformanceModule = "github.com/opencontainers/distribution-spec/conformance@v0.0.0-20260831232431-97274622c111"
 
+// NotationModule is the notation CLI (Notary Project). Its go.mod has replace
+// directives, so the module proxy refuses `go install notation@version`: it is
+// built from its module source, as the conformance suite is.
+const NotationModule = "github.com/notaryproject/notation@v1.3.2"
+
+// Tools built from a downloaded module's source: the module and the package
+// inside it ("." for the module's root).
+var moduleTools = map[string]struct{ module, pkg string }{
+	"oci-conformance": {ConformanceModule, "."},
+	"notation":        {NotationModule, "./cmd/notation"},
+}
+
 // Debian packages that provide a tool, and the path the package installs it at.
 var aptTools = map[string]struct{ pkg, path string }{
 	"skopeo":  {"skopeo", "/usr/bin/skopeo"},
@@ -74,7 +87,8 @@ func Dir() (string, error) {
 
 // Path returns the path of the named tool, installing it first if it is missing.
 // Names: crane, oras, regctl, cosign, cosign3, versitygw, toxiproxy-server,
-// distribution-registry, oci-conformance, skopeo, dockerd, docker, node, npm.
+// distribution-registry, oci-conformance, notation, skopeo, dockerd, docker, node,
+// npm.
 func Path(name string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
@@ -112,8 +126,8 @@ func Path(name string) (string, error) {
 		return bin, nil
 	}
 	switch {
-	case name == "oci-conformance":
-		err = buildConformance(dir, bin)
+	case moduleTools[name].module != "":
+		err = buildModule(moduleTools[name].module, moduleTools[name].pkg, bin)
 	case goTools[name] != "":
 		err = goInstall(dir, goTools[name], bin)
 	default:
@@ -154,10 +168,12 @@ func goInstall(dir, pkg, bin string) error {
 	return os.Rename(filepath.Join(tmp, base), bin)
 }
 
-func buildConformance(dir, bin string) error {
-	out, err := exec.Command("go", "mod", "download", "-json", ConformanceModule).Output()
+// buildModule downloads module and builds its package pkg as bin, with the
+// module's own go.mod and go.sum (and their replace directives).
+func buildModule(module, pkg, bin string) error {
+	out, err := exec.Command("go", "mod", "download", "-json", module).Output()
 	if err != nil {
-		return fmt.Errorf("go mod download %s: %v", ConformanceModule, err)
+		return fmt.Errorf("go mod download %s: %v", module, err)
 	}
 	var src string
 	for _, line := range strings.Split(string(out), "\n") {
@@ -167,14 +183,14 @@ func buildConformance(dir, bin string) error {
 		}
 	}
 	if src == "" {
-		return fmt.Errorf("go mod download %s: no source directory in %s", ConformanceModule, out)
+		return fmt.Errorf("go mod download %s: no source directory in %s", module, out)
 	}
 	tmp := bin + ".tmp"
-	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", tmp, ".")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-o", tmp, pkg)
 	cmd.Dir = src
 	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("building the conformance suite: %v\n%s", err, out)
+		return fmt.Errorf("building %s from %s: %v\n%s", pkg, module, err, out)
 	}
 	return os.Rename(tmp, bin)
 }
