@@ -1,8 +1,7 @@
 // Package testtools installs the real third-party programs that Signet's end-to-end
 // tests and benchmarks drive (crane, oras, regctl, cosign v2 and v3, notation, skopeo,
 // dockerd, the OCI conformance suite, the reference registry) into a cache outside the
-// checkout, so a
-// clean CI run installs them once and a rerun finds them.
+// checkout, so a clean CI run installs them once and a rerun finds them.
 //
 // The cache is $SIGNET_TOOLS_DIR, else $XDG_CACHE_HOME/signet/tools, else
 // ~/.cache/signet/tools. Installs are serialised across processes with a file lock,
