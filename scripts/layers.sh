@@ -14,7 +14,7 @@ function part(p,   n, c) {
 	p = substr(p, length(module) + 1)
 	n = split(p, c, "/")
 	if (c[1] == "internal" || c[1] == "cmd") return c[1] "/" c[2]
-	if (p ~ /^(trustd\/(api|tuf|directory)|audit\/auditlog|registry\/storage|registry\/notify|client\/(oci|trust|signed))(\/|$)/)
+	if (p ~ /^(trustd\/(api|tuf|directory)|audit\/auditlog|registry\/storage|registry\/notify|client\/(oci|trust|signed|notation))(\/|$)/)
 		return c[1] "/" c[2]
 	return c[1]
 }
