@@ -350,3 +350,77 @@ func TestAttest(t *testing.T) {
 		}), aliceKeys, repo, subject, "not the OCI empty config")
 	})
 }
+
+// TestAttestGate has the real cosign v2 and v3 attach attestations and
+// Sigstore bundles to a signed image in an enforced repository, through
+// `trustctl up`: with alice's key, delegated for acme/app, the registry admits
+// them and cosign verifies them there; with an undelegated key it refuses
+// them, and cosign still finds only alice's.
+func TestAttestGate(t *testing.T) {
+	t.Parallel()
+	st := startStack(t)
+	alice, mallory := newCosignKeys(t), newCosignKeys(t)
+	if code, out := st.trustctlCode(t, []string{"COSIGN_PASSWORD=" + cosignPassword}, "keys", "import", "alice", "--cosign", alice.key); code != 0 {
+		t.Fatalf("trustctl keys import alice --cosign exited %d:\n%s", code, out)
+	}
+	st.trustctl(t, "org", "create", "acme")
+	st.trustctl(t, "org", "delegate", "acme/app", "--key", "alice")
+	// One image for each cosign: cosign v2's verify-attestation, finding
+	// bundles among an image's referrers, would ask for Sigstore's trusted root.
+	pushSigned := func(tag string) string {
+		img := newImage(t, "attest-gate-"+tag, newLayer(t, tag+".bin", 4<<10))
+		st.trustctl(t, "push", writeLayout(t, img), st.Addr+"/acme/app:"+tag, "--key", "alice")
+		return st.Addr + "/acme/app@" + img.ManifestDigest
+	}
+	refV2, refV3 := pushSigned("v2"), pushSigned("v3")
+	c := newCosignClients(t, "DOCKER_CONFIG="+st.Home)
+	mustBeDenied := func(t *testing.T, out string, err error) {
+		t.Helper()
+		if err == nil {
+			t.Fatalf("the registry admitted it:\n%s", out)
+		}
+		if !strings.Contains(err.Error(), "DENIED") {
+			t.Errorf("cosign failed, but not with the registry's DENIED: %v", err)
+		}
+	}
+
+	t.Run("cosign v2: alice's attestation is admitted and verifies, an undelegated key's is DENIED", func(t *testing.T) {
+		t.Parallel()
+		if _, err := c.attestV2(alice, refV2); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.verifyAttestationV2(alice, refV2); err != nil {
+			t.Fatal(err)
+		}
+		out, err := c.attestV2(mallory, refV2)
+		mustBeDenied(t, out, err)
+		if _, err := c.verifyAttestationV2(alice, refV2); err != nil {
+			t.Fatalf("alice's attestation after the refusal: %v", err)
+		}
+		if out, err := c.verifyAttestationV2(mallory, refV2); err == nil {
+			t.Errorf("cosign verified an attestation by the undelegated key:\n%s", out)
+		}
+	})
+
+	t.Run("cosign v3: alice's bundles are admitted and verify, an undelegated key's are DENIED", func(t *testing.T) {
+		t.Parallel()
+		for _, step := range []func(*cosignKeys, string) (string, error){c.signV3, c.attestV3} {
+			if _, err := step(alice, refV3); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.verifyV3(alice, refV3); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.verifyAttestationV3(alice, refV3); err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []func(*cosignKeys, string) (string, error){c.signV3, c.attestV3} {
+			out, err := step(mallory, refV3)
+			mustBeDenied(t, out, err)
+		}
+		if out, err := c.verifyV3(mallory, refV3); err == nil {
+			t.Errorf("cosign verified a bundle by the undelegated key:\n%s", out)
+		}
+	})
+}
