@@ -2,6 +2,9 @@ package registry
 
 import (
 	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -10,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/signet-oss/signet/internal/notationtest"
 	"github.com/signet-oss/signet/registry/storage"
@@ -317,5 +321,113 @@ func TestNothingOfAnUndelegatedNotationSignerIsServed(t *testing.T) {
 	}
 	if r := do(t, n.srv, "GET", "/v2/acme/app/tags/list", nil, nil); strings.Contains(string(r.body), n.referrersTag()) {
 		t.Errorf("the tag list after alice's key was undelegated: %s", r.body)
+	}
+}
+
+// dsseSigner signs a DSSE envelope with a signer key as cosign does with an
+// ECDSA key: over the SHA-256 of the pre-authentication encoding.
+type dsseSigner struct{ key crypto.Signer }
+
+func (s dsseSigner) Sign(_ context.Context, data []byte) ([]byte, error) {
+	d := sha256.Sum256(data)
+	return s.key.Sign(rand.Reader, d[:], crypto.SHA256)
+}
+
+func (s dsseSigner) KeyID() (string, error) { return "", nil }
+
+// attest makes the artifact `cosign attest --key` pushes under the image's
+// ".att" tag, one layer per predicate type, each signed by key, and pushes
+// its blobs.
+func (n *notary) attest(t *testing.T, key *signer.Key, predicateTypes ...string) []byte {
+	t.Helper()
+	var layers []json.RawMessage
+	for _, pt := range predicateTypes {
+		st, err := json.Marshal(map[string]any{
+			"_type":         "https://in-toto.io/Statement/v0.1",
+			"predicateType": pt,
+			"subject":       []any{map[string]any{"name": strings.TrimPrefix(n.srv.URL, "http://") + "/acme/app", "digest": map[string]any{"sha256": n.img.Digest.Encoded()}}},
+			"predicate":     map[string]any{"builder": map[string]any{"id": "https://example.com/builder"}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		es, err := dsse.NewEnvelopeSigner(dsseSigner{key.Signer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := es.SignPayload(context.Background(), verify.InTotoPayloadType, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eb, err := json.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pushBlob(t, n.srv, "acme/app", eb)
+		l, err := json.Marshal(map[string]any{"mediaType": "application/vnd.dsse.envelope.v1+json", "size": len(eb), "digest": digest.FromBytes(eb),
+			"annotations": map[string]any{signer.CosignSignatureAnnotation: "", "predicateType": pt}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		layers = append(layers, l)
+	}
+	config, err := signer.CosignConfig(layers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushBlob(t, n.srv, "acme/app", config)
+	m, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": storage.MediaTypeOCIManifest,
+		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config), "digest": digest.FromBytes(config)},
+		"layers": layers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestACosignAttestationIsAdmittedUnderItsTagByADelegatedKey: alice's
+// attestation is admitted under the image's ".att" tag and served; she may
+// replace it with two predicates signed by her one key; carol's, not
+// delegated, is refused; the artifact under the tag is not deleted; once
+// alice is undelegated, neither it nor its envelopes are served.
+func TestACosignAttestationIsAdmittedUnderItsTagByADelegatedKey(t *testing.T) {
+	t.Parallel()
+	n := newNotary(t)
+	att := strings.TrimSuffix(n.sigTag(), ".sig") + ".att"
+	const slsa, spdx = "https://slsa.dev/provenance/v1", "https://spdx.dev/Document"
+	if r := n.put(t, att, n.attest(t, n.alice, slsa)); r.status != 201 {
+		t.Fatalf("alice's attestation: %d %s", r.status, r.body)
+	}
+	both := n.attest(t, n.alice, slsa, spdx)
+	if r := n.put(t, att, both); r.status != 201 {
+		t.Fatalf("alice's two attestations by one key: %d %s", r.status, r.body)
+	}
+	if r := n.put(t, att, n.attest(t, newSignerKey(t, "carol"), slsa)); r.status != 403 || errorCode(t, r) != "DENIED" {
+		t.Errorf("carol's attestation: %d %s, want 403 DENIED", r.status, r.body)
+	}
+	if r := do(t, n.srv, "GET", "/v2/acme/app/manifests/"+att, nil, nil); r.status != 200 || string(r.body) != string(both) {
+		t.Fatalf("GET of the attestation tag: %d, want alice's two attestations", r.status)
+	}
+	if r := do(t, n.srv, "DELETE", "/v2/acme/app/manifests/"+digest.FromBytes(both).String(), nil, nil); r.status != 403 {
+		t.Errorf("DELETE of the artifact under the attestation tag: %d %s, want 403", r.status, r.body)
+	}
+	var m ocispec.Manifest
+	if err := json.Unmarshal(both, &m); err != nil {
+		t.Fatal(err)
+	}
+
+	n.tuf.Delegate("org-acme", trustnames.RoleForRepo("acme/app"), trustnames.RepoPaths("acme/app"), "bob")
+	n.tuf.Publish("org-acme")
+	n.clock.Advance(1100 * time.Millisecond)
+	if err := n.index.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := do(t, n.srv, "GET", "/v2/acme/app/manifests/"+att, nil, nil); r.status != 404 {
+		t.Errorf("GET of the attestation tag after alice was undelegated: %d, want 404", r.status)
+	}
+	for _, l := range m.Layers {
+		if r := do(t, n.srv, "GET", "/v2/acme/app/blobs/"+l.Digest.String(), nil, nil); r.status != 404 {
+			t.Errorf("GET of an envelope of alice's after she was undelegated: %d, want 404", r.status)
+		}
 	}
 }

@@ -129,7 +129,7 @@ func checkCosignAttestation(ctx context.Context, a Artifact, keys Keys, repo str
 		}
 		s := &sigs[i]
 		s.Layer = l
-		raw, err := fetchBlob(a.Blob, l, maxEnvelope)
+		raw, err := fetchPayload(a.Blob, l, maxEnvelope)
 		if err != nil {
 			return nil, fmt.Errorf("attestation %d: %w", i, err)
 		}

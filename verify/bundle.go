@@ -98,7 +98,7 @@ func checkSigstoreBundle(ctx context.Context, a Artifact, keys Keys, repo string
 	if err != nil {
 		return nil, err
 	}
-	raw, err := fetchBlob(a.Blob, l, maxBundle)
+	raw, err := fetchPayload(a.Blob, l, maxBundle)
 	if err != nil {
 		return nil, fmt.Errorf("the bundle: %w", err)
 	}

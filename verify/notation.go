@@ -37,8 +37,13 @@ import (
 // The envelope is read and verified by notation-core-go. Its payload
 // (application/vnd.cncf.notary.payload.v1+json) must name the subject: its
 // targetArtifact has the subject's digest, media type and size (and may carry
-// the signed annotations `notation sign --user-metadata` adds). The signature's
-// expiry, when the signer set one, must not have passed.
+// the signed annotations `notation sign --user-metadata` adds). Its signing
+// scheme is notary.x509, the one `notation sign` writes; a critical signed
+// attribute other than notation's own is refused, as `notation verify` without
+// a verification plugin refuses it. The signature's expiry, when the signer
+// set one (--expiry), must not have passed. The unsigned parts (the signing
+// agent, a timestamp countersignature) are not verified and carry no trust; a
+// JWS envelope's JSON is read strictly (its members exactly, once each).
 //
 // Trust comes from the trust graph, never from X.509: the envelope's leaf
 // certificate must hold a public key delegated for the repository now (its TUF
@@ -66,6 +71,9 @@ const (
 	// notationSigningScheme is the scheme `notation sign` writes; the signing
 	// authority scheme comes from envelope-generating plugins.
 	notationSigningScheme = signature.SigningSchemeX509
+	// maxNotationEnvelope bounds an envelope read for verification: one with
+	// a certificate is about 2 KiB, and the registry's gate reads at most 1 MiB.
+	maxNotationEnvelope = 1 << 20
 )
 
 // notationEnvelopeTypes are the envelope media types notation writes.
@@ -85,7 +93,7 @@ func checkNotation(ctx context.Context, a Artifact, keys Keys, repo string, subj
 	if err != nil {
 		return nil, err
 	}
-	raw, err := fetchPayload(a.Blob, shape.envelope)
+	raw, err := fetchPayload(a.Blob, shape.envelope, maxNotationEnvelope)
 	if err != nil {
 		return nil, fmt.Errorf("the envelope: %w", err)
 	}

@@ -101,9 +101,9 @@ type referrerFormat struct {
 // referrerFormats are the signed formats, in the order a manifest is routed.
 var referrerFormats = []referrerFormat{
 	{format: FormatCosign, is: isCosignSignature, check: checkCosign, distinctKeys: true},
+	{format: FormatNotation, is: isNotationSignature, check: checkNotation},
 	{format: FormatCosignAttestation, is: isCosignAttestation, check: checkCosignAttestation},
 	{format: FormatSigstoreBundle, is: isSigstoreBundle, check: checkSigstoreBundle},
-	{format: FormatNotation, is: isNotationSignature, check: checkNotation},
 }
 
 func formatOf(name Format) (referrerFormat, bool) {
