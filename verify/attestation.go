@@ -180,10 +180,12 @@ func decodeEnvelope(raw []byte) (*dsse.Envelope, []byte, error) {
 	if env.PayloadType != InTotoPayloadType {
 		return nil, nil, fmt.Errorf("the envelope carries a %q, not an in-toto statement (%s)", env.PayloadType, InTotoPayloadType)
 	}
-	if err := base64Field(f, "payload"); err != nil {
+	if err := decodeField(f, "payload", &env.Payload); err != nil {
 		return nil, nil, fmt.Errorf("the envelope: %w", err)
 	}
-	_ = decodeField(f, "payload", &env.Payload) // a string: checked by base64Field
+	if _, err := base64.StdEncoding.DecodeString(env.Payload); err != nil {
+		return nil, nil, fmt.Errorf("the envelope's payload is not base64: %w", err)
+	}
 	var sigs []json.RawMessage
 	if err := decodeField(f, "signatures", &sigs); err != nil {
 		return nil, nil, fmt.Errorf("the envelope: %w", err)

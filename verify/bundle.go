@@ -271,8 +271,16 @@ func checkBundle(ctx context.Context, raw []byte, verifiers []keyVerifier, repo 
 		return s, fmt.Errorf("the bundle is a %q, not %s", mediaType, SigstoreBundleMediaType)
 	}
 	vm, err := strictObject(top["verificationMaterial"], "the bundle's verificationMaterial", "publicKey", "tlogEntries", "timestampVerificationData")
+	if _, ok := vm["publicKey"]; !ok && err == nil {
+		err = errors.New("the bundle's verificationMaterial has no publicKey")
+	}
 	if err != nil {
-		return s, fmt.Errorf("%w (a bundle signed with a certificate is refused: the trust graph delegates keys)", err)
+		for _, k := range []string{"certificate", "x509CertificateChain"} {
+			if _, ok := vm[k]; ok {
+				return s, fmt.Errorf("the bundle is signed with a certificate (%s), not a key: the trust graph delegates keys", k)
+			}
+		}
+		return s, err
 	}
 	pk, err := strictObject(vm["publicKey"], "the bundle's publicKey", "hint")
 	if err != nil {
@@ -285,20 +293,20 @@ func checkBundle(ctx context.Context, raw []byte, verifiers []keyVerifier, repo 
 	if err != nil {
 		return s, err
 	}
-	var payloadType string
+	var payloadType, payload64 string
 	if err := decodeField(env, "payloadType", &payloadType); err != nil {
 		return s, fmt.Errorf("the bundle's envelope: %w", err)
 	}
 	if payloadType != InTotoPayloadType {
 		return s, fmt.Errorf("the bundle's envelope carries a %q, not an in-toto statement (%s)", payloadType, InTotoPayloadType)
 	}
-	var payload []byte
-	if err := base64Field(env, "payload"); err != nil {
+	if err := decodeField(env, "payload", &payload64); err != nil {
 		return s, fmt.Errorf("the bundle's envelope: %w", err)
 	}
-	var p string
-	_ = decodeField(env, "payload", &p) // a string: checked by base64Field
-	payload, _ = base64.StdEncoding.DecodeString(p)
+	payload, err := base64.StdEncoding.DecodeString(payload64)
+	if err != nil {
+		return s, fmt.Errorf("the bundle's envelope: its payload is not base64: %w", err)
+	}
 	var sigs []json.RawMessage
 	if err := decodeField(env, "signatures", &sigs); err != nil {
 		return s, fmt.Errorf("the bundle's envelope: %w", err)
@@ -310,12 +318,13 @@ func checkBundle(ctx context.Context, raw []byte, verifiers []keyVerifier, repo 
 	if err != nil {
 		return s, err
 	}
-	if err := base64Field(sf, "sig"); err != nil {
+	var sig64 string
+	if err := decodeField(sf, "sig", &sig64); err != nil {
 		return s, fmt.Errorf("the bundle's signature: %w", err)
 	}
-	var sig64 string
-	_ = decodeField(sf, "sig", &sig64)
-	s.Signature, _ = base64.StdEncoding.DecodeString(sig64)
+	if s.Signature, err = base64.StdEncoding.DecodeString(sig64); err != nil || len(s.Signature) == 0 {
+		return s, fmt.Errorf("the bundle's signature is not base64: %v", err)
+	}
 
 	b := &bundle.Bundle{}
 	if err := b.UnmarshalJSON(raw); err != nil {

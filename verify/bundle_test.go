@@ -262,3 +262,30 @@ func TestSigstoreBundle(t *testing.T) {
 		}
 	})
 }
+
+// FuzzSigstoreBundle feeds the bundle check the untrusted bytes the registry's
+// gate hands it: a manifest and a bundle. It must never panic, and never
+// accept a signature the fixture key did not make.
+func FuzzSigstoreBundle(f *testing.F) {
+	key := cosigntest.Key(f, "test-cosign-1.pub")
+	check := func(manifest, bundle []byte) (verify.Referrer, error) {
+		blob := func(digest.Digest) ([]byte, error) { return bundle, nil }
+		return verify.CheckReferrer(context.Background(), verify.Artifact{Manifest: manifest, Blob: blob}, verify.NewKeys(key), "acme/app", cosigntest.BundledDigest)
+	}
+	signed := map[string]bool{}
+	for _, name := range []string{"sign", "attest"} {
+		manifest, bundle := cosigntest.Fixture(f, "cosign-v3.1.3/"+name+".manifest.json"), cosigntest.Fixture(f, "cosign-v3.1.3/"+name+".bundle.json")
+		r, err := check(manifest, bundle)
+		if err != nil || r.Verified() != nil {
+			f.Fatalf("the seed %s does not verify: %v, %v", name, err, r.Verified())
+		}
+		signed[string(r.Signatures[0].Signature)] = true
+		f.Add(manifest, bundle)
+	}
+	f.Fuzz(func(t *testing.T, manifest, bundle []byte) {
+		r, err := check(manifest, bundle)
+		if err == nil && r.Verified() == nil && !signed[string(r.Signatures[0].Signature)] {
+			t.Fatalf("accepted a signature the key never made: %q", bundle)
+		}
+	})
+}
