@@ -340,13 +340,19 @@ func (s dsseSigner) KeyID() (string, error) { return "", nil }
 // its blobs.
 func (n *notary) attest(t *testing.T, key *signer.Key, predicateTypes ...string) []byte {
 	t.Helper()
+	return n.attestWith(t, key, map[string]any{"builder": map[string]any{"id": "https://example.com/builder"}}, predicateTypes...)
+}
+
+// attestWith is attest with predicate as every statement's predicate.
+func (n *notary) attestWith(t *testing.T, key *signer.Key, predicate map[string]any, predicateTypes ...string) []byte {
+	t.Helper()
 	var layers []json.RawMessage
 	for _, pt := range predicateTypes {
 		st, err := json.Marshal(map[string]any{
 			"_type":         "https://in-toto.io/Statement/v0.1",
 			"predicateType": pt,
 			"subject":       []any{map[string]any{"name": strings.TrimPrefix(n.srv.URL, "http://") + "/acme/app", "digest": map[string]any{"sha256": n.img.Digest.Encoded()}}},
-			"predicate":     map[string]any{"builder": map[string]any{"id": "https://example.com/builder"}},
+			"predicate":     predicate,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -412,6 +418,17 @@ func TestACosignAttestationIsAdmittedUnderItsTagByADelegatedKey(t *testing.T) {
 		t.Errorf("DELETE of the artifact under the attestation tag: %d %s, want 403", r.status, r.body)
 	}
 	var m ocispec.Manifest
+	if err := json.Unmarshal(both, &m); err != nil {
+		t.Fatal(err)
+	}
+
+	// An SBOM is often larger than a signature payload may be: its envelope
+	// is read up to verify.MaxReferrerBlob.
+	sbom := n.attestWith(t, n.alice, map[string]any{"packages": strings.Repeat("p", 3<<20)}, slsa, spdx)
+	if r := n.put(t, att, sbom); r.status != 201 {
+		t.Fatalf("alice's 3 MiB SBOM attestation: %d %s", r.status, r.body)
+	}
+	both = sbom
 	if err := json.Unmarshal(both, &m); err != nil {
 		t.Fatal(err)
 	}

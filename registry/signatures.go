@@ -140,8 +140,8 @@ func (g *gate) payloadReader(ctx context.Context, repo string, failed *bool) fun
 			return nil, err
 		}
 		defer rc.Close()
-		if size > 1<<20 {
-			return nil, fmt.Errorf("blob %s is too large for a signature payload", b)
+		if size > verify.MaxReferrerBlob {
+			return nil, fmt.Errorf("blob %s is too large for a signature payload or envelope", b)
 		}
 		buf := make([]byte, size)
 		if _, err = io.ReadFull(rc, buf); err != nil {

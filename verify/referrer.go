@@ -80,6 +80,12 @@ func (r Referrer) Verified() error {
 	return nil
 }
 
+// MaxReferrerBlob is the largest blob any format reads to check a referrer (a
+// Sigstore bundle carrying a 16 MiB attestation): a caller handing CheckReferrer
+// blobs need not read one larger, since each format refuses a larger size from
+// its descriptor before asking for the blob.
+const MaxReferrerBlob = maxBundle
+
 // ErrNotReferrer is CheckReferrer's error for a manifest in none of the signed
 // formats: to be admitted it needs a target of its own, like any manifest.
 var ErrNotReferrer = errors.New("not in any signed referrer format")
