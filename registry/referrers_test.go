@@ -122,6 +122,18 @@ func TestANotationSignatureIsAdmittedByDigestOnlyWhenADelegatedKeySignedTheSubje
 		}
 	}
 
+	// A subject field's size and media type are the stored subject's: a signer
+	// may sign the digest with other ones, but the registry does not serve them.
+	wrong := n.img
+	wrong.Size++
+	misdescribed := notationtest.Sign(t, n.alice, notationtest.JWS, wrong, notationtest.Options{})
+	for _, b := range misdescribed.Blobs() {
+		pushBlob(t, n.srv, "acme/app", b)
+	}
+	if r := n.put(t, misdescribed.Digest.String(), misdescribed.Manifest); r.status != 403 || errorCode(t, r) != "DENIED" {
+		t.Errorf("a signature describing the subject with another size: %d %s, want 403 DENIED", r.status, r.body)
+	}
+
 	// Nor is it pushed under a cosign tag, where cosign looks for its own
 	// formats; nor a cosign signature under ".att".
 	underTag := n.notate(t, n.alice, notationtest.JWS, notationtest.Options{})

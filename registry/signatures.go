@@ -202,7 +202,32 @@ func (g *gate) admitReferrer(ctx context.Context, repo string, d, subject digest
 	if err != nil {
 		return "", denied("the signature of %s in %s does not verify with a key delegated for %s: %v", subject, repo, repo, err)
 	}
+	if err := g.checkSubjectDescriptor(ctx, repo, mediaType, content); err != nil {
+		return "", err
+	}
 	return g.checkReplacement(ctx, repo, tag, d, subject, ref, rt)
+}
+
+// checkSubjectDescriptor checks that a referrer's subject field describes the
+// stored subject: its size and media type are bytes no signature covers (the
+// signatures bind the digest), so they must be the subject's own, never the
+// pusher's. The subject is pushed before what refers to it.
+func (g *gate) checkSubjectDescriptor(ctx context.Context, repo, mediaType string, content []byte) error {
+	_, f, err := storage.ParseManifest(mediaType, content)
+	if err != nil || f.Subject == nil {
+		return err
+	}
+	m, err := g.store.GetManifest(ctx, repo, f.Subject.Digest.String())
+	if errors.Is(err, storage.ErrManifestUnknown) {
+		return denied("the subject %s of this referrer is not stored in %s: push the image before what refers to it", f.Subject.Digest, repo)
+	}
+	if err != nil {
+		return err
+	}
+	if f.Subject.Size != int64(len(m.Content)) || f.Subject.MediaType != m.MediaType {
+		return denied("the subject field describes %s as %s of %d bytes; it is stored as %s of %d bytes", f.Subject.Digest, f.Subject.MediaType, f.Subject.Size, m.MediaType, len(m.Content))
+	}
+	return nil
 }
 
 // checkReplacement compares an artifact about to be admitted with the one
