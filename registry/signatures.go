@@ -74,11 +74,13 @@ func cosignTagSubject(tag string) (digest.Digest, bool) {
 }
 
 // tagFits checks a signed referrer of format is one cosign pushes under tag:
-// its simple-signing signatures under ".sig"; under ".att" its attestations,
-// and neither those signatures nor notation's, which have places of their own.
+// its simple-signing signatures under ".sig", its attestations under ".att";
+// the formats with a subject field (Sigstore bundles, notation) have no tag.
 func tagFits(tag string, format verify.Format) error {
-	sig := strings.HasSuffix(tag, cosignSignatureSuffix)
-	if tag == "" || sig == (format == verify.FormatCosign) && format != verify.FormatNotation {
+	switch {
+	case tag == "",
+		strings.HasSuffix(tag, cosignSignatureSuffix) && format == verify.FormatCosign,
+		strings.HasSuffix(tag, cosignAttestationSuffix) && format == verify.FormatCosignAttestation:
 		return nil
 	}
 	return fmt.Errorf("a %s signature is not pushed under the tag %s", format, tag)

@@ -566,3 +566,29 @@ func TestATagListTheStoreCannotReadIsRetryableNotShort(t *testing.T) {
 		t.Fatalf("the tag list once the store reads again: %d %s", r.status, r.body)
 	}
 }
+
+// TestTagFits checks each cosign tag takes only the format cosign pushes there.
+func TestTagFits(t *testing.T) {
+	t.Parallel()
+	const sig, att = "sha256-0123.sig", "sha256-0123.att"
+	for _, c := range []struct {
+		tag    string
+		format verify.Format
+		fits   bool
+	}{
+		{sig, verify.FormatCosign, true},
+		{att, verify.FormatCosignAttestation, true},
+		{"", verify.FormatSigstoreBundle, true},
+		{"", verify.FormatNotation, true},
+		{sig, verify.FormatCosignAttestation, false},
+		{att, verify.FormatCosign, false},
+		{att, verify.FormatSigstoreBundle, false},
+		{att, verify.FormatNotation, false},
+		{sig, verify.FormatSigstoreBundle, false},
+		{sig, verify.FormatNotation, false},
+	} {
+		if err := tagFits(c.tag, c.format); (err == nil) != c.fits {
+			t.Errorf("%s under %q: %v, want fits=%v", c.format, c.tag, err, c.fits)
+		}
+	}
+}
