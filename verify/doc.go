@@ -12,10 +12,14 @@
 // ErrNotSigned, ErrExpired, ErrUnreachable or ErrInvalidMetadata (errors.Is),
 // wrapping the cause.
 //
-// It also checks cosign signature artifacts (CosignArtifact, CheckCosignArtifact;
-// cosign.go and cosignshape.go) more strictly than cosign does: the exact shape
-// a signer writes, and every signature over a payload naming the repository and
-// the subject, each by another of the repository's delegated keys. Their errors
-// say what is wrong with the artifact, for the gate's denials. Keys are passed
-// as Keys, so go-tuf's key records stay inside this package.
+// It also checks signed referrers (CheckReferrer, referrer.go), the artifacts
+// signers attach to an image, more strictly than their own clients do: cosign
+// signatures (cosign.go, cosignshape.go) and attestations (attestation.go),
+// Sigstore bundles (bundle.go) and notation signatures (notation.go), each in
+// the exact shape its signer writes, each signature by a key the trust graph
+// delegates for the repository, over the subject's digest (and the
+// repository's name where the format carries one); and the unsigned
+// referrers-tag index clients keep beside them (referrersindex.go). Their
+// errors say what is wrong with the artifact, for the gate's denials. Keys are
+// passed as Keys, so go-tuf's key records stay inside this package.
 package verify
