@@ -135,20 +135,12 @@ func checkBundleManifest(manifest []byte, subject digest.Digest) (ocispec.Descri
 	if err != nil {
 		return l, "", err
 	}
-	var version int
-	if err := decodeField(fields, "schemaVersion", &version); err != nil {
-		return l, "", fmt.Errorf("%s: %w", what, err)
-	}
-	if version != 2 {
-		return l, "", fmt.Errorf("%s has schemaVersion %d, not 2", what, version)
+	if err := checkSchemaVersion(fields, what); err != nil {
+		return l, "", err
 	}
 	for _, f := range []struct{ name, want string }{{"mediaType", ocispec.MediaTypeImageManifest}, {"artifactType", SigstoreBundleMediaType}} {
-		var v string
-		if err := decodeField(fields, f.name, &v); err != nil {
-			return l, "", fmt.Errorf("%s: %w", what, err)
-		}
-		if v != f.want {
-			return l, "", fmt.Errorf("%s has %s %q, not %s", what, f.name, v, f.want)
+		if err := checkString(fields, what, f.name, f.want); err != nil {
+			return l, "", err
 		}
 	}
 

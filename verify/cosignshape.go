@@ -119,12 +119,8 @@ func checkCosignManifest(manifest []byte, k cosignKind) (*cosignShape, error) {
 	if fields == nil {
 		return nil, unknown
 	}
-	var version int
-	if err := decodeField(fields, "schemaVersion", &version); err != nil {
-		return nil, fmt.Errorf("%s: %w", k.manifest, err)
-	}
-	if version != 2 {
-		return nil, fmt.Errorf("%s has schemaVersion %d, not 2", k.manifest, version)
+	if err := checkSchemaVersion(fields, k.manifest); err != nil {
+		return nil, err
 	}
 	s := &cosignShape{mediaType: ocispec.MediaTypeImageManifest}
 	if _, ok := fields["mediaType"]; ok {
@@ -401,6 +397,30 @@ func strictObject(b []byte, what string, allowed ...string) (map[string]json.Raw
 	// The members are returned with an unknown field's error, so a caller can
 	// name the kind of document before it names the field.
 	return out, unknown
+}
+
+// checkSchemaVersion checks a manifest's or index's schemaVersion is 2.
+func checkSchemaVersion(fields map[string]json.RawMessage, what string) error {
+	var version int
+	if err := decodeField(fields, "schemaVersion", &version); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if version != 2 {
+		return fmt.Errorf("%s has schemaVersion %d, not 2", what, version)
+	}
+	return nil
+}
+
+// checkString checks member k of an object is present and is the string want.
+func checkString(fields map[string]json.RawMessage, what, k, want string) error {
+	var v string
+	if err := decodeField(fields, k, &v); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	if v != want {
+		return fmt.Errorf("%s has %s %q, not %s", what, k, v, want)
+	}
+	return nil
 }
 
 // decodeField decodes member k of an object, which must be present.

@@ -149,13 +149,11 @@ func checkNotationShape(manifest []byte, subject digest.Digest) (*notationShape,
 	if err != nil {
 		return nil, err
 	}
-	var version int
-	if err := decodeField(fields, "schemaVersion", &version); err != nil || version != 2 {
-		return nil, fmt.Errorf("%s has schemaVersion %d, not 2 (%v)", what, version, err)
+	if err := checkSchemaVersion(fields, what); err != nil {
+		return nil, err
 	}
-	var mediaType string
-	if err := decodeField(fields, "mediaType", &mediaType); err != nil || mediaType != ocispec.MediaTypeImageManifest {
-		return nil, fmt.Errorf("%s is a %q, not the %s notation writes", what, mediaType, ocispec.MediaTypeImageManifest)
+	if err := checkString(fields, what, "mediaType", ocispec.MediaTypeImageManifest); err != nil {
+		return nil, err
 	}
 	for _, k := range []string{"config", "layers", "subject", "annotations"} {
 		if _, ok := fields[k]; !ok {

@@ -20,13 +20,11 @@ func ReferrersIndex(manifest []byte) ([]ocispec.Descriptor, error) {
 	if err != nil {
 		return nil, err
 	}
-	var version int
-	if err := decodeField(fields, "schemaVersion", &version); err != nil || version != 2 {
-		return nil, fmt.Errorf("%s has schemaVersion %d, not 2 (%v)", what, version, err)
+	if err := checkSchemaVersion(fields, what); err != nil {
+		return nil, err
 	}
-	var mediaType string
-	if err := decodeField(fields, "mediaType", &mediaType); err != nil || mediaType != ocispec.MediaTypeImageIndex {
-		return nil, fmt.Errorf("%s is a %q, not an %s", what, mediaType, ocispec.MediaTypeImageIndex)
+	if err := checkString(fields, what, "mediaType", ocispec.MediaTypeImageIndex); err != nil {
+		return nil, err
 	}
 	var entries []json.RawMessage
 	if err := decodeField(fields, "manifests", &entries); err != nil {
