@@ -30,8 +30,8 @@ import (
 // bytes, and the registry's gate reads at most 1 MiB.
 const maxCosignPayload = 1 << 20
 
-// Signature is one signature of a cosign artifact, as
-// CheckCosignArtifact found it.
+// Signature is one signature of a signed referrer (a cosign signature, a
+// cosign attestation's envelope, a bundle), as CheckReferrer found it.
 type Signature struct {
 	// Layer is its layer's descriptor: media type, payload digest and size, and
 	// annotations.
@@ -41,6 +41,11 @@ type Signature struct {
 	// Signature is the signature in a form every variant of it shares (an
 	// ECDSA signature has two): equal for a signature and a copy made from it.
 	Signature []byte
+	// PredicateType is the predicate type of the in-toto statement an
+	// attestation's signature covers ("https://slsa.dev/provenance/v1"), as
+	// the statement gives it once the signature verifies; "" for a signature
+	// that is not an attestation's.
+	PredicateType string
 	// Err says why it does not verify; nil when it does.
 	Err error
 }
@@ -138,7 +143,7 @@ func CheckCosignArtifact(ctx context.Context, manifest []byte, blob func(digest.
 		payload, ok := payloads[l.Digest]
 		if !ok {
 			var err error
-			if payload, err = fetchPayload(blob, l); err != nil {
+			if payload, err = fetchPayload(blob, l, maxCosignPayload); err != nil {
 				return nil, fmt.Errorf("signature %d: %w", i, err)
 			}
 			if err := checkPayload(payload, repo, subject); err != nil {
@@ -181,13 +186,14 @@ func certifies(c *x509.Certificate, pub crypto.PublicKey) error {
 	return nil
 }
 
-// fetchPayload reads a layer's payload and checks it is the blob the layer names.
-func fetchPayload(blob func(digest.Digest) ([]byte, error), l ocispec.Descriptor) ([]byte, error) {
+// fetchPayload reads a layer's payload (at most max bytes) and checks it is
+// the blob the layer names.
+func fetchPayload(blob func(digest.Digest) ([]byte, error), l ocispec.Descriptor, max int64) ([]byte, error) {
 	if err := l.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("payload digest %q: %w", l.Digest, err)
 	}
-	if l.Size < 0 || l.Size > maxCosignPayload {
-		return nil, fmt.Errorf("payload %s: a size of %d bytes (at most %d)", l.Digest, l.Size, maxCosignPayload)
+	if l.Size < 0 || l.Size > max {
+		return nil, fmt.Errorf("payload %s: a size of %d bytes (at most %d)", l.Digest, l.Size, max)
 	}
 	if blob == nil {
 		return nil, errors.New("no way to read payloads")

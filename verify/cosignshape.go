@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"slices"
 	"strings"
@@ -65,36 +66,74 @@ const (
 	ociEmptySize      = 2
 )
 
-// cosignShape is a signature artifact whose shape checkCosignShape accepted.
+// cosignShape is a signature or attestation artifact whose shape
+// checkCosignShape accepted.
 type cosignShape struct {
 	mediaType string
 	config    ocispec.Descriptor
 	layers    []ocispec.Descriptor
 }
 
+// cosignKind is what tells cosign's two artifacts of one shape apart: a
+// signature (`.sig`) and an attestation (`.att`) manifest differ only in their
+// layers' media type and in the annotations cosign writes beside its optional
+// ones (the same for both).
+type cosignKind struct {
+	// manifest and layer name the manifest and a layer in errors.
+	manifest, layer string
+	// mediaType is every layer's media type.
+	mediaType string
+	// annotations are the layer annotations the kind requires, each with the
+	// check of its value.
+	annotations map[string]func(v string) error
+}
+
+// cosignSignatures is the kind of a `.sig` artifact: simple-signing payloads
+// with their signatures in an annotation.
+var cosignSignatures = cosignKind{
+	manifest:  "the signature manifest",
+	layer:     "signature",
+	mediaType: signer.CosignSimpleSigningMediaType,
+	annotations: map[string]func(string) error{
+		signer.CosignSignatureAnnotation: func(v string) error {
+			if _, err := base64.StdEncoding.DecodeString(v); err != nil {
+				return fmt.Errorf("not base64: %w", err)
+			}
+			return nil
+		},
+	},
+}
+
 // checkCosignShape decodes a signature manifest strictly and checks it has
 // exactly the shape a signer writes (see above). The payloads are not read:
 // the layers' digests and sizes are checked against the blobs later.
 func checkCosignShape(manifest []byte) (*cosignShape, error) {
-	fields, unknown := strictObject(manifest, "the signature manifest", "schemaVersion", "mediaType", "config", "layers")
+	return checkCosignManifest(manifest, cosignSignatures)
+}
+
+// checkCosignManifest decodes a cosign artifact of kind k strictly and checks
+// it has exactly the shape cosign writes: the manifest of a signature (see
+// above), with layers of k's media type and annotations.
+func checkCosignManifest(manifest []byte, k cosignKind) (*cosignShape, error) {
+	fields, unknown := strictObject(manifest, k.manifest, "schemaVersion", "mediaType", "config", "layers")
 	if fields == nil {
 		return nil, unknown
 	}
 	var version int
 	if err := decodeField(fields, "schemaVersion", &version); err != nil {
-		return nil, fmt.Errorf("the signature manifest: %w", err)
+		return nil, fmt.Errorf("%s: %w", k.manifest, err)
 	}
 	if version != 2 {
-		return nil, fmt.Errorf("the signature manifest has schemaVersion %d, not 2", version)
+		return nil, fmt.Errorf("%s has schemaVersion %d, not 2", k.manifest, version)
 	}
 	s := &cosignShape{mediaType: ocispec.MediaTypeImageManifest}
 	if _, ok := fields["mediaType"]; ok {
 		if err := decodeField(fields, "mediaType", &s.mediaType); err != nil {
-			return nil, fmt.Errorf("the signature manifest: %w", err)
+			return nil, fmt.Errorf("%s: %w", k.manifest, err)
 		}
 	}
 	if s.mediaType != ocispec.MediaTypeImageManifest && s.mediaType != signer.DockerManifestMediaType {
-		return nil, fmt.Errorf("the signature manifest is a %s, not an image manifest", s.mediaType)
+		return nil, fmt.Errorf("%s is a %s, not an image manifest", k.manifest, s.mediaType)
 	}
 	if unknown != nil {
 		return nil, unknown // named after the kind of manifest, which says more
@@ -107,26 +146,26 @@ func checkCosignShape(manifest []byte) (*cosignShape, error) {
 	}
 	switch {
 	case len(layers) == 0:
-		return nil, errors.New("the signature manifest has no signature")
+		return nil, fmt.Errorf("%s has no %s", k.manifest, k.layer)
 	case len(layers) > signer.MaxCosignSignatures:
-		return nil, fmt.Errorf("the signature manifest has %d layers, over cosign's limit of %d", len(layers), signer.MaxCosignSignatures)
+		return nil, fmt.Errorf("%s has %d layers, over cosign's limit of %d", k.manifest, len(layers), signer.MaxCosignSignatures)
 	}
 	for i, raw := range layers {
-		l, err := decodeDescriptor(raw, fmt.Sprintf("signature %d", i), true)
+		l, err := decodeDescriptor(raw, fmt.Sprintf("%s %d", k.layer, i), true)
 		if err != nil {
 			return nil, err
 		}
-		if l.MediaType != signer.CosignSimpleSigningMediaType {
-			return nil, fmt.Errorf("signature %d: a layer of type %q, not %s", i, l.MediaType, signer.CosignSimpleSigningMediaType)
+		if l.MediaType != k.mediaType {
+			return nil, fmt.Errorf("%s %d: a layer of type %q, not %s", k.layer, i, l.MediaType, k.mediaType)
 		}
-		if err := checkLayerAnnotations(l.Annotations); err != nil {
-			return nil, fmt.Errorf("signature %d: %w", i, err)
+		if err := checkLayerAnnotations(l.Annotations, k.annotations); err != nil {
+			return nil, fmt.Errorf("%s %d: %w", k.layer, i, err)
 		}
 		s.layers = append(s.layers, l)
 	}
 	raw, ok := fields["config"]
 	if !ok {
-		return nil, errors.New("the signature manifest has no config")
+		return nil, fmt.Errorf("%s has no config", k.manifest)
 	}
 	var err error
 	if s.config, err = decodeDescriptor(raw, "the config", false); err != nil {
@@ -211,22 +250,26 @@ func decodeDescriptor(raw []byte, what string, annotations bool) (ocispec.Descri
 	return d, nil
 }
 
-// checkLayerAnnotations allows the signature and cosign's optional annotations,
-// each in the form cosign writes it.
-func checkLayerAnnotations(a map[string]string) error {
-	if _, ok := a[signer.CosignSignatureAnnotation]; !ok {
-		return fmt.Errorf("no %s annotation", signer.CosignSignatureAnnotation)
+// checkLayerAnnotations allows the annotations a kind requires (own) and
+// cosign's optional ones, each in the form cosign writes it.
+func checkLayerAnnotations(a map[string]string, own map[string]func(string) error) error {
+	for k := range own {
+		if _, ok := a[k]; !ok {
+			return fmt.Errorf("no %s annotation", k)
+		}
 	}
 	for k, v := range a {
-		if k != signer.CosignSignatureAnnotation && len(v) > maxCosignAnnotation {
+		if check, ok := own[k]; ok {
+			if err := check(v); err != nil {
+				return fmt.Errorf("the %s annotation: %w", k, err)
+			}
+			continue
+		}
+		if len(v) > maxCosignAnnotation {
 			return fmt.Errorf("the %s annotation holds %d bytes, over %d", k, len(v), maxCosignAnnotation)
 		}
 		var err error
 		switch k {
-		case signer.CosignSignatureAnnotation:
-			if _, err = base64.StdEncoding.DecodeString(v); err != nil {
-				return fmt.Errorf("the %s annotation is not base64: %w", k, err)
-			}
 		case CosignBundleAnnotation:
 			err = checkRekorBundle(v)
 		case CosignCertificateAnnotation:
@@ -236,7 +279,8 @@ func checkLayerAnnotations(a map[string]string) error {
 		case CosignTimestampAnnotation:
 			err = checkTimestamp(v)
 		default:
-			return fmt.Errorf("an annotation %q, which a signer does not write (allowed: %s and %s)", k, signer.CosignSignatureAnnotation,
+			allowed := slices.Sorted(maps.Keys(own))
+			return fmt.Errorf("an annotation %q, which a signer does not write (allowed: %s and %s)", k, strings.Join(allowed, ", "),
 				strings.Join([]string{CosignBundleAnnotation, CosignCertificateAnnotation, CosignChainAnnotation, CosignTimestampAnnotation}, ", "))
 		}
 		if err != nil {

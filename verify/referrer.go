@@ -96,6 +96,7 @@ type referrerFormat struct {
 // referrerFormats are the signed formats, in the order a manifest is routed.
 var referrerFormats = []referrerFormat{
 	{format: FormatCosign, is: isCosignSignature, check: checkCosign, distinctKeys: true},
+	{format: FormatCosignAttestation, is: isCosignAttestation, check: checkCosignAttestation},
 }
 
 func formatOf(name Format) (referrerFormat, bool) {

@@ -26,6 +26,9 @@ import (
 const (
 	Ref    = "127.0.0.1:34259/acme/app"
 	Digest = digest.Digest("sha256:3586862fbe852ee0c5938511eb0e6fab480a9851a4d937260a4f449bd42f6785")
+	// AttestedDigest is the manifest digest the attestation fixtures attest,
+	// in the same repository.
+	AttestedDigest = digest.Digest("sha256:2252e9d9078c6416937949d4111c7a25cbc760bf40ee1332156e75b042fc4f92")
 )
 
 // Fixture reads a fixture by name: a key ("test-cosign-1.pub") from
