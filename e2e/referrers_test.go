@@ -60,15 +60,17 @@ func (st *stack) verifyReferrers(t *testing.T, ref string) []attachedResult {
 // listing must then sort out what the trust graph vouches for by itself.
 func TestVerifyListsSignaturesAndAttestations(t *testing.T) {
 	t.Parallel()
-	st := startStack(t, "--open", "acme/forged")
+	st := startStack(t, "--open", "acme/forged", "--open", "acme/attested")
 	for _, k := range []string{"alice", "bob", "mallory"} {
 		st.trustctl(t, "keys", "generate", k)
 	}
 	st.trustctl(t, "org", "create", "acme")
 	st.trustctl(t, "org", "delegate", "acme/app", "--key", "alice", "--key", "bob")
 	st.trustctl(t, "org", "delegate", "acme/forged", "--key", "alice")
+	st.trustctl(t, "org", "delegate", "acme/attested", "--key", "alice", "--key", "bob")
 
 	t.Run("signatures by two delegated keys in an enforced repository, by name", func(t *testing.T) {
+		t.Parallel()
 		img := newImage(t, "listed-app", newLayer(t, "app.bin", 4<<10))
 		st.pushLayout(t, "acme/app:v1", "alice", img)
 		st.trustctl(t, "sign", st.Addr+"/acme/app:v1", "--key", "bob", "--digest", img.ManifestDigest)
@@ -92,6 +94,7 @@ func TestVerifyListsSignaturesAndAttestations(t *testing.T) {
 	})
 
 	t.Run("a forged signature and an unsigned SBOM beside a good signature", func(t *testing.T) {
+		t.Parallel()
 		img := newImage(t, "listed-forged", newLayer(t, "forged.bin", 4<<10))
 		st.pushLayout(t, "acme/forged:v1", "alice", img)
 		ref := st.Addr + "/acme/forged@" + img.ManifestDigest
@@ -140,9 +143,71 @@ func TestVerifyListsSignaturesAndAttestations(t *testing.T) {
 			t.Errorf("the SBOM: %+v, want unsigned, found by the referrers API, not verified for want of a target", unsigned)
 		}
 		out := st.trustctl(t, "verify", st.Addr+"/acme/forged:v1")
-		t.Log(out)
 		if !strings.Contains(out, "no: signed by mallory") || !strings.Contains(out, "unsigned application/spdx+json") {
 			t.Errorf("the table does not show mallory's signature and the SBOM as not verifying:\n%s", out)
+		}
+	})
+
+	t.Run("three attestations by cosign attest --key, each with its predicate type", func(t *testing.T) {
+		t.Parallel()
+		img := newImage(t, "listed-attested", newLayer(t, "attested.bin", 4<<10))
+		st.pushLayout(t, "acme/attested:v1", "alice", img)
+		ref := st.Addr + "/acme/attested@" + img.ManifestDigest
+		cosign := newTool(t, "cosign", "DOCKER_CONFIG="+st.Home, "COSIGN_PASSWORD="+e2ePassphrase, "COSIGN_YES=true")
+		predicates := map[string]string{
+			"slsa.json":   `{"buildDefinition":{"buildType":"https://example.com/build/v1","externalParameters":{}},"runDetails":{"builder":{"id":"https://example.com/builder"}}}`,
+			"spdx.json":   `{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"app","dataLicense":"CC0-1.0"}`,
+			"custom.json": `{"reviewed":true}`,
+		}
+		for name, body := range predicates {
+			os.WriteFile(filepath.Join(cosign.dir, name), []byte(body), 0o644)
+		}
+		attest := func(key, typ, predicate string) {
+			t.Helper()
+			cosign.run(t, "attest", "--key", filepath.Join(st.Home, "keys", key+".key"), "--tlog-upload=false", "--allow-insecure-registry",
+				"--type", typ, "--predicate", filepath.Join(cosign.dir, predicate), ref)
+		}
+		attest("alice", "slsaprovenance1", "slsa.json")
+		attest("bob", "spdxjson", "spdx.json")
+		attest("alice", "https://example.com/review/v1", "custom.json")
+		refs := st.verifyReferrers(t, "acme/attested:v1")
+		var att attachedResult
+		for _, a := range refs {
+			if len(a.FoundBy) > 0 && strings.HasSuffix(a.FoundBy[0], ".att") {
+				att = a
+			}
+		}
+		if len(refs) != 2 || att.Format != "cosign-attestation" || !att.Verified || len(att.Signatures) != 3 {
+			t.Fatalf("listed %+v, want the .sig and a verified .att of three attestations", refs)
+		}
+		want := [][2]string{
+			{"alice", "https://slsa.dev/provenance/v1"},
+			{"bob", "https://spdx.dev/Document"},
+			{"alice", "https://example.com/review/v1"},
+		}
+		for i, w := range want {
+			if s := att.Signatures[i]; s.Key != w[0] || s.PredicateType != w[1] || !s.Verified || !s.Delegated {
+				t.Errorf("attestation %d: %+v, want %s's %s, verified", i, s, w[0], w[1])
+			}
+		}
+		// An attestation by mallory, appended by cosign: listed with the
+		// predicate type it claims, not verifying; the .att as a whole then
+		// does not verify, and the image still does.
+		attest("mallory", "https://example.com/review/v1", "custom.json")
+		for _, a := range st.verifyReferrers(t, "acme/attested:v1") {
+			if a.Format != "cosign-attestation" {
+				continue
+			}
+			if a.Verified || len(a.Signatures) != 4 {
+				t.Fatalf("the .att: %+v, want four attestations, not verifying as a whole", a)
+			}
+			if s := a.Signatures[3]; s.Key != "mallory" || s.Verified || s.Delegated || s.PredicateType != "https://example.com/review/v1" || !strings.Contains(s.Reason, "not delegated") {
+				t.Errorf("mallory's attestation: %+v, want named, not delegated, not verified", s)
+			}
+		}
+		out := st.trustctl(t, "verify", st.Addr+"/acme/attested:v1")
+		if !regexp.MustCompile(`\(\.att\)\s+cosign-attestation\s+bob\s+https://spdx.dev/Document\s+yes`).MatchString(out) {
+			t.Errorf("the table does not list bob's SPDX attestation:\n%s", out)
 		}
 	})
 }

@@ -81,6 +81,10 @@ type AttachedSignature struct {
 	KeyID string `json:"keyID,omitempty"`
 	// Delegated: the key is delegated for the repository now.
 	Delegated bool `json:"delegated"`
+	// PredicateType is an attestation's predicate type, as the in-toto
+	// statement its signature covers gives it (so only once that signature
+	// verifies with a key known here); "" for a signature.
+	PredicateType string `json:"predicateType,omitempty"`
 	// Verified: it verifies with a delegated key, binding the image's
 	// digest (and the repository where the format names one). Reason says
 	// why not.
@@ -280,11 +284,11 @@ func check(ctx context.Context, repo *oci.Repository, chk ReferrerCheck, c *cand
 		}
 	}
 	for i, s := range ref.Signatures {
-		as := AttachedSignature{KeyID: s.KeyID, Verified: s.Err == nil, Delegated: s.Err == nil}
+		as := AttachedSignature{KeyID: s.KeyID, Verified: s.Err == nil, Delegated: s.KeyID != "", PredicateType: s.PredicateType}
 		if s.Err != nil {
 			as.Reason = s.Err.Error()
 			if others != nil && others[i].Err == nil {
-				as.KeyID = others[i].KeyID
+				as.KeyID, as.PredicateType = others[i].KeyID, others[i].PredicateType
 				as.Reason = fmt.Sprintf("signed by %s, a key not delegated for %s", keyName(chk.Names, as.KeyID), chk.Repo)
 			}
 		}

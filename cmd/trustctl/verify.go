@@ -202,7 +202,7 @@ func printReferrers(w io.Writer, refs []signed.Attached) {
 				// (two signatures by one key).
 				v = "no: " + r.Reason
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", art, format, dash(s.Key), "-", v)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", art, format, dash(s.Key), dash(s.PredicateType), v)
 		}
 	}
 	tw.Flush()
