@@ -265,9 +265,7 @@ func check(ctx context.Context, repo *oci.Repository, chk ReferrerCheck, c *cand
 	if a.ArtifactType == "" && head.Config.MediaType != ocispec.MediaTypeImageConfig && head.Config.MediaType != ocispec.MediaTypeEmptyJSON {
 		a.ArtifactType = head.Config.MediaType
 	}
-	art := verify.Artifact{MediaType: a.MediaType, Manifest: raw, Blob: func(d digest.Digest) ([]byte, error) {
-		return readBlob(ctx, repo, d)
-	}}
+	art := verify.Artifact{MediaType: a.MediaType, Manifest: raw, Blob: prefetch(ctx, repo, raw)}
 	ref, err := verify.CheckReferrer(ctx, art, chk.Keys, chk.Repo, chk.Subject)
 	a.Format = ref.Format
 	switch {
@@ -326,6 +324,47 @@ func unsigned(ctx context.Context, chk ReferrerCheck, a Attached, raw []byte) (A
 		a.Verified, a.Target = true, path
 	}
 	return a, nil
+}
+
+// Prefetching: the blobs an artifact's layers name are read at once, not one
+// after the other as its check asks for them (a .att of three attestations is
+// three envelopes), within bounds a hostile manifest cannot stretch.
+const (
+	maxPrefetch     = 16
+	maxPrefetchSize = 1 << 20
+)
+
+// prefetch starts reading the small blobs manifest's layers name and returns
+// a Blob function that answers from them, reading any other blob when asked.
+func prefetch(ctx context.Context, repo *oci.Repository, manifest []byte) func(digest.Digest) ([]byte, error) {
+	var m struct {
+		Layers []ocispec.Descriptor `json:"layers"`
+	}
+	json.Unmarshal(manifest, &m) // a manifest that is none prefetches nothing
+	type result struct {
+		b    []byte
+		err  error
+		done chan struct{}
+	}
+	fetched := map[digest.Digest]*result{}
+	for _, l := range m.Layers {
+		if len(fetched) == maxPrefetch || l.Size <= 0 || l.Size > maxPrefetchSize || l.Digest.Validate() != nil || fetched[l.Digest] != nil {
+			continue
+		}
+		r := &result{done: make(chan struct{})}
+		fetched[l.Digest] = r
+		go func() {
+			defer close(r.done)
+			r.b, r.err = readBlob(ctx, repo, l.Digest)
+		}()
+	}
+	return func(d digest.Digest) ([]byte, error) {
+		if r := fetched[d]; r != nil {
+			<-r.done
+			return r.b, r.err
+		}
+		return readBlob(ctx, repo, d)
+	}
 }
 
 // readBlob reads a blob an artifact names, at most maxAttachedBlob bytes,

@@ -199,7 +199,14 @@ func RunVerifyReferrers(ctx context.Context, cfg VerifyReferrersConfig) (*Verify
 	rep.Plain, rep.PlainMin, rep.PlainMax = medianDuration(plain), slices.Min(plain), slices.Max(plain)
 
 	if cfg.Hold {
-		env := strings.Join(st.env, " ")
+		// What verify reads, and no password (verify needs none).
+		var keep []string
+		for _, kv := range st.env {
+			if !strings.Contains(kv, "PASSWORD=") && !strings.Contains(kv, "PASSPHRASE=") {
+				keep = append(keep, kv)
+			}
+		}
+		env := strings.Join(keep, " ")
 		logf("holding the stack until interrupted; the processes measured:\n  env -i %s %s verify %s/%s:attested\n  env -i %s %s verify %s/%s:plain",
 			env, st.bin, st.addr, verifyRepo, env, st.bin, st.addr, verifyRepo)
 		<-ctx.Done()
