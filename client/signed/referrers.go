@@ -115,8 +115,10 @@ type ReferrerCheck struct {
 
 // Limits of what listing reads from a registry that may be hostile.
 const (
-	// maxAttached bounds how many artifacts are checked.
+	// maxAttached bounds how many artifacts are checked, maxChecking how many
+	// at once.
 	maxAttached = 256
+	maxChecking = 8
 	// maxAttachedBlob bounds one blob an artifact names (a signature payload,
 	// an envelope, a bundle): the largest is a Sigstore bundle of a few KiB.
 	maxAttachedBlob = 4 << 20
@@ -134,8 +136,11 @@ func ListReferrers(ctx context.Context, repo *oci.Repository, chk ReferrerCheck)
 	out := make([]Attached, len(found))
 	var wg sync.WaitGroup
 	errs := make([]error, len(found))
+	slots := make(chan struct{}, maxChecking)
 	for i, f := range found {
 		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
 			out[i], errs[i] = check(ctx, repo, chk, f)
 		})
 	}
