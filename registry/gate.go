@@ -17,7 +17,6 @@ import (
 
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/registry/storage"
-	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -69,7 +68,7 @@ type gate struct {
 	logged atomic.Int64
 
 	// verdicts caches, per repository, whether each stored signature artifact
-	// passes the whole check, per key set (signatureServable).
+	// passes the whole check, per key set (referrerServable).
 	vmu      sync.Mutex
 	verdicts map[string]map[verdictKey]*verdict
 }
@@ -143,12 +142,19 @@ func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []strin
 	}
 	length := int64(len(content))
 	for _, tag := range tags {
-		if subject, ok := signer.CosignSignatureSubject(tag); ok {
+		if subject, ok := cosignTagSubject(tag); ok {
 			if len(tags) != 1 {
 				return sigAdmission{}, denied("a signature artifact is pushed under its own tag only")
 			}
-			version, err := g.admitSignature(ctx, repo, d, subject, content, tag)
+			version, err := g.admitReferrer(ctx, repo, d, subject, mediaType, content, tag)
 			return sigAdmission{digest: d, subject: subject, tag: tag, tagVersion: version}, err
+		}
+		if subject, ok := g.referrersIndexTag(repo, tag); ok && mediaType == storage.MediaTypeOCIIndex {
+			if len(tags) != 1 {
+				return sigAdmission{}, denied("a referrers index is pushed under its own tag only")
+			}
+			version, err := g.admitReferrersIndex(ctx, repo, tag, subject, content)
+			return sigAdmission{digest: d, tag: tag, tagVersion: version}, err
 		}
 		matches := func(rt *verify.RepoTargets) bool {
 			t := rt.Tags[tag]
@@ -168,7 +174,7 @@ func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []strin
 	// By digest: a digest target, a closure member, or a signature artifact.
 	covered := func(rt *verify.RepoTargets) bool { return rt != nil && rt.Covered[d] }
 	rt, err := g.lookup(ctx, repo, covered)
-	if err != nil && !isCosignSignature(mediaType, content) {
+	if _, referrer := verify.ReferrerFormat(mediaType, content); err != nil && !referrer {
 		return sigAdmission{}, unavailable(err)
 	}
 	if covered(rt) {
@@ -281,7 +287,8 @@ func targetHint(rt *verify.RepoTargets, tag string, d digest.Digest, length int6
 }
 
 // servable reports whether manifest d of an enforced repo may be served: it is
-// covered, or it is an admitted signature artifact of a covered manifest.
+// covered, or it is an admitted signed referrer of a covered manifest that
+// passes the check now.
 func (g *gate) servable(ctx context.Context, repo string, d digest.Digest) error {
 	rt, err := g.index.Lookup(repo)
 	if err != nil {
@@ -295,19 +302,23 @@ func (g *gate) servable(ctx context.Context, repo string, d digest.Digest) error
 		return err
 	}
 	if ok && rt != nil && rt.Covered[subject] {
-		if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil || ok {
+		if ok, err := g.referrerServable(ctx, repo, d, subject, rt); err != nil || ok {
 			return err
 		}
-		return fmt.Errorf("%w: %s@%s (a signature artifact that fails the signature check)", storage.ErrManifestUnknown, repo, d)
+		return fmt.Errorf("%w: %s@%s (a signed referrer that fails the signature check)", storage.ErrManifestUnknown, repo, d)
 	}
 	return fmt.Errorf("%w: %s@%s is not signed", storage.ErrManifestUnknown, repo, d)
 }
 
 // resolveTag returns the digest a tag of an enforced repo stands for: the
-// current target's, or for a signature tag the stored artifact of a covered
-// subject.
+// current target's, for a cosign tag the stored artifact of a covered subject
+// while it passes the check, and for a referrers tag the stored index while
+// every entry is one the referrers API lists.
 func (g *gate) resolveTag(ctx context.Context, repo, tag string) (digest.Digest, error) {
-	if subject, ok := signer.CosignSignatureSubject(tag); ok {
+	if subject, ok := g.referrersIndexTag(repo, tag); ok {
+		return g.resolveReferrersIndex(ctx, repo, tag, subject)
+	}
+	if subject, ok := cosignTagSubject(tag); ok {
 		rt, err := g.index.Lookup(repo)
 		if err != nil {
 			return "", unavailable(fmt.Errorf("%w: %v", errTrustUnavailable, err))
@@ -319,7 +330,7 @@ func (g *gate) resolveTag(ctx context.Context, repo, tag string) (digest.Digest,
 		if err != nil {
 			return "", err
 		}
-		if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil || !ok {
+		if ok, err := g.referrerServable(ctx, repo, d, subject, rt); err != nil || !ok {
 			if err == nil {
 				err = fmt.Errorf("%w: %s:%s (its signature artifact fails the signature check)", storage.ErrManifestUnknown, repo, tag)
 			}
@@ -338,7 +349,8 @@ func (g *gate) resolveTag(ctx context.Context, repo, tag string) (digest.Digest,
 }
 
 // tags lists the tags of an enforced repo: its current targets that are stored,
-// and the stored signature tags of covered subjects.
+// the stored cosign tags of covered subjects whose artifacts pass the check,
+// and the referrers tags whose index holds.
 func (g *gate) tags(ctx context.Context, repo string, stored []string) ([]string, error) {
 	rt, err := g.index.Lookup(repo)
 	if err != nil {
@@ -346,7 +358,17 @@ func (g *gate) tags(ctx context.Context, repo string, stored []string) ([]string
 	}
 	out := []string{}
 	for _, t := range stored {
-		if subject, ok := signer.CosignSignatureSubject(t); ok {
+		if subject, ok := g.referrersIndexTag(repo, t); ok {
+			_, err := g.resolveReferrersIndex(ctx, repo, t, subject)
+			switch {
+			case err == nil:
+				out = append(out, t)
+			case !errors.Is(err, storage.ErrManifestUnknown):
+				return nil, err // a list missing tags is no answer
+			}
+			continue
+		}
+		if subject, ok := cosignTagSubject(t); ok {
 			if rt != nil && rt.Covered[subject] {
 				d, err := g.store.ResolveTag(ctx, repo, t)
 				if errors.Is(err, storage.ErrManifestUnknown) {
@@ -355,7 +377,7 @@ func (g *gate) tags(ctx context.Context, repo string, stored []string) ([]string
 				if err != nil {
 					return nil, err // a list missing tags is no answer
 				}
-				if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil {
+				if ok, err := g.referrerServable(ctx, repo, d, subject, rt); err != nil {
 					return nil, err
 				} else if ok {
 					out = append(out, t)
@@ -441,7 +463,7 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 			// Only an artifact that passes the whole check makes blobs
 			// visible: its payloads and the config derived from them (or
 			// the empty one), the only blobs its shape allows.
-			if ok, err := g.signatureServable(ctx, repo, sig, subject, rt); err != nil {
+			if ok, err := g.referrerServable(ctx, repo, sig, subject, rt); err != nil {
 				return false, err
 			} else if !ok {
 				continue
@@ -477,8 +499,8 @@ func (g *gate) refreshLoop(ctx context.Context, interval time.Duration) {
 }
 
 // EnableGate turns admission on: every repository but those matching open is
-// enforced against index. checkSig checks cosign signature artifacts; with
-// none, no signature artifact is admitted or served.
+// enforced against index. checkSig checks signed referrers
+// (verify.CheckReferrer); with none, no signed referrer is admitted or served.
 func (s *Server) EnableGate(index *verify.Index, open []string, checkSig SignatureChecker) {
 	s.gate = &gate{index: index, open: open, store: s.store, log: s.log, checkSig: checkSig}
 }

@@ -14,9 +14,11 @@ import (
 
 	"github.com/gorilla/mux"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/signet-oss/signet/registry/storage"
 	"github.com/signet-oss/signet/storage/driver"
+	"github.com/signet-oss/signet/verify"
 )
 
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string) {
@@ -238,6 +240,15 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, repo str
 				s.writeError(w, r, denied("%s@%s is the signature artifact of %s, which is signed: deleting it would strip its signatures (remove the target with trustctl first)", repo, d, subject))
 				return
 			}
+			// A superseded referrers index may go (its client deletes it
+			// once it has pushed the next); the one under its tag stays.
+			if subject, err := s.gate.currentReferrersIndex(r.Context(), repo, d); err != nil {
+				s.writeError(w, r, err)
+				return
+			} else if subject != "" {
+				s.writeError(w, r, denied("%s@%s is the referrers index under the referrers tag of %s, which is signed: push the index that replaces it first", repo, d, subject))
+				return
+			}
 		}
 		err = s.store.DeleteManifest(r.Context(), repo, d)
 	} else if s.gate.enforced(repo) {
@@ -270,19 +281,17 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, repo string) 
 		return
 	}
 	artifactType := r.URL.Query().Get("artifactType")
-	descs, err := s.store.Referrers(r.Context(), repo, d, artifactType)
+	var descs []ocispec.Descriptor
+	if s.gate.enforced(repo) {
+		// Only the referrers served by digest: signed ones that pass the
+		// check now, and those with a target of their own.
+		descs, err = s.gate.servableReferrers(r.Context(), repo, d, artifactType)
+	} else {
+		descs, err = s.store.Referrers(r.Context(), repo, d, artifactType)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
-	}
-	if s.gate.enforced(repo) {
-		kept := descs[:0]
-		for _, desc := range descs {
-			if s.gate.servable(r.Context(), repo, desc.Digest) == nil {
-				kept = append(kept, desc)
-			}
-		}
-		descs = kept
 	}
 	if artifactType != "" {
 		w.Header().Set("OCI-Filters-Applied", "artifactType")
@@ -291,7 +300,8 @@ func (s *Server) referrers(w http.ResponseWriter, r *http.Request, repo string) 
 }
 
 // admit runs the gate on a manifest PUT of an enforced repository. It returns
-// what it admitted the manifest as when it is a signature artifact.
+// what it admitted the manifest as when it is a signed referrer or a referrers
+// index.
 func (s *Server) admit(r *http.Request, repo, ref string, tags []string, contentType string, content []byte) (sigAdmission, error) {
 	mediaType, _, err := storage.ParseManifest(contentType, content)
 	if err != nil {
@@ -306,15 +316,22 @@ func (s *Server) admit(r *http.Request, repo, ref string, tags []string, content
 		alg = d.Algorithm()
 	}
 	d := alg.FromBytes(content)
-	if strings.Contains(ref, ":") && len(tags) == 0 && isCosignSignature(mediaType, content) {
-		// A signature artifact pushed by digest: its payload names its subject.
-		subject, err := s.gate.signatureSubject(r.Context(), repo, mediaType, content)
-		if err != nil {
-			return sigAdmission{}, denied("signature artifact %s: %v", d, err)
-		}
-		if rt, _ := s.gate.index.Lookup(repo); rt == nil || !rt.Covered[d] {
-			_, err := s.gate.admitSignature(r.Context(), repo, d, subject, content, "")
-			return sigAdmission{digest: d, subject: subject}, err
+	if strings.Contains(ref, ":") && len(tags) == 0 {
+		if format, ok := verify.ReferrerFormat(mediaType, content); ok {
+			// A signed referrer pushed by digest: its subject field names its
+			// subject; a cosign signature's payload does (its shape has no
+			// subject field, and the check says so).
+			subject, named := verify.ReferrerSubject(content)
+			if format == verify.FormatCosign {
+				if subject, err = s.gate.signatureSubject(r.Context(), repo, mediaType, content); err != nil {
+					return sigAdmission{}, denied("signature artifact %s: %v", d, err)
+				}
+				named = true
+			}
+			if rt, _ := s.gate.index.Lookup(repo); named && (rt == nil || !rt.Covered[d]) {
+				_, err := s.gate.admitReferrer(r.Context(), repo, d, subject, mediaType, content, "")
+				return sigAdmission{digest: d, subject: subject}, err
+			}
 		}
 	}
 	return s.gate.admitManifest(r.Context(), repo, ref, tags, d, mediaType, content)

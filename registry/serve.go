@@ -76,7 +76,7 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 		return err
 	}
 	if index != nil {
-		api.EnableGate(index, cfg.Trust.Open, verify.CheckCosignArtifact)
+		api.EnableGate(index, cfg.Trust.Open, verify.CheckReferrer)
 		interval := cfg.Trust.RefreshInterval
 		if interval <= 0 {
 			interval = 30 * time.Second

@@ -9,6 +9,7 @@ import (
 	"io"
 	"maps"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -18,32 +19,85 @@ import (
 	"github.com/signet-oss/signet/verify"
 )
 
-// Signature artifacts in an enforced repository (DESIGN §3). A cosign signature
-// artifact is admitted, and served, only while all of this holds:
-//   - its subject is covered by a current target of the repository;
-//   - it has exactly the shape a signer writes (verify.CheckCosignArtifact: the
-//     config cosign derives from the layers or the OCI empty config, only
-//     cosign's layer annotations, no subject, manifest annotations or other
-//     fields), since the signatures bind the payloads and nothing else;
+// Signed referrers in an enforced repository (DESIGN §3, ARCHITECTURE §4): the
+// artifacts attached to a signed manifest that carry signatures over its digest
+// (cosign signatures and attestations, Sigstore bundles, notation envelopes;
+// verify.CheckReferrer knows each format). One is admitted, and served, only
+// while all of this holds:
+//   - its subject is covered by a current target of the repository; the subject
+//     is named by the manifest's subject field, by the tag it is pushed under
+//     (cosign's sha256-<hex>.sig and .att), or for a cosign signature pushed by
+//     digest by its payload;
+//   - it has exactly the shape its signer writes (the format's check), since
+//     the signatures bind what they sign and nothing else of the manifest;
 //   - every signature in it verifies with a key delegated for the repository
-//     now, each with another key (verify.Signatures.Verified).
-// Under the signature tag, a replacement keeps every signature of the stored
+//     now, as the format requires (verify.Referrer.Verified: a cosign
+//     signature artifact's signatures each by another key), and none has
+//     expired.
+// Under a cosign tag, a replacement keeps every signature of the stored
 // artifact that still verifies with a delegated key (a co-signer appends; a
 // revoked signer's signature may go), and keeps each kept signature's layer as
 // it was: a pusher without a key can neither strip a signature nor dress one in
 // annotations of its own. The tag then moves only from the artifact it was
 // checked against (sigAdmission), so concurrent co-signers cannot drop each
-// other's signatures either. The check runs again when the artifact is served (by
-// tag, by digest, in the tag list, and for the blobs it makes visible), with the
-// keys delegated then, so an artifact stored before a rule existed, or whose
-// signer was revoked since, is not served. The verdict is cached per artifact
-// and key set.
+// other's signatures either. The check runs again when the artifact is served
+// (by tag, by digest, in the tag list, in the referrers list, and for the blobs
+// it makes visible), with the keys delegated then, so an artifact stored before
+// a rule existed, or whose signer was revoked since, is not served. The verdict
+// is cached per artifact, subject and key set, until a signature's expiry.
+// Unsigned referrers (an SBOM attached with `oras attach`) are no signed
+// referrers: they need a target of their own, like any manifest.
 
-// SignatureChecker checks a cosign signature artifact of subject in repo with
-// keys: an error when it is not in a signer's shape, otherwise each signature
-// with whether it verifies. blob returns a blob's bytes. The verify package
-// provides it (verify.CheckCosignArtifact).
-type SignatureChecker func(ctx context.Context, manifest []byte, blob func(digest.Digest) ([]byte, error), keys verify.Keys, repo string, subject digest.Digest) (verify.Signatures, error)
+// SignatureChecker checks a manifest as a signed referrer of subject in repo
+// with keys: verify.ErrNotReferrer when it is in no signed format, another
+// error when it is not in its signer's shape, otherwise each signature with
+// whether it verifies. The verify package provides it (verify.CheckReferrer).
+type SignatureChecker func(ctx context.Context, a verify.Artifact, keys verify.Keys, repo string, subject digest.Digest) (verify.Referrer, error)
+
+// The tags cosign pushes a subject's artifacts under: "sha256-<hex>.sig" for
+// signatures, "sha256-<hex>.att" for attestations. The referrers tag schema's
+// "sha256-<hex>" is referrersindex.go's.
+const (
+	cosignSignatureSuffix   = ".sig"
+	cosignAttestationSuffix = ".att"
+)
+
+// cosignTagSubject parses a cosign signature or attestation tag: the subject it
+// is the tag of, false when it is none.
+func cosignTagSubject(tag string) (digest.Digest, bool) {
+	for _, suffix := range []string{cosignSignatureSuffix, cosignAttestationSuffix} {
+		if rest, ok := strings.CutSuffix(tag, suffix); ok {
+			return tagDigest(rest)
+		}
+	}
+	return "", false
+}
+
+// tagFits checks a signed referrer of format is one cosign pushes under tag:
+// its simple-signing signatures under ".sig"; under ".att" its attestations,
+// and neither those signatures nor notation's, which have places of their own.
+func tagFits(tag string, format verify.Format) error {
+	sig := strings.HasSuffix(tag, cosignSignatureSuffix)
+	if tag == "" || sig == (format == verify.FormatCosign) && format != verify.FormatNotation {
+		return nil
+	}
+	return fmt.Errorf("a %s signature is not pushed under the tag %s", format, tag)
+}
+
+// cosignTags are the tags cosign pushes subject's artifacts under.
+func cosignTags(subject digest.Digest) []string {
+	return []string{signer.CosignSignatureTag(subject), strings.TrimSuffix(signer.CosignSignatureTag(subject), cosignSignatureSuffix) + cosignAttestationSuffix}
+}
+
+// tagDigest reads a digest written as a tag, "<alg>-<hex>".
+func tagDigest(s string) (digest.Digest, bool) {
+	alg, hex, ok := strings.Cut(s, "-")
+	if !ok {
+		return "", false
+	}
+	d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
+	return d, d.Validate() == nil
+}
 
 // sigAdmission is what the gate admitted a signature artifact as: manifest
 // digest of subject, and when pushed under its signature tag, the version of
@@ -60,31 +114,22 @@ type sigAdmission struct {
 type verdictKey struct{ d, subject digest.Digest }
 
 // verdict is whether a stored artifact passed the whole check with the keys of
-// view rt, whose key set is keys.
+// view rt, whose key set is keys; until, when set, is the earliest expiry of
+// its signatures, after which it no longer passes.
 type verdict struct {
-	rt   *verify.RepoTargets
-	keys string
-	err  error
+	rt    *verify.RepoTargets
+	keys  string
+	err   error
+	until time.Time
 }
 
-// isCosignSignature reports whether a manifest looks like a cosign signature
-// artifact (its layers are simple-signing payloads). It only routes a PUT by
-// digest to admitSignature, which checks everything.
-func isCosignSignature(mediaType string, content []byte) bool {
-	_, f, err := storage.ParseManifest(mediaType, content)
-	if err != nil || f.Config == nil || len(f.Layers) == 0 {
-		return false
-	}
-	for _, l := range f.Layers {
-		if l.MediaType != signer.CosignSimpleSigningMediaType {
-			return false
-		}
-	}
-	return true
+// holds reports whether the verdict admits the artifact at now.
+func (v *verdict) holds(now time.Time) bool {
+	return v.err == nil && (v.until.IsZero() || now.Before(v.until))
 }
 
-// payloadReader returns a reader of repo's signature payloads for a
-// SignatureChecker; *failed is set when storage failed to read one (a payload
+// payloadReader returns a reader of repo's signature payloads and envelopes
+// for a SignatureChecker; *failed is set when storage failed to read one (a payload
 // that is not there is the artifact's fault), and the checker's answer then
 // says nothing about the artifact itself.
 func (g *gate) payloadReader(ctx context.Context, repo string, failed *bool) func(digest.Digest) ([]byte, error) {
@@ -106,21 +151,23 @@ func (g *gate) payloadReader(ctx context.Context, repo string, failed *bool) fun
 	}
 }
 
-// checkSignature runs the whole check on a signature artifact of subject with
-// keys. shapeErr is set when it is not in a signer's shape; err when a
-// signature does not verify, or two are by one key.
-func (g *gate) checkSignature(ctx context.Context, repo string, subject digest.Digest, content []byte, keys verify.Keys) (sigs verify.Signatures, shapeErr, err error, readFailed bool) {
-	sigs, shapeErr = g.checkSig(ctx, content, g.payloadReader(ctx, repo, &readFailed), keys, repo, subject)
+// checkReferrer runs the whole check on manifest content (of mediaType) as a
+// signed referrer of subject with keys. shapeErr is set when it is in no
+// signed format or not in its signer's shape; err when a signature does not
+// verify, or the format's rule on keys fails.
+func (g *gate) checkReferrer(ctx context.Context, repo string, subject digest.Digest, mediaType string, content []byte, keys verify.Keys) (ref verify.Referrer, shapeErr, err error, readFailed bool) {
+	a := verify.Artifact{MediaType: mediaType, Manifest: content, Blob: g.payloadReader(ctx, repo, &readFailed), Now: g.index.Now}
+	ref, shapeErr = g.checkSig(ctx, a, keys, repo, subject)
 	if shapeErr != nil {
-		return nil, shapeErr, nil, readFailed
+		return ref, shapeErr, nil, readFailed
 	}
-	return sigs, nil, sigs.Verified(), readFailed
+	return ref, nil, ref.Verified(), readFailed
 }
 
-// admitSignature admits a cosign signature artifact d of subject, pushed under
-// tag (its signature tag) or by digest alone (tag ""): see the rules above. It
-// returns the version of the signature tag's record it checked against.
-func (g *gate) admitSignature(ctx context.Context, repo string, d, subject digest.Digest, content []byte, tag string) (string, error) {
+// admitReferrer admits a signed referrer d of subject, pushed under tag (a
+// cosign tag) or by digest alone (tag ""): see the rules above. It returns the
+// version of the tag's record it checked against.
+func (g *gate) admitReferrer(ctx context.Context, repo string, d, subject digest.Digest, mediaType string, content []byte, tag string) (string, error) {
 	covered := func(rt *verify.RepoTargets) bool { return rt != nil && rt.Covered[subject] }
 	rt, err := g.lookup(ctx, repo, covered)
 	if err != nil {
@@ -130,13 +177,16 @@ func (g *gate) admitSignature(ctx context.Context, repo string, d, subject diges
 		return "", denied("a signature of %s is admitted only while %s is signed for %s, and it is not", subject, subject, repo)
 	}
 	if g.checkSig == nil {
-		return "", denied("this registry cannot check cosign signatures")
+		return "", denied("this registry cannot check signatures")
 	}
-	sigs, shapeErr, err, readFailed := g.checkSignature(ctx, repo, subject, content, rt.Keys)
+	ref, shapeErr, err, readFailed := g.checkReferrer(ctx, repo, subject, mediaType, content, rt.Keys)
 	if readFailed {
 		// Storage failed to read a payload: no verdict on the artifact. The
 		// storage error decides the answer (503 for a store that may recover).
 		return "", fmt.Errorf("reading the payloads of signature artifact %s in %s: %w", d, repo, errors.Join(shapeErr, err))
+	}
+	if shapeErr == nil {
+		shapeErr = tagFits(tag, ref.Format)
 	}
 	if shapeErr != nil {
 		return "", denied("%s is refused as a signature artifact of %s: %v (a signature artifact is admitted only in the shape a signer writes)", d, subject, shapeErr)
@@ -146,22 +196,29 @@ func (g *gate) admitSignature(ctx context.Context, repo string, d, subject diges
 		// delegated): refresh, as for any miss, and check once more.
 		if rt2, lerr := g.lookup(ctx, repo, func(*verify.RepoTargets) bool { return false }); lerr == nil && covered(rt2) {
 			rt = rt2
-			sigs, _, err, _ = g.checkSignature(ctx, repo, subject, content, rt.Keys)
+			ref, _, err, _ = g.checkReferrer(ctx, repo, subject, mediaType, content, rt.Keys)
 		}
 	}
 	if err != nil {
 		return "", denied("the signature of %s in %s does not verify with a key delegated for %s: %v", subject, repo, repo, err)
 	}
-	return g.checkReplacement(ctx, repo, tag, d, subject, sigs, rt)
+	return g.checkReplacement(ctx, repo, tag, d, subject, ref, rt)
 }
 
 // checkReplacement compares an artifact about to be admitted with the one
-// stored under the signature tag of subject: no signature of the stored one
-// that still verifies is dropped (when replacing it under the tag), and none
-// comes back with its layer changed (under the tag or by digest). It returns
-// the version of the tag's record it compared with.
-func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subject digest.Digest, sigs verify.Signatures, rt *verify.RepoTargets) (string, error) {
-	sigTag := signer.CosignSignatureTag(subject)
+// stored under its cosign tag (by digest, a cosign signature's): no signature
+// of the stored one that still verifies is dropped (when replacing it under
+// the tag), and none comes back with its layer changed (under the tag or by
+// digest). It returns the version of the tag's record it compared with.
+func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subject digest.Digest, ref verify.Referrer, rt *verify.RepoTargets) (string, error) {
+	sigTag := tag
+	if sigTag == "" {
+		if ref.Format != verify.FormatCosign {
+			return "", nil // other formats pushed by digest share no tag
+		}
+		sigTag = signer.CosignSignatureTag(subject)
+	}
+	sigs := ref.Signatures
 	stored, version, err := g.store.TagVersion(ctx, repo, sigTag)
 	if err != nil || stored == "" || stored == d {
 		return version, err
@@ -173,7 +230,8 @@ func (g *gate) checkReplacement(ctx context.Context, repo, tag string, d, subjec
 	if err != nil {
 		return "", err
 	}
-	old, shapeErr, wholeErr, readFailed := g.checkSignature(ctx, repo, subject, m.Content, rt.Keys)
+	oldRef, shapeErr, wholeErr, readFailed := g.checkReferrer(ctx, repo, subject, m.MediaType, m.Content, rt.Keys)
+	old := oldRef.Signatures
 	if shapeErr != nil {
 		if readFailed {
 			return "", fmt.Errorf("reading the payloads of %s:%s: %w", repo, sigTag, shapeErr)
@@ -219,11 +277,12 @@ func shortID(id string) string {
 	return id
 }
 
-// signatureServable reports whether stored signature artifact d of subject
-// passes the whole check with the keys delegated in view rt (whose subject
-// the caller found covered). Verdicts are cached per artifact and key set; an
-// error is a storage failure, never a verdict.
-func (g *gate) signatureServable(ctx context.Context, repo string, d, subject digest.Digest, rt *verify.RepoTargets) (bool, error) {
+// referrerServable reports whether stored signed referrer d of subject passes
+// the whole check with the keys delegated in view rt (whose subject the caller
+// found covered). Verdicts are cached per artifact, subject and key set, and
+// end with the earliest expiry of its signatures; an error is a storage
+// failure, never a verdict.
+func (g *gate) referrerServable(ctx context.Context, repo string, d, subject digest.Digest, rt *verify.RepoTargets) (bool, error) {
 	if g.checkSig == nil {
 		return false, nil
 	}
@@ -232,7 +291,7 @@ func (g *gate) signatureServable(ctx context.Context, repo string, d, subject di
 	v := g.verdicts[repo][k]
 	g.vmu.Unlock()
 	if v != nil && v.rt == rt {
-		return v.err == nil, nil
+		return v.holds(g.index.Now()), nil
 	}
 	keys := strings.Join(rt.Keys.IDs(), ",")
 	if v == nil || v.keys != keys {
@@ -243,7 +302,7 @@ func (g *gate) signatureServable(ctx context.Context, repo string, d, subject di
 		if err != nil {
 			return false, err
 		}
-		_, shapeErr, err, readFailed := g.checkSignature(ctx, repo, subject, m.Content, rt.Keys)
+		ref, shapeErr, err, readFailed := g.checkReferrer(ctx, repo, subject, m.MediaType, m.Content, rt.Keys)
 		if shapeErr != nil {
 			err = shapeErr
 		}
@@ -256,6 +315,11 @@ func (g *gate) signatureServable(ctx context.Context, repo string, d, subject di
 			g.log.Warn("a stored signature artifact fails the signature check and is not served", "repo", repo, "digest", d, "subject", subject, "err", err)
 		}
 		v = &verdict{keys: keys, err: err}
+		for _, s := range ref.Signatures {
+			if !s.Expiry.IsZero() && (v.until.IsZero() || s.Expiry.Before(v.until)) {
+				v.until = s.Expiry
+			}
+		}
 	}
 	g.vmu.Lock()
 	if g.verdicts == nil {
@@ -264,13 +328,13 @@ func (g *gate) signatureServable(ctx context.Context, repo string, d, subject di
 	if g.verdicts[repo] == nil {
 		g.verdicts[repo] = map[verdictKey]*verdict{}
 	}
-	g.verdicts[repo][k] = &verdict{rt: rt, keys: v.keys, err: v.err}
+	g.verdicts[repo][k] = &verdict{rt: rt, keys: v.keys, err: v.err, until: v.until}
 	g.vmu.Unlock()
-	return v.err == nil, nil
+	return v.holds(g.index.Now()), nil
 }
 
 // currentSignature returns the subject of which manifest d of repo is the
-// artifact served under the signature tag, "" if it is not: deleting it would
+// artifact served under a cosign tag, "" if it is not: deleting it would
 // strip every signature there, as no replacement may.
 func (g *gate) currentSignature(ctx context.Context, repo string, d digest.Digest) (digest.Digest, error) {
 	subject, ok, err := g.store.AdmittedSubject(ctx, repo, d)
@@ -284,13 +348,16 @@ func (g *gate) currentSignature(ctx context.Context, repo string, d digest.Diges
 	if rt == nil || !rt.Covered[subject] {
 		return "", nil
 	}
-	if tagged, err := g.store.ResolveTag(ctx, repo, signer.CosignSignatureTag(subject)); err != nil || tagged != d {
-		return "", nil
+	for _, tag := range cosignTags(subject) {
+		if tagged, err := g.store.ResolveTag(ctx, repo, tag); err != nil || tagged != d {
+			continue
+		}
+		if ok, err := g.referrerServable(ctx, repo, d, subject, rt); err != nil || !ok {
+			return "", err
+		}
+		return subject, nil
 	}
-	if ok, err := g.signatureServable(ctx, repo, d, subject, rt); err != nil || !ok {
-		return "", err
-	}
-	return subject, nil
+	return "", nil
 }
 
 // signatureSubject reads the subject digest a cosign signature artifact's first

@@ -38,7 +38,7 @@ type signing struct {
 func newSigning(t *testing.T) *signing {
 	t.Helper()
 	s := &signing{alice: newSignerKey(t, "alice"), bob: newSignerKey(t, "bob")}
-	s.gated = newGatedWith(t, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, verify.CheckCosignArtifact)
+	s.gated = newGatedWith(t, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, verify.CheckReferrer)
 	m := s.image(t, "acme/app", "signed")
 	s.sign("acme/app:v1", m)
 	if err := s.index.Refresh(context.Background()); err != nil {
@@ -164,7 +164,7 @@ func (s *signing) restart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	api.EnableGate(s.index, []string{"open/**"}, verify.CheckCosignArtifact)
+	api.EnableGate(s.index, []string{"open/**"}, verify.CheckReferrer)
 	s.srv = httptest.NewServer(api)
 	t.Cleanup(s.srv.Close)
 }
@@ -405,7 +405,7 @@ func TestConcurrentCoSignersDropNoSignature(t *testing.T) {
 	s := &signing{alice: keys["alice"], bob: keys["bob"]}
 	// Reads of a signature tag take a while, so every PUT reads the tag
 	// before any writes it: the race is the rule, not luck.
-	s.gated = newGatedOn(t, slowSignatureTags{inmemory.New()}, tufKeys, verify.CheckCosignArtifact)
+	s.gated = newGatedOn(t, slowSignatureTags{inmemory.New()}, tufKeys, verify.CheckReferrer)
 	m := s.image(t, "acme/app", "signed")
 	s.sign("acme/app:v1", m)
 	if r := putManifest(t, s.srv, "acme/app", "v1", m); r.status != 201 {
@@ -505,7 +505,7 @@ func (d *sickReads) GetContent(ctx context.Context, path string) ([]byte, string
 func newSigningOn(t *testing.T, d driver.Driver) *signing {
 	t.Helper()
 	s := &signing{alice: newSignerKey(t, "alice"), bob: newSignerKey(t, "bob")}
-	s.gated = newGatedOn(t, d, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, verify.CheckCosignArtifact)
+	s.gated = newGatedOn(t, d, map[string]*tuftest.Key{"alice": tufKey(t, s.alice), "bob": tufKey(t, s.bob)}, verify.CheckReferrer)
 	m := s.image(t, "acme/app", "signed")
 	s.sign("acme/app:v1", m)
 	if err := s.index.Refresh(context.Background()); err != nil {

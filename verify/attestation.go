@@ -129,7 +129,7 @@ func checkCosignAttestation(ctx context.Context, a Artifact, keys Keys, repo str
 		}
 		s := &sigs[i]
 		s.Layer = l
-		raw, err := fetchPayload(a.Blob, l, maxEnvelope)
+		raw, err := fetchBlob(a.Blob, l, maxEnvelope)
 		if err != nil {
 			return nil, fmt.Errorf("attestation %d: %w", i, err)
 		}
@@ -145,7 +145,7 @@ func checkCosignAttestation(ctx context.Context, a Artifact, keys Keys, repo str
 		}
 		v := accepted[0]
 		s.KeyID, s.Signature = v.KeyID, canonicalSignature(v.Public, sig)
-		predicateType, err := checkStatement(payload, repo, subject)
+		predicateType, err := checkStatement(payload, repo, subject, false)
 		if err != nil {
 			s.Err = err
 			continue
@@ -180,10 +180,12 @@ func decodeEnvelope(raw []byte) (*dsse.Envelope, []byte, error) {
 	if env.PayloadType != InTotoPayloadType {
 		return nil, nil, fmt.Errorf("the envelope carries a %q, not an in-toto statement (%s)", env.PayloadType, InTotoPayloadType)
 	}
-	if err := base64Field(f, "payload"); err != nil {
+	if err := decodeField(f, "payload", &env.Payload); err != nil {
 		return nil, nil, fmt.Errorf("the envelope: %w", err)
 	}
-	_ = decodeField(f, "payload", &env.Payload) // a string: checked by base64Field
+	if _, err := base64.StdEncoding.DecodeString(env.Payload); err != nil {
+		return nil, nil, fmt.Errorf("the envelope's payload is not base64: %w", err)
+	}
 	var sigs []json.RawMessage
 	if err := decodeField(f, "signatures", &sigs); err != nil {
 		return nil, nil, fmt.Errorf("the envelope: %w", err)
@@ -211,8 +213,9 @@ func decodeEnvelope(raw []byte) (*dsse.Envelope, []byte, error) {
 }
 
 // checkStatement checks an in-toto statement is about subject in repo, and
-// returns its predicate type.
-func checkStatement(payload []byte, repo string, subject digest.Digest) (string, error) {
+// returns its predicate type. The subject's name must name repo, or may be
+// absent when unnamed is set (a cosign v3 signature bundle names none).
+func checkStatement(payload []byte, repo string, subject digest.Digest, unnamed bool) (string, error) {
 	var st struct {
 		Type          string `json:"_type"`
 		PredicateType string `json:"predicateType"`
@@ -237,7 +240,7 @@ func checkStatement(payload []byte, repo string, subject digest.Digest) (string,
 	if len(sub.Digest) != 1 || sub.Digest[subject.Algorithm().String()] != subject.Encoded() {
 		return "", fmt.Errorf("its statement is about %v, not %s", sub.Digest, subject)
 	}
-	if !namesRepository(sub.Name, repo, subject) {
+	if !(unnamed && sub.Name == "") && !namesRepository(sub.Name, repo, subject) {
 		return "", fmt.Errorf("its statement names %q, not %s", sub.Name, repo)
 	}
 	return st.PredicateType, nil

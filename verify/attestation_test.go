@@ -334,3 +334,33 @@ func TestCosignAttestation(t *testing.T) {
 		}
 	})
 }
+
+// FuzzCosignAttestation feeds the attestation check the untrusted bytes the
+// registry's gate hands it: a manifest and an envelope. It must never panic,
+// and never accept a signature the fixture key did not make.
+func FuzzCosignAttestation(f *testing.F) {
+	key := cosigntest.Key(f, "test-cosign-1.pub")
+	manifest, env := cosigntest.Fixture(f, "one-attestation.manifest.json"), cosigntest.Fixture(f, "slsa.envelope.json")
+	check := func(manifest, env []byte) (verify.Referrer, error) {
+		blob := func(digest.Digest) ([]byte, error) { return env, nil }
+		return verify.CheckReferrer(context.Background(), verify.Artifact{Manifest: manifest, Blob: blob}, verify.NewKeys(key), "acme/app", cosigntest.AttestedDigest)
+	}
+	r, err := check(manifest, env)
+	if err != nil || r.Verified() != nil {
+		f.Fatalf("the seed does not verify: %v, %v", err, r.Verified())
+	}
+	signed := string(r.Signatures[0].Signature)
+	f.Add(manifest, env)
+	f.Add([]byte(`{"schemaVersion":2,"config":{},"layers":[{"mediaType":"`+verify.DSSEEnvelopeMediaType+`"}]}`), []byte(`{"payloadType":"","payload":"","signatures":[]}`))
+	f.Fuzz(func(t *testing.T, manifest, env []byte) {
+		r, err := check(manifest, env)
+		if err != nil || r.Verified() != nil {
+			return
+		}
+		for _, s := range r.Signatures {
+			if string(s.Signature) != signed {
+				t.Fatalf("accepted a signature the key never made: %q", env)
+			}
+		}
+	})
+}

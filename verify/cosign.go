@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -48,6 +49,10 @@ type Signature struct {
 	PredicateType string
 	// Err says why it does not verify; nil when it does.
 	Err error
+	// Expiry is when the signature stops vouching for its subject, as its
+	// signer set it (a notation envelope's signed expiry); zero for none.
+	// A verdict that it verifies holds only until then.
+	Expiry time.Time
 }
 
 // Signatures are the signatures of one artifact, in layer order.
@@ -143,7 +148,7 @@ func CheckCosignArtifact(ctx context.Context, manifest []byte, blob func(digest.
 		payload, ok := payloads[l.Digest]
 		if !ok {
 			var err error
-			if payload, err = fetchPayload(blob, l, maxCosignPayload); err != nil {
+			if payload, err = fetchPayload(blob, l); err != nil {
 				return nil, fmt.Errorf("signature %d: %w", i, err)
 			}
 			if err := checkPayload(payload, repo, subject); err != nil {
@@ -186,9 +191,13 @@ func certifies(c *x509.Certificate, pub crypto.PublicKey) error {
 	return nil
 }
 
-// fetchPayload reads a layer's payload (at most max bytes) and checks it is
-// the blob the layer names.
-func fetchPayload(blob func(digest.Digest) ([]byte, error), l ocispec.Descriptor, max int64) ([]byte, error) {
+// fetchPayload reads a layer's payload and checks it is the blob the layer names.
+func fetchPayload(blob func(digest.Digest) ([]byte, error), l ocispec.Descriptor) ([]byte, error) {
+	return fetchBlob(blob, l, maxCosignPayload)
+}
+
+// fetchBlob is fetchPayload for a blob of at most max bytes.
+func fetchBlob(blob func(digest.Digest) ([]byte, error), l ocispec.Descriptor, max int64) ([]byte, error) {
 	if err := l.Digest.Validate(); err != nil {
 		return nil, fmt.Errorf("payload digest %q: %w", l.Digest, err)
 	}

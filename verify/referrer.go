@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -42,6 +43,10 @@ type Artifact struct {
 	Manifest []byte
 	// Blob reads a blob the manifest names.
 	Blob func(digest.Digest) ([]byte, error)
+	// Now is the clock a signature's expiry is checked against (formats
+	// whose signatures carry one); nil means time.Now. The registry passes
+	// its trust index's clock.
+	Now func() time.Time
 }
 
 // Referrer is a signed referrer as CheckReferrer found it: its format, and each
@@ -97,6 +102,8 @@ type referrerFormat struct {
 var referrerFormats = []referrerFormat{
 	{format: FormatCosign, is: isCosignSignature, check: checkCosign, distinctKeys: true},
 	{format: FormatCosignAttestation, is: isCosignAttestation, check: checkCosignAttestation},
+	{format: FormatSigstoreBundle, is: isSigstoreBundle, check: checkSigstoreBundle},
+	{format: FormatNotation, is: isNotationSignature, check: checkNotation},
 }
 
 func formatOf(name Format) (referrerFormat, bool) {

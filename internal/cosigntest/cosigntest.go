@@ -1,9 +1,10 @@
-// Package cosigntest serves what cosign v2.6.5 wrote to the tests of the
-// packages that write cosign signature artifacts (signer) and check them
-// (verify), so both compare against the same bytes: the fixtures in
-// testdata/cosign-v2.6.5 (its README says how they were made) and the keys
-// that signed them, which are with the project's other test keys in
-// keys/testdata. Nothing here is used outside tests.
+// Package cosigntest serves what cosign wrote to the tests of the packages
+// that write cosign signature artifacts (signer) and check them (verify), so
+// both compare against the same bytes: the fixtures in testdata/cosign-v2.6.5
+// (signatures and attestations) and testdata/cosign-v3.1.3 (Sigstore bundle
+// referrers), whose READMEs say how they were made, and the keys that signed
+// them, which are with the project's other test keys in keys/testdata.
+// Nothing here is used outside tests.
 package cosigntest
 
 import (
@@ -29,11 +30,15 @@ const (
 	// AttestedDigest is the manifest digest the attestation fixtures attest,
 	// in the same repository.
 	AttestedDigest = digest.Digest("sha256:2252e9d9078c6416937949d4111c7a25cbc760bf40ee1332156e75b042fc4f92")
+	// BundledDigest is the manifest digest cosign v3.1.3's bundles
+	// (testdata/cosign-v3.1.3) sign and attest, in the same repository.
+	BundledDigest = digest.Digest("sha256:b1f07f2e1d28ae310978665bff33c9adaca777adba2624183154d0d86f715525")
 )
 
 // Fixture reads a fixture by name: a key ("test-cosign-1.pub") from
-// keys/testdata, anything else from testdata/cosign-v2.6.5. It fails t when the
-// file cannot be read.
+// keys/testdata, a name with a directory ("cosign-v3.1.3/sign.bundle.json")
+// from testdata, anything else from testdata/cosign-v2.6.5. It fails t when
+// the file cannot be read.
 func Fixture(t testing.TB, name string) []byte {
 	t.Helper()
 	_, file, _, ok := runtime.Caller(0)
@@ -41,7 +46,10 @@ func Fixture(t testing.TB, name string) []byte {
 		t.Fatal("cosigntest: cannot locate its own source file")
 	}
 	dir := filepath.Join(filepath.Dir(file), "testdata", "cosign-v2.6.5")
-	if strings.HasPrefix(name, "test-") {
+	switch {
+	case strings.Contains(name, "/"):
+		dir = filepath.Join(filepath.Dir(file), "testdata")
+	case strings.HasPrefix(name, "test-"):
 		dir = filepath.Join(filepath.Dir(file), "..", "..", "keys", "testdata")
 	}
 	b, err := os.ReadFile(filepath.Join(dir, name))

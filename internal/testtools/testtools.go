@@ -1,6 +1,6 @@
 // Package testtools installs the real third-party programs that Signet's end-to-end
-// tests and benchmarks drive (crane, oras, regctl, skopeo, dockerd, the OCI
-// conformance suite, the reference registry) into a cache outside the checkout, so a
+// tests and benchmarks drive (crane, oras, regctl, cosign v2 and v3, skopeo, dockerd,
+// the OCI conformance suite, the reference registry) into a cache outside the checkout, so a
 // clean CI run installs them once and a rerun finds them.
 //
 // The cache is $SIGNET_TOOLS_DIR, else $XDG_CACHE_HOME/signet/tools, else
@@ -24,6 +24,9 @@ var goTools = map[string]string{
 	"oras":   "oras.land/oras/cmd/oras@v1.3.6",
 	"regctl": "github.com/regclient/regclient/cmd/regctl@v0.11.7",
 	"cosign": "github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5",
+	// cosign v3, which writes Sigstore bundles as OCI referrers, installed as
+	// "cosign" and renamed so it never shadows v2.
+	"cosign3": "github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3",
 	// A real S3 server (posix backend) for the s3 storage driver's tests.
 	"versitygw": "github.com/versity/versitygw/cmd/versitygw@v1.8.0",
 	// A TCP fault injector (latency, bandwidth, resets, black holes) between
@@ -70,7 +73,7 @@ func Dir() (string, error) {
 }
 
 // Path returns the path of the named tool, installing it first if it is missing.
-// Names: crane, oras, regctl, cosign, versitygw, toxiproxy-server,
+// Names: crane, oras, regctl, cosign, cosign3, versitygw, toxiproxy-server,
 // distribution-registry, oci-conformance, skopeo, dockerd, docker, node, npm.
 func Path(name string) (string, error) {
 	mu.Lock()
