@@ -33,9 +33,9 @@ import (
 //     repository acme/app (its target published beforehand, the gate's view
 //     warm) against the same manifest PUT in the open repository open/app, one
 //     client, the two alternating; p50 and p99 of each;
-//   - signed-referrer PUT latency: a cosign signature artifact by the
-//     delegated key in acme/app against the same artifact in open/app, in
-//     three rounds (gatereferrers.go);
+//   - signed-referrer PUT latency: a cosign signature artifact, and a cosign
+//     attestation artifact, by the delegated key in acme/app against the same
+//     artifact in open/app, in three rounds (gatereferrers.go);
 //   - pull throughput: GET manifest and layers of a large image through
 //     admission (acme/app, signed) against the same image in open/app,
 //     alternating; the median MiB/s of each.
@@ -78,12 +78,8 @@ type GateReport struct {
 	OpenP99     time.Duration `json:"openPutP99Ns"`
 	AddedP50    time.Duration `json:"addedP50Ns"`
 	AddedP99    time.Duration `json:"addedP99Ns"`
-	// Signed-referrer PUTs, each round's p50s, and the median and spread
-	// (min, max) over rounds of what admission adds at p50.
-	ReferrerRounds      []ReferrerRound `json:"referrerRounds"`
-	ReferrerAddedP50    time.Duration   `json:"referrerAddedP50Ns"`
-	ReferrerAddedP50Min time.Duration   `json:"referrerAddedP50MinNs"`
-	ReferrerAddedP50Max time.Duration   `json:"referrerAddedP50MaxNs"`
+	// Signed-referrer PUTs, one timing per format (gatereferrers.go).
+	Referrers []ReferrerTiming `json:"referrers"`
 	// Pull throughput of the large image, median of the runs.
 	PullBytes      int64   `json:"pullBytes"`
 	Layers         int     `json:"layers"`
@@ -118,20 +114,15 @@ func (r *GateReport) WriteTable(w io.Writer) error {
 		ms(r.AddedP50), ms(r.AddedP99), ms(r.AddedP50Target), verdict(r.AddedP50 <= r.AddedP50Target),
 		float64(r.PullBytes)/(1<<20), r.Layers, r.PullRuns, r.EnforcedPullMi, r.OpenPullMi,
 		100*r.PullCost, 100*r.PullCostTarget, verdict(r.PullCost <= r.PullCostTarget))
-	if err != nil || len(r.ReferrerRounds) == 0 {
+	if err != nil {
 		return err
 	}
-	if _, err := fmt.Fprintf(w, "  signed-referrer PUT (cosign .sig by the delegated key), %d rounds of %d each\n", len(r.ReferrerRounds), r.ReferrerRounds[0].Referrers); err != nil {
-		return err
-	}
-	for i, rr := range r.ReferrerRounds {
-		if _, err := fmt.Fprintf(w, "    round %d   enforced p50 %7.3f ms   open p50 %7.3f ms   added %+7.3f ms\n", i+1, ms(rr.EnforcedP50), ms(rr.OpenP50), ms(rr.AddedP50)); err != nil {
+	for _, t := range r.Referrers {
+		if err := t.writeTable(w, r.ReferrerAddedP50Target, verdict); err != nil {
 			return err
 		}
 	}
-	_, err = fmt.Fprintf(w, "    added by admission at p50, median of rounds %+7.3f ms (spread %+.3f .. %+.3f ms)   (target <= %.0f ms: %s)\n",
-		ms(r.ReferrerAddedP50), ms(r.ReferrerAddedP50Min), ms(r.ReferrerAddedP50Max), ms(r.ReferrerAddedP50Target), verdict(r.ReferrerAddedP50 <= r.ReferrerAddedP50Target))
-	return err
+	return nil
 }
 
 // RunGate starts an enforcing `trustctl up`, publishes the targets, and
@@ -175,10 +166,9 @@ func RunGate(ctx context.Context, cfg GateConfig) (*GateReport, error) {
 	rep.OpenP50, rep.OpenP99 = percentile(opn, 0.50), percentile(opn, 0.99)
 	rep.AddedP50, rep.AddedP99 = rep.EnforcedP50-rep.OpenP50, rep.EnforcedP99-rep.OpenP99
 
-	if rep.ReferrerRounds, err = timeReferrerPuts(ctx, c, pub, ims[2:], logf); err != nil {
+	if rep.Referrers, err = timeReferrerPuts(ctx, c, pub, ims[2:], logf); err != nil {
 		return nil, err
 	}
-	rep.ReferrerAddedP50, rep.ReferrerAddedP50Min, rep.ReferrerAddedP50Max = referrerSummary(rep.ReferrerRounds)
 
 	size, enfPull, openPull, err := timeLargePulls(ctx, c, pub, cfg, logf)
 	if err != nil {
