@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -208,6 +209,28 @@ func TestVerifyListsSignaturesAndAttestations(t *testing.T) {
 		out := st.trustctl(t, "verify", st.Addr+"/acme/attested:v1")
 		if !regexp.MustCompile(`\(\.att\)\s+cosign-attestation\s+bob\s+https://spdx.dev/Document\s+yes`).MatchString(out) {
 			t.Errorf("the table does not list bob's SPDX attestation:\n%s", out)
+		}
+	})
+
+	t.Run("a cosign v3 Sigstore bundle, found by the referrers API in an enforced repository", func(t *testing.T) {
+		t.Parallel()
+		img := newImage(t, "listed-bundle", newLayer(t, "bundle.bin", 4<<10))
+		st.pushLayout(t, "acme/app:bundled", "alice", img)
+		cosign3 := newTool(t, "cosign3", "DOCKER_CONFIG="+st.Home, "COSIGN_PASSWORD="+e2ePassphrase, "COSIGN_YES=true")
+		cosign3.run(t, append(append([]string{"sign", "--key", filepath.Join(st.Home, "keys", "bob.key")}, cosign3Offline...),
+			st.Addr+"/acme/app@"+img.ManifestDigest)...)
+		refs := st.verifyReferrers(t, "acme/app:bundled")
+		var bundle attachedResult
+		for _, a := range refs {
+			if a.Format == "sigstore-bundle" {
+				bundle = a
+			}
+		}
+		if !bundle.Verified || len(bundle.Signatures) != 1 || !slices.Contains(bundle.FoundBy, "referrers") {
+			t.Fatalf("listed %+v, want a verified Sigstore bundle found by the referrers API", refs)
+		}
+		if s := bundle.Signatures[0]; s.Key != "bob" || !s.Verified || !s.Delegated {
+			t.Errorf("the bundle's signature: %+v, want bob's, verified", s)
 		}
 	})
 }
