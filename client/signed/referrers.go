@@ -120,8 +120,9 @@ const (
 	maxAttached = 256
 	maxChecking = 8
 	// maxAttachedBlob bounds one blob an artifact names (a signature payload,
-	// an envelope, a bundle): the largest is a Sigstore bundle of a few KiB.
-	maxAttachedBlob = 4 << 20
+	// an envelope, a bundle): the largest is an attestation's envelope of an
+	// SBOM, a few MiB, which verify bounds at 16 MiB.
+	maxAttachedBlob = 16 << 20
 )
 
 // ListReferrers finds the artifacts attached to chk.Subject in repo (see
