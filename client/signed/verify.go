@@ -139,6 +139,10 @@ type Verified struct {
 	Target *verify.Target
 	Image  *oci.Image
 	repo   *oci.Repository
+	// vc and state are the trust graph it was verified against: the keys
+	// its signed referrers are checked with.
+	vc    *verify.Client
+	state *verify.State
 }
 
 // Verify resolves ref's target through the trust graph (it must exist and be
@@ -150,10 +154,14 @@ func (c *Client) Verify(ctx context.Context, ref trust.Ref) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
-	target, err := vc.Resolve(ctx, ref.TargetPath())
+	st, err := vc.Walk(ctx, ref.TargetPath())
 	if err != nil {
 		return nil, err
 	}
+	if st.Target == nil {
+		return nil, st.NotSigned
+	}
+	target := st.Target
 	repo, err := c.repository(ctx, ref.Repo)
 	if err != nil {
 		return nil, err
@@ -200,7 +208,7 @@ func (c *Client) Verify(ctx context.Context, ref trust.Ref) (*Verified, error) {
 			return nil, mismatch(fmt.Errorf("%s lists child manifest %s, which is not in the closure its signature vouches for", what, child))
 		}
 	}
-	return &Verified{Target: target, Image: im, repo: repo}, nil
+	return &Verified{Target: target, Image: im, repo: repo, vc: vc, state: st}, nil
 }
 
 // Pull verifies ref, then writes it into the OCI layout dir, every blob checked

@@ -42,9 +42,18 @@ func main() {
 	gate := flag.Bool("gate", false, "measure the admission gate instead (signed manifest PUT in an enforced repository vs an open one, pull through admission): see internal/bench/gate.go")
 	var gateCfg bench.GateConfig
 	flag.IntVar(&gateCfg.Manifests, "gate-manifests", 200, "--gate: signed manifest PUTs timed (and as many open ones)")
+	verifyReferrers := flag.Bool("verify-referrers", false, "measure trustctl verify of a tag with 3 cosign attestations instead, whole process: see internal/bench/verifyreferrers.go")
+	var verifyCfg bench.VerifyReferrersConfig
+	flag.IntVar(&verifyCfg.Runs, "verify-runs", 10, "--verify-referrers: verifies of each tag per round (3 rounds)")
+	flag.BoolVar(&verifyCfg.Hold, "hold", false, "--verify-referrers: keep the stack up after measuring, printing the commands measured, until interrupted")
 	flag.Parse()
+	if *verifyReferrers {
+		verifyCfg.WorkDir = cfg.WorkDir
+		runVerifyReferrers(*output, *quiet, verifyCfg)
+		return
+	}
 	if *gate {
-		gateCfg.Layers, gateCfg.LayerSize, gateCfg.PullRuns = cfg.Layers, layerMiB<<20, cfg.PullRuns
+		gateCfg.Layers, gateCfg.LayerSize, gateCfg.PullRuns, gateCfg.WorkDir = cfg.Layers, layerMiB<<20, cfg.PullRuns, cfg.WorkDir
 		runGate(*output, *quiet, gateCfg)
 		return
 	}

@@ -40,5 +40,8 @@ const exitCodesHelp = `Exit codes (also "code" in --output json):
    1  anything else: bad arguments, no pinned root (run trustctl trust add),
       trust metadata that fails verification (a rollback, a bad signature)
 
+A signature or attestation listed as not verifying is reported ("referrers" in
+--output json) and does not change the exit code: the code is the image's.
+
 For tests only: SIGNET_VERIFY_NOW=<RFC 3339 time> sets the clock that expiry is
 checked against.`

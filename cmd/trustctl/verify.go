@@ -2,7 +2,11 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/signet-oss/signet/client/oci"
@@ -19,6 +23,11 @@ type verifyOutput struct {
 	Reason    string `json:"reason"`
 	Code      int    `json:"code"`
 	Layout    string `json:"layout,omitempty"`
+	// Referrers are the signatures and attestations attached to a verified
+	// image, each with its own verdict; ReferrersError says why they could
+	// not be listed. Neither changes Code.
+	Referrers      []signed.Attached `json:"referrers,omitempty"`
+	ReferrersError string            `json:"referrersError,omitempty"`
 }
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -30,6 +39,15 @@ digest's) target exists in the trust graph and its metadata is fresh, then fetch
 the manifest from the registry and checks its digest and length against the
 target; for an index, every child manifest too, each of which must be in the
 target's closure. It needs no login (a login is used when there is one).
+
+It then lists every signature and attestation attached to the image (found by
+the referrers API, cosign's sha256-<hex>.sig and .att tags, and the
+referrers-tag-schema index at sha256-<hex>): its format, the key that signed it
+(by its name in $SIGNET_HOME/keys, else the start of its TUF key ID), the
+predicate type of an attestation, and whether it verifies with a key the trust
+graph delegates for the repository now, or why not. A signature or attestation
+that does not verify is listed as such; it does not change the exit code, which
+is the image's verdict.
 
 ` + exitCodesHelp,
 		Example: `  trustctl verify 127.0.0.1:5000/acme/app:v1
@@ -68,8 +86,8 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 	out := verifyOutput{Reference: refArg, Layout: dir}
 	ref, err := trust.ParseRef(refArg)
 	var v *signed.Verified
+	var c *signed.Client
 	if err == nil {
-		var c *signed.Client
 		if c, err = signed.NewClient(ctx, ref.Host); err == nil {
 			if dir == "" {
 				v, err = c.Verify(ctx, ref)
@@ -90,6 +108,12 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 	}
 	if v != nil {
 		out.Digest = v.Target.Digest.String()
+		if c != nil {
+			var lerr error
+			if out.Referrers, lerr = c.Referrers(ctx, v); lerr != nil {
+				out.ReferrersError = lerr.Error()
+			}
+		}
 	}
 	if g.output == "json" {
 		if perr := printJSON(out); perr != nil {
@@ -105,9 +129,81 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 			fmt.Printf(" into %s", dir)
 		}
 		fmt.Printf(" (%s)\n", time.Since(start).Round(time.Millisecond))
+		printReferrers(os.Stdout, out.Referrers)
+		if out.ReferrersError != "" {
+			fmt.Fprintf(os.Stderr, "warning: the signatures and attestations could not be listed: %s\n", out.ReferrersError)
+		}
 	}
 	if err != nil {
 		return &exitError{code: out.Code, err: fmt.Errorf("%s: %w", signed.Reason(out.Code), err)}
 	}
 	return nil
+}
+
+// printReferrers prints one line per signature or attestation of the
+// attached artifacts (one for an artifact that carries none it could read):
+// the artifact by the start of its digest and where it was found, and the
+// verdict last, since its reason is long.
+func printReferrers(w io.Writer, refs []signed.Attached) {
+	if len(refs) == 0 {
+		fmt.Fprintln(w, "No signatures or attestations attached.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ARTIFACT\tFORMAT\tKEY\tPREDICATE TYPE\tVERIFIED")
+	dash := func(s string) string {
+		if s == "" {
+			return "-"
+		}
+		return s
+	}
+	for _, r := range refs {
+		art := r.Digest.String()
+		if i := strings.IndexByte(art, ':'); i >= 0 && len(art) > i+13 {
+			art = art[:i+13]
+		}
+		var where []string
+		for _, f := range r.FoundBy {
+			switch {
+			case f == "referrers":
+				where = append(where, "referrers API")
+			case strings.HasSuffix(f, ".sig"), strings.HasSuffix(f, ".att"):
+				where = append(where, f[strings.LastIndexByte(f, '.'):])
+			default:
+				where = append(where, "tag index")
+			}
+		}
+		if len(where) > 0 {
+			art += " (" + strings.Join(where, ", ") + ")"
+		}
+		format := string(r.Format)
+		if format == "" {
+			format = "unsigned"
+			if r.ArtifactType != "" {
+				format += " " + r.ArtifactType
+			}
+		}
+		if len(r.Signatures) == 0 {
+			v := "no: " + r.Reason
+			if r.Verified {
+				v = "yes (the target " + r.Target + ")"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t-\t-\t%s\n", art, format, v)
+			continue
+		}
+		allGood := !slices.ContainsFunc(r.Signatures, func(s signed.AttachedSignature) bool { return !s.Verified })
+		for _, s := range r.Signatures {
+			v := "yes"
+			switch {
+			case !s.Verified:
+				v = "no: " + s.Reason
+			case allGood && !r.Verified:
+				// Each signature verifies, but not the artifact as a whole
+				// (two signatures by one key).
+				v = "no: " + r.Reason
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", art, format, dash(s.Key), dash(s.PredicateType), v)
+		}
+	}
+	tw.Flush()
 }

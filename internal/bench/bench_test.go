@@ -2,13 +2,19 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/signet-oss/signet/internal/s3test"
+	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/verify"
 )
 
 func TestMedian(t *testing.T) {
@@ -340,5 +346,30 @@ func TestReferenceStorageServesBytesItselfOnS3(t *testing.T) {
 		if !strings.Contains(s3, want) {
 			t.Errorf("s3 section lacks %q:\n%s", want, s3)
 		}
+	}
+}
+
+func TestTheGateBenchmarksAttestationIsOneTheGateAdmits(t *testing.T) {
+	key, err := signer.NewKey("publisher", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := digest.FromString("an image manifest")
+	a, err := cosignAttestation("127.0.0.1:5000/acme/app", subject, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(a.Tag, ".att") || a.Digest != digest.FromBytes(a.Manifest) {
+		t.Fatalf("tag %s, digest %s of %s", a.Tag, a.Digest, a.Manifest)
+	}
+	blob := func(d digest.Digest) ([]byte, error) {
+		if b, ok := a.Blobs[d]; ok {
+			return b, nil
+		}
+		return nil, fmt.Errorf("no blob %s", d)
+	}
+	r, err := verify.CheckReferrer(context.Background(), verify.Artifact{MediaType: a.MediaType, Manifest: a.Manifest, Blob: blob}, verify.NewKeys(key.TUF), "acme/app", subject)
+	if err != nil || r.Format != verify.FormatCosignAttestation || r.Verified() != nil {
+		t.Fatalf("the benchmark's attestation checks as %+v, %v (verified: %v)", r, err, r.Verified())
 	}
 }

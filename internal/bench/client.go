@@ -150,8 +150,13 @@ func (c *client) location(resp *http.Response) (*url.URL, error) {
 
 // putManifest stores a manifest under ref (a tag or its digest).
 func (c *client) putManifest(ctx context.Context, repo, ref string, m blob) error {
+	return c.putManifestType(ctx, repo, ref, mediaTypeManifest, m)
+}
+
+// putManifestType is putManifest of a manifest of another media type.
+func (c *client) putManifestType(ctx context.Context, repo, ref, mediaType string, m blob) error {
 	req := newRequest(ctx, http.MethodPut, c.url("/v2/"+repo+"/manifests/"+ref), m.data)
-	req.Header.Set("Content-Type", mediaTypeManifest)
+	req.Header.Set("Content-Type", mediaType)
 	resp, err := c.do(req, http.StatusCreated)
 	if err != nil {
 		return err

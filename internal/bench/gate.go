@@ -33,12 +33,16 @@ import (
 //     repository acme/app (its target published beforehand, the gate's view
 //     warm) against the same manifest PUT in the open repository open/app, one
 //     client, the two alternating; p50 and p99 of each;
+//   - signed-referrer PUT latency: a cosign signature artifact, and a cosign
+//     attestation artifact, by the delegated key in acme/app against the same
+//     artifact in open/app, in three rounds (gatereferrers.go);
 //   - pull throughput: GET manifest and layers of a large image through
 //     admission (acme/app, signed) against the same image in open/app,
 //     alternating; the median MiB/s of each.
 //
 // The targets (issue 6): admission adds at most 2 ms at p50, and costs at most
-// 5% on pulls.
+// 5% on pulls; (issue 14) admission of a signed referrer adds at most 5 ms at
+// p50.
 
 // GateConfig shapes the gate benchmark. The zero value of a field means its
 // default.
@@ -74,6 +78,8 @@ type GateReport struct {
 	OpenP99     time.Duration `json:"openPutP99Ns"`
 	AddedP50    time.Duration `json:"addedP50Ns"`
 	AddedP99    time.Duration `json:"addedP99Ns"`
+	// Signed-referrer PUTs, one timing per format (gatereferrers.go).
+	Referrers []ReferrerTiming `json:"referrers"`
 	// Pull throughput of the large image, median of the runs.
 	PullBytes      int64   `json:"pullBytes"`
 	Layers         int     `json:"layers"`
@@ -83,8 +89,9 @@ type GateReport struct {
 	// PullCost is 1 - enforced/open: the share of throughput admission costs.
 	PullCost float64 `json:"pullCost"`
 	// Targets.
-	AddedP50Target time.Duration `json:"addedP50TargetNs"`
-	PullCostTarget float64       `json:"pullCostTarget"`
+	AddedP50Target         time.Duration `json:"addedP50TargetNs"`
+	PullCostTarget         float64       `json:"pullCostTarget"`
+	ReferrerAddedP50Target time.Duration `json:"referrerAddedP50TargetNs"`
 }
 
 // WriteTable prints the report for people.
@@ -107,7 +114,15 @@ func (r *GateReport) WriteTable(w io.Writer) error {
 		ms(r.AddedP50), ms(r.AddedP99), ms(r.AddedP50Target), verdict(r.AddedP50 <= r.AddedP50Target),
 		float64(r.PullBytes)/(1<<20), r.Layers, r.PullRuns, r.EnforcedPullMi, r.OpenPullMi,
 		100*r.PullCost, 100*r.PullCostTarget, verdict(r.PullCost <= r.PullCostTarget))
-	return err
+	if err != nil {
+		return err
+	}
+	for _, t := range r.Referrers {
+		if err := t.writeTable(w, r.ReferrerAddedP50Target, verdict); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RunGate starts an enforcing `trustctl up`, publishes the targets, and
@@ -141,14 +156,19 @@ func RunGate(ctx context.Context, cfg GateConfig) (*GateReport, error) {
 	if err != nil {
 		return nil, err
 	}
-	rep := &GateReport{Manifests: cfg.Manifests, Layers: cfg.Layers, PullRuns: cfg.PullRuns, AddedP50Target: gateP50Target, PullCostTarget: gatePullTarget}
-	enf, opn, err := timeManifestPuts(ctx, c, pub, cfg, logf)
+	rep := &GateReport{Manifests: cfg.Manifests, Layers: cfg.Layers, PullRuns: cfg.PullRuns, AddedP50Target: gateP50Target, PullCostTarget: gatePullTarget,
+		ReferrerAddedP50Target: gateReferrerP50Target}
+	enf, opn, ims, err := timeManifestPuts(ctx, c, pub, cfg, logf)
 	if err != nil {
 		return nil, err
 	}
 	rep.EnforcedP50, rep.EnforcedP99 = percentile(enf, 0.50), percentile(enf, 0.99)
 	rep.OpenP50, rep.OpenP99 = percentile(opn, 0.50), percentile(opn, 0.99)
 	rep.AddedP50, rep.AddedP99 = rep.EnforcedP50-rep.OpenP50, rep.EnforcedP99-rep.OpenP99
+
+	if rep.Referrers, err = timeReferrerPuts(ctx, c, pub, ims[2:], logf); err != nil {
+		return nil, err
+	}
 
 	size, enfPull, openPull, err := timeLargePulls(ctx, c, pub, cfg, logf)
 	if err != nil {
@@ -206,45 +226,48 @@ func alternating(runs int, run func(i int, repo string) (time.Duration, error)) 
 }
 
 // timeManifestPuts pushes cfg.Manifests small images' manifests to both
-// repositories, signed in the enforced one, and times each PUT.
-func timeManifestPuts(ctx context.Context, c *client, pub *gateSigner, cfg GateConfig, logf func(string, ...any)) (enf, opn []time.Duration, err error) {
+// repositories, signed in the enforced one, and times each PUT. It returns the
+// images too: all admitted in the enforced repository, all but the first two
+// (which warm the gate) in the open one.
+func timeManifestPuts(ctx context.Context, c *client, pub *gateSigner, cfg GateConfig, logf func(string, ...any)) (enf, opn []time.Duration, ims []image, err error) {
 	// The small images: one shared layer, a config and manifest each.
 	layer := newBlob(randomBytes(smallLayerSize))
-	ims := make([]image, cfg.Manifests+2)
+	ims = make([]image, cfg.Manifests+2)
 	for i := range ims {
 		ims[i] = newImage([]blob{layer}, fmt.Sprintf("gate-%d", i))
 	}
 	logf("uploading %d small images' blobs to %s and %s", len(ims), gateEnforced, gateOpen)
 	for _, repo := range []string{gateEnforced, gateOpen} {
 		if err := pushBlob(ctx, c, repo, layer); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 		for _, im := range ims {
 			if err := pushBlob(ctx, c, repo, im.config); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 	}
 	logf("publishing %d targets %s:m-N", len(ims), gateEnforced)
 	for i, im := range ims {
 		if err := pub.sign(ctx, gateEnforced, fmt.Sprintf("m-%d", i), im.manifest); err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
 	}
 	// Warm the gate's view: the first PUT misses and refreshes (which sees
 	// every target published above); the second, a second later, must hit.
 	for i := range 2 {
 		if err := c.putManifest(ctx, gateEnforced, fmt.Sprintf("m-%d", i), ims[i].manifest); err != nil {
-			return nil, nil, fmt.Errorf("bench: warming the gate: %w", err)
+			return nil, nil, nil, fmt.Errorf("bench: warming the gate: %w", err)
 		}
 		time.Sleep(1100 * time.Millisecond)
 	}
 	logf("timing %d signed manifest PUTs against %d open ones, alternating", cfg.Manifests, cfg.Manifests)
-	return alternating(cfg.Manifests, func(i int, repo string) (time.Duration, error) {
+	enf, opn, err = alternating(cfg.Manifests, func(i int, repo string) (time.Duration, error) {
 		start := time.Now()
 		err := c.putManifest(ctx, repo, fmt.Sprintf("m-%d", i+2), ims[i+2].manifest)
 		return time.Since(start), err
 	})
+	return enf, opn, ims, err
 }
 
 // timeLargePulls pushes one large image to both repositories, signed in the
