@@ -43,20 +43,13 @@ func (c *Client) Delegation(ctx context.Context, repo string) (*Delegation, erro
 
 func delegationOf(st *verify.State, repo string) *Delegation {
 	out := &Delegation{Repo: repo}
-	org := st.Roles[trustnames.RoleForOrg(trustnames.OrgOfRepo(repo))]
-	if org == nil || org.Signed.Delegations == nil {
-		return out
-	}
-	role := trustnames.RoleForRepo(repo)
-	for _, d := range org.Signed.Delegations.Roles {
-		if d.Name == role {
-			out.KeyIDs = slices.Sorted(slices.Values(d.KeyIDs))
-		}
+	if keys, ok := st.RepoKeys(repo); ok {
+		out.KeyIDs = keys.IDs()
 	}
 	if len(out.KeyIDs) == 0 {
 		return out
 	}
-	if md := st.Roles[role]; md != nil {
+	if md := st.Roles[trustnames.RoleForRepo(repo)]; md != nil {
 		seen := map[digest.Digest]bool{}
 		for path, tf := range md.Signed.Targets {
 			if r, _, _, ok := trustnames.SplitTarget(path); !ok || r != repo {
