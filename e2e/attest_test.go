@@ -423,4 +423,64 @@ func TestAttestGate(t *testing.T) {
 			t.Errorf("cosign verified a bundle by the undelegated key:\n%s", out)
 		}
 	})
+
+	t.Run("oras: an unsigned SBOM is DENIED without a target of its own, admitted with one", func(t *testing.T) {
+		t.Parallel()
+		img := newImage(t, "attest-gate-sbom", newLayer(t, "sbom.bin", 4<<10))
+		st.trustctl(t, "push", writeLayout(t, img), st.Addr+"/acme/app:sbom", "--key", "alice")
+		oras := newTool(t, "oras", "DOCKER_CONFIG="+st.Home)
+		if err := os.WriteFile(filepath.Join(oras.dir, "sbom.spdx.json"), []byte(`{"spdxVersion":"SPDX-2.3","name":"attest-gate"}`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		// A fixed creation time: the same attach makes the same manifest.
+		attach := func(target string, extra ...string) (string, error) {
+			args := append([]string{"attach", "--artifact-type", "application/spdx+json",
+				"--annotation", "org.opencontainers.image.created=2026-01-01T00:00:00Z"}, extra...)
+			return oras.try(append(args, target, "sbom.spdx.json:application/spdx+json")...)
+		}
+		registryAttach := func() (string, error) {
+			return attach(st.Addr+"/acme/app@"+img.ManifestDigest, "--plain-http", "--distribution-spec", "v1.1-referrers-api")
+		}
+		out, err := registryAttach()
+		if err == nil || !strings.Contains(strings.ToLower(err.Error()), "denied") {
+			t.Fatalf("oras attach of an SBOM without a target: %v, want the registry's denial\n%s", err, out)
+		}
+
+		// The publisher makes the same SBOM in a layout, signs it as a target
+		// of acme/app, and attaches it again.
+		layout := filepath.Join(oras.dir, "layout")
+		writeOCILayout(t, layout, "", img)
+		// The subject as the registry describes it: no layout annotations.
+		writeIndex := func(dir string, d descriptor) {
+			t.Helper()
+			b, _ := json.Marshal(index{SchemaVersion: 2, MediaType: mediaTypeOCIIndex, Manifests: []descriptor{d}})
+			if err := os.WriteFile(filepath.Join(dir, "index.json"), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writeIndex(layout, descriptor{MediaType: mediaTypeOCIManifest, Digest: img.ManifestDigest, Size: int64(len(img.Manifest))})
+		if out, err := attach(layout+"@"+img.ManifestDigest, "--oci-layout", "--export-manifest", "sbom.manifest.json"); err != nil {
+			t.Fatalf("oras attach into a layout: %v\n%s", err, out)
+		}
+		m, err := os.ReadFile(filepath.Join(oras.dir, "sbom.manifest.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sbomDigest := digest.FromBytes(m)
+		only := filepath.Join(oras.dir, "only-sbom")
+		if err := os.CopyFS(only, os.DirFS(layout)); err != nil {
+			t.Fatal(err)
+		}
+		writeIndex(only, descriptor{MediaType: mediaTypeOCIManifest, Digest: sbomDigest.String(), Size: int64(len(m))})
+		if out, err := st.tryTrustctl("sign", st.Addr+"/acme/app:sbom-spdx", "--key", "alice", "--layout", only); err != nil {
+			t.Fatalf("trustctl sign of the SBOM: %v\n%s", err, out)
+		}
+		if out, err := registryAttach(); err != nil {
+			t.Fatalf("oras attach of the SBOM with a target: %v\n%s", err, out)
+		}
+		out, err = oras.try("discover", "--plain-http", "--distribution-spec", "v1.1-referrers-api", "--format", "json", st.Addr+"/acme/app@"+img.ManifestDigest)
+		if err != nil || !strings.Contains(out, sbomDigest.String()) {
+			t.Errorf("oras discover does not find the admitted SBOM %s: %v\n%s", sbomDigest, err, out)
+		}
+	})
 }
