@@ -118,10 +118,6 @@ func checkCosignAttestation(ctx context.Context, a Artifact, keys Keys, repo str
 	if err != nil {
 		return nil, err
 	}
-	ev, err := dsse.NewEnvelopeVerifier(dsseVerifiers(verifiers)...)
-	if err != nil {
-		return nil, err
-	}
 	sigs := make(Signatures, len(shape.layers))
 	for i, l := range shape.layers {
 		if err := ctx.Err(); err != nil {
@@ -133,18 +129,17 @@ func checkCosignAttestation(ctx context.Context, a Artifact, keys Keys, repo str
 		if err != nil {
 			return nil, fmt.Errorf("attestation %d: %w", i, err)
 		}
-		env, sig, err := decodeEnvelope(raw)
+		env, sig, err := decodeEnvelope(raw, "the envelope", true)
 		if err != nil {
 			return nil, fmt.Errorf("attestation %d: %w", i, err)
 		}
 		s.Signature = sig
-		accepted, payload, err := ev.VerifyAndDecode(ctx, env)
-		if err != nil || len(accepted) != 1 {
+		v, payload, ok := verifyEnvelope(ctx, env, verifiers)
+		if !ok {
 			s.Err = fmt.Errorf("its envelope does not verify with any of the %d keys", len(verifiers))
 			continue
 		}
-		v := accepted[0]
-		s.KeyID, s.Signature = v.KeyID, canonicalSignature(v.Public, sig)
+		s.KeyID, s.Signature = v.id, canonicalSignature(v.pub, sig)
 		predicateType, err := checkStatement(payload, repo, subject, false)
 		if err != nil {
 			s.Err = err
@@ -157,7 +152,7 @@ func checkCosignAttestation(ctx context.Context, a Artifact, keys Keys, repo str
 		}
 		if c, ok := l.Annotations[CosignCertificateAnnotation]; ok {
 			certs, _ := parseCertificates(c, true) // parsed by the shape
-			s.Err = certifies(certs[0], v.Public)
+			s.Err = certifies(certs[0], v.pub)
 		}
 	}
 	return sigs, nil
@@ -165,51 +160,82 @@ func checkCosignAttestation(ctx context.Context, a Artifact, keys Keys, repo str
 
 // decodeEnvelope decodes a DSSE envelope strictly, in the form cosign writes
 // it: {"payloadType": "application/vnd.in-toto+json", "payload": base64,
-// "signatures": [{"keyid": "", "sig": base64}]}. The keyid is not signed, so
-// any other value would be the pusher's to choose; it returns the signature's
-// bytes too.
-func decodeEnvelope(raw []byte) (*dsse.Envelope, []byte, error) {
-	f, err := strictObject(raw, "the envelope", "payloadType", "payload", "signatures")
+// "signatures": [{"keyid": "", "sig": base64}]}, with the keyid when keyid is
+// set (a `.att` layer) and without it otherwise (a Sigstore bundle's envelope,
+// where protobuf's JSON leaves an empty field out). The keyid is not signed,
+// so any other value would be the pusher's to choose. what names the envelope
+// in errors; it returns the signature's bytes too.
+func decodeEnvelope(raw []byte, what string, keyid bool) (*dsse.Envelope, []byte, error) {
+	f, err := strictObject(raw, what, "payloadType", "payload", "signatures")
 	if err != nil {
 		return nil, nil, err
 	}
 	env := &dsse.Envelope{}
 	if err := decodeField(f, "payloadType", &env.PayloadType); err != nil {
-		return nil, nil, fmt.Errorf("the envelope: %w", err)
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if env.PayloadType != InTotoPayloadType {
-		return nil, nil, fmt.Errorf("the envelope carries a %q, not an in-toto statement (%s)", env.PayloadType, InTotoPayloadType)
+		return nil, nil, fmt.Errorf("%s carries a %q, not an in-toto statement (%s)", what, env.PayloadType, InTotoPayloadType)
 	}
 	if err := decodeField(f, "payload", &env.Payload); err != nil {
-		return nil, nil, fmt.Errorf("the envelope: %w", err)
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if _, err := base64.StdEncoding.DecodeString(env.Payload); err != nil {
-		return nil, nil, fmt.Errorf("the envelope's payload is not base64: %w", err)
+		return nil, nil, fmt.Errorf("%s's payload is not base64: %w", what, err)
 	}
 	var sigs []json.RawMessage
 	if err := decodeField(f, "signatures", &sigs); err != nil {
-		return nil, nil, fmt.Errorf("the envelope: %w", err)
+		return nil, nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if len(sigs) != 1 {
-		return nil, nil, fmt.Errorf("the envelope carries %d signatures, not the one cosign writes", len(sigs))
+		return nil, nil, fmt.Errorf("%s carries %d signatures, not the one cosign writes", what, len(sigs))
 	}
-	sf, err := strictObject(sigs[0], "the envelope's signature", "keyid", "sig")
+	fields := []string{"sig"}
+	if keyid {
+		fields = append(fields, "keyid")
+	}
+	sf, err := strictObject(sigs[0], what+"'s signature", fields...)
 	if err != nil {
 		return nil, nil, err
 	}
 	var s dsse.Signature
-	if err := decodeField(sf, "keyid", &s.KeyID); err != nil || s.KeyID != "" {
-		return nil, nil, fmt.Errorf("the envelope's signature has a keyid %q, where cosign writes an empty one (%v)", s.KeyID, err)
+	if keyid {
+		if err := decodeField(sf, "keyid", &s.KeyID); err != nil || s.KeyID != "" {
+			return nil, nil, fmt.Errorf("%s's signature has a keyid %q, where cosign writes an empty one (%v)", what, s.KeyID, err)
+		}
 	}
 	if err := decodeField(sf, "sig", &s.Sig); err != nil {
-		return nil, nil, fmt.Errorf("the envelope's signature: %w", err)
+		return nil, nil, fmt.Errorf("%s's signature: %w", what, err)
 	}
 	sig, err := base64.StdEncoding.DecodeString(s.Sig)
 	if err != nil || len(sig) == 0 {
-		return nil, nil, fmt.Errorf("the envelope's signature is not base64: %v", err)
+		return nil, nil, fmt.Errorf("%s's signature is not base64: %v", what, err)
 	}
 	env.Signatures = []dsse.Signature{s}
 	return env, sig, nil
+}
+
+// verifyEnvelope verifies a DSSE envelope with the delegated keys: with
+// go-securesystemslib's envelope verifier, over the pre-authentication
+// encoding of its payload type and payload, each key with its TUF scheme. It
+// returns the one key that verifies it and the payload; ok is false when none
+// does. Every format that carries a DSSE envelope (a cosign attestation's
+// layer, a Sigstore bundle) is verified here.
+func verifyEnvelope(ctx context.Context, env *dsse.Envelope, verifiers []keyVerifier) (keyVerifier, []byte, bool) {
+	ev, err := dsse.NewEnvelopeVerifier(dsseVerifiers(verifiers)...)
+	if err != nil {
+		return keyVerifier{}, nil, false
+	}
+	accepted, payload, err := ev.VerifyAndDecode(ctx, env)
+	if err != nil || len(accepted) != 1 {
+		return keyVerifier{}, nil, false
+	}
+	for _, v := range verifiers {
+		if v.id == accepted[0].KeyID {
+			return v, payload, true
+		}
+	}
+	return keyVerifier{}, nil, false
 }
 
 // checkStatement checks an in-toto statement is about subject in repo, and

@@ -1,26 +1,22 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/sigstore/sigstore-go/pkg/bundle"
-	"github.com/sigstore/sigstore-go/pkg/root"
-	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
-	"github.com/sigstore/sigstore/pkg/signature"
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/signet-oss/signet/signer"
 )
@@ -30,9 +26,10 @@ import (
 // the referrers API or the referrers-tag index. Its one layer is a Sigstore
 // bundle v0.3 holding a DSSE envelope of an in-toto statement about the
 // subject: predicate type https://sigstore.dev/cosign/sign/v1 for a
-// signature, the attested predicate's for an attestation. The bundle is
-// verified with sigstore-go, with the delegated keys as its only trusted
-// material.
+// signature, the attested predicate's for an attestation. The bundle is read
+// with Sigstore's own protobuf types (protobuf-specs, protojson), and its
+// envelope verified as a cosign attestation's is (verifyEnvelope: the DSSE
+// library, the delegated keys as the only trusted material).
 //
 // What the signature covers is the statement, which binds the subject's
 // digest. A signature's statement names no repository, so a key delegated for
@@ -42,10 +39,12 @@ import (
 //
 // Signet checks no transparency log entry, signed timestamp or certificate:
 // a bundle signed with a key is verified by that key alone, as `cosign verify
-// --insecure-ignore-tlog=true` does. Entries and timestamps a bundle carries
-// are parsed by sigstore-go (their form) and otherwise ignored; a bundle
-// signed with a certificate (keyless) is refused, since the trust graph
-// delegates keys.
+// --insecure-ignore-tlog=true` does. Log entries and timestamps a bundle
+// carries are parsed for their form (checkLogEntries) and not trusted: nothing
+// reads them. A bundle signed with a certificate (keyless) is refused, since
+// the trust graph delegates keys. (sigstore-go would verify the same, but it
+// links Rekor's OpenAPI client: some 250 packages, 19 of trustctl's 47 MB and
+// about 9 ms of its start, none of them needed for a key's signature.)
 
 // FormatSigstoreBundle is a Sigstore bundle referrer, pushed by digest with a
 // subject.
@@ -64,6 +63,9 @@ const (
 	// maxBundle bounds a bundle read for verification: an envelope and its
 	// verification material.
 	maxBundle = maxEnvelope + 64<<10
+	// maxLogEntries bounds a bundle's transparency log entries, as sigstore's
+	// own verifier does.
+	maxLogEntries = 32
 )
 
 // dockerManifestListMediaType is Docker's index, a subject's possible type.
@@ -242,13 +244,16 @@ func checkBundleAnnotations(raw json.RawMessage) (string, error) {
 //	mediaType             the bundle v0.3 media type
 //	verificationMaterial  publicKey: {hint: the key's hint, base64 of the
 //	                      SHA-256 of its PKIX form}; optionally tlogEntries
-//	                      and timestampVerificationData (parsed, not checked)
+//	                      and timestampVerificationData (parsed, not trusted)
 //	dsseEnvelope          payload (an in-toto statement), payloadType
 //	                      (in-toto), signatures: one, {sig}
 //
-// and verifies it with sigstore-go against each key in turn, with no
-// timestamp or log required. The error is for a bundle that is not in that
-// form; the signature's Err says why it does not verify.
+// Its JSON is checked field by field for that form, then parsed with the
+// bundle's protobuf types (protojson: an unknown field anywhere, or a value of
+// the wrong type, is refused); its envelope is verified with the delegated
+// keys (verifyEnvelope), with no timestamp or log required. The error is for a
+// bundle that is not in that form; the signature's Err says why it does not
+// verify.
 func checkBundle(ctx context.Context, raw []byte, verifiers []keyVerifier, repo string, subject digest.Digest) (Signature, error) {
 	var s Signature
 	top, err := strictObject(raw, "the bundle", "mediaType", "verificationMaterial", "dsseEnvelope")
@@ -281,77 +286,94 @@ func checkBundle(ctx context.Context, raw []byte, verifiers []keyVerifier, repo 
 	if err := decodeField(pk, "hint", &hint); err != nil {
 		return s, fmt.Errorf("the bundle's publicKey: %w", err)
 	}
-	env, err := strictObject(top["dsseEnvelope"], "the bundle's dsseEnvelope", "payload", "payloadType", "signatures")
+	env, sig, err := decodeEnvelope(top["dsseEnvelope"], "the bundle's envelope", false)
 	if err != nil {
 		return s, err
 	}
-	var payloadType, payload64 string
-	if err := decodeField(env, "payloadType", &payloadType); err != nil {
-		return s, fmt.Errorf("the bundle's envelope: %w", err)
-	}
-	if payloadType != InTotoPayloadType {
-		return s, fmt.Errorf("the bundle's envelope carries a %q, not an in-toto statement (%s)", payloadType, InTotoPayloadType)
-	}
-	if err := decodeField(env, "payload", &payload64); err != nil {
-		return s, fmt.Errorf("the bundle's envelope: %w", err)
-	}
-	payload, err := base64.StdEncoding.DecodeString(payload64)
-	if err != nil {
-		return s, fmt.Errorf("the bundle's envelope: its payload is not base64: %w", err)
-	}
-	var sigs []json.RawMessage
-	if err := decodeField(env, "signatures", &sigs); err != nil {
-		return s, fmt.Errorf("the bundle's envelope: %w", err)
-	}
-	if len(sigs) != 1 {
-		return s, fmt.Errorf("the bundle's envelope carries %d signatures, not the one cosign writes", len(sigs))
-	}
-	sf, err := strictObject(sigs[0], "the bundle's signature", "sig")
-	if err != nil {
-		return s, err
-	}
-	var sig64 string
-	if err := decodeField(sf, "sig", &sig64); err != nil {
-		return s, fmt.Errorf("the bundle's signature: %w", err)
-	}
-	if s.Signature, err = base64.StdEncoding.DecodeString(sig64); err != nil || len(s.Signature) == 0 {
-		return s, fmt.Errorf("the bundle's signature is not base64: %v", err)
-	}
+	s.Signature = sig
 
-	b := &bundle.Bundle{}
-	if err := b.UnmarshalJSON(raw); err != nil {
+	var b protobundle.Bundle
+	if err := protojson.Unmarshal(raw, &b); err != nil {
+		return s, fmt.Errorf("the bundle: %w", err)
+	}
+	if err := checkLogEntries(&b); err != nil {
 		return s, fmt.Errorf("the bundle: %w", err)
 	}
 	if err := ctx.Err(); err != nil {
 		return s, err
 	}
 
-	policy := sgverify.NewPolicy(sgverify.WithArtifactDigest(subject.Algorithm().String(), digestBytes(subject)), sgverify.WithKey())
-	for _, v := range verifiers {
-		sv, err := sigstoreVerifier(v.pub)
-		if err != nil {
-			continue
-		}
-		tm := root.NewTrustedPublicKeyMaterial(func(string) (root.TimeConstrainedVerifier, error) {
-			return root.NewExpiringKey(sv, time.Time{}, time.Time{}), nil
-		})
-		ver, err := sgverify.NewVerifier(tm, sgverify.WithNoObserverTimestamps())
-		if err != nil {
-			return s, err
-		}
-		if _, err := ver.Verify(b, policy); err != nil {
-			continue
-		}
-		s.KeyID, s.Signature = v.id, canonicalSignature(v.pub, s.Signature)
-		if want := keyHint(v.pub); hint != want {
-			s.Err = fmt.Errorf("its public key hint %q is not the one cosign writes for the key it verifies with, %q", hint, want)
-			return s, nil
-		}
-		s.PredicateType, s.Err = checkStatement(payload, repo, subject, true)
+	v, payload, ok := verifyEnvelope(ctx, env, verifiers)
+	if !ok {
+		s.Err = fmt.Errorf("it does not verify with any of the %d keys for %s", len(verifiers), subject)
 		return s, nil
 	}
-	s.Err = fmt.Errorf("it does not verify with any of the %d keys for %s", len(verifiers), subject)
+	if err := statementAbout(payload, subject); err != nil {
+		s.Err = fmt.Errorf("it does not verify for %s: %w", subject, err)
+		return s, nil
+	}
+	s.KeyID, s.Signature = v.id, canonicalSignature(v.pub, s.Signature)
+	if want := keyHint(v.pub); hint != want {
+		s.Err = fmt.Errorf("its public key hint %q is not the one cosign writes for the key it verifies with, %q", hint, want)
+		return s, nil
+	}
+	s.PredicateType, s.Err = checkStatement(payload, repo, subject, true)
 	return s, nil
+}
+
+// statementAbout checks a bundle's verified payload the way Sigstore's
+// verifier binds a bundle to an artifact: an in-toto statement by its
+// protobuf type (protojson: no field the type does not define), one of whose
+// subjects has subject's digest. checkStatement then asks for exactly one.
+func statementAbout(payload []byte, subject digest.Digest) error {
+	var st intoto.Statement
+	if err := protojson.Unmarshal(payload, &st); err != nil {
+		return fmt.Errorf("its payload is not an in-toto statement: %w", err)
+	}
+	for _, sub := range st.GetSubject() {
+		if sub.GetDigest()[subject.Algorithm().String()] == subject.Encoded() {
+			return nil
+		}
+	}
+	return errors.New("its statement is about another digest")
+}
+
+// checkLogEntries checks the form of the transparency log entries a bundle
+// carries, which Signet does not trust (nothing reads them): at most
+// maxLogEntries, each with its body, log index, log ID and kind, an inclusion
+// proof's checkpoint where a proof is given, and a body that is a log entry
+// (a JSON object with its kind, apiVersion and spec); a v0.3 bundle's entries
+// carry an inclusion proof. These are the checks Sigstore's own bundle parser
+// makes, but that of the body's spec against Rekor's schema of its kind.
+func checkLogEntries(b *protobundle.Bundle) error {
+	entries := b.GetVerificationMaterial().GetTlogEntries()
+	if len(entries) > maxLogEntries {
+		return fmt.Errorf("%d transparency log entries (at most %d)", len(entries), maxLogEntries)
+	}
+	proof := false
+	for i, e := range entries {
+		if e == nil || len(e.GetCanonicalizedBody()) == 0 || e.GetLogIndex() < 0 || e.GetLogId().GetKeyId() == nil || e.GetKindVersion() == nil {
+			return fmt.Errorf("transparency log entry %d lacks its body, log index, log ID or kind", i)
+		}
+		if p := e.GetInclusionProof(); p != nil {
+			if p.GetCheckpoint().GetEnvelope() == "" {
+				return fmt.Errorf("transparency log entry %d has an inclusion proof without its checkpoint", i)
+			}
+			proof = true
+		}
+		var body struct {
+			Kind       *string         `json:"kind"`
+			APIVersion *string         `json:"apiVersion"`
+			Spec       json.RawMessage `json:"spec"`
+		}
+		if err := json.Unmarshal(e.GetCanonicalizedBody(), &body); err != nil || body.Kind == nil || body.APIVersion == nil || !bytes.HasPrefix(body.Spec, []byte("{")) {
+			return fmt.Errorf("transparency log entry %d: its body is not a log entry (kind, apiVersion, spec)", i)
+		}
+	}
+	if len(entries) > 0 && !proof {
+		return errors.New("its transparency log entries carry no inclusion proof (required for bundle v0.3)")
+	}
+	return nil
 }
 
 // keyHint is the hint cosign writes for a public key in a bundle: the
@@ -363,25 +385,4 @@ func keyHint(pub crypto.PublicKey) string {
 	}
 	h := sha256.Sum256(der)
 	return base64.StdEncoding.EncodeToString(h[:])
-}
-
-// sigstoreVerifier is a sigstore verifier for pub with its TUF scheme (the one
-// signer.SchemeVerifier checks): ECDSA over SHA-256, Ed25519, RSA-PSS over
-// SHA-256.
-func sigstoreVerifier(pub crypto.PublicKey) (signature.Verifier, error) {
-	switch k := pub.(type) {
-	case *ecdsa.PublicKey:
-		return signature.LoadECDSAVerifier(k, crypto.SHA256)
-	case ed25519.PublicKey:
-		return signature.LoadED25519Verifier(k)
-	case *rsa.PublicKey:
-		return signature.LoadRSAPSSVerifier(k, crypto.SHA256, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthAuto, Hash: crypto.SHA256})
-	}
-	return nil, fmt.Errorf("a key of type %T", pub)
-}
-
-// digestBytes is a valid digest's hash value.
-func digestBytes(d digest.Digest) []byte {
-	b, _ := hex.DecodeString(d.Encoded())
-	return b
 }

@@ -47,10 +47,10 @@ func bundleOf(t *testing.T, pub crypto.PublicKey, env []byte) []byte {
 }
 
 // TestSigstoreBundle checks the Sigstore bundle referrers cosign v3.1.3 wrote
-// (internal/cosigntest's fixtures), verified with sigstore-go against the
-// delegated keys: its signature and its attestation are admitted with their
-// key and predicate type; a field cosign does not write, a bundle that does
-// not verify with a delegated key, or one about another image is refused.
+// (internal/cosigntest's fixtures), verified against the delegated keys: its
+// signature and its attestation are admitted with their key and predicate
+// type; a field cosign does not write, a bundle that does not verify with a
+// delegated key, or one about another image is refused.
 func TestSigstoreBundle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -286,6 +286,172 @@ func FuzzSigstoreBundle(f *testing.F) {
 		r, err := check(manifest, bundle)
 		if err == nil && r.Verified() == nil && !signed[string(r.Signatures[0].Signature)] {
 			t.Fatalf("accepted a signature the key never made: %q", bundle)
+		}
+	})
+}
+
+// TestSigstoreBundleLogEntriesAndTimestamps checks what a bundle may carry
+// besides its key's signature: transparency log entries and RFC 3161
+// timestamps, parsed for their form and never trusted. A bundle carrying
+// well-formed ones is admitted, though they are made up and verify against
+// nothing; entries or timestamps not in their form are refused, as is a
+// signed payload that is not an in-toto statement by in-toto's own type.
+func TestSigstoreBundleLogEntriesAndTimestamps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	const repo = "acme/app"
+	subject := cosigntest.BundledDigest
+	keys := verify.NewKeys(cosigntest.Key(t, "test-cosign-1.pub"))
+	priv := testCosignKey(t)
+	b64 := base64.StdEncoding.EncodeToString
+	hash := func(s string) string { h := sha256.Sum256([]byte(s)); return b64(h[:]) }
+	der, err := x509.MarshalPKIXPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// check checks cosign's signature bundle with edit applied.
+	check := func(t *testing.T, edit func(b map[string]any)) error {
+		t.Helper()
+		var b, m map[string]any
+		if err := json.Unmarshal(cosigntest.Fixture(t, "cosign-v3.1.3/sign.bundle.json"), &b); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(cosigntest.Fixture(t, "cosign-v3.1.3/sign.manifest.json"), &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(b)
+		raw, _ := json.Marshal(b)
+		l := m["layers"].([]any)[0].(map[string]any)
+		l["digest"], l["size"] = digest.FromBytes(raw).String(), len(raw)
+		manifest, _ := json.Marshal(m)
+		r, err := verify.CheckReferrer(ctx, verify.Artifact{Manifest: manifest, Blob: cosigntest.Blobs{digest.FromBytes(raw): raw}.Get}, keys, repo, subject)
+		if err == nil {
+			err = r.Verified()
+		}
+		return err
+	}
+	// logEntry is a Rekor v2 entry in the form a log returns it; no log made it.
+	logEntry := func() map[string]any {
+		body, _ := json.Marshal(map[string]any{"kind": "hashedrekord", "apiVersion": "0.0.2", "spec": map[string]any{"hashedRekordV002": map[string]any{
+			"data": map[string]any{"algorithm": "SHA2_256", "digest": hash("an artifact")},
+			"signature": map[string]any{
+				"content":  b64([]byte("a signature")),
+				"verifier": map[string]any{"publicKey": map[string]any{"rawBytes": b64(der)}, "keyDetails": "PKIX_ECDSA_P256_SHA_256"},
+			},
+		}}})
+		return map[string]any{
+			"logIndex":       "7",
+			"logId":          map[string]any{"keyId": hash("a log")},
+			"kindVersion":    map[string]any{"kind": "hashedrekord", "version": "0.0.2"},
+			"integratedTime": "1764720000",
+			"inclusionProof": map[string]any{
+				"logIndex":   "7",
+				"rootHash":   hash("a root"),
+				"treeSize":   "8",
+				"hashes":     []any{hash("a sibling")},
+				"checkpoint": map[string]any{"envelope": "log.example\n8\n" + hash("a root") + "\n"},
+			},
+			"canonicalizedBody": b64(body),
+		}
+	}
+	timestamps := func() map[string]any {
+		return map[string]any{"rfc3161Timestamps": []any{map[string]any{"signedTimestamp": b64([]byte("not checked"))}}}
+	}
+	// carrying makes a bundle carry entries (nil: none) and timestamps.
+	carrying := func(entries []map[string]any, ts map[string]any) func(map[string]any) {
+		return func(b map[string]any) {
+			vm := b["verificationMaterial"].(map[string]any)
+			if entries != nil {
+				list := []any{}
+				for _, e := range entries {
+					list = append(list, e)
+				}
+				vm["tlogEntries"] = list
+			}
+			if ts != nil {
+				vm["timestampVerificationData"] = ts
+			}
+		}
+	}
+	// signing makes a bundle's envelope one of st signed with the fixture key.
+	signing := func(st map[string]any) func(map[string]any) {
+		return func(b map[string]any) {
+			var nb map[string]any
+			if err := json.Unmarshal(bundleOf(t, priv.Public(), envelope(t, priv, st)), &nb); err != nil {
+				t.Fatal(err)
+			}
+			b["dsseEnvelope"] = nb["dsseEnvelope"]
+		}
+	}
+	signStatement := func() map[string]any {
+		return statement(cosigntest.Ref, subject, "https://sigstore.dev/cosign/sign/v1")
+	}
+
+	t.Run("admitted", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			edit func(map[string]any)
+		}{
+			{"a log entry and a timestamp, neither trusted", carrying([]map[string]any{logEntry()}, timestamps())},
+			{"a log entry without a proof beside one with it", carrying([]map[string]any{logEntry(), func() map[string]any {
+				e := logEntry()
+				delete(e, "inclusionProof")
+				return e
+			}()}, nil)},
+			{"no log entry and no timestamp", carrying([]map[string]any{}, map[string]any{})},
+			{"a statement signed with the key", signing(signStatement())},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if err := check(t, tc.edit); err != nil {
+					t.Errorf("CheckReferrer = %v, want it admitted", err)
+				}
+			})
+		}
+	})
+
+	t.Run("refused", func(t *testing.T) {
+		entry := func(edit func(e map[string]any)) func(map[string]any) {
+			e := logEntry()
+			edit(e)
+			return carrying([]map[string]any{e}, nil)
+		}
+		for _, tc := range []struct {
+			name string
+			edit func(map[string]any)
+			want string
+		}{
+			{"a log entry without an inclusion proof", entry(func(e map[string]any) { delete(e, "inclusionProof") }), "inclusion proof"},
+			{"an inclusion proof without its checkpoint", entry(func(e map[string]any) {
+				delete(e["inclusionProof"].(map[string]any), "checkpoint")
+			}), "checkpoint"},
+			{"a log entry without its log ID", entry(func(e map[string]any) { delete(e, "logId") }), "log entry"},
+			{"a log entry whose body is not one", entry(func(e map[string]any) { e["canonicalizedBody"] = b64([]byte(`"a body"`)) }), "body is not a"},
+			{"a log entry with a field its type does not have", entry(func(e map[string]any) { e["logUrl"] = "https://log.example" }), `unknown field "logUrl"`},
+			{"a log entry of the wrong type", entry(func(e map[string]any) { e["logIndex"] = "seven" }), "logIndex"},
+			{"33 log entries", carrying(func() []map[string]any {
+				var es []map[string]any
+				for range 33 {
+					es = append(es, logEntry())
+				}
+				return es
+			}(), nil), "33"},
+			{"a timestamp with a field its type does not have", carrying(nil, map[string]any{"rfc3161Timestamps": []any{map[string]any{"signedTimestamp": "AA==", "tsaUrl": "x"}}}), `unknown field "tsaUrl"`},
+			{"a signed statement with a field in-toto's Statement does not have", signing(func() map[string]any {
+				st := signStatement()
+				st["chosenBySigner"] = true
+				return st
+			}()), "does not verify"},
+			{"a signed statement whose predicate is not an object", signing(func() map[string]any {
+				st := signStatement()
+				st["predicate"] = "a string"
+				return st
+			}()), "does not verify"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				if err := check(t, tc.edit); err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("CheckReferrer = %v, want an error saying %q", err, tc.want)
+				}
+			})
 		}
 	})
 }

@@ -97,3 +97,35 @@ func TestLayersLinkOnlyWhatTheArchitectureAllows(t *testing.T) {
 		t.Errorf("only %d packages fell under a rule", checked)
 	}
 }
+
+// heavy are what verify must not link: sigstore-go and the Rekor and OpenAPI
+// clients it brings. verify checks a Sigstore bundle for its key alone, which
+// needs none of them, and trustctl links verify: with sigstore-go, trustctl
+// linked 745 packages (493 without), weighed 47 MB (28) and took about 25 ms
+// to print its help (15), govalidator compiling its regular expressions at
+// init, of the 50 ms `trustctl verify` may take.
+var heavy = []string{
+	"github.com/sigstore/sigstore-go",
+	"github.com/sigstore/rekor",
+	"github.com/sigstore/rekor-tiles",
+	"github.com/go-openapi",
+	"github.com/asaskevich/govalidator",
+}
+
+func TestVerifyLinksNoTransparencyLogClient(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", module+"verify").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, module+"verify") {
+		t.Fatalf("go list named no verify among %d packages", len(deps))
+	}
+	for _, d := range deps {
+		for _, h := range heavy {
+			if under(d, h) {
+				t.Errorf("verify links %s, which it must not: trustctl would carry a transparency log client it never uses", d)
+			}
+		}
+	}
+}
