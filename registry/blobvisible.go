@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -13,12 +14,18 @@ import (
 )
 
 // blobSet is the set of blobs of an enforced repository that admitted
-// manifests reference, for one view of the trust graph.
+// manifests reference, for one view of the trust graph. A set is never changed
+// once made (readers use its maps without the lock); a newer one replaces it.
 type blobSet struct {
-	view     *verify.RepoTargets
-	admitted int
+	view *verify.RepoTargets
+	// admitted holds every admission record read, with its subject.
+	admitted map[digest.Digest]digest.Digest
+	// unserved holds the admitted artifacts of a covered subject that did not
+	// pass the check when the set was made: they are asked again (a cached
+	// verdict, or a payload that could not be read then).
+	unserved map[digest.Digest]digest.Digest
 	set      map[digest.Digest]bool
-	checked  time.Time // when admitted was last counted
+	checked  time.Time // when the admission records were last listed
 	// pending: a covered manifest was not stored when the set was made (its
 	// target is published before its push), so the set is made again.
 	pending bool
@@ -27,6 +34,15 @@ type blobSet struct {
 // blobVisible reports whether blob d of an enforced repo is served: an admitted
 // manifest (a covered one, or an admitted signature artifact that passes the
 // signature check now) references it.
+//
+// Pulls pay for none of this but a map lookup while the set is under a second
+// old. Then the admission records are listed again by name (another replica
+// may have admitted an artifact): a directory listing, with no record read and
+// no manifest parsed unless a name is new. Made again whole only for a new
+// view of the trust graph (a revoked key's artifacts and their blobs go at
+// once), a record removed, or a covered manifest that was missing. With 400
+// admitted artifacts, reading every record each second cost a pull of 64 MiB
+// about 10 ms on the filesystem driver.
 func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (bool, error) {
 	rt, err := g.index.Lookup(repo)
 	if err != nil {
@@ -40,60 +56,102 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 	fresh := bs != nil && bs.view == rt && g.index.Now().Sub(bs.checked) < time.Second
 	g.mu.Unlock()
 	if fresh {
-		return bs.set[d], nil // a set is never changed once made
+		return bs.set[d], nil
 	}
-	// The admitted signature artifacts are read again at most once a second
-	// (another replica may have admitted one); this process's own admissions
-	// drop the cache at once.
-	admitted, err := g.store.Admitted(ctx, repo)
+	names, err := g.store.AdmittedDigests(ctx, repo)
 	if err != nil {
 		return false, err
 	}
-	if bs != nil && bs.view == rt && bs.admitted == len(admitted) && !bs.pending {
+	var added []digest.Digest
+	extend := bs != nil && bs.view == rt && !bs.pending
+	if extend {
+		listed := make(map[digest.Digest]bool, len(names))
+		for _, n := range names {
+			listed[n] = true
+			if _, ok := bs.admitted[n]; !ok {
+				added = append(added, n)
+			}
+		}
+		for n := range bs.admitted {
+			extend = extend && listed[n]
+		}
+	}
+	if extend && len(added) == 0 {
+		// Nothing new: unless an artifact not served then passes now (its
+		// verdict is cached, so this reads nothing), the set stands.
+		for sig, subject := range bs.unserved {
+			if ok, err := g.referrerServable(ctx, repo, sig, subject, rt); err != nil {
+				return false, err
+			} else if ok {
+				extend = false // made again below, whole
+			}
+		}
+	}
+	if extend && len(added) == 0 {
 		g.mu.Lock()
 		bs.checked = g.index.Now()
 		g.mu.Unlock()
-	} else {
-		bs = &blobSet{view: rt, admitted: len(admitted), set: map[digest.Digest]bool{}, checked: g.index.Now()}
-		add := func(m digest.Digest) error {
-			blobs, err := g.store.ManifestBlobs(ctx, repo, m)
-			if err == nil && len(blobs) == 0 {
-				if _, gerr := g.store.GetManifest(ctx, repo, m.String()); errors.Is(gerr, storage.ErrManifestUnknown) {
-					bs.pending = true
-				}
+		return bs.set[d], nil
+	}
+	next := &blobSet{view: rt, admitted: map[digest.Digest]digest.Digest{}, unserved: map[digest.Digest]digest.Digest{}, set: map[digest.Digest]bool{}, checked: g.index.Now()}
+	add := func(m digest.Digest) error {
+		blobs, err := g.store.ManifestBlobs(ctx, repo, m)
+		if err == nil && len(blobs) == 0 {
+			if _, gerr := g.store.GetManifest(ctx, repo, m.String()); errors.Is(gerr, storage.ErrManifestUnknown) {
+				next.pending = true
 			}
-			for _, b := range blobs {
-				bs.set[b] = true
-			}
-			return err
 		}
+		for _, b := range blobs {
+			next.set[b] = true
+		}
+		return err
+	}
+	// addReferrer adds the blobs of admitted artifact sig of subject. Only an
+	// artifact that passes the whole check makes blobs visible: its payloads
+	// and the config derived from them (or the empty one), the only blobs its
+	// shape allows.
+	addReferrer := func(sig, subject digest.Digest) error {
+		if !rt.Covered[subject] {
+			return nil
+		}
+		if ok, err := g.referrerServable(ctx, repo, sig, subject, rt); err != nil {
+			return err
+		} else if !ok {
+			next.unserved[sig] = subject
+			return nil
+		}
+		return add(sig)
+	}
+	toCheck := map[digest.Digest]digest.Digest{}
+	if extend {
+		// The same view, and records only added: the blobs already found stay.
+		next.admitted, next.set = maps.Clone(bs.admitted), maps.Clone(bs.set)
+		maps.Copy(toCheck, bs.unserved)
+	} else {
+		added = names
 		for m := range rt.Covered {
 			if err := add(m); err != nil {
 				return false, err
 			}
 		}
-		for sig, subject := range admitted {
-			if !rt.Covered[subject] {
-				continue
-			}
-			// Only an artifact that passes the whole check makes blobs
-			// visible: its payloads and the config derived from them (or
-			// the empty one), the only blobs its shape allows.
-			if ok, err := g.referrerServable(ctx, repo, sig, subject, rt); err != nil {
-				return false, err
-			} else if !ok {
-				continue
-			}
-			if err := add(sig); err != nil {
-				return false, err
-			}
-		}
-		g.mu.Lock()
-		if g.blobs == nil {
-			g.blobs = map[string]*blobSet{}
-		}
-		g.blobs[repo] = bs
-		g.mu.Unlock()
 	}
-	return bs.set[d], nil
+	for _, n := range added {
+		// A record that cannot be read now is not known, and read again.
+		if subject, ok, err := g.store.AdmittedSubject(ctx, repo, n); err == nil && ok {
+			next.admitted[n] = subject
+			toCheck[n] = subject
+		}
+	}
+	for sig, subject := range toCheck {
+		if err := addReferrer(sig, subject); err != nil {
+			return false, err
+		}
+	}
+	g.mu.Lock()
+	if g.blobs == nil {
+		g.blobs = map[string]*blobSet{}
+	}
+	g.blobs[repo] = next
+	g.mu.Unlock()
+	return next.set[d], nil
 }

@@ -421,15 +421,21 @@ func (s *Server) EnableGate(index *verify.Index, open []string, checkSig Signatu
 	s.gate = &gate{index: index, open: open, store: s.store, log: s.log, checkSig: checkSig}
 }
 
-// admitted drops repo's cached blob set after this process admitted a manifest or a
-// signature artifact there.
+// admitted marks repo's cached blob set stale after this process admitted a
+// manifest or a signature artifact there: the next blob request lists the
+// admission records again and adds what is new (blobVisible), rather than
+// waiting out the second another replica's admission may take.
 func (g *gate) admitted(repo string) {
 	g.mu.Lock()
-	delete(g.blobs, repo)
+	if bs := g.blobs[repo]; bs != nil {
+		bs.checked = time.Time{}
+	}
 	g.mu.Unlock()
 	// A verdict may have failed for want of a payload the PUT's pusher has
-	// uploaded since.
+	// uploaded since: failed verdicts go. Those that hold stay, so one
+	// admission does not cost every other artifact of the repository its
+	// check again (each verdict is already bound to its view and key set).
 	g.vmu.Lock()
-	delete(g.verdicts, repo)
+	maps.DeleteFunc(g.verdicts[repo], func(_ verdictKey, v *verdict) bool { return v.err != nil })
 	g.vmu.Unlock()
 }

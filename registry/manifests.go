@@ -120,15 +120,18 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 		if sig.tag != "" {
 			putRef, putTags = sig.digest.String(), nil
 		}
-		if info, err = s.store.PutManifest(r.Context(), repo, putRef, contentType, content, putTags); err != nil {
+		// A signed referrer's manifest and its admission record are written
+		// side by side, then the tag moves (storage.PutAdmittedManifest says
+		// why that order is crash safe).
+		// (A signed referrer is pushed by digest or under its own tag only.)
+		if sig.subject != "" {
+			info, err = s.store.PutAdmittedManifest(r.Context(), repo, sig.digest.String(), contentType, content, sig.subject)
+		} else {
+			info, err = s.store.PutManifest(r.Context(), repo, putRef, contentType, content, putTags)
+		}
+		if err != nil {
 			s.writeError(w, r, err)
 			return
-		}
-		if sig.subject != "" {
-			if err := s.store.MarkAdmitted(r.Context(), repo, info.Digest, sig.subject); err != nil {
-				s.writeError(w, r, err)
-				return
-			}
 		}
 		if sig.tag == "" {
 			break

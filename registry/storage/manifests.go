@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/signet-oss/signet/reference"
 
@@ -126,6 +127,37 @@ func checkDescriptor(field string, d ocispec.Descriptor) error {
 // content must match; tags are further tags to point at it. Referenced blobs and
 // child manifests need not be present (sparse manifests, allowed by OCI 1.1).
 func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, content []byte, tags []string) (*ManifestInfo, error) {
+	return s.putManifest(ctx, repo, ref, contentType, content, tags, "")
+}
+
+// PutAdmittedManifest stores content by its digest ref as PutManifest does,
+// and records that the gate admitted it as a signed referrer of subject
+// (MarkAdmitted), the two writes made durable side by side: a PUT waits for one
+// sync, not two in a row.
+//
+// Why no order is needed between them (kill -9 at any point): every reader
+// of an admission record serves the artifact only after reading the manifest
+// the record names and checking it whole with the keys delegated then (the
+// gate's referrerServable), and an uncovered manifest without its record is
+// never served in an enforced repository. So the artifact is either admitted
+// (both written) or, for every reader, absent: a record whose manifest is
+// missing makes nothing visible, and bytes stored later under that digest are
+// the very bytes that were checked, and are checked again when read. A
+// manifest without its record is an unadmitted one, never served. What must
+// follow both is the tag (Store.SetTagIf), which the caller moves only once
+// this returns without error. A PUT that conflicts with the stored manifest
+// (another media type) fails before either write starts; one that loses a race
+// to such a PUT may leave its record, the same state as a crash.
+func (s *Store) PutAdmittedManifest(ctx context.Context, repo, ref, contentType string, content []byte, subject digest.Digest) (*ManifestInfo, error) {
+	if !isDigestRef(ref) {
+		return nil, fmt.Errorf("%w: an admitted manifest is stored by digest, not under %q", ErrManifestInvalid, ref)
+	}
+	return s.putManifest(ctx, repo, ref, contentType, content, nil, subject)
+}
+
+// putManifest is PutManifest, recording the manifest's admission as a signed
+// referrer of admittedAs when that is set (PutAdmittedManifest).
+func (s *Store) putManifest(ctx context.Context, repo, ref, contentType string, content []byte, tags []string, admittedAs digest.Digest) (*ManifestInfo, error) {
 	if int64(len(content)) > s.opts.MaxManifestSize {
 		return nil, fmt.Errorf("%w: %d bytes, the limit is %d", ErrManifestTooLarge, len(content), s.opts.MaxManifestSize)
 	}
@@ -153,7 +185,11 @@ func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, 
 	if err != nil {
 		return nil, err
 	}
-	if err := s.writeManifest(ctx, repo, got, mediaType, content); err != nil {
+	var alongside func() error
+	if admittedAs != "" {
+		alongside = func() error { return s.MarkAdmitted(ctx, repo, got, admittedAs) }
+	}
+	if err := s.writeManifest(ctx, repo, got, mediaType, content, alongside); err != nil {
 		return nil, err
 	}
 	if fields.Subject != nil {
@@ -187,11 +223,28 @@ func (s *Store) PutManifest(ctx context.Context, repo, ref, contentType string, 
 // the media type it was first stored with: a PUT of the same bytes under
 // another type is refused (ErrManifestInvalid), never stored over it, since a
 // manifest's type says how its bytes are read (and in an enforced repository
-// it is what its target signed).
-func (s *Store) writeManifest(ctx context.Context, repo string, d digest.Digest, mediaType string, content []byte) error {
+// it is what its target signed). alongside, when set, is one more write made
+// once the manifest is known to be stored or about to be, concurrently with
+// the manifest's own write, never when the PUT is refused; writeManifest
+// returns when both are done.
+func (s *Store) writeManifest(ctx context.Context, repo string, d digest.Digest, mediaType string, content []byte, alongside func() error) (err error) {
 	p := manifestPath(repo, d)
 	stored := make([]byte, 0, len(mediaType)+1+len(content))
 	stored = append(append(append(stored, mediaType...), '\n'), content...)
+	var wg sync.WaitGroup
+	var alongsideErr error
+	defer func() {
+		wg.Wait()
+		if err == nil {
+			err = alongsideErr
+		}
+	}()
+	startAlongside := func() {
+		if write := alongside; write != nil {
+			alongside = nil
+			wg.Go(func() { alongsideErr = write() })
+		}
+	}
 	for range 2 {
 		old, version, err := s.d.GetContent(ctx, p)
 		cond := driver.Condition{IfAbsent: true}
@@ -200,6 +253,7 @@ func (s *Store) writeManifest(ctx context.Context, repo string, d digest.Digest,
 		case err != nil:
 			return err
 		case bytes.Equal(old, stored):
+			startAlongside()
 			return nil
 		default:
 			i := bytes.IndexByte(old, '\n')
@@ -208,6 +262,7 @@ func (s *Store) writeManifest(ctx context.Context, repo string, d digest.Digest,
 			}
 			cond = driver.Condition{IfMatch: version} // a corrupt record is replaced
 		}
+		startAlongside()
 		_, err = s.d.PutContentIf(ctx, p, stored, cond)
 		if !errors.Is(err, driver.ErrPreconditionFailed) {
 			return err

@@ -75,24 +75,47 @@ func (s *Store) AdmittedSubject(ctx context.Context, repo string, d digest.Diges
 
 // Admitted returns every signature artifact admitted in repo, with its subject.
 func (s *Store) Admitted(ctx context.Context, repo string) (map[digest.Digest]digest.Digest, error) {
-	out := map[digest.Digest]digest.Digest{}
-	err := s.d.Walk(ctx, admittedDir(repo), func(fi driver.FileInfo) error {
-		if fi.IsDir {
-			return nil
-		}
-		rest := strings.TrimPrefix(fi.Path, admittedDir(repo)+"/")
-		alg, hex, ok := strings.Cut(rest, "/")
-		if !ok {
-			return nil
-		}
-		d := digest.NewDigestFromEncoded(digest.Algorithm(alg), hex)
+	ds, err := s.AdmittedDigests(ctx, repo)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[digest.Digest]digest.Digest, len(ds))
+	for _, d := range ds {
 		if subj, ok, err := s.AdmittedSubject(ctx, repo, d); err == nil && ok {
 			out[d] = subj
 		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, driver.ErrNotFound) {
+	}
+	return out, nil
+}
+
+// AdmittedDigests lists the signature artifacts admitted in repo by their
+// records' names alone, reading no record: a directory listing per digest
+// algorithm, however many artifacts there are. A caller that knows the subjects
+// of most of them reads only the records it does not know (AdmittedSubject).
+func (s *Store) AdmittedDigests(ctx context.Context, repo string) ([]digest.Digest, error) {
+	algs, err := s.d.List(ctx, admittedDir(repo))
+	if errors.Is(err, driver.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
 		return nil, err
+	}
+	var out []digest.Digest
+	for _, a := range algs {
+		alg := digest.Algorithm(a[strings.LastIndexByte(a, '/')+1:])
+		names, err := s.d.List(ctx, a)
+		if errors.Is(err, driver.ErrNotFound) {
+			continue // removed meanwhile
+		}
+		if err != nil {
+			return nil, err
+		}
+		for _, n := range names {
+			d := digest.NewDigestFromEncoded(alg, n[strings.LastIndexByte(n, '/')+1:])
+			if d.Validate() == nil {
+				out = append(out, d)
+			}
+		}
 	}
 	return out, nil
 }
