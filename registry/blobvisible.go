@@ -62,76 +62,84 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 	if err != nil {
 		return false, err
 	}
-	var added []digest.Digest
-	extend := bs != nil && bs.view == rt && !bs.pending
-	if extend {
-		listed := make(map[digest.Digest]bool, len(names))
-		for _, n := range names {
-			listed[n] = true
-			if _, ok := bs.admitted[n]; !ok {
-				added = append(added, n)
-			}
-		}
-		for n := range bs.admitted {
-			extend = extend && listed[n]
-		}
-	}
+	added, extend := bs.changes(rt, names)
 	if extend && len(added) == 0 {
-		// Nothing new: unless an artifact not served then passes now (its
-		// verdict is cached, so this reads nothing), the set stands.
-		for sig, subject := range bs.unserved {
-			if ok, err := g.referrerServable(ctx, repo, sig, subject, rt); err != nil {
-				return false, err
-			} else if ok {
-				extend = false // made again below, whole
-			}
+		stands, err := g.setStands(ctx, repo, bs, rt)
+		if err != nil {
+			return false, err
+		}
+		if stands {
+			g.mu.Lock()
+			bs.checked = g.index.Now()
+			g.mu.Unlock()
+			return bs.set[d], nil
+		}
+		extend = false // made again below, whole
+	}
+	if !extend {
+		added = names
+	}
+	next, err := g.nextBlobSet(ctx, repo, rt, bs, extend, added)
+	if err != nil {
+		return false, err
+	}
+	g.mu.Lock()
+	if g.blobs == nil {
+		g.blobs = map[string]*blobSet{}
+	}
+	g.blobs[repo] = next
+	g.mu.Unlock()
+	return next.set[d], nil
+}
+
+// changes compares the admission records listed now (names) with those set bs
+// was made from: the names it has not read, and whether bs, made for view rt,
+// can be extended with them (no record was removed, and no covered manifest
+// was missing when it was made).
+func (bs *blobSet) changes(rt *verify.RepoTargets, names []digest.Digest) (added []digest.Digest, extend bool) {
+	if bs == nil || bs.view != rt || bs.pending {
+		return nil, false
+	}
+	listed := make(map[digest.Digest]bool, len(names))
+	for _, n := range names {
+		listed[n] = true
+		if _, ok := bs.admitted[n]; !ok {
+			added = append(added, n)
 		}
 	}
-	if extend && len(added) == 0 {
-		g.mu.Lock()
-		bs.checked = g.index.Now()
-		g.mu.Unlock()
-		return bs.set[d], nil
+	for n := range bs.admitted {
+		if !listed[n] {
+			return nil, false
+		}
 	}
+	return added, true
+}
+
+// setStands reports whether set bs still holds when no record was added:
+// unless an artifact not served then passes now (its verdict is cached, so
+// this reads nothing), it does.
+func (g *gate) setStands(ctx context.Context, repo string, bs *blobSet, rt *verify.RepoTargets) (bool, error) {
+	for sig, subject := range bs.unserved {
+		if ok, err := g.referrerServable(ctx, repo, sig, subject, rt); err != nil || ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// nextBlobSet makes repo's blob set for view rt: bs extended with the records
+// added when extend (the blobs already found stay), else whole, from every
+// covered manifest and the records added (then every record listed).
+func (g *gate) nextBlobSet(ctx context.Context, repo string, rt *verify.RepoTargets, bs *blobSet, extend bool, added []digest.Digest) (*blobSet, error) {
 	next := &blobSet{view: rt, admitted: map[digest.Digest]digest.Digest{}, unserved: map[digest.Digest]digest.Digest{}, set: map[digest.Digest]bool{}, checked: g.index.Now()}
-	add := func(m digest.Digest) error {
-		blobs, err := g.store.ManifestBlobs(ctx, repo, m)
-		if err == nil && len(blobs) == 0 {
-			if _, gerr := g.store.GetManifest(ctx, repo, m.String()); errors.Is(gerr, storage.ErrManifestUnknown) {
-				next.pending = true
-			}
-		}
-		for _, b := range blobs {
-			next.set[b] = true
-		}
-		return err
-	}
-	// addReferrer adds the blobs of admitted artifact sig of subject. Only an
-	// artifact that passes the whole check makes blobs visible: its payloads
-	// and the config derived from them (or the empty one), the only blobs its
-	// shape allows.
-	addReferrer := func(sig, subject digest.Digest) error {
-		if !rt.Covered[subject] {
-			return nil
-		}
-		if ok, err := g.referrerServable(ctx, repo, sig, subject, rt); err != nil {
-			return err
-		} else if !ok {
-			next.unserved[sig] = subject
-			return nil
-		}
-		return add(sig)
-	}
 	toCheck := map[digest.Digest]digest.Digest{}
 	if extend {
-		// The same view, and records only added: the blobs already found stay.
 		next.admitted, next.set = maps.Clone(bs.admitted), maps.Clone(bs.set)
 		maps.Copy(toCheck, bs.unserved)
 	} else {
-		added = names
 		for m := range rt.Covered {
-			if err := add(m); err != nil {
-				return false, err
+			if err := g.addManifestBlobs(ctx, repo, m, next); err != nil {
+				return nil, err
 			}
 		}
 	}
@@ -142,16 +150,38 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 			toCheck[n] = subject
 		}
 	}
+	// Only an artifact that passes the whole check makes blobs visible: its
+	// payloads and the config derived from them (or the empty one), the only
+	// blobs its shape allows.
 	for sig, subject := range toCheck {
-		if err := addReferrer(sig, subject); err != nil {
-			return false, err
+		if !rt.Covered[subject] {
+			continue
+		}
+		if ok, err := g.referrerServable(ctx, repo, sig, subject, rt); err != nil {
+			return nil, err
+		} else if !ok {
+			next.unserved[sig] = subject
+			continue
+		}
+		if err := g.addManifestBlobs(ctx, repo, sig, next); err != nil {
+			return nil, err
 		}
 	}
-	g.mu.Lock()
-	if g.blobs == nil {
-		g.blobs = map[string]*blobSet{}
+	return next, nil
+}
+
+// addManifestBlobs adds the blobs manifest m of repo references to set next;
+// a covered manifest not stored yet (its target is published before its push)
+// marks the set pending, to be made again.
+func (g *gate) addManifestBlobs(ctx context.Context, repo string, m digest.Digest, next *blobSet) error {
+	blobs, err := g.store.ManifestBlobs(ctx, repo, m)
+	if err == nil && len(blobs) == 0 {
+		if _, gerr := g.store.GetManifest(ctx, repo, m.String()); errors.Is(gerr, storage.ErrManifestUnknown) {
+			next.pending = true
+		}
 	}
-	g.blobs[repo] = next
-	g.mu.Unlock()
-	return next.set[d], nil
+	for _, b := range blobs {
+		next.set[b] = true
+	}
+	return err
 }
