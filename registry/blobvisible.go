@@ -35,9 +35,12 @@ type blobSet struct {
 // manifest (a covered one, or an admitted signature artifact that passes the
 // signature check now) references it.
 //
-// Pulls pay for none of this but a map lookup while the set is under a second
-// old. Then the admission records are listed again by name (another replica
-// may have admitted an artifact): a directory listing, with no record read and
+// Pulls pay for none of this but a map lookup: a blob in the set is served
+// while the view is the same, however old the set (what makes a blob stop
+// being served, a revoked key or a removed target, is a new view; an admission
+// only adds blobs). A blob not in the set is looked for again once the set is a
+// second old: the admission records are listed again by name (another replica
+// may have admitted an artifact), a directory listing, with no record read and
 // no manifest parsed unless a name is new. Made again whole only for a new
 // view of the trust graph (a revoked key's artifacts and their blobs go at
 // once), a record removed, or a covered manifest that was missing. With 400
@@ -53,7 +56,7 @@ func (g *gate) blobVisible(ctx context.Context, repo string, d digest.Digest) (b
 	}
 	g.mu.Lock()
 	bs := g.blobs[repo]
-	fresh := bs != nil && bs.view == rt && g.index.Now().Sub(bs.checked) < time.Second
+	fresh := bs != nil && bs.view == rt && (bs.set[d] || g.index.Now().Sub(bs.checked) < time.Second)
 	g.mu.Unlock()
 	if fresh {
 		return bs.set[d], nil
