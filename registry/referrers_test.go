@@ -2,9 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -13,7 +10,6 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/signet-oss/signet/internal/notationtest"
 	"github.com/signet-oss/signet/registry/storage"
@@ -336,17 +332,6 @@ func TestNothingOfAnUndelegatedNotationSignerIsServed(t *testing.T) {
 	}
 }
 
-// dsseSigner signs a DSSE envelope with a signer key as cosign does with an
-// ECDSA key: over the SHA-256 of the pre-authentication encoding.
-type dsseSigner struct{ key crypto.Signer }
-
-func (s dsseSigner) Sign(_ context.Context, data []byte) ([]byte, error) {
-	d := sha256.Sum256(data)
-	return s.key.Sign(rand.Reader, d[:], crypto.SHA256)
-}
-
-func (s dsseSigner) KeyID() (string, error) { return "", nil }
-
 // attest makes the artifact `cosign attest --key` pushes under the image's
 // ".att" tag, one layer per predicate type, each signed by key, and pushes
 // its blobs.
@@ -369,15 +354,7 @@ func (n *notary) attestWith(t *testing.T, key *signer.Key, predicate map[string]
 		if err != nil {
 			t.Fatal(err)
 		}
-		es, err := dsse.NewEnvelopeSigner(dsseSigner{key.Signer})
-		if err != nil {
-			t.Fatal(err)
-		}
-		env, err := es.SignPayload(context.Background(), verify.InTotoPayloadType, st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		eb, err := json.Marshal(env)
+		eb, err := signer.SignDSSE(key.Signer, verify.InTotoPayloadType, st)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,41 +3,18 @@ package verify_test
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
 
 	"github.com/opencontainers/go-digest"
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/signet-oss/signet/internal/cosigntest"
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
 )
-
-// dsseSigner signs a DSSE envelope with a signer key by its TUF scheme, as
-// cosign signs one with its ECDSA key (ECDSA over SHA-256, Ed25519 over the
-// message).
-type dsseSigner struct{ key crypto.Signer }
-
-func (s dsseSigner) Sign(_ context.Context, data []byte) ([]byte, error) {
-	switch s.key.Public().(type) {
-	case *ecdsa.PublicKey:
-		d := sha256.Sum256(data)
-		return s.key.Sign(rand.Reader, d[:], crypto.SHA256)
-	case ed25519.PublicKey:
-		return s.key.Sign(rand.Reader, data, crypto.Hash(0))
-	}
-	return nil, errors.New("dsseSigner: ECDSA and Ed25519 only")
-}
-
-func (s dsseSigner) KeyID() (string, error) { return "", nil }
 
 // statement is an in-toto statement as cosign writes it.
 func statement(name string, subject digest.Digest, predicateType string) map[string]any {
@@ -56,15 +33,7 @@ func envelope(t *testing.T, key crypto.Signer, st any) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	es, err := dsse.NewEnvelopeSigner(dsseSigner{key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	env, err := es.SignPayload(context.Background(), verify.InTotoPayloadType, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := json.Marshal(env)
+	out, err := signer.SignDSSE(key, verify.InTotoPayloadType, body)
 	if err != nil {
 		t.Fatal(err)
 	}

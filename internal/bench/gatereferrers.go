@@ -2,13 +2,7 @@ package bench
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -17,7 +11,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/secure-systems-lab/go-securesystemslib/dsse"
 
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
@@ -171,15 +164,7 @@ func cosignAttestation(ref string, subject digest.Digest, key *signer.Key) (*sig
 	if err != nil {
 		return nil, err
 	}
-	es, err := dsse.NewEnvelopeSigner(dsseSigner{key.Signer})
-	if err != nil {
-		return nil, err
-	}
-	env, err := es.SignPayload(context.Background(), verify.InTotoPayloadType, statement)
-	if err != nil {
-		return nil, err
-	}
-	envelope, err := json.Marshal(env)
+	envelope, err := signer.SignDSSE(key.Signer, verify.InTotoPayloadType, statement)
 	if err != nil {
 		return nil, err
 	}
@@ -208,20 +193,3 @@ func cosignAttestation(ref string, subject digest.Digest, key *signer.Key) (*sig
 		Blobs: map[digest.Digest][]byte{digest.FromBytes(config): config, digest.FromBytes(envelope): envelope},
 	}, nil
 }
-
-// dsseSigner signs a DSSE envelope as cosign does with such a key: ECDSA over
-// SHA-256, Ed25519 over the message; the key ID left empty.
-type dsseSigner struct{ key crypto.Signer }
-
-func (s dsseSigner) Sign(_ context.Context, data []byte) ([]byte, error) {
-	switch s.key.Public().(type) {
-	case *ecdsa.PublicKey:
-		d := sha256.Sum256(data)
-		return s.key.Sign(rand.Reader, d[:], crypto.SHA256)
-	case ed25519.PublicKey:
-		return s.key.Sign(rand.Reader, data, crypto.Hash(0))
-	}
-	return nil, errors.New("bench: attestations are signed with ECDSA or Ed25519 keys")
-}
-
-func (s dsseSigner) KeyID() (string, error) { return "", nil }
