@@ -140,12 +140,12 @@ func checkCosignAttestation(ctx context.Context, a Artifact, keys Keys, repo str
 			continue
 		}
 		s.KeyID, s.Signature = v.id, canonicalSignature(v.pub, sig)
-		predicateType, err := checkStatement(payload, repo, subject, false)
+		predicateType, predicate, err := checkStatement(payload, repo, subject, false)
 		if err != nil {
 			s.Err = err
 			continue
 		}
-		s.PredicateType = predicateType
+		s.PredicateType, s.Predicate = predicateType, predicate
 		if want := l.Annotations[PredicateTypeAnnotation]; predicateType != want {
 			s.Err = fmt.Errorf("its statement's predicate type %q is not its annotation's %q", predicateType, want)
 			continue
@@ -239,37 +239,39 @@ func verifyEnvelope(ctx context.Context, env *dsse.Envelope, verifiers []keyVeri
 }
 
 // checkStatement checks an in-toto statement is about subject in repo, and
-// returns its predicate type. The subject's name must name repo, or may be
-// absent when unnamed is set (a cosign v3 signature bundle names none).
-func checkStatement(payload []byte, repo string, subject digest.Digest, unnamed bool) (string, error) {
+// returns its predicate type and predicate. The subject's name must name repo,
+// or may be absent when unnamed is set (a cosign v3 signature bundle names
+// none).
+func checkStatement(payload []byte, repo string, subject digest.Digest, unnamed bool) (string, json.RawMessage, error) {
 	var st struct {
-		Type          string `json:"_type"`
-		PredicateType string `json:"predicateType"`
+		Type          string          `json:"_type"`
+		PredicateType string          `json:"predicateType"`
+		Predicate     json.RawMessage `json:"predicate"`
 		Subject       []struct {
 			Name   string            `json:"name"`
 			Digest map[string]string `json:"digest"`
 		} `json:"subject"`
 	}
 	if err := json.Unmarshal(payload, &st); err != nil {
-		return "", fmt.Errorf("its payload is not an in-toto statement: %w", err)
+		return "", nil, fmt.Errorf("its payload is not an in-toto statement: %w", err)
 	}
 	if st.Type != inTotoStatementV01 && st.Type != inTotoStatementV1 {
-		return "", fmt.Errorf("its payload is a %q, not an in-toto statement", st.Type)
+		return "", nil, fmt.Errorf("its payload is a %q, not an in-toto statement", st.Type)
 	}
 	if st.PredicateType == "" {
-		return "", errors.New("its statement has no predicate type")
+		return "", nil, errors.New("its statement has no predicate type")
 	}
 	if len(st.Subject) != 1 {
-		return "", fmt.Errorf("its statement is about %d subjects, not the one cosign names", len(st.Subject))
+		return "", nil, fmt.Errorf("its statement is about %d subjects, not the one cosign names", len(st.Subject))
 	}
 	sub := st.Subject[0]
 	if len(sub.Digest) != 1 || sub.Digest[subject.Algorithm().String()] != subject.Encoded() {
-		return "", fmt.Errorf("its statement is about %v, not %s", sub.Digest, subject)
+		return "", nil, fmt.Errorf("its statement is about %v, not %s", sub.Digest, subject)
 	}
 	if !(unnamed && sub.Name == "") && !namesRepository(sub.Name, repo, subject) {
-		return "", fmt.Errorf("its statement names %q, not %s", sub.Name, repo)
+		return "", nil, fmt.Errorf("its statement names %q, not %s", sub.Name, repo)
 	}
-	return st.PredicateType, nil
+	return st.PredicateType, st.Predicate, nil
 }
 
 // dsseKey is a delegated key as the DSSE library's verifier: it verifies the

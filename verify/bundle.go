@@ -317,7 +317,7 @@ func checkBundle(ctx context.Context, raw []byte, verifiers []keyVerifier, repo 
 		s.Err = fmt.Errorf("its public key hint %q is not the one cosign writes for the key it verifies with, %q", hint, want)
 		return s, nil
 	}
-	s.PredicateType, s.Err = checkStatement(payload, repo, subject, true)
+	s.PredicateType, s.Predicate, s.Err = checkStatement(payload, repo, subject, true)
 	return s, nil
 }
 

@@ -47,6 +47,10 @@ type Signature struct {
 	// the statement gives it once the signature verifies; "" for a signature
 	// that is not an attestation's.
 	PredicateType string
+	// Predicate is that statement's predicate, as its JSON (nil for a
+	// signature that is not an attestation's); a pull policy matches fields
+	// of it.
+	Predicate json.RawMessage
 	// Err says why it does not verify; nil when it does.
 	Err error
 	// Expiry is when the signature stops vouching for its subject, as its

@@ -7,6 +7,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/signet-oss/signet/policy"
 	"github.com/signet-oss/signet/trustnames"
 )
 
@@ -23,6 +24,16 @@ type RepoTargets struct {
 	// Threshold how many must agree.
 	Keys      Keys
 	Threshold int
+	// Policies are the pull policies of the org's role that apply to the
+	// repository (package policy), none when it has none; PolicyErr says why
+	// the org's policies cannot be read, and then nothing of the repository
+	// may be served.
+	Policies  []policy.Document
+	PolicyErr error
+	// Signers are the TUF key IDs of the keys whose signatures over the
+	// repository role's current version verify, when a policy applies (a
+	// policy may count an image's signers); nil otherwise.
+	Signers []string
 
 	// expires is when the earliest delegated role these targets come through
 	// (org-<org>, repo-<hash>) expires: the view may outlive it.
@@ -43,6 +54,11 @@ type indexView struct {
 // index's clock; a role expired by then adds nothing.
 func buildView(g *graph, now time.Time) *indexView {
 	v := &indexView{repos: map[string]*RepoTargets{}, snapshot: g.snapshot, expires: g.expires, built: now}
+	type orgSet struct {
+		set *policy.Set
+		err error
+	}
+	policies := map[string]orgSet{}
 	for _, r := range g.roles {
 		md := r.md
 		if md == nil {
@@ -50,6 +66,22 @@ func buildView(g *graph, now time.Time) *indexView {
 			md = metadata.Targets(v.expires)
 		}
 		v.addTargets(r.chain, md, r.keys, r.threshold, r.delegatorExpires, now)
+		if len(r.chain) == 1 {
+			// An org role: the walk reaches it before its repositories.
+			if org, ok := trustnames.OrgOfRole(r.chain[0].Name); ok && !md.Signed.IsExpired(now) {
+				set, err := orgPolicy(org, r.md, r.chain)
+				policies[org] = orgSet{set, err}
+			}
+			continue
+		}
+		repo, ok := trustnames.RepoOfPaths(r.chain[1].Paths)
+		if rt := v.repos[repo]; ok && rt != nil && len(policies[trustnames.OrgOfRepo(repo)].set.For(repo)) > 0 {
+			rt.Signers = roleSigners(r.md, NewKeys(r.keys...))
+		}
+	}
+	for repo, rt := range v.repos {
+		ps := policies[trustnames.OrgOfRepo(repo)]
+		rt.Policies, rt.PolicyErr = repoPolicy(ps.set, ps.err, repo)
 	}
 	return v
 }

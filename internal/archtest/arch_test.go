@@ -32,6 +32,8 @@ var rules = []struct {
 	{"audit", []string{"registry", "trustd", "client", "verify", "signer", "cmd"}, nil},
 	{"reference", []string{"registry", "trustd", "client", "storage", "verify", "signer", "tokenauth", "audit", "trustnames", "internal", "cmd"}, nil},
 	{"trustnames", []string{"registry", "trustd", "client", "storage", "verify", "signer", "tokenauth", "audit", "internal", "cmd"}, nil},
+	// policy is read by trustd (to validate), the registry and the client (to enforce): a leaf.
+	{"policy", []string{"registry", "trustd", "client", "storage", "verify", "signer", "tokenauth", "audit", "trustnames", "internal", "cmd"}, nil},
 }
 
 // exact lists packages held to stricter rules than their directory: the audit

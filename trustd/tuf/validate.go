@@ -1,16 +1,20 @@
 package tuf
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
+	"github.com/signet-oss/signet/policy"
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/trustnames"
 )
@@ -352,13 +356,24 @@ type targetCustom struct {
 // validateTargets checks every target of md: a well-formed "<repo>:<tag>" or
 // "<repo>@<digest>" whose repository inRepo accepts, with a length and the hash the
 // digest needs (equal to it for digest targets), and a well-formed custom part.
-func validateTargets(role string, md *targetsMD, inRepo func(string) error) error {
+// org, for an org role, is the organisation whose pull policies the role may
+// hold (policy.Target); "" for a repository's role, which may hold none.
+func validateTargets(role string, md *targetsMD, org string, inRepo func(string) error) error {
 	for p, t := range md.Signed.Targets {
 		if t == nil {
 			return errInvalid("%s: target %q is empty", role, p)
 		}
+		if org != "" && p == policy.Target(org) {
+			if err := validatePolicyTarget(p, t, org); err != nil {
+				return errInvalid("%s: %v", role, err)
+			}
+			continue
+		}
 		repo, ref, isDigest, ok := trustnames.SplitTarget(p)
 		if !ok {
+			if _, name, _ := strings.Cut(p, "/"); name == policy.TargetName {
+				return errInvalid("%s: target %q: an organisation's pull policies belong in its own role, %s, signed with its keys", role, p, trustnames.RoleForOrg(trustnames.OrgOfRepo(p)))
+			}
 			return errInvalid("%s: target %q is not <repository>:<tag> or <repository>@<digest>", role, p)
 		}
 		if err := inRepo(repo); err != nil {
@@ -394,6 +409,25 @@ func validateTargets(role string, md *targetsMD, inRepo func(string) error) erro
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// validatePolicyTarget checks org's policy target: policies of org's
+// repositories (policy.ParseSet), described by the length and SHA-256 of
+// their one encoding.
+func validatePolicyTarget(p string, t *metadata.TargetFiles, org string) error {
+	if t.Custom == nil {
+		return fmt.Errorf("target %q carries no policies in custom", p)
+	}
+	set, err := policy.ParseSet(*t.Custom, org)
+	if err != nil {
+		return fmt.Errorf("target %q: %v", p, err)
+	}
+	enc := set.Encode()
+	sum := sha256.Sum256(enc)
+	if t.Length != int64(len(enc)) || !bytes.Equal(t.Hashes["sha256"], sum[:]) {
+		return fmt.Errorf("target %q: its length and sha256 are not those of its policies' encoding", p)
 	}
 	return nil
 }

@@ -65,7 +65,7 @@ func (s *state) validateOrgVersion(u *upload) (sigResult, error) {
 	if d == nil {
 		return sigResult{}, errNotFound("%s is not delegated by the current targets role: add the organisation's delegation to targets first (trustctl org create %s)", u.role, org)
 	}
-	if err := validateTargets(u.role, u.targets, func(repo string) error { return validateRepoIn(repo, org) }); err != nil {
+	if err := validateTargets(u.role, u.targets, org, func(repo string) error { return validateRepoIn(repo, org) }); err != nil {
 		return sigResult{}, err
 	}
 	if err := validateDelegations(u.role, u.targets, func(d metadata.DelegatedRole) (string, error) {
@@ -115,7 +115,7 @@ func (s *state) validateRepoVersion(u *upload) (sigResult, error) {
 	if d == nil || !orgDelegated {
 		return sigResult{}, errNotFound("%s (%s) is not delegated by a current organisation role", u.role, repo)
 	}
-	if err := validateTargets(u.role, u.targets, func(r string) error {
+	if err := validateTargets(u.role, u.targets, "", func(r string) error {
 		if r != repo {
 			return fmt.Errorf("repository %q is outside %s's repository %q", r, u.role, repo)
 		}
