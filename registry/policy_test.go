@@ -9,6 +9,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/policy"
@@ -305,5 +307,28 @@ func TestAStoreFailureDuringThePolicyIsRetryableNotDenied(t *testing.T) {
 	want503(t, "GET while the store cannot read the evidence", r)
 	if r := get(t, n.gated, "v1"); r.status != 200 {
 		t.Fatalf("GET once the store reads again: %d %s", r.status, r.body)
+	}
+}
+
+// TestUnmetPullPoliciesAreCounted: the metrics count refused and warned pulls
+// apart.
+func TestUnmetPullPoliciesAreCounted(t *testing.T) {
+	t.Parallel()
+	m, err := newRegistryMetrics(prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []EventKind{EventPolicyDenied, EventPolicyDenied, EventPolicyWarning, EventPull} {
+		m.event(context.Background(), Event{Kind: k})
+	}
+	value := func(c prometheus.Counter) float64 {
+		var out dto.Metric
+		if err := c.Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		return out.GetCounter().GetValue()
+	}
+	if d, w := value(m.pullPolicy[EventPolicyDenied]), value(m.pullPolicy[EventPolicyWarning]); d != 2 || w != 1 {
+		t.Errorf("denied %v, warned %v; want 2 and 1", d, w)
 	}
 }
