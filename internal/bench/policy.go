@@ -200,6 +200,21 @@ func RunPolicy(ctx context.Context, cfg PolicyConfig) (*PolicyReport, error) {
 		return time.Since(start), nil
 	}
 	rep := &PolicyReport{Requirements: len(set.Policies[0].Require), PullBytes: im.size(), Target: policyTarget}
+	if rep.Rounds, err = timePolicyPulls(cfg, pull, logf); err != nil {
+		return nil, err
+	}
+	ratios := make([]float64, len(rep.Rounds))
+	for i, rr := range rep.Rounds {
+		ratios[i] = rr.Ratio
+	}
+	slices.Sort(ratios)
+	rep.Ratio, rep.RatioMin, rep.RatioMax = ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1]
+	return rep, nil
+}
+
+// timePolicyPulls warms both repositories up, then times cfg.Rounds rounds
+// of cfg.Pulls pulls of each, alternating which goes first.
+func timePolicyPulls(cfg PolicyConfig, pull func(repo string) (time.Duration, error), logf func(string, ...any)) ([]PolicyRound, error) {
 	logf("warming: 20 pulls of each")
 	for range 20 {
 		for _, repo := range []string{policyRepo, plainRepo} {
@@ -208,9 +223,10 @@ func RunPolicy(ctx context.Context, cfg PolicyConfig) (*PolicyReport, error) {
 			}
 		}
 	}
+	var rounds []PolicyRound
 	for r := range cfg.Rounds {
 		logf("round %d: %d pulls of each, alternating", r+1, cfg.Pulls)
-		var with, without []time.Duration
+		times := map[string][]time.Duration{}
 		for i := range cfg.Pulls {
 			order := []string{policyRepo, plainRepo}
 			if i%2 == 1 {
@@ -221,26 +237,17 @@ func RunPolicy(ctx context.Context, cfg PolicyConfig) (*PolicyReport, error) {
 				if err != nil {
 					return nil, err
 				}
-				if repo == policyRepo {
-					with = append(with, d)
-				} else {
-					without = append(without, d)
-				}
+				times[repo] = append(times[repo], d)
 			}
 		}
+		with, without := times[policyRepo], times[plainRepo]
 		rr := PolicyRound{Pulls: cfg.Pulls,
 			PolicyP50: percentile(with, 0.5), PolicyP10: percentile(with, 0.1), PolicyP90: percentile(with, 0.9),
 			PlainP50: percentile(without, 0.5), PlainP10: percentile(without, 0.1), PlainP90: percentile(without, 0.9)}
 		rr.Ratio = float64(rr.PolicyP50) / float64(rr.PlainP50)
-		rep.Rounds = append(rep.Rounds, rr)
+		rounds = append(rounds, rr)
 	}
-	ratios := make([]float64, len(rep.Rounds))
-	for i, rr := range rep.Rounds {
-		ratios[i] = rr.Ratio
-	}
-	slices.Sort(ratios)
-	rep.Ratio, rep.RatioMin, rep.RatioMax = ratios[len(ratios)/2], ratios[0], ratios[len(ratios)-1]
-	return rep, nil
+	return rounds, nil
 }
 
 // publishPolicy publishes set as org's policy target in the next version of
