@@ -29,6 +29,13 @@ const (
 	// because the trust metadata could not be confirmed (503). It is reported
 	// for metrics; it is not a denial.
 	EventAdmissionUnavailable EventKind = "admission-unavailable"
+	// EventPolicyDenied: a manifest GET of an image was refused (403 DENIED)
+	// because its repository's pull policy is not met or cannot be read;
+	// Reason says what is missing. HEAD reports none.
+	EventPolicyDenied EventKind = "policy-denied"
+	// EventPolicyWarning: a manifest GET served an image whose pull policy in
+	// warn mode is not met; Reason says what is missing. HEAD reports none.
+	EventPolicyWarning EventKind = "policy-warning"
 )
 
 // Admission outcomes of push events.
@@ -59,7 +66,8 @@ type Event struct {
 	// on the first push event of a PUT only (a PUT with several tags reports a
 	// push per tag), so that each decision is counted once.
 	Admission string
-	// Reason says why an admission was denied or could not be decided.
+	// Reason says why an admission was denied or could not be decided, or
+	// what a pull policy misses.
 	Reason string
 }
 

@@ -71,6 +71,12 @@ type gate struct {
 	// passes the whole check, per key set (referrerServable).
 	vmu      sync.Mutex
 	verdicts map[string]map[verdictKey]*verdict
+
+	// policies caches, per repository, pull policy verdicts (policy.go);
+	// policyGen counts the referrer changes that end them.
+	pmu       sync.Mutex
+	policies  map[string]*repoVerdicts
+	policyGen uint64
 }
 
 // errTrustUnavailable: the trust metadata could not be refreshed when a decision

@@ -33,6 +33,40 @@ type gated struct {
 	store *storage.Store
 	// clock is the index's clock, which a test moves on instead of sleeping.
 	clock *tuftest.Clock
+	// logs holds what the registry logged, events what it emitted.
+	logs   *syncBuffer
+	events *eventLog
+}
+
+// syncBuffer is a log's destination that tests read while the server writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// of returns the events of kind not yet taken.
+func (l *eventLog) of(kind EventKind) []Event {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []Event
+	for _, e := range l.events {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func newGated(t *testing.T, listeners ...EventListener) *gated {
@@ -71,17 +105,18 @@ func newGatedOn(t *testing.T, d driver.Driver, keys map[string]*tuftest.Key, che
 	if err := index.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	api, err := NewServer(store, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	logs, events := &syncBuffer{}, &eventLog{}
+	api, err := NewServer(store, slog.New(slog.NewTextHandler(logs, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	api.EnableGate(index, []string{"open/**"}, checkSig)
-	for _, l := range listeners {
+	for _, l := range append(listeners, events.listen) {
 		api.OnEvent(l)
 	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	return &gated{srv: srv, tuf: repo, index: index, store: store, clock: clock}
+	return &gated{srv: srv, tuf: repo, index: index, store: store, clock: clock, logs: logs, events: events}
 }
 
 // image pushes the blobs of a fresh image to repo and returns its manifest.

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -23,24 +24,23 @@ import (
 
 func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string) {
 	ref := mux.Vars(r)["reference"]
+	tag := ""
+	if !strings.Contains(ref, ":") {
+		tag = ref
+	}
+	var warnings []string
 	if s.gate.enforced(repo) {
-		// Tags resolve through the trust graph; digests are served while it
-		// covers them.
-		var err error
-		if strings.Contains(ref, ":") {
-			var d digest.Digest
-			if d, err = reference.ParseDigest(ref); err == nil {
-				err = s.gate.servable(r.Context(), repo, d)
-			}
-		} else if reference.ValidTag(ref) {
-			var d digest.Digest
-			if d, err = s.gate.resolveTag(r.Context(), repo, ref); err == nil {
-				ref = d.String()
-			}
-		}
+		d, warns, denial, err := s.gatePull(r.Context(), repo, ref)
 		if err != nil {
+			var e *Error
+			if denial && r.Method != http.MethodHead && errors.As(err, &e) {
+				s.emitPolicy(r, EventPolicyDenied, repo, tag, d, e.Detail)
+			}
 			s.writeError(w, r, err)
 			return
+		}
+		if d != "" {
+			ref, warnings = d.String(), warns
 		}
 	}
 	m, err := s.store.GetManifest(r.Context(), repo, ref)
@@ -63,12 +63,48 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		w.Write(m.Content)
-		e := Event{Kind: EventPull, Repo: repo, Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Content))}
-		if !strings.Contains(mux.Vars(r)["reference"], ":") {
-			e.Tag = mux.Vars(r)["reference"]
+		s.emit(r, Event{Kind: EventPull, Repo: repo, Tag: tag, Digest: m.Digest, MediaType: m.MediaType, Size: int64(len(m.Content))})
+		if len(warnings) > 0 {
+			s.emitPolicy(r, EventPolicyWarning, repo, tag, m.Digest, policyWarning(warnings))
 		}
-		s.emit(r, e)
 	}
+}
+
+// gatePull decides a manifest GET or HEAD of ref in an enforced repo: tags
+// resolve through the trust graph, digests are served while it covers them,
+// and an image is served while its pull policy is met (policy.go). It returns
+// the digest to serve and the warnings of warn mode policies; denial is set
+// when err is the policy's refusal.
+func (s *Server) gatePull(ctx context.Context, repo, ref string) (d digest.Digest, warnings []string, denial bool, err error) {
+	name := repo + "@" + ref
+	if strings.Contains(ref, ":") {
+		if d, err = reference.ParseDigest(ref); err == nil {
+			err = s.gate.servable(ctx, repo, d)
+		}
+	} else if reference.ValidTag(ref) {
+		name = repo + ":" + ref
+		d, err = s.gate.resolveTag(ctx, repo, ref)
+	} else {
+		return "", nil, false, nil // no tag: the store says so
+	}
+	if err != nil {
+		return d, nil, false, err
+	}
+	warnings, err = s.gate.pullPolicy(ctx, repo, name, d)
+	var e *Error
+	return d, warnings, errors.As(err, &e) && e.Code.Code == CodeDenied.Code, err
+}
+
+// emitPolicy reports a GET of an image whose pull policy is not met: refused
+// (EventPolicyDenied) or served in warn mode (EventPolicyWarning), with what
+// is missing, in the log and to the event listeners.
+func (s *Server) emitPolicy(r *http.Request, kind EventKind, repo, tag string, d digest.Digest, reason string) {
+	if kind == EventPolicyWarning {
+		s.log.WarnContext(r.Context(), "pull policy not met, served in warn mode", "repo", repo, "tag", tag, "digest", d, "missing", reason)
+	} else {
+		s.log.InfoContext(r.Context(), "pull refused by the pull policy", "repo", repo, "tag", tag, "digest", d, "reason", reason)
+	}
+	s.emit(r, Event{Kind: kind, Repo: repo, Tag: tag, Digest: d, Reason: reason})
 }
 
 func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string) {
@@ -152,6 +188,10 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 	if s.gate.enforced(repo) {
 		// Its blobs are now served: drop the repository's cached blob set.
 		s.gate.admitted(repo)
+		if sig.subject != "" {
+			// New evidence for its subject's pull policy.
+			s.gate.referrerChanged(repo, sig.subject)
+		}
 	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+repo+"/manifests/"+info.Digest.String())
@@ -254,6 +294,10 @@ func (s *Server) deleteManifest(w http.ResponseWriter, r *http.Request, repo str
 			}
 		}
 		err = s.store.DeleteManifest(r.Context(), repo, d)
+		if s.gate.enforced(repo) {
+			// It may have been evidence for a pull policy.
+			s.gate.referrerChanged(repo, "")
+		}
 	} else if s.gate.enforced(repo) {
 		s.writeError(w, r, denied("tags of %s follow the trust graph: remove the target %s:%s with trustctl", repo, repo, ref))
 		return

@@ -26,6 +26,7 @@ const (
 type registryMetrics struct {
 	uploadsInFlight prometheus.Gauge
 	admission       map[string]prometheus.Counter
+	pullPolicy      map[EventKind]prometheus.Counter
 	gcRuns          map[bool]prometheus.Counter
 	gcDeleted       map[string]prometheus.Counter
 	gcFreed         prometheus.Counter
@@ -41,9 +42,10 @@ func newRegistryMetrics(reg prometheus.Registerer) (*registryMetrics, error) {
 			Namespace: metricsNamespace, Name: "gc_freed_bytes_total",
 			Help: "Bytes of blobs that online garbage collection deleted.",
 		}),
-		admission: map[string]prometheus.Counter{},
-		gcRuns:    map[bool]prometheus.Counter{},
-		gcDeleted: map[string]prometheus.Counter{},
+		admission:  map[string]prometheus.Counter{},
+		pullPolicy: map[EventKind]prometheus.Counter{},
+		gcRuns:     map[bool]prometheus.Counter{},
+		gcDeleted:  map[string]prometheus.Counter{},
 	}
 	admission := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Name: "admission_decisions_total",
@@ -52,6 +54,11 @@ func newRegistryMetrics(reg prometheus.Registerer) (*registryMetrics, error) {
 	for _, o := range []string{outcomeAdmitted, outcomeOpen, outcomeDenied, outcomeUnavailable, outcomeSignature} {
 		m.admission[o] = admission.WithLabelValues(o)
 	}
+	pullPolicy := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: metricsNamespace, Name: "pull_policy_unmet_total",
+		Help: "Manifest GETs of images whose pull policy is not met, by outcome: denied (403, or the policy cannot be read), warned (served, the policy in warn mode).",
+	}, []string{"outcome"})
+	m.pullPolicy[EventPolicyDenied], m.pullPolicy[EventPolicyWarning] = pullPolicy.WithLabelValues("denied"), pullPolicy.WithLabelValues("warned")
 	runs := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: metricsNamespace, Name: "gc_runs_total",
 		Help: "Online garbage collections, by result (success, failure).",
@@ -64,7 +71,7 @@ func newRegistryMetrics(reg prometheus.Registerer) (*registryMetrics, error) {
 	for _, k := range []string{"blob", "manifest", "blob_link", "upload"} {
 		m.gcDeleted[k] = deleted.WithLabelValues(k)
 	}
-	for _, c := range []prometheus.Collector{m.uploadsInFlight, admission, runs, deleted, m.gcFreed} {
+	for _, c := range []prometheus.Collector{m.uploadsInFlight, admission, pullPolicy, runs, deleted, m.gcFreed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -72,7 +79,8 @@ func newRegistryMetrics(reg prometheus.Registerer) (*registryMetrics, error) {
 	return m, nil
 }
 
-// event counts the admission decisions the API reports.
+// event counts the admission decisions and the unmet pull policies the API
+// reports.
 func (m *registryMetrics) event(_ context.Context, e Event) {
 	switch e.Kind {
 	case EventPush:
@@ -85,6 +93,8 @@ func (m *registryMetrics) event(_ context.Context, e Event) {
 		m.admission[outcomeUnavailable].Inc()
 	case EventSignature:
 		m.admission[outcomeSignature].Inc()
+	case EventPolicyDenied, EventPolicyWarning:
+		m.pullPolicy[e.Kind].Inc()
 	}
 }
 

@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -343,12 +344,20 @@ func (n *notary) attest(t *testing.T, key *signer.Key, predicateTypes ...string)
 // attestWith is attest with predicate as every statement's predicate.
 func (n *notary) attestWith(t *testing.T, key *signer.Key, predicate map[string]any, predicateTypes ...string) []byte {
 	t.Helper()
+	return attestation(t, n.srv, "acme/app", n.img.Digest, key, predicate, predicateTypes...)
+}
+
+// attestation makes the artifact `cosign attest --key` pushes under subject's
+// ".att" tag in repo, one layer per predicate type, each signed by key with
+// predicate, and pushes its blobs.
+func attestation(t *testing.T, srv *httptest.Server, repo string, subject digest.Digest, key *signer.Key, predicate map[string]any, predicateTypes ...string) []byte {
+	t.Helper()
 	var layers []json.RawMessage
 	for _, pt := range predicateTypes {
 		st, err := json.Marshal(map[string]any{
 			"_type":         "https://in-toto.io/Statement/v0.1",
 			"predicateType": pt,
-			"subject":       []any{map[string]any{"name": strings.TrimPrefix(n.srv.URL, "http://") + "/acme/app", "digest": map[string]any{"sha256": n.img.Digest.Encoded()}}},
+			"subject":       []any{map[string]any{"name": strings.TrimPrefix(srv.URL, "http://") + "/" + repo, "digest": map[string]any{"sha256": subject.Encoded()}}},
 			"predicate":     predicate,
 		})
 		if err != nil {
@@ -358,7 +367,7 @@ func (n *notary) attestWith(t *testing.T, key *signer.Key, predicate map[string]
 		if err != nil {
 			t.Fatal(err)
 		}
-		pushBlob(t, n.srv, "acme/app", eb)
+		pushBlob(t, srv, repo, eb)
 		l, err := json.Marshal(map[string]any{"mediaType": "application/vnd.dsse.envelope.v1+json", "size": len(eb), "digest": digest.FromBytes(eb),
 			"annotations": map[string]any{signer.CosignSignatureAnnotation: "", "predicateType": pt}})
 		if err != nil {
@@ -370,7 +379,7 @@ func (n *notary) attestWith(t *testing.T, key *signer.Key, predicate map[string]
 	if err != nil {
 		t.Fatal(err)
 	}
-	pushBlob(t, n.srv, "acme/app", config)
+	pushBlob(t, srv, repo, config)
 	m, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": storage.MediaTypeOCIManifest,
 		"config": map[string]any{"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(config), "digest": digest.FromBytes(config)},
 		"layers": layers})

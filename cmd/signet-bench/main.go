@@ -46,7 +46,16 @@ func main() {
 	var verifyCfg bench.VerifyReferrersConfig
 	flag.IntVar(&verifyCfg.Runs, "verify-runs", 10, "--verify-referrers: verifies of each tag per round (3 rounds)")
 	flag.BoolVar(&verifyCfg.Hold, "hold", false, "--verify-referrers: keep the stack up after measuring, printing the commands measured, until interrupted")
+	pullPolicy := flag.Bool("policy", false, "measure warm pulls of a tag under a 3-requirement pull policy vs none instead: see internal/bench/policy.go")
+	var policyCfg bench.PolicyConfig
+	flag.IntVar(&policyCfg.Pulls, "policy-pulls", 300, "--policy: pulls of each repository per round")
+	flag.IntVar(&policyCfg.Rounds, "policy-rounds", 3, "--policy: rounds")
 	flag.Parse()
+	if *pullPolicy {
+		policyCfg.WorkDir = cfg.WorkDir
+		runPolicy(*output, *quiet, policyCfg)
+		return
+	}
 	if *verifyReferrers {
 		verifyCfg.WorkDir = cfg.WorkDir
 		runVerifyReferrers(*output, *quiet, verifyCfg)

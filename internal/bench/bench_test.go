@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/signet-oss/signet/internal/s3test"
+	"github.com/signet-oss/signet/policy"
 	"github.com/signet-oss/signet/signer"
 	"github.com/signet-oss/signet/verify"
 )
@@ -371,5 +372,54 @@ func TestTheGateBenchmarksAttestationIsOneTheGateAdmits(t *testing.T) {
 	r, err := verify.CheckReferrer(context.Background(), verify.Artifact{MediaType: a.MediaType, Manifest: a.Manifest, Blob: blob}, verify.NewKeys(key.TUF), "acme/app", subject)
 	if err != nil || r.Format != verify.FormatCosignAttestation || r.Verified() != nil {
 		t.Fatalf("the benchmark's attestation checks as %+v, %v (verified: %v)", r, err, r.Verified())
+	}
+}
+
+// TestThePolicyBenchmarksEvidenceMeetsItsPolicy: the artifacts the --policy
+// benchmark pushes verify, and with the repository role's signer meet its
+// three requirements, as the registry evaluates them; without the second
+// signer's signature they do not.
+func TestThePolicyBenchmarksEvidenceMeetsItsPolicy(t *testing.T) {
+	attester, err := signer.NewKey("publisher", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosigner, err := signer.NewKey("publisher2", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := digest.FromString("an image manifest")
+	arts, err := policyArtifacts("127.0.0.1:5000/"+policyRepo, subject, attester, cosigner)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refs []verify.Referrer
+	for _, a := range arts {
+		blob := func(d digest.Digest) ([]byte, error) {
+			if b, ok := a.Blobs[d]; ok {
+				return b, nil
+			}
+			return nil, fmt.Errorf("no blob %s", d)
+		}
+		r, err := verify.CheckReferrer(context.Background(), verify.Artifact{MediaType: a.MediaType, Manifest: a.Manifest, Blob: blob}, verify.NewKeys(attester.TUF, cosigner.TUF), policyRepo, subject)
+		if err != nil || r.Verified() != nil {
+			t.Fatalf("%s checks as %v (verified: %v)", a.Tag, err, r.Verified())
+		}
+		refs = append(refs, r)
+	}
+	id, err := attester.TUF.ID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleSigners := []string{id}
+	docs := benchPolicy().For(policyRepo)
+	if len(docs) != 1 || len(docs[0].Require) != 3 {
+		t.Fatalf("the benchmark's policy for %s: %+v, want one document of 3 requirements", policyRepo, docs)
+	}
+	if err := policy.Evaluate(docs, verify.PolicyEvidence(roleSigners, refs)).Err(); err != nil {
+		t.Fatalf("the benchmark's evidence does not meet its policy: %v", err)
+	}
+	if err := policy.Evaluate(docs, verify.PolicyEvidence(roleSigners, refs[:1])).Err(); err == nil {
+		t.Fatal("the attestations alone meet the policy: it counts no second signer")
 	}
 }

@@ -154,42 +154,60 @@ func timeReferrerPuts(ctx context.Context, c *client, pub *gateSigner, subjects 
 // envelope layer, signed by key over an in-toto statement about subject
 // named ref, with cosign's layer annotations and the config it derives.
 func cosignAttestation(ref string, subject digest.Digest, key *signer.Key) (*signer.CosignArtifact, error) {
-	const predicateType = "https://slsa.dev/provenance/v1"
-	statement, err := json.Marshal(map[string]any{
-		"_type":         "https://in-toto.io/Statement/v0.1",
-		"predicateType": predicateType,
-		"subject":       []any{map[string]any{"name": ref, "digest": map[string]string{subject.Algorithm().String(): subject.Encoded()}}},
-		"predicate":     map[string]any{"buildDefinition": map[string]any{"buildType": "https://example.com/build/v1"}, "runDetails": map[string]any{"builder": map[string]any{"id": "https://example.com/builder"}}},
-	})
+	return cosignAttestations(ref, subject, key, statement{"https://slsa.dev/provenance/v1",
+		map[string]any{"buildDefinition": map[string]any{"buildType": "https://example.com/build/v1"}, "runDetails": map[string]any{"builder": map[string]any{"id": "https://example.com/builder"}}}})
+}
+
+// statement is one in-toto statement's predicate type and predicate.
+type statement struct {
+	predicateType string
+	predicate     any
+}
+
+// cosignAttestations is cosignAttestation with one layer per statement, as
+// cosign writes attestations of several predicate types under one tag.
+func cosignAttestations(ref string, subject digest.Digest, key *signer.Key, statements ...statement) (*signer.CosignArtifact, error) {
+	blobs := map[digest.Digest][]byte{}
+	var layers []json.RawMessage
+	for _, st := range statements {
+		payload, err := json.Marshal(map[string]any{
+			"_type":         "https://in-toto.io/Statement/v0.1",
+			"predicateType": st.predicateType,
+			"subject":       []any{map[string]any{"name": ref, "digest": map[string]string{subject.Algorithm().String(): subject.Encoded()}}},
+			"predicate":     st.predicate,
+		})
+		if err != nil {
+			return nil, err
+		}
+		envelope, err := signer.SignDSSE(key.Signer, verify.InTotoPayloadType, payload)
+		if err != nil {
+			return nil, err
+		}
+		layer, err := json.Marshal(ocispec.Descriptor{
+			MediaType: verify.DSSEEnvelopeMediaType, Size: int64(len(envelope)), Digest: digest.FromBytes(envelope),
+			Annotations: map[string]string{signer.CosignSignatureAnnotation: "", verify.PredicateTypeAnnotation: st.predicateType},
+		})
+		if err != nil {
+			return nil, err
+		}
+		layers = append(layers, layer)
+		blobs[digest.FromBytes(envelope)] = envelope
+	}
+	config, err := signer.CosignConfig(layers)
 	if err != nil {
 		return nil, err
 	}
-	envelope, err := signer.SignDSSE(key.Signer, verify.InTotoPayloadType, statement)
-	if err != nil {
-		return nil, err
-	}
-	layer, err := json.Marshal(ocispec.Descriptor{
-		MediaType: verify.DSSEEnvelopeMediaType, Size: int64(len(envelope)), Digest: digest.FromBytes(envelope),
-		Annotations: map[string]string{signer.CosignSignatureAnnotation: "", verify.PredicateTypeAnnotation: predicateType},
-	})
-	if err != nil {
-		return nil, err
-	}
-	config, err := signer.CosignConfig([]json.RawMessage{layer})
-	if err != nil {
-		return nil, err
-	}
+	blobs[digest.FromBytes(config)] = config
 	manifest, err := json.Marshal(map[string]any{
 		"schemaVersion": 2, "mediaType": ocispec.MediaTypeImageManifest,
 		"config": ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Size: int64(len(config)), Digest: digest.FromBytes(config)},
-		"layers": []json.RawMessage{layer},
+		"layers": layers,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &signer.CosignArtifact{
 		Tag: strings.TrimSuffix(signer.CosignSignatureTag(subject), ".sig") + ".att", MediaType: ocispec.MediaTypeImageManifest,
-		Manifest: manifest, Digest: digest.FromBytes(manifest),
-		Blobs: map[digest.Digest][]byte{digest.FromBytes(config): config, digest.FromBytes(envelope): envelope},
+		Manifest: manifest, Digest: digest.FromBytes(manifest), Blobs: blobs,
 	}, nil
 }

@@ -6,12 +6,14 @@ import (
 	"time"
 )
 
-// addPull adds a pull to the open batch, and queues the batch when it is full;
-// the first pull of a batch starts the window after which it is queued anyway.
-func (n *Notifier) addPull(ctx context.Context, ce CloudEvent, repo string) error {
+// addPull adds a pull (or a pull policy's event, of kind) to the open batch,
+// and queues the batch when it is full; the first event of a batch starts the
+// window after which it is queued anyway.
+func (n *Notifier) addPull(ctx context.Context, ce CloudEvent, kind, repo string) error {
 	n.batchMu.Lock()
 	n.batch = append(n.batch, ce)
 	n.batchRepos = append(n.batchRepos, repo)
+	n.batchKinds = append(n.batchKinds, kind)
 	full := len(n.batch) >= n.cfg.PullBatch.MaxEvents
 	if len(n.batch) == 1 && !full {
 		n.batchTimer = time.AfterFunc(n.cfg.PullBatch.Window, func() {
@@ -28,11 +30,11 @@ func (n *Notifier) addPull(ctx context.Context, ce CloudEvent, repo string) erro
 }
 
 // flushPulls queues the open batch: one record per endpoint that subscribes
-// to pulls of at least one of its repositories.
+// to the kind of at least one of its events in that event's repository.
 func (n *Notifier) flushPulls(ctx context.Context) {
 	n.batchMu.Lock()
-	events, repos := n.batch, n.batchRepos
-	n.batch, n.batchRepos = nil, nil
+	events, repos, kinds := n.batch, n.batchRepos, n.batchKinds
+	n.batch, n.batchRepos, n.batchKinds = nil, nil, nil
 	if n.batchTimer != nil {
 		n.batchTimer.Stop()
 		n.batchTimer = nil
@@ -45,7 +47,7 @@ func (n *Notifier) flushPulls(ctx context.Context) {
 		var mine []CloudEvent
 		var first string // the first pull's repository, for the log
 		for i, ce := range events {
-			if ep.wants(KindPull, repos[i]) {
+			if ep.wants(kinds[i], repos[i]) {
 				mine = append(mine, ce)
 				first = cmp.Or(first, repos[i])
 			}

@@ -13,7 +13,18 @@ const (
 	KindDelete          = "delete"
 	KindAdmissionDenied = "admission-denied"
 	KindSignature       = "signature"
+	// KindPolicyDenied and KindPolicyWarning are GETs of images whose pull
+	// policy is not met: refused, or served in warn mode. They come per pull,
+	// so they are batched as pulls are.
+	KindPolicyDenied  = "policy-denied"
+	KindPolicyWarning = "policy-warning"
 )
+
+// batched reports whether events of kind come in batches: those that come
+// with each pull.
+func batched(kind string) bool {
+	return kind == KindPull || kind == KindPolicyDenied || kind == KindPolicyWarning
+}
 
 // TypePrefix prefixes an event's kind in its CloudEvents type
 // ("dev.signet.registry.push").
@@ -23,7 +34,8 @@ const TypePrefix = "dev.signet.registry."
 const (
 	// ContentTypeEvent is one event in structured mode.
 	ContentTypeEvent = "application/cloudevents+json"
-	// ContentTypeBatch is a JSON array of events (pulls always come this way).
+	// ContentTypeBatch is a JSON array of events (pulls, and the pull policy's
+	// events, always come this way).
 	ContentTypeBatch = "application/cloudevents-batch+json"
 )
 
@@ -41,7 +53,7 @@ type Event struct {
 	Subject   string
 	Actor     string
 	RequestID string
-	// Reason says why an admission was denied.
+	// Reason says why an admission was denied, or what a pull policy misses.
 	Reason string
 }
 
@@ -71,7 +83,7 @@ type Data struct {
 	Subject   string `json:"subject,omitempty"`
 	Actor     string `json:"actor,omitempty"`
 	RequestID string `json:"requestId,omitempty"`
-	// Reason says why an admission was denied.
+	// Reason says why an admission was denied, or what a pull policy misses.
 	Reason string `json:"reason,omitempty"`
 }
 

@@ -58,7 +58,7 @@ type Endpoint struct {
 	// SecretFile is a file holding the secret (a trailing newline is dropped).
 	SecretFile string `yaml:"secretFile"`
 	// Events are the kinds sent: push, pull, delete, admission-denied,
-	// signature (default all of them).
+	// signature, policy-denied, policy-warning (default all of them).
 	Events []string `yaml:"events"`
 	// Repositories are the patterns of the repositories whose events are sent
 	// ("*" one component, "**" any; default every repository).
@@ -89,13 +89,13 @@ func (Secret) GoString() string { return "[redacted]" }
 // Kinds returns the event kinds an endpoint may subscribe to, in a slice of
 // the caller's own.
 func Kinds() []string {
-	return []string{KindPush, KindPull, KindDelete, KindAdmissionDenied, KindSignature}
+	return []string{KindPush, KindPull, KindDelete, KindAdmissionDenied, KindSignature, KindPolicyDenied, KindPolicyWarning}
 }
 
 // isKind reports whether k is one of Kinds.
 func isKind(k string) bool {
 	switch k {
-	case KindPush, KindPull, KindDelete, KindAdmissionDenied, KindSignature:
+	case KindPush, KindPull, KindDelete, KindAdmissionDenied, KindSignature, KindPolicyDenied, KindPolicyWarning:
 		return true
 	}
 	return false

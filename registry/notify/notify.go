@@ -35,13 +35,14 @@ type Notifier struct {
 	log       *slog.Logger
 	q         *queue
 	endpoints []*endpoint
-	// pulls is true when some endpoint subscribes to pulls: otherwise a pull
-	// costs nothing.
-	pulls bool
+	// batchedKinds holds the batched kinds (pulls and the pull policy's) some
+	// endpoint subscribes to: any other costs nothing.
+	batchedKinds map[string]bool
 
 	batchMu    sync.Mutex
 	batch      []CloudEvent
 	batchRepos []string
+	batchKinds []string
 	batchTimer *time.Timer
 
 	// beatMu guards beatAt, the local time (with its monotonic reading) just
@@ -84,7 +85,7 @@ type endpoint struct {
 func New(cfg Config, d driver.Driver, log *slog.Logger) (*Notifier, error) {
 	var b [4]byte
 	rand.Read(b[:])
-	n := &Notifier{cfg: cfg, log: log, q: &queue{d: d, replica: hex.EncodeToString(b[:])}, drain: make(chan struct{})}
+	n := &Notifier{cfg: cfg, log: log, q: &queue{d: d, replica: hex.EncodeToString(b[:])}, drain: make(chan struct{}), batchedKinds: map[string]bool{}}
 	for i, c := range cfg.Endpoints {
 		c = c.withDefaults()
 		secret, err := c.secret(fmt.Sprintf("notifications.endpoints[%d]", i))
@@ -100,7 +101,11 @@ func New(cfg Config, d driver.Driver, log *slog.Logger) (*Notifier, error) {
 			},
 			pending: newPending(), seen: map[string]string{}, wake: make(chan struct{}, 1),
 		})
-		n.pulls = n.pulls || slices.Contains(c.Events, KindPull)
+		for _, k := range c.Events {
+			if batched(k) {
+				n.batchedKinds[k] = true
+			}
+		}
 	}
 	return n, nil
 }
@@ -189,14 +194,14 @@ func (n *Notifier) Notify(ctx context.Context, e Event) error {
 	if !isKind(e.Kind) {
 		return nil
 	}
-	if e.Kind == KindPull && !n.pulls {
+	if batched(e.Kind) && !n.batchedKinds[e.Kind] {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), persistTimeout)
 	defer cancel()
 	ce := newCloudEvent(n.source(), e)
-	if e.Kind == KindPull {
-		return n.addPull(ctx, ce, e.Repo)
+	if batched(e.Kind) {
+		return n.addPull(ctx, ce, e.Kind, e.Repo)
 	}
 	var errs []error
 	for _, ep := range n.endpoints {

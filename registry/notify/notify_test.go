@@ -339,6 +339,43 @@ func TestPullsAreBatched(t *testing.T) {
 	}
 }
 
+// TestPolicyEventsAreBatchedWithPullsForTheirSubscribers: the pull policy's
+// events come with each pull, so they are batched as pulls are, each sent
+// only to the endpoints that subscribe to its kind.
+func TestPolicyEventsAreBatchedWithPullsForTheirSubscribers(t *testing.T) {
+	rc := newReceiver(t)
+	d := inmemory.New()
+	cfg := testConfig(Endpoint{Name: "warnings", URL: rc.srv.URL, Events: []string{KindPolicyWarning}}, Endpoint{Name: "pulls", URL: rc.srv.URL, Events: []string{KindPull}})
+	cfg.PullBatch = PullBatchConfig{Window: time.Hour, MaxEvents: 100}
+	n := newNotifier(t, cfg, d)
+	n.Start(context.Background())
+	for _, kind := range []string{KindPull, KindPolicyWarning, KindPolicyDenied, KindPolicyWarning} {
+		e := push("r", "v1")
+		e.Kind, e.Reason = kind, "the pull policy for r requires more"
+		if err := n.Notify(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q := queued(t, d, "warnings"); len(q) != 0 {
+		t.Fatalf("a policy warning was queued on its own (%v): it waits for the batch", q)
+	}
+	closeNow(n)
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	types := map[string]int{}
+	for _, r := range rc.requests {
+		if r.contentType != ContentTypeBatch {
+			t.Errorf("a %s request, want batches only", r.contentType)
+		}
+		for _, ce := range r.events {
+			types[ce.Type]++
+		}
+	}
+	if len(rc.requests) != 2 || types["dev.signet.registry.policy-warning"] != 2 || types["dev.signet.registry.pull"] != 1 || len(types) != 2 {
+		t.Fatalf("%d requests carrying %v, want one batch of 2 warnings and one of the pull (no endpoint takes policy-denied)", len(rc.requests), types)
+	}
+}
+
 func TestNoPullSubscriberQueuesNoPulls(t *testing.T) {
 	d := inmemory.New()
 	n := newNotifier(t, testConfig(Endpoint{Name: "e", URL: "http://127.0.0.1:1/", Events: []string{KindPush}}), d)
