@@ -134,6 +134,26 @@ func TestPullPolicy(t *testing.T) {
 		if out := st.trustctlFails(t, "policy", "unset", "acme/nothing"); !strings.Contains(out, "trustctl policy show acme") {
 			t.Errorf("unsetting a policy that is not there:\n%s", out)
 		}
+		// Without the org key in the store, it says which key is needed.
+		keyFiles, _ := filepath.Glob(filepath.Join(st.Home, "keys", "*org-acme.*"))
+		if len(keyFiles) == 0 {
+			t.Fatal("no org key for acme in the store")
+		}
+		aside := t.TempDir()
+		for _, f := range keyFiles {
+			if err := os.Rename(f, filepath.Join(aside, filepath.Base(f))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out = st.trustctlFails(t, "policy", "unset", "acme/app")
+		for _, f := range keyFiles {
+			if err := os.Rename(filepath.Join(aside, filepath.Base(f)), f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !strings.Contains(out, "org-acme is signed with acme's org key") || !strings.Contains(out, "trustctl keys import") {
+			t.Errorf("policy unset without the org key: want it to name the key needed, got:\n%s", out)
+		}
 	})
 
 	t.Run("trustd refuses a policy signed by any key but the org's", func(t *testing.T) {
