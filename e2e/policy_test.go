@@ -185,7 +185,7 @@ func TestPullPolicy(t *testing.T) {
 	t.Run("an attestation naming builder Y does not satisfy it", func(t *testing.T) {
 		attest(t, policyBuilderY)
 		mustBeUnmet(t, st, "acme/app:v1", policySLSAFromX+`: 1 attached do not match (runDetails.builder.id is "`+policyBuilderY+`/run/1")`)
-		t.Run("registry refuses crane", func(t *testing.T) {
+		t.Run("registry refuses docker, crane and skopeo", func(t *testing.T) {
 			reg.mustRefuse(t, "acme/app:v1", "do not match")
 		})
 	})
@@ -213,7 +213,7 @@ func TestPullPolicy(t *testing.T) {
 	t.Run("once alice's key is no longer delegated, it is refused within a refresh interval", func(t *testing.T) {
 		st.trustctl(t, "org", "delegate", "acme/app", "--key", "bob")
 		mustBeUnmet(t, st, "acme/app:v1", policySLSAFromX)
-		t.Run("registry refuses crane", func(t *testing.T) {
+		t.Run("registry refuses docker, crane and skopeo", func(t *testing.T) {
 			reg.mustRefuse(t, "acme/app:v1", policySLSAFromX)
 		})
 	})
