@@ -103,7 +103,18 @@ func PolicyEvidence(roleSigners []string, refs []Referrer) policy.Evidence {
 // none, an error when its target does not parse (then nothing of the org may
 // be served). ok is false when the walk did not reach the org's role.
 func (s *State) Policies(repo string) (docs []policy.Document, ok bool, err error) {
-	org := trustnames.OrgOfRepo(repo)
+	set, ok, err := s.OrgPolicies(trustnames.OrgOfRepo(repo))
+	if !ok {
+		return nil, false, nil
+	}
+	docs, err = repoPolicy(set, err, repo)
+	return docs, true, err
+}
+
+// OrgPolicies returns every pull policy of org's role in the trust graph this
+// walk verified (nil when it has none), as Policies reads them; ok is false
+// when the walk did not reach the org's role.
+func (s *State) OrgPolicies(org string) (set *policy.Set, ok bool, err error) {
 	role := trustnames.RoleForOrg(org)
 	md := s.Roles[role]
 	top := s.Roles[trustnames.RoleTargets]
@@ -114,9 +125,8 @@ func (s *State) Policies(repo string) (docs []policy.Document, ok bool, err erro
 	if i < 0 {
 		return nil, false, nil
 	}
-	set, err := orgPolicy(org, md, top.Signed.Delegations.Roles[i:i+1])
-	docs, err = repoPolicy(set, err, repo)
-	return docs, true, err
+	set, err = orgPolicy(org, md, top.Signed.Delegations.Roles[i:i+1])
+	return set, true, err
 }
 
 // RepoSigners returns the TUF key IDs of the delegated keys that signed the

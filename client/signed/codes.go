@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/client/oci"
@@ -32,6 +34,10 @@ const (
 	// CodeUnreachable: trustd or the registry could not be reached, or answered
 	// with a server error.
 	CodeUnreachable = 13
+	// CodePolicy: signed, but the org's pull policy for the repository is
+	// not met (an enforced one: a warn-mode one only warns), or cannot be
+	// read; the registry refuses to serve the image for the same reason.
+	CodePolicy = 14
 )
 
 // Error is a verification failure with its exit code.
@@ -66,6 +72,10 @@ func Code(err error) int {
 	case errors.Is(err, oci.ErrContentMismatch):
 		return CodeMismatch
 	case errors.As(err, &he):
+		if he.Status == http.StatusForbidden && strings.Contains(he.Message, "pull policy") {
+			// The registry's own verdict, in the policy package's words.
+			return CodePolicy
+		}
 		if he.Status >= 500 {
 			return CodeUnreachable
 		}
@@ -91,6 +101,8 @@ func Reason(code int) string {
 		return "expired metadata"
 	case CodeUnreachable:
 		return "unreachable"
+	case CodePolicy:
+		return "policy not met"
 	}
 	return "error"
 }

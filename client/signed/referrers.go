@@ -69,6 +69,12 @@ type Attached struct {
 	// Signatures are the signatures (and attestations) it carries, in its
 	// order; none when its shape is not its signer's.
 	Signatures []AttachedSignature `json:"signatures"`
+
+	// checked is the artifact as verify.CheckReferrer read it with the
+	// delegated keys, with its attestations' predicates: the evidence a
+	// pull policy is checked against (Evidence). nil when it is in no
+	// signed format or could not be read.
+	checked *verify.Referrer
 }
 
 // AttachedSignature is one signature or attestation of an attached artifact.
@@ -281,6 +287,7 @@ func check(ctx context.Context, repo *oci.Repository, chk ReferrerCheck, c *cand
 		a.Reason = err.Error()
 		return a, nil
 	}
+	a.checked = &ref
 	var others []verify.Signature
 	if chk.Others.Len() > 0 && ref.Verified() != nil {
 		if o, err := verify.CheckReferrer(ctx, art, chk.Others, chk.Repo, chk.Subject); err == nil && len(o.Signatures) == len(ref.Signatures) {

@@ -55,6 +55,8 @@ func TestCodeGivesEachFailureItsExitCode(t *testing.T) {
 		{"a registry answering 503", &oci.HTTPError{Status: 503}, CodeUnreachable},
 		{"a rollback is another error", verr(verify.ErrInvalidMetadata), CodeOther},
 		{"a registry answering 403", &oci.HTTPError{Status: 403}, CodeOther},
+		{"a registry refusing a pull for its policy", &oci.HTTPError{Status: 403, Code: "DENIED", Message: "the pull policy for acme/app requires 2 distinct delegated signers of the image: 1 signed it"}, CodePolicy},
+		{"a policy not met", &Error{Code: CodePolicy, Err: errors.New("the pull policy for acme/app requires ...")}, CodePolicy},
 		{"a signature artifact the registry refused is another error", &SignatureError{Err: &oci.HTTPError{Status: 403}}, CodeOther},
 		{"a signature artifact the registry could not check is unreachable", &SignatureError{Err: &oci.HTTPError{Status: 503}}, CodeUnreachable},
 		{"a push that cannot reach trustd is unreachable", fmt.Errorf("publish: cannot reach trustd at x: %w", &url.Error{Op: "Post", Err: errors.New("refused")}), CodeUnreachable},

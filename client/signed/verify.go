@@ -139,6 +139,14 @@ type Verified struct {
 	Target *verify.Target
 	Image  *oci.Image
 	repo   *oci.Repository
+	// Referrers are the signatures and attestations attached to it, each
+	// checked with the keys its trust graph delegates for the repository;
+	// ReferrersErr says why they could not be listed.
+	Referrers    []Attached
+	ReferrersErr error
+	// Policy is the verdict of the pull policies that apply to it; nil when
+	// none does.
+	Policy *PolicyVerdict
 	// vc and state are the trust graph it was verified against: the keys
 	// its signed referrers are checked with.
 	vc    *verify.Client
@@ -146,9 +154,15 @@ type Verified struct {
 }
 
 // Verify resolves ref's target through the trust graph (it must exist and be
-// fresh), then fetches the manifest by the same tag or digest and checks its
-// digest and length against the target, and, for an index, fetches every
-// child by digest, checking each and that it is in the target's closure.
+// fresh), lists the signatures and attestations attached to it and checks the
+// pull policies that apply (checkPolicy), then fetches the manifest by the
+// same tag or digest and checks its digest and length against the target,
+// and, for an index, fetches every child by digest, checking each and that it
+// is in the target's closure.
+//
+// An image whose enforced policy is not met is returned with the error
+// (CodePolicy), its Target, Referrers and Policy set but no Image: its
+// manifests are not read, as the registry does not serve them.
 func (c *Client) Verify(ctx context.Context, ref trust.Ref) (*Verified, error) {
 	vc, err := c.verifier(ctx)
 	if err != nil {
@@ -165,6 +179,10 @@ func (c *Client) Verify(ctx context.Context, ref trust.Ref) (*Verified, error) {
 	repo, err := c.repository(ctx, ref.Repo)
 	if err != nil {
 		return nil, err
+	}
+	v := &Verified{Target: target, repo: repo, vc: vc, state: st}
+	if err := c.checkPolicy(ctx, v); err != nil {
+		return v, err
 	}
 	tagOrDigest := ref.Tag
 	if tagOrDigest == "" {
@@ -208,7 +226,8 @@ func (c *Client) Verify(ctx context.Context, ref trust.Ref) (*Verified, error) {
 			return nil, mismatch(fmt.Errorf("%s lists child manifest %s, which is not in the closure its signature vouches for", what, child))
 		}
 	}
-	return &Verified{Target: target, Image: im, repo: repo, vc: vc, state: st}, nil
+	v.Image = im
+	return v, nil
 }
 
 // Pull verifies ref, then writes it into the OCI layout dir, every blob checked
@@ -217,7 +236,7 @@ func (c *Client) Verify(ctx context.Context, ref trust.Ref) (*Verified, error) {
 func (c *Client) Pull(ctx context.Context, ref trust.Ref, dir string) (*Verified, error) {
 	v, err := c.Verify(ctx, ref)
 	if err != nil {
-		return nil, err
+		return v, err // nothing is written: a policy not met is known first
 	}
 	w, err := oci.NewLayoutWriter(dir)
 	if err != nil {

@@ -287,40 +287,66 @@ func (s *Session) Undelegate(ctx context.Context, repo string) (*DelegateResult,
 // editOrgRole publishes the next version of org's role after edit changed it
 // (edit returns false when there is nothing to change).
 func (s *Session) editOrgRole(ctx context.Context, org, repo string, res *DelegateResult, edit func(*metadata.Metadata[metadata.TargetsType]) bool) error {
-	st, d, err := s.orgRoleState(ctx, repo+":-")
-	if err != nil {
+	o, err := s.editOrg(ctx, org, repo+":-", func(md *metadata.Metadata[metadata.TargetsType]) (bool, error) { return edit(md), nil })
+	if err != nil || o == nil {
 		return err
+	}
+	res.Changed, res.Outcome = true, o
+	return nil
+}
+
+// editOrg publishes the next version of org's role, walking the trust graph
+// towards probePath, after edit changed it; it returns nil when edit changed
+// nothing.
+func (s *Session) editOrg(ctx context.Context, org, probePath string, edit func(*metadata.Metadata[metadata.TargetsType]) (bool, error)) (*Outcome, error) {
+	st, d, err := s.orgRoleState(ctx, probePath)
+	if err != nil {
+		return nil, err
 	}
 	role := trustnames.RoleForOrg(org)
 	cur := st.Roles[role]
 	if d == nil || cur == nil {
-		return fmt.Errorf("organisation %s has no trusted org role: run `trustctl org create %s` first", org, org)
+		return nil, fmt.Errorf("organisation %s has no trusted org role: run `trustctl org create %s` first", org, org)
 	}
 	// Built on the held version when there is one, so that a delegation that
 	// waits for its repository's first version is kept (or, by undelegate,
 	// removed on purpose: then the new version is published at once).
 	base, err := s.editBase(ctx, role, cur)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	next, err := nextTargets(base, st.Version(role), s.delegatedExpiry())
 	if err != nil {
-		return err
+		return nil, err
 	}
-	if !edit(next) {
-		return nil
+	if changed, err := edit(next); err != nil || !changed {
+		return nil, err
 	}
-	res.Changed = true
 	keys, err := s.keysByID(ctx, d.KeyIDs)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s is signed with %s's org key (TUF key ID %s), which is not in %s: run this where that key is (`trustctl org create %s` named it %s), or import it there with `trustctl keys import`",
+			role, org, shortIDs(d.KeyIDs), KeyDir(s.Home), org, role)
 	}
 	o, err := s.publishTargets(ctx, role, next, keys, func(staged *metadata.Metadata[metadata.TargetsType]) bool {
 		return sameContent(staged, next)
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	res.Outcome = &o
-	return nil
+	return &o, nil
+}
+
+// shortIDs names key IDs by their starts.
+func shortIDs(ids []string) string {
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = id
+		if len(id) > 16 {
+			out[i] = id[:16]
+		}
+	}
+	return strings.Join(out, " or ")
 }

@@ -37,11 +37,16 @@ const exitCodesHelp = `Exit codes (also "code" in --output json):
   12  expired metadata: trust metadata has expired (trustd stopped re-signing,
       or this machine's clock is wrong)
   13  unreachable: trustd or the registry could not be reached
+  14  policy not met: signed, but the org's pull policy for the repository is
+      not met (an enforced one; the message names what is missing), or the
+      org's policies cannot be read; pull writes nothing
    1  anything else: bad arguments, no pinned root (run trustctl trust add),
       trust metadata that fails verification (a rollback, a bad signature)
 
 A signature or attestation listed as not verifying is reported ("referrers" in
---output json) and does not change the exit code: the code is the image's.
+--output json) and does not change the exit code by itself: the code is the
+image's. With a pull policy, the verified ones are what it counts ("policy" in
+--output json): then what is attached decides between 0 and 14.
 
 For tests only: SIGNET_VERIFY_NOW=<RFC 3339 time> sets the clock that expiry is
 checked against.`

@@ -70,7 +70,7 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 	root.AddCommand(newKeysCmd(g))
 	root.AddCommand(newInitCmd(g), newSignCmd(g), newTrustCmd(g), newRootRoleCmd(g), newTargetsCmd(g))
 	root.AddCommand(newPushCmd(g), newCopyCmd(g), newVerifyCmd(g), newPullCmd(g))
-	root.AddCommand(newAuditCmd(g))
+	root.AddCommand(newAuditCmd(g), newPolicyCmd(g))
 	root.AddCommand(newNotationCmd(g))
 	return root
 }

@@ -23,11 +23,16 @@ type verifyOutput struct {
 	Reason    string `json:"reason"`
 	Code      int    `json:"code"`
 	Layout    string `json:"layout,omitempty"`
-	// Referrers are the signatures and attestations attached to a verified
+	// Referrers are the signatures and attestations attached to a signed
 	// image, each with its own verdict; ReferrersError says why they could
-	// not be listed. Neither changes Code.
+	// not be listed. Neither changes Code, but a pull policy counts the
+	// verified ones.
 	Referrers      []signed.Attached `json:"referrers,omitempty"`
 	ReferrersError string            `json:"referrersError,omitempty"`
+	// Policy is the verdict of the org's pull policies that apply to the
+	// repository, each document's and each requirement's; absent when none
+	// does. An enforced one not met makes Code 14.
+	Policy *signed.PolicyVerdict `json:"policy,omitempty"`
 }
 
 func newVerifyCmd(g *globals) *cobra.Command {
@@ -46,8 +51,14 @@ referrers-tag-schema index at sha256-<hex>): its format, the key that signed it
 (by its name in $SIGNET_HOME/keys, else the start of its TUF key ID), the
 predicate type of an attestation, and whether it verifies with a key the trust
 graph delegates for the repository now, or why not. A signature or attestation
-that does not verify is listed as such; it does not change the exit code, which
-is the image's verdict.
+that does not verify is listed as such; it does not change the exit code by
+itself, which is the image's verdict.
+
+When the org's pull policy applies to the repository (trustctl policy show), it
+is checked against the image's signers and the attachments that verify, before
+any manifest is read: an enforced policy not met exits 14 naming what is
+missing (trustctl policy test details each requirement), a warn-mode one warns
+on stderr.
 
 ` + exitCodesHelp,
 		Example: `  trustctl verify 127.0.0.1:5000/acme/app:v1
@@ -63,7 +74,8 @@ func newPullCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "pull HOST/ORG/REPO:TAG|HOST/ORG/REPO@DIGEST DIR",
 		Short: "Pull a verified image into an OCI image layout, every blob checked as it streams",
-		Long: `pull verifies the image as trustctl verify does, then downloads every blob
+		Long: `pull verifies the image as trustctl verify does (its pull policy included:
+an enforced policy not met writes nothing), then downloads every blob
 into the OCI image layout DIR (created if missing), checking each blob's digest
 and length as it streams: a blob is kept only if it matches, and the layout's
 index.json, which names the image (by TAG), is written last. A progress line is
@@ -108,11 +120,9 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 	}
 	if v != nil {
 		out.Digest = v.Target.Digest.String()
-		if c != nil {
-			var lerr error
-			if out.Referrers, lerr = c.Referrers(ctx, v); lerr != nil {
-				out.ReferrersError = lerr.Error()
-			}
+		out.Referrers, out.Policy = v.Referrers, v.Policy
+		if v.ReferrersErr != nil {
+			out.ReferrersError = v.ReferrersErr.Error()
 		}
 	}
 	if g.output == "json" {
@@ -132,6 +142,11 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 		printReferrers(os.Stdout, out.Referrers)
 		if out.ReferrersError != "" {
 			fmt.Fprintf(os.Stderr, "warning: the signatures and attestations could not be listed: %s\n", out.ReferrersError)
+		}
+	}
+	if g.output != "json" && out.Policy != nil {
+		for _, w := range out.Policy.Warnings {
+			fmt.Fprintf(os.Stderr, "warning: %s (warn mode: served anyway)\n", w)
 		}
 	}
 	if err != nil {
