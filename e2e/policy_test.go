@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -76,9 +77,10 @@ func TestPullPolicy(t *testing.T) {
 		st.trustctl(t, "org", "create", org)
 	}
 	st.trustctl(t, "org", "delegate", "acme/app", "--key", "alice", "--key", "bob")
-	for _, repo := range []string{"acme/warn", "acme/other", "acme-corp/app"} {
+	for _, repo := range []string{"acme/warn", "acme-corp/app"} {
 		st.trustctl(t, "org", "delegate", repo, "--key", "bob")
 	}
+	st.trustctl(t, "org", "delegate", "acme/other", "--key", "bob", "--key", "alice")
 	imgs := map[string]image{}
 	for _, repo := range []string{"acme/app", "acme/warn", "acme/other", "acme-corp/app"} {
 		imgs[repo] = newImage(t, "policy-"+repo, newLayer(t, repo+"/bin", 8<<10))
@@ -247,9 +249,29 @@ func TestPullPolicy(t *testing.T) {
 			reg.mustServe(t, "acme-corp/app:v1", imgs["acme-corp/app"])
 		})
 		st.trustctl(t, "policy", "unset", "acme/*")
-		if code, out, _ := st.pullCode(t, "acme/other:v1"); code != 0 {
-			t.Errorf("trustctl pull after policy unset acme/* exited %d:\n%s", code, out)
+		waitPull(t, st, "acme/other:v1", 0)
+		reg.waitStatus(t, "acme/other", "v1", http.StatusOK)
+	})
+
+	t.Run("a second signer signs with cosign, which reads the image its policy holds back", func(t *testing.T) {
+		doc := writeFile("star.json", `{"repositories": "acme/*", "require": [{"signers": 2}]}`)
+		st.trustctl(t, "policy", "set", doc)
+		reg.waitStatus(t, "acme/other", "v1", http.StatusForbidden)
+		// cosign sign reads the manifest before it signs, with a token that
+		// asks for pull alone: held to the policy like any pull.
+		other := st.Addr + "/acme/other@" + imgs["acme/other"].ManifestDigest
+		if out := cosign.mustFail(t, "sign", "--key", alice.key, "--tlog-upload=false", "--allow-insecure-registry", other); !strings.Contains(out, "DENIED") {
+			t.Errorf("cosign sign with a pull token: want DENIED, got:\n%s", out)
 		}
+		// With a token that may push, a publisher is served what a pull is not.
+		cosign.run(t, "sign", "--key", alice.key, "--tlog-upload=false", "--allow-insecure-registry",
+			"--registry-token", st.pushToken(t, "acme/other"), other)
+		if p := st.policyVerdict(t, "acme/other:v1", 0); p == nil || !p.Met || p.Documents[0].Requirements[0].Found != 2 {
+			t.Errorf("policy %+v, want met by bob (the target) and alice (cosign)", p)
+		}
+		t.Run("registry serves docker, crane and skopeo", func(t *testing.T) {
+			reg.mustServe(t, "acme/other:v1", imgs["acme/other"])
+		})
 	})
 }
 
@@ -366,6 +388,8 @@ func (c *policyClients) mustRefuse(t *testing.T, ref, want string) {
 	t.Run("skopeo", func(t *testing.T) {
 		out := c.skopeo.mustFail(t, "--policy", c.skopeoPolicy, "copy", "--src-tls-verify=false", "--src-creds", "admin:"+c.st.AdminPassword,
 			"docker://"+full, "oci:"+filepath.Join(t.TempDir(), "oci")+":v1")
+		// skopeo quotes the registry's message with its quotes escaped.
+		out = strings.ReplaceAll(out, `\"`, `"`)
 		if !strings.Contains(strings.ToLower(out), "denied") || !strings.Contains(out, want) {
 			t.Errorf("skopeo copy: want denied saying %q, got:\n%s", want, out)
 		}
@@ -534,4 +558,41 @@ func trustdRefusesPolicy(t *testing.T, st *stack) {
 	if out := st.trustctl(t, "policy", "show", "acme"); strings.Contains(out, "acme/**") {
 		t.Errorf("a refused policy is in force:\n%s", out)
 	}
+}
+
+// waitPull runs trustctl pull of ref until it exits want, for at most 20s:
+// the registry sees a new version of the trust graph within its refresh
+// interval.
+func waitPull(t *testing.T, st *stack, ref string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, out, _ := st.pullCode(t, ref)
+		if code == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trustctl pull %s still exits %d 20s on, want %d:\n%s", ref, code, want, out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// pushToken gets an access token for pull and push on repo as the admin, as
+// a publisher hands one to a client that reads with pull tokens.
+func (st *stack) pushToken(t *testing.T, repo string) string {
+	t.Helper()
+	ch := st.discover(t)
+	req, _ := http.NewRequest(http.MethodGet, st.URL("/token?service="+url.QueryEscape(ch["service"])+"&scope="+url.QueryEscape("repository:"+repo+":pull,push")), nil)
+	req.SetBasicAuth("admin", st.AdminPassword)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var tr tokenResponse
+	if err := json.NewDecoder(resp.Body).Decode(&tr); err != nil || resp.StatusCode != http.StatusOK || tr.Token == "" {
+		t.Fatalf("GET /token for push on %s: %s %v", repo, resp.Status, err)
+	}
+	return tr.Token
 }

@@ -31,6 +31,14 @@ func (s *Server) getManifest(w http.ResponseWriter, r *http.Request, repo string
 	var warnings []string
 	if s.gate.enforced(repo) {
 		d, warns, denial, err := s.gatePull(r.Context(), repo, ref)
+		if denial && s.pushToken(r, repo) {
+			// Publishers read an image to attach what its policy asks for
+			// (cosign sign reads the manifest before it signs): a token that
+			// may push the repository is served; pulls, which ask for pull
+			// alone, are held to the policy.
+			s.log.InfoContext(r.Context(), "served to a caller who may push, although its pull policy is not met", "repo", repo, "tag", tag, "digest", d, "reason", err)
+			err = nil
+		}
 		if err != nil {
 			var e *Error
 			if denial && r.Method != http.MethodHead && errors.As(err, &e) {
@@ -93,6 +101,14 @@ func (s *Server) gatePull(ctx context.Context, repo, ref string) (d digest.Diges
 	warnings, err = s.gate.pullPolicy(ctx, repo, name, d)
 	var e *Error
 	return d, warnings, errors.As(err, &e) && e.Code.Code == CodeDenied.Code, err
+}
+
+// pushToken reports whether the request's token grants push on repo. Unlike
+// mayPush, it is false without authentication: no caller is told apart, so
+// none is a publisher the pull policy lets read.
+func (s *Server) pushToken(r *http.Request, repo string) bool {
+	c := claimsOf(r.Context())
+	return c != nil && c.Allows("repository", repo, actionPush)
 }
 
 // emitPolicy reports a GET of an image whose pull policy is not met: refused
