@@ -101,7 +101,7 @@ func (c *Client) checkPolicy(ctx context.Context, v *Verified) error {
 	v.Referrers, v.ReferrersErr = c.Referrers(ctx, v)
 	docs, ok, err := v.state.Policies(repo)
 	if !ok && err == nil {
-		return nil // the walk that found the target passed the org's role
+		return nil // not reached: a walk that found the target passed the org's role
 	}
 	if err != nil {
 		v.Policy = &PolicyVerdict{Documents: []PolicyDocument{}, Error: err.Error()}
