@@ -15,9 +15,9 @@ import (
 // `trustctl up`: a publisher key generated in the token is delegated acme/hsm,
 // trustctl push signs with it, the registry admits the image and the real
 // cosign verifies it with the exported public key; an org whose org key is in
-// the token delegates a repository; a wrong PIN fails with exit 1 and a clear
-// message, once, and the token takes the right PIN after it; no command writes
-// the private key out.
+// the token delegates a repository; notation signs with the token key through
+// the plugin; a wrong PIN fails with exit 1 and a clear message, once, and the
+// token takes the right PIN after it; no command writes the private key out.
 func TestTokenKeys(t *testing.T) {
 	t.Parallel()
 	began := time.Now()
@@ -34,12 +34,12 @@ func TestTokenKeys(t *testing.T) {
 		}
 		return out
 	}
-	push := func(t *testing.T, env []string, repo, key string) (string, int, string) {
+	push := func(t *testing.T, env []string, repo, tag, key string) (string, int, string) {
 		t.Helper()
 		img := newImage(t, repo+":"+newPassword(), newLayer(t, "f.bin", 512))
 		dir := filepath.Join(t.TempDir(), "oci")
 		writeOCILayout(t, dir, "", img)
-		code, out := st.trustctlCode(t, env, "push", dir, st.Addr+"/"+repo+":v1", "--key", key)
+		code, out := st.trustctlCode(t, env, "push", dir, st.Addr+"/"+repo+":"+tag, "--key", key)
 		return img.ManifestDigest, code, out
 	}
 
@@ -49,14 +49,14 @@ func TestTokenKeys(t *testing.T) {
 
 	t.Run("a wrong PIN fails once with exit 1 and a clear message that does not quote it", func(t *testing.T) {
 		const wrong = "wrong-token-pin-0000"
-		_, code, out := push(t, []string{hsm.Env(), "SIGNET_PKCS11_PIN=" + wrong}, "acme/hsm", "publisher")
+		_, code, out := push(t, []string{hsm.Env(), "SIGNET_PKCS11_PIN=" + wrong}, "acme/hsm", "v1", "publisher")
 		if code != 1 || !strings.Contains(out, `token "signet-e2e": wrong PIN`) || strings.Contains(out, wrong) {
 			t.Fatalf("push with a wrong PIN: exit %d, want 1 with a message naming the token and not the PIN:\n%s", code, out)
 		}
 		t.Logf("push with a wrong PIN: exit %d\n%s", code, out)
 	})
 	t.Run("push signs in the token, the registry admits, cosign verifies with the exported key", func(t *testing.T) {
-		d, code, out := push(t, env, "acme/hsm", "publisher")
+		d, code, out := push(t, env, "acme/hsm", "v1", "publisher")
 		if code != 0 {
 			t.Fatalf("push with the right PIN after a wrong one: exit %d\n%s", code, out)
 		}
@@ -77,8 +77,27 @@ func TestTokenKeys(t *testing.T) {
 		ctl(t, env, "keys", "generate", "beta-org", "--pkcs11", strings.Replace(uri, "?", ";object=beta-org?", 1))
 		ctl(t, env, "org", "create", "beta", "--key", "beta-org")
 		ctl(t, env, "org", "delegate", "beta/app", "--key", "publisher")
-		if _, code, out := push(t, env, "beta/app", "publisher"); code != 0 {
+		if _, code, out := push(t, env, "beta/app", "v1", "publisher"); code != 0 {
 			t.Fatalf("push to beta/app, delegated by the token's org key: exit %d\n%s", code, out)
+		}
+	})
+	t.Run("notation signs through the plugin in the token, the gate admits it, notation verifies", func(t *testing.T) {
+		notationPlugin(t)
+		d, code, out := push(t, env, "acme/hsm", "notation", "publisher")
+		if code != 0 {
+			t.Fatalf("push: exit %d\n%s", code, out)
+		}
+		publisher := newNotationUser(t, st, st.Home, append([]string{"SIGNET_PASSPHRASE=" + e2ePassphrase}, env...)...)
+		if out, err := publisher.trustctl("notation", "setup", "publisher"); err != nil {
+			t.Fatal(err, out)
+		}
+		publisher.notation.run(t, "sign", "--insecure-registry", "--key", "publisher", st.Addr+"/acme/hsm@"+d)
+		verifier := newNotationUser(t, st, st.Home)
+		if out, err := verifier.trustctl("notation", "policy", st.Addr+"/acme/hsm", "--dir", verifier.config); err != nil {
+			t.Fatal(err, out)
+		}
+		if out := verifier.notation.run(t, "verify", "--insecure-registry", st.Addr+"/acme/hsm@"+d); !strings.Contains(out, "Successfully verified") {
+			t.Fatalf("notation verify printed:\n%s", out)
 		}
 	})
 	t.Run("no command writes the private key out", func(t *testing.T) {
