@@ -52,28 +52,7 @@ func TestTokenKeys(t *testing.T) {
 		t.Fatalf("generated %+v, want an ECDSA P-256 key named by a URI with its object and id", info)
 	}
 	t.Run("the store keeps the URI without the PIN and the public key, nothing private", func(t *testing.T) {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.Contains(string(b), pin) || strings.Contains(string(b), "PRIVATE") || strings.Contains(string(b), "pin-value") {
-				t.Errorf("%s holds a PIN or private material:\n%s", e.Name(), b)
-			}
-		}
-		if strings.Join(names, " ") != "release.pkcs11 release.pub" {
-			t.Errorf("key directory holds %v, want release.pkcs11 release.pub", names)
-		}
-		list, err := ks.List(ctx)
-		if err != nil || len(list) != 1 || list[0].ID != info.ID || list[0].PKCS11 != info.PKCS11 {
-			t.Errorf("List = %+v, %v; want the token key with its URI", list, err)
-		}
+		checkTokenEntry(t, ks, dir, info, pin)
 	})
 
 	key, err := ks.Load(ctx, "release")
@@ -182,5 +161,34 @@ func checkSigns(t *testing.T, k *signer.Key) {
 	}
 	if !check(dsse.PAE("application/vnd.in-toto+json", []byte(`{}`)), sig) {
 		t.Error("DSSE: the signature does not verify")
+	}
+}
+
+// checkTokenEntry checks that the store's directory holds only the token key's
+// entry and public key, with no PIN and nothing private, and that List shows it.
+func checkTokenEntry(t *testing.T, ks signer.KeyStore, dir string, info *signer.KeyInfo, pin string) {
+	t.Helper()
+	ctx := context.Background()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), pin) || strings.Contains(string(b), "PRIVATE") || strings.Contains(string(b), "pin-value") {
+			t.Errorf("%s holds a PIN or private material:\n%s", e.Name(), b)
+		}
+	}
+	if strings.Join(names, " ") != "release.pkcs11 release.pub" {
+		t.Errorf("key directory holds %v, want release.pkcs11 release.pub", names)
+	}
+	list, err := ks.List(ctx)
+	if err != nil || len(list) != 1 || list[0].ID != info.ID || list[0].PKCS11 != info.PKCS11 {
+		t.Errorf("List = %+v, %v; want the token key with its URI", list, err)
 	}
 }

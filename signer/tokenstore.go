@@ -150,6 +150,10 @@ func (s *fileKeyStore) loadToken(name string, u *PKCS11URI) (*Key, error) {
 		return nil, err
 	}
 	priv, _, err := tokenFind(u)
+	if errors.Is(err, ErrKeyNotFound) {
+		// The entry exists; the token lost the key (or another token answers).
+		return nil, fmt.Errorf("key %q: its token does not hold it (%v): plug in the right token, or remove %s", name, err, tokenPath(s.dir, name))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("key %q: %w", name, err)
 	}
