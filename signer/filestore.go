@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -31,6 +32,8 @@ import (
 // <name>.key is the key: it is created last-but-one, exclusively (a hard link of a
 // finished temporary file), so a name is taken exactly when its .key exists and two
 // racing Generates cannot both win. The sidecar is written before it, the .pub after.
+// A key held in a PKCS#11 token has a <name>.pkcs11 entry instead of a .key
+// (tokenstore.go).
 
 // Paths of a key's files in dir.
 func privatePath(dir, name string) string { return filepath.Join(dir, name+".key") }
@@ -114,8 +117,10 @@ func (s *fileKeyStore) free(ctx context.Context, name string) error {
 	if err := s.ensureDir(); err != nil {
 		return err
 	}
-	if _, err := os.Lstat(privatePath(s.dir, name)); err == nil {
-		return fmt.Errorf("%w: %q (in %s)", ErrKeyExists, name, s.dir)
+	for _, p := range []string{privatePath(s.dir, name), tokenPath(s.dir, name)} {
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("%w: %q (in %s)", ErrKeyExists, name, s.dir)
+		}
 	}
 	return nil
 }
@@ -164,6 +169,12 @@ func (s *fileKeyStore) Load(ctx context.Context, name string) (*Key, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
+	}
+	if u, ok, err := s.tokenURI(name); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return s.loadToken(name, u)
 	}
 	path := privatePath(s.dir, name)
 	keyPEM, err := os.ReadFile(path)
@@ -220,8 +231,10 @@ func (s *fileKeyStore) Public(ctx context.Context, name string) (*KeyInfo, error
 	path := publicPath(s.dir, name)
 	pubPEM, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if _, kerr := os.Lstat(privatePath(s.dir, name)); kerr == nil {
-			return nil, fmt.Errorf("key %q: %s is missing (an interrupted generate?): remove %s and generate it again", name, path, privatePath(s.dir, name))
+		for _, p := range []string{privatePath(s.dir, name), tokenPath(s.dir, name)} {
+			if _, kerr := os.Lstat(p); kerr == nil {
+				return nil, fmt.Errorf("key %q: %s is missing (an interrupted generate?): remove %s and generate it again", name, path, p)
+			}
 		}
 		return nil, fmt.Errorf("%w: %q (in %s)", ErrKeyNotFound, name, s.dir)
 	}
@@ -237,7 +250,17 @@ func (s *fileKeyStore) Public(ctx context.Context, name string) (*KeyInfo, error
 		return nil, err
 	}
 	info, _, err := publicInfo(name, pub, dev)
-	return info, err
+	if err != nil {
+		return nil, err
+	}
+	u, ok, err := s.tokenURI(name)
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		info.PKCS11 = u.String()
+	}
+	return info, nil
 }
 
 func (s *fileKeyStore) List(ctx context.Context) ([]KeyInfo, error) {
@@ -251,11 +274,15 @@ func (s *fileKeyStore) List(ctx context.Context) ([]KeyInfo, error) {
 	var names []string
 	for _, e := range entries {
 		name, ok := strings.CutSuffix(e.Name(), ".key")
+		if !ok {
+			name, ok = strings.CutSuffix(e.Name(), ".pkcs11")
+		}
 		if ok && e.Type().IsRegular() && ValidateName(name) == nil {
 			names = append(names, name)
 		}
 	}
 	sort.Strings(names)
+	names = slices.Compact(names)
 	keys := make([]KeyInfo, 0, len(names))
 	for _, name := range names {
 		info, err := s.Public(ctx, name)

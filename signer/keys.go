@@ -54,6 +54,9 @@ type KeyInfo struct {
 	// Development marks a key made by `trustctl up` for a local stack: stored with
 	// the empty passphrase, never to be trusted by a production deployment.
 	Development bool `json:"development"`
+	// PKCS11 is, for a key held in a PKCS#11 token, the RFC 7512 URI naming
+	// it (never with a PIN); "" for a key in a file.
+	PKCS11 string `json:"pkcs11,omitempty"`
 }
 
 // DevelopmentWarning is the line every command prints when it uses a development

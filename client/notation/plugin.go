@@ -222,14 +222,15 @@ func ReadPassphraseFile(path string) ([]byte, error) {
 
 // pluginError turns an error into the plugin specification's error: a
 // validation error for a key that does not exist or that notation cannot use,
-// access denied for a wrong passphrase, a generic error otherwise.
+// access denied for a wrong passphrase or a token's wrong PIN, a generic error
+// otherwise.
 func pluginError(keyDir, name string, err error) error {
 	switch {
 	case errors.Is(err, signer.ErrKeyNotFound), errors.Is(err, signer.ErrInvalidName):
 		return plugin.NewValidationErrorf("no Signet key %q in %s (trustctl keys list shows the keys; the key ID is the key's name): %v", name, keyDir, err)
 	case errors.Is(err, ErrUnsupportedKey):
 		return plugin.NewValidationError(err.Error())
-	case errors.Is(err, signer.ErrWrongPassphrase):
+	case errors.Is(err, signer.ErrWrongPassphrase), errors.Is(err, signer.ErrWrongPIN):
 		return plugin.NewError(plugin.ErrorCodeAccessDenied, err.Error())
 	}
 	return plugin.NewGenericError(err.Error())

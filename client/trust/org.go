@@ -48,7 +48,9 @@ func (s *Session) orgRoleState(ctx context.Context, path string) (*verify.State,
 // CreateOrg creates org at trustd (if new) and makes both sides of its trust:
 // targets delegates org's namespace to the org key (generated if the store lacks
 // it), and the org role v1 is published. Idempotent: what exists is left alone.
-func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*OrgResult, error) {
+// keyName names the org key in the store (a key in a token, say); "" means
+// org-<org>, or dev-org-<org> under a development root.
+func (s *Session) CreateOrg(ctx context.Context, org, keyName string, threshold int) (*OrgResult, error) {
 	created, err := s.Trustd.CreateOrg(ctx, org)
 	if err != nil {
 		return nil, err
@@ -76,9 +78,11 @@ func (s *Session) CreateOrg(ctx context.Context, org string, threshold int) (*Or
 		d = delegation(base, role)
 	}
 	if d == nil {
-		keyName := role // the org key is named after its role
-		if s.developmentRoot(ctx, st) {
-			keyName = signer.DevelopmentPrefix + keyName
+		if keyName == "" {
+			keyName = role // the org key is named after its role
+			if s.developmentRoot(ctx, st) {
+				keyName = signer.DevelopmentPrefix + keyName
+			}
 		}
 		info, generated, err := s.ensureKey(ctx, keyName)
 		if err != nil {

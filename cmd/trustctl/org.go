@@ -12,14 +12,19 @@ var roles = []string{"owner", "publisher", "reader"}
 
 func newOrgCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "org", Short: "Manage organisations and their members"}
+	var orgKey string
 	create := &cobra.Command{
-		Use:   "create ORG",
+		Use:   "create ORG [--key NAME]",
 		Short: "Create an organisation and its trust delegation (admin); idempotent",
-		Args:  cobra.ExactArgs(1),
+		Example: `  trustctl org create acme
+  trustctl keys generate acme-org --pkcs11 'pkcs11:token=org?module-path=/usr/lib/softhsm/libsofthsm2.so'
+  trustctl org create acme --key acme-org`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runOrgCreate(cmd, g, args[0])
+			return runOrgCreate(cmd, g, args[0], orgKey)
 		},
 	}
+	create.Flags().StringVar(&orgKey, "key", "", "the org key, a key of your store (one in a token, say); generated if missing (default org-ORG)")
 	var role string
 	addMember := &cobra.Command{
 		Use:     "add-member ORG USER --role owner|publisher|reader",

@@ -9,12 +9,12 @@ import (
 )
 
 // runOrgCreate creates an organisation and both sides of its trust delegation.
-func runOrgCreate(cmd *cobra.Command, g *globals, org string) error {
+func runOrgCreate(cmd *cobra.Command, g *globals, org, keyName string) error {
 	s, err := g.session(cmd.Context(), "")
 	if err != nil {
 		return err
 	}
-	res, err := s.CreateOrg(cmd.Context(), org, 1)
+	res, err := s.CreateOrg(cmd.Context(), org, keyName, 1)
 	if err != nil {
 		return err
 	}
