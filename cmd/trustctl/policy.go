@@ -197,19 +197,7 @@ func runPolicyTest(cmd *cobra.Command, g *globals, refArg string) error {
 			v, err = c.Verify(ctx, ref)
 		}
 	}
-	out.Code = signed.Code(err)
-	out.Verified = err == nil
-	out.Reason = signed.Reason(out.Code)
-	if err != nil {
-		out.Reason += ": " + err.Error()
-	}
-	if v != nil {
-		out.Digest = v.Target.Digest.String()
-		out.Referrers, out.Policy = v.Referrers, v.Policy
-		if v.ReferrersErr != nil {
-			out.ReferrersError = v.ReferrersErr.Error()
-		}
-	}
+	out.record(v, err)
 	if g.output == "json" {
 		if perr := printJSON(out); perr != nil {
 			return perr

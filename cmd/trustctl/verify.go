@@ -90,6 +90,24 @@ shown on a terminal.
 	}
 }
 
+// record fills out with the outcome of a verify (v, nil when it failed
+// before the target was found) and its error.
+func (out *verifyOutput) record(v *signed.Verified, err error) {
+	out.Code = signed.Code(err)
+	out.Verified = err == nil
+	out.Reason = signed.Reason(out.Code)
+	if err != nil {
+		out.Reason += ": " + err.Error()
+	}
+	if v != nil {
+		out.Digest = v.Target.Digest.String()
+		out.Referrers, out.Policy = v.Referrers, v.Policy
+		if v.ReferrersErr != nil {
+			out.ReferrersError = v.ReferrersErr.Error()
+		}
+	}
+}
+
 // runVerified verifies (and, with a layout directory, pulls) ref and reports
 // the outcome with its exit code.
 func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
@@ -112,19 +130,7 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 			}
 		}
 	}
-	out.Code = signed.Code(err)
-	out.Verified = err == nil
-	out.Reason = signed.Reason(out.Code)
-	if err != nil {
-		out.Reason += ": " + err.Error()
-	}
-	if v != nil {
-		out.Digest = v.Target.Digest.String()
-		out.Referrers, out.Policy = v.Referrers, v.Policy
-		if v.ReferrersErr != nil {
-			out.ReferrersError = v.ReferrersErr.Error()
-		}
-	}
+	out.record(v, err)
 	if g.output == "json" {
 		if perr := printJSON(out); perr != nil {
 			return perr

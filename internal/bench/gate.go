@@ -120,27 +120,14 @@ func RunGate(ctx context.Context, cfg GateConfig) (*GateReport, error) {
 		return nil, err
 	}
 	defer cleanup()
-	st, err := startUpStack(ctx, work, logf, "--open", "open/**")
+	ss, err := startSignedStack(ctx, work, logf, []string{"--open", "open/**"},
+		[][]string{{"keys", "generate", "publisher"}, {"org", "create", "acme"}, {"org", "delegate", "acme/app", "--key", "publisher"}},
+		"pull,push", gateEnforced, gateOpen)
 	if err != nil {
 		return nil, err
 	}
-	defer st.stop()
-	for _, args := range [][]string{{"keys", "generate", "publisher"}, {"org", "create", "acme"}, {"org", "delegate", "acme/app", "--key", "publisher"}} {
-		if err := st.trustctl(ctx, args...); err != nil {
-			return nil, err
-		}
-	}
-	c := newClient("http://"+st.addr, 1)
-	defer c.close()
-	token, err := registryToken(ctx, c, st.password, "repository:"+gateEnforced+":pull,push", "repository:"+gateOpen+":pull,push")
-	if err != nil {
-		return nil, err
-	}
-	c.hc.Transport = bearerRoundTripper{token: token, next: c.hc.Transport}
-	pub, err := st.session(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer ss.close()
+	c, pub := ss.c, ss.pub
 	rep := &GateReport{Manifests: cfg.Manifests, Layers: cfg.Layers, PullRuns: cfg.PullRuns, AddedP50Target: gateP50Target, PullCostTarget: gatePullTarget,
 		ReferrerAddedP50Target: gateReferrerP50Target}
 	enf, opn, ims, err := timeManifestPuts(ctx, c, pub, cfg, logf)

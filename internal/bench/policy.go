@@ -131,28 +131,22 @@ func RunPolicy(ctx context.Context, cfg PolicyConfig) (*PolicyReport, error) {
 		return nil, err
 	}
 	defer cleanup()
-	st, err := startUpStack(ctx, work, logf)
+	ss, err := startSignedStack(ctx, work, logf, nil,
+		[][]string{{"keys", "generate", "publisher"}, {"keys", "generate", "publisher2"}, {"org", "create", "acme"},
+			{"org", "delegate", policyRepo, "--key", "publisher", "--key", "publisher2"}, {"org", "delegate", plainRepo, "--key", "publisher"}},
+		"pull,push", policyRepo, plainRepo)
 	if err != nil {
 		return nil, err
 	}
-	defer st.stop()
-	for _, args := range [][]string{{"keys", "generate", "publisher"}, {"keys", "generate", "publisher2"}, {"org", "create", "acme"},
-		{"org", "delegate", policyRepo, "--key", "publisher", "--key", "publisher2"}, {"org", "delegate", plainRepo, "--key", "publisher"}} {
-		if err := st.trustctl(ctx, args...); err != nil {
-			return nil, err
-		}
-	}
-	c := newClient("http://"+st.addr, 1)
-	defer c.close()
-	token, err := registryToken(ctx, c, st.password, "repository:"+policyRepo+":pull,push", "repository:"+plainRepo+":pull,push")
+	defer ss.close()
+	c, pub := ss.c, ss.pub
+	// Pulls ask for pull alone, as clients do: a token that may push is
+	// served what its policy holds back.
+	reader, err := ss.client(ctx, "pull", policyRepo, plainRepo)
 	if err != nil {
 		return nil, err
 	}
-	c.hc.Transport = bearerRoundTripper{token: token, next: c.hc.Transport}
-	pub, err := st.session(ctx)
-	if err != nil {
-		return nil, err
-	}
+	defer reader.close()
 	layers := make([]blob, policyLayers)
 	for i := range layers {
 		layers[i] = newBlob(randomBytes(policyLayerSize))
@@ -178,22 +172,22 @@ func RunPolicy(ctx context.Context, cfg PolicyConfig) (*PolicyReport, error) {
 	}
 	buf := make([]byte, 1<<20)
 	logf("waiting for the registry to refuse %s:v1 under the policy", policyRepo)
-	if err := waitForStatus(ctx, c, policyRepo, http.StatusForbidden, buf); err != nil {
+	if err := waitForStatus(ctx, reader, policyRepo, http.StatusForbidden, buf); err != nil {
 		return nil, err
 	}
 	if err := pushEvidence(ctx, c, pub, digest.Digest(im.manifest.digest)); err != nil {
 		return nil, err
 	}
-	if err := waitForStatus(ctx, c, policyRepo, http.StatusOK, buf); err != nil {
+	if err := waitForStatus(ctx, reader, policyRepo, http.StatusOK, buf); err != nil {
 		return nil, fmt.Errorf("bench: the policy is not met with its evidence: %w", err)
 	}
 	pull := func(repo string) (time.Duration, error) {
 		start := time.Now()
-		if _, err := c.get(ctx, "/v2/"+repo+"/manifests/v1", acceptManifest, sink{}, buf); err != nil {
+		if _, err := reader.get(ctx, "/v2/"+repo+"/manifests/v1", acceptManifest, sink{}, buf); err != nil {
 			return 0, err
 		}
 		for _, b := range append([]blob{im.config}, im.layers...) {
-			if _, err := c.get(ctx, "/v2/"+repo+"/blobs/"+b.digest, "", sink{}, buf); err != nil {
+			if _, err := reader.get(ctx, "/v2/"+repo+"/blobs/"+b.digest, "", sink{}, buf); err != nil {
 				return 0, err
 			}
 		}

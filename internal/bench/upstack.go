@@ -163,3 +163,61 @@ func (b bearerRoundTripper) RoundTrip(req *http.Request) (*http.Response, error)
 	req.Header.Set("Authorization", "Bearer "+b.token)
 	return b.next.RoundTrip(req)
 }
+
+// signedStack is a `trustctl up` set up for a benchmark: its publisher's
+// session and a client holding the admin's token for the repositories.
+type signedStack struct {
+	st  *upStack
+	c   *client
+	pub *gateSigner
+}
+
+// startSignedStack starts `trustctl up` in work with upArgs, runs the trustctl
+// commands of setup (keys, orgs, delegations), and returns it with a client
+// whose token has the actions (pull or pull,push) on repos.
+func startSignedStack(ctx context.Context, work string, logf func(string, ...any), upArgs []string, setup [][]string, actions string, repos ...string) (*signedStack, error) {
+	st, err := startUpStack(ctx, work, logf, upArgs...)
+	if err != nil {
+		return nil, err
+	}
+	s := &signedStack{st: st}
+	for _, args := range setup {
+		if err := st.trustctl(ctx, args...); err != nil {
+			s.close()
+			return nil, err
+		}
+	}
+	if s.c, err = s.client(ctx, actions, repos...); err != nil {
+		s.close()
+		return nil, err
+	}
+	if s.pub, err = st.session(ctx); err != nil {
+		s.close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// client returns a client of the stack's registry holding the admin's token
+// for actions on repos.
+func (s *signedStack) client(ctx context.Context, actions string, repos ...string) (*client, error) {
+	c := newClient("http://"+s.st.addr, 1)
+	scopes := make([]string, len(repos))
+	for i, r := range repos {
+		scopes[i] = "repository:" + r + ":" + actions
+	}
+	token, err := registryToken(ctx, c, s.st.password, scopes...)
+	if err != nil {
+		c.close()
+		return nil, err
+	}
+	c.hc.Transport = bearerRoundTripper{token: token, next: c.hc.Transport}
+	return c, nil
+}
+
+func (s *signedStack) close() {
+	if s.c != nil {
+		s.c.close()
+	}
+	s.st.stop()
+}
