@@ -16,7 +16,7 @@ import (
 // once, so the push is decided on the new target without waiting out the pause
 // between refreshes. Anything else changes nothing (verify/offer.go says why
 // that keeps the pause's protection).
-const TimestampHeader = "Signet-Trust-Timestamp"
+const TimestampHeader = verify.TimestampHeader
 
 // offerTimestamp hands a manifest PUT's TimestampHeader to the index. A header
 // that is not base64 of a timestamp.json is the client's mistake (400); one that

@@ -20,6 +20,11 @@ import (
 // timestamp only when something was published, so the refreshes offers can
 // start are bounded by trustd's publishes, not by the callers.
 
+// TimestampHeader is the HTTP header of a manifest PUT that carries the
+// timestamp.json trustd signed for what the pusher just published (base64,
+// standard encoding), for the registry to Offer to its index.
+const TimestampHeader = "Signet-Trust-Timestamp"
+
 // MaxOfferedTimestamp bounds the size of an offered timestamp.json: trustd's is
 // well under a kilobyte.
 const MaxOfferedTimestamp = 16 << 10

@@ -193,7 +193,13 @@ func (s *Session) publish(ctx context.Context, role string, md *metadata.Metadat
 	if err != nil {
 		return Outcome{}, err
 	}
-	return outcome(role, md.Signed.Version)(s.Trustd.PublishMetadata(ctx, role, b))
+	o, err := outcome(role, md.Signed.Version)(s.Trustd.PublishMetadata(ctx, role, b))
+	if err == nil && o.Published {
+		// Only a hint for the registry: without it a push waits for the
+		// registry's next refresh, so a failure to read it is no failure.
+		s.Timestamp, _ = s.Trustd.Timestamp(ctx)
+	}
+	return o, err
 }
 
 func outcome(role string, version int64) func(*client.Published, error) (Outcome, error) {

@@ -45,6 +45,10 @@ type Session struct {
 	// HTTP is used for the registry and for public trustd metadata; nil means a
 	// default client.
 	HTTP *http.Client
+	// Timestamp is trustd's timestamp.json read right after this session's
+	// last publish (nil before one, or when it could not be read): the
+	// registry refreshes at once when handed it (verify.TimestampHeader).
+	Timestamp []byte
 }
 
 // Open makes the session of a trustctl command acting on registry (host:port;
