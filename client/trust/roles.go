@@ -12,6 +12,7 @@ import (
 
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/signer/agent"
 )
 
 // nextTargets returns a copy of md as the next version, unsigned, expiring at
@@ -186,6 +187,9 @@ func (s *Session) publishTargets(ctx context.Context, role string, md *metadata.
 }
 
 func (s *Session) publish(ctx context.Context, role string, md *metadata.Metadata[metadata.TargetsType], keys []*signer.Key, replace bool) (Outcome, error) {
+	for _, k := range keys {
+		agent.SigningFor(k, fmt.Sprintf("%s v%d", role, md.Signed.Version))
+	}
 	if err := signer.SignMetadata(md, replace, keys...); err != nil {
 		return Outcome{}, err
 	}
