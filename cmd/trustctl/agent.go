@@ -86,6 +86,9 @@ $SIGNET_HOME/agent.log).`,
 			if err != nil {
 				return err
 			}
+			if err := os.MkdirAll(filepath.Dir(logPath), 0o700); err != nil {
+				return fmt.Errorf("the agent's log: %w", err)
+			}
 			logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 			if err != nil {
 				return fmt.Errorf("the agent's log: %w", err)
