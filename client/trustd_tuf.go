@@ -122,3 +122,15 @@ func FetchRoot(ctx context.Context, hc *http.Client, trustdURL string) (root []b
 	}
 	return nil, false, fmt.Errorf("GET %s answered %s: %s", u, resp.Status, truncate(string(b), 200))
 }
+
+// Timestamp returns trustd's current timestamp.json (public, GET
+// <trustd>/tuf/timestamp.json), the bytes as served: a pusher hands it to the
+// registry with its manifests (verify.TimestampHeader) so the registry sees what
+// was just published without waiting for its next refresh.
+func (c *Trustd) Timestamp(ctx context.Context) ([]byte, error) {
+	var raw json.RawMessage
+	if _, err := c.do(ctx, "reading trustd's timestamp", http.MethodGet, "/tuf/timestamp.json", nil, &raw, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return raw, nil
+}

@@ -39,6 +39,9 @@ var (
 	// CodeQueryInvalid is Signet's own, for a bad query of its own endpoints
 	// (the audit log's filters).
 	CodeQueryInvalid = ErrorCode{Code: "QUERY_INVALID", Status: http.StatusBadRequest, Message: "invalid query parameters"}
+	// CodeTimestampInvalid is Signet's own, for a Signet-Trust-Timestamp
+	// header that is not a timestamp.json at all (trustoffer.go).
+	CodeTimestampInvalid = ErrorCode{Code: "TIMESTAMP_INVALID", Status: http.StatusBadRequest, Message: "invalid trust timestamp header"}
 )
 
 // Error is an API error: a code, a message that says what was wrong, and the

@@ -84,6 +84,13 @@ func newGatedWith(t *testing.T, keys map[string]*tuftest.Key, checkSig Signature
 // newGatedOn is newGatedWith on the storage driver d.
 func newGatedOn(t *testing.T, d driver.Driver, keys map[string]*tuftest.Key, checkSig SignatureChecker, listeners ...EventListener) *gated {
 	t.Helper()
+	return newGatedPausing(t, time.Second, d, keys, checkSig, listeners...)
+}
+
+// newGatedPausing is newGatedOn with pause as the index's shortest time
+// between refreshes.
+func newGatedPausing(t *testing.T, pause time.Duration, d driver.Driver, keys map[string]*tuftest.Key, checkSig SignatureChecker, listeners ...EventListener) *gated {
+	t.Helper()
 	repo := tuftest.NewRepo(t)
 	maps.Copy(repo.Keys, keys)
 	repo.Delegate("targets", "org-acme", trustnames.OrgPaths("acme"), "acme-org")
@@ -98,7 +105,7 @@ func newGatedOn(t *testing.T, d driver.Driver, keys map[string]*tuftest.Key, che
 		t.Fatal(err)
 	}
 	clock := &tuftest.Clock{}
-	index, err := verify.NewIndex(verify.IndexConfig{TrustdURL: repo.Srv.URL, Root: repo.RootBytes(), Store: store.TrustMetadata(), MinInterval: time.Second, Now: clock.Now})
+	index, err := verify.NewIndex(verify.IndexConfig{TrustdURL: repo.Srv.URL, Root: repo.RootBytes(), Store: store.TrustMetadata(), MinInterval: pause, Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

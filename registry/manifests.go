@@ -146,6 +146,10 @@ func (s *Server) putManifest(w http.ResponseWriter, r *http.Request, repo string
 		}
 	}
 	tags := r.URL.Query()["tag"]
+	if err := s.offerTimestamp(r, repo); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	admission := AdmissionOpen
 	var sig sigAdmission
 	var info *storage.ManifestInfo

@@ -63,6 +63,9 @@ type Index struct {
 	lastRootProbe time.Time
 	// raw holds the verified bytes of every metadata file of the view.
 	raw map[string][]byte
+
+	// held is what an offered timestamp is checked against (offer.go).
+	held heldTrust
 }
 
 // MetadataStore keeps the verified metadata between processes. Load returns
@@ -197,6 +200,13 @@ func (ix *Index) Now() time.Time {
 // clock and waited out once per refresh, so a clock that stands still (in
 // tests) delays a refresh by MinInterval at most.
 func (ix *Index) Refresh(ctx context.Context) error {
+	return ix.refreshAfter(ctx, false)
+}
+
+// refreshAfter is Refresh; now skips the pause between refreshes, for a
+// refresh an offered timestamp proved worthwhile (Offer). It still shares a
+// refresh that started after the call.
+func (ix *Index) refreshAfter(ctx context.Context, now bool) error {
 	ix.refreshMu.Lock()
 	arrived := ix.refreshes // refreshes numbered above it started after the call
 	var pausedAfter int64   // the refresh whose pause this call has waited out
@@ -221,7 +231,7 @@ func (ix *Index) Refresh(ctx context.Context) error {
 			ix.refreshMu.Unlock()
 			return ix.lastErr()
 		}
-		if wait := ix.lastStart.Add(ix.cfg.MinInterval).Sub(ix.cfg.Now()); n > 0 && pausedAfter != n && wait > 0 {
+		if wait := ix.lastStart.Add(ix.cfg.MinInterval).Sub(ix.cfg.Now()); !now && n > 0 && pausedAfter != n && wait > 0 {
 			ix.refreshMu.Unlock()
 			t := time.NewTimer(wait)
 			select {

@@ -30,6 +30,7 @@ func (ix *Index) update(ctx context.Context, remote, probeRoot bool) error {
 		return err
 	}
 	if unchanged && ix.view != nil && w.fresh["root.json"] == nil {
+		ix.held.set(w.tm.Root, w.tm.Timestamp.Signed.Version)
 		return nil
 	}
 	if err := w.updateSnapshot(); err != nil {
@@ -39,7 +40,11 @@ func (ix *Index) update(ctx context.Context, remote, probeRoot bool) error {
 	if err != nil {
 		return err
 	}
-	return ix.publish(ctx, w.fresh, buildView(g, ix.cfg.Now()), g.problems)
+	if err := ix.publish(ctx, w.fresh, buildView(g, ix.cfg.Now()), g.problems); err != nil {
+		return err
+	}
+	ix.held.set(w.tm.Root, w.tm.Timestamp.Signed.Version)
+	return nil
 }
 
 // walk is one update's pass: the trusted set it builds, where it reads, and

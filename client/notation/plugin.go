@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/signer/agent"
 )
 
 // The notation plugin: notation runs `notation-signet <command>` with the
@@ -117,6 +118,7 @@ func (p *Plugin) GenerateSignature(ctx context.Context, req *plugin.GenerateSign
 		return nil, pluginError(dir, req.KeyID, err)
 	}
 	h := sha256.Sum256(req.Payload)
+	agent.SigningFor(key, "notation signature")
 	der, err := key.Signer.Sign(rand.Reader, h[:], crypto.SHA256)
 	if err != nil {
 		return nil, plugin.NewGenericErrorf("signing with key %q: %v", req.KeyID, err)
@@ -169,7 +171,9 @@ func (p *Plugin) store(name string, config map[string]string) (signer.KeyStore, 
 	if err != nil {
 		return nil, "", err
 	}
-	return signer.NewFileKeyStore(dir, func(bool) ([]byte, error) { return p.passphrase(name, config) }), dir, nil
+	// Behind the signing agent when $SIGNET_AGENT_SOCK is set: a key it
+	// holds needs no passphrase.
+	return agent.Wrap(signer.NewFileKeyStore(dir, func(bool) ([]byte, error) { return p.passphrase(name, config) })), dir, nil
 }
 
 // passphrase returns the key's passphrase: from the file the plugin

@@ -8,11 +8,13 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -22,7 +24,13 @@ import (
 
 	"github.com/signet-oss/signet/client/notation"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/signer/agent"
 )
+
+// writerFunc is an io.Writer of a function.
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // The plugin protocol is tested on the built notation-signet, with requests as
 // notation v1.3 sends them (its plugin/proto types), on stdin.
@@ -270,6 +278,47 @@ func TestPluginGenerateSignature(t *testing.T) {
 		e := pluginError(t, pluginRun(t, []string{"SIGNET_HOME=" + home, "SIGNET_PASSPHRASE=wrong"}, "generate-signature", request(nil)))
 		if e.ErrCode != plugin.ErrorCodeAccessDenied {
 			t.Errorf("error %+v, want ACCESS_DENIED", e)
+		}
+	})
+	t.Run("through the signing agent that holds the key, it signs without the passphrase", func(t *testing.T) {
+		log := &strings.Builder{}
+		var logMu sync.Mutex
+		a, err := agent.Listen(agent.Config{
+			Socket: filepath.Join(t.TempDir(), "agent", "sock"),
+			Open: func(p []byte) signer.KeyStore {
+				p = append([]byte{}, p...)
+				return signer.NewFileKeyStore(keyDir, func(bool) ([]byte, error) { return p, nil })
+			},
+			Log: slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+				logMu.Lock()
+				defer logMu.Unlock()
+				return log.Write(b)
+			}), nil)),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); a.Serve(ctx) }()
+		defer func() { cancel(); <-done }()
+		c, err := agent.Dial(a.Socket())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Add("alice", []byte(testPassphrase)); err != nil {
+			t.Fatal(err)
+		}
+		r := pluginRun(t, []string{"SIGNET_HOME=" + home, "SIGNET_PASSPHRASE=wrong", agent.SocketEnv + "=" + a.Socket()}, "generate-signature", request(nil))
+		if !r.ok {
+			t.Fatalf("generate-signature through the agent failed: %s", r.stderr)
+		}
+		checkSignature(t, r.stdout)
+		logMu.Lock()
+		defer logMu.Unlock()
+		if !strings.Contains(log.String(), `key=alice`) || !strings.Contains(log.String(), `for="notation signature"`) {
+			t.Errorf("the agent did not log the notation signature:\n%s", log.String())
 		}
 	})
 	t.Run("without a passphrase source or a terminal, it says how to give one, never reading stdin", func(t *testing.T) {

@@ -23,6 +23,11 @@ type Repository struct {
 	// Host is the registry's host:port; Name the repository's name.
 	Host, Name string
 
+	// ManifestHeader is sent with every manifest PUT besides what the API
+	// needs: a signed push hands the registry the trust timestamp of its
+	// publish there (verify.TimestampHeader).
+	ManifestHeader http.Header
+
 	base string
 	hc   *http.Client
 	auth *authorizer
@@ -239,6 +244,9 @@ func (r *Repository) PutManifest(ctx context.Context, ref, mediaType string, raw
 	req, err := http.NewRequestWithContext(ctx, http.MethodPut, r.url("manifests", ref), strings.NewReader(string(raw)))
 	if err != nil {
 		return err
+	}
+	for k, v := range r.ManifestHeader {
+		req.Header[k] = v
 	}
 	req.Header.Set("Content-Type", mediaType)
 	resp, err := r.do(req)

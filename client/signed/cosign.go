@@ -11,6 +11,7 @@ import (
 	"github.com/signet-oss/signet/client/oci"
 	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/signer/agent"
 )
 
 // ErrNotInRegistry: the manifest to write a cosign signature for is not in the
@@ -79,6 +80,7 @@ func writeCosignSignature(ctx context.Context, s *trust.Session, dst *oci.Reposi
 	if err != nil {
 		return fail(err)
 	}
+	agent.SigningFor(key, reference+" "+tag)
 	prev, _, err := dst.GetManifest(ctx, tag, oci.MaxManifest)
 	if errors.Is(err, oci.ErrNotFound) {
 		prev, err = nil, nil

@@ -2,10 +2,12 @@ package signed
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/trustnames"
+	"github.com/signet-oss/signet/verify"
 )
 
 // PushOptions shape Push and Copy.
@@ -183,6 +186,7 @@ func publish(ctx context.Context, src oci.Source, mountFrom string, im *oci.Imag
 		}
 		res.Pruned, res.Signed.Kept = res.Signed.Kept, ""
 	}
+	handTimestamp(s, dst)
 	if err := oci.PushManifests(ctx, im, dst, ref.Tag); err != nil {
 		return nil, err
 	}
@@ -211,7 +215,21 @@ func pushRepository(ctx context.Context, s *trust.Session, repo, mountFrom strin
 	if mountFrom != "" {
 		opts.MountFrom = []string{mountFrom}
 	}
-	return oci.NewRepository(ctx, s.Registry, repo, opts)
+	dst, err := oci.NewRepository(ctx, s.Registry, repo, opts)
+	if err != nil {
+		return nil, err
+	}
+	handTimestamp(s, dst)
+	return dst, nil
+}
+
+// handTimestamp has dst's manifest PUTs carry the timestamp of the session's
+// last publish, so the registry decides them on what was just published
+// instead of waiting for its next refresh (verify.TimestampHeader).
+func handTimestamp(s *trust.Session, dst *oci.Repository) {
+	if s.Timestamp != nil {
+		dst.ManifestHeader = http.Header{verify.TimestampHeader: {base64.StdEncoding.EncodeToString(s.Timestamp)}}
+	}
 }
 
 // ManifestOf is what signing needs of an image's root: its digest, length and

@@ -12,6 +12,7 @@ import (
 
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/signer/agent"
 )
 
 // nextTargets returns a copy of md as the next version, unsigned, expiring at
@@ -186,6 +187,9 @@ func (s *Session) publishTargets(ctx context.Context, role string, md *metadata.
 }
 
 func (s *Session) publish(ctx context.Context, role string, md *metadata.Metadata[metadata.TargetsType], keys []*signer.Key, replace bool) (Outcome, error) {
+	for _, k := range keys {
+		agent.SigningFor(k, fmt.Sprintf("%s v%d", role, md.Signed.Version))
+	}
 	if err := signer.SignMetadata(md, replace, keys...); err != nil {
 		return Outcome{}, err
 	}
@@ -193,7 +197,13 @@ func (s *Session) publish(ctx context.Context, role string, md *metadata.Metadat
 	if err != nil {
 		return Outcome{}, err
 	}
-	return outcome(role, md.Signed.Version)(s.Trustd.PublishMetadata(ctx, role, b))
+	o, err := outcome(role, md.Signed.Version)(s.Trustd.PublishMetadata(ctx, role, b))
+	if err == nil && o.Published {
+		// Only a hint for the registry: without it a push waits for the
+		// registry's next refresh, so a failure to read it is no failure.
+		s.Timestamp, _ = s.Trustd.Timestamp(ctx)
+	}
+	return o, err
 }
 
 func outcome(role string, version int64) func(*client.Published, error) (Outcome, error) {

@@ -18,6 +18,7 @@ import (
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/internal/atomicfile"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/signer/agent"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -45,12 +46,16 @@ type Session struct {
 	// HTTP is used for the registry and for public trustd metadata; nil means a
 	// default client.
 	HTTP *http.Client
+	// Timestamp is trustd's timestamp.json read right after this session's
+	// last publish (nil before one, or when it could not be read): the
+	// registry refreshes at once when handed it (verify.TimestampHeader).
+	Timestamp []byte
 }
 
 // Open makes the session of a trustctl command acting on registry (host:port;
 // "" means the one last logged in to): the login kept in $SIGNET_HOME, the key
 // store in $SIGNET_HOME/keys with the passphrase from SIGNET_PASSPHRASE or the
-// terminal.
+// terminal, behind the signing agent when $SIGNET_AGENT_SOCK is set.
 func Open(ctx context.Context, registry string, out io.Writer) (*Session, error) {
 	homeDir, err := client.SignetHome()
 	if err != nil {
@@ -74,7 +79,7 @@ func Open(ctx context.Context, registry string, out io.Writer) (*Session, error)
 	}
 	return &Session{
 		Home: homeDir, Registry: registry, Trustd: td, Out: out,
-		Keys: signer.NewFileKeyStore(KeyDir(homeDir), signer.Passphrase),
+		Keys: agent.Wrap(signer.NewFileKeyStore(KeyDir(homeDir), signer.Passphrase)),
 	}, nil
 }
 

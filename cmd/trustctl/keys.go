@@ -11,17 +11,19 @@ import (
 
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/signer/agent"
 )
 
 // keyStore opens the key store in $SIGNET_HOME/keys, asking for passphrases with
-// $SIGNET_PASSPHRASE or the terminal.
+// $SIGNET_PASSPHRASE or the terminal, behind the signing agent when
+// $SIGNET_AGENT_SOCK is set.
 func keyStore() (signer.KeyStore, string, error) {
 	home, err := client.SignetHome()
 	if err != nil {
 		return nil, "", err
 	}
 	dir := filepath.Join(home, "keys")
-	return signer.NewFileKeyStore(dir, signer.Passphrase), dir, nil
+	return agent.Wrap(signer.NewFileKeyStore(dir, signer.Passphrase)), dir, nil
 }
 
 // loadKey loads a signing key from the key store, warning on stderr when it is a

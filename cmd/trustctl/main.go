@@ -67,7 +67,7 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 	root.PersistentFlags().StringVar(&g.clientCert, "client-cert", "", "PEM client certificate to present to servers that ask for one (trustd with tls.clientCA), with --client-key")
 	root.PersistentFlags().StringVar(&g.clientKey, "client-key", "", "PEM private key of --client-cert")
 	root.AddCommand(newUpCmd(), newLoginCmd(g), newUserCmd(g), newOrgCmd(g), newTokenCmd(g))
-	root.AddCommand(newKeysCmd(g))
+	root.AddCommand(newKeysCmd(g), newAgentCmd(g))
 	root.AddCommand(newInitCmd(g), newSignCmd(g), newTrustCmd(g), newRootRoleCmd(g), newTargetsCmd(g))
 	root.AddCommand(newPushCmd(g), newCopyCmd(g), newVerifyCmd(g), newPullCmd(g))
 	root.AddCommand(newAuditCmd(g), newPolicyCmd(g))

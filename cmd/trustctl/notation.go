@@ -14,6 +14,7 @@ import (
 	"github.com/signet-oss/signet/client/signed"
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/signer"
+	"github.com/signet-oss/signet/signer/agent"
 )
 
 func newNotationCmd(g *globals) *cobra.Command {
@@ -75,7 +76,7 @@ notation's key configuration as the plugin config passphrase-file=PATH).`,
 			}
 			if passphraseFile != "" {
 				// The file the plugin will read serves this load too.
-				ks = signer.NewFileKeyStore(dir, func(bool) ([]byte, error) { return notation.ReadPassphraseFile(passphraseFile) })
+				ks = agent.Wrap(signer.NewFileKeyStore(dir, func(bool) ([]byte, error) { return notation.ReadPassphraseFile(passphraseFile) }))
 			}
 			info, err := ks.Public(ctx, name)
 			if err != nil {
