@@ -28,14 +28,3 @@ func TokenPrivateValue(k *Key) ([]byte, error) {
 	}
 	return a.Value, nil
 }
-
-// ForgetTokens logs out of every token this process logged in to, as a new
-// process would start.
-func ForgetTokens() {
-	tokens.Lock()
-	defer tokens.Unlock()
-	for k, c := range tokens.m {
-		c.Close()
-		delete(tokens.m, k)
-	}
-}

@@ -52,6 +52,9 @@ type fileKeyStore struct {
 	// cost (about half a second a key) would make the shared suite crawl.
 	seal   func(priv crypto.PrivateKey, passphrase []byte) ([]byte, error)
 	unseal func(keyPEM, passphrase []byte) (crypto.PrivateKey, error)
+	// pin, when set, is the PIN a token key is loaded with, whatever its URI,
+	// its pin-source or the environment say (NewUnlockingKeyStore).
+	pin []byte
 }
 
 // NewFileKeyStore returns the key store kept in dir (created 0700 on the first
@@ -59,6 +62,16 @@ type fileKeyStore struct {
 // or used (confirm false), never for development keys; Passphrase is the usual one.
 func NewFileKeyStore(dir string, passphrase func(confirm bool) ([]byte, error)) KeyStore {
 	return &fileKeyStore{dir: dir, passphrase: passphrase, seal: sigstoreSeal, unseal: sigstoreUnseal}
+}
+
+// NewUnlockingKeyStore returns the key store kept in dir, opening keys with
+// secret: a file key's passphrase, or a token key's PIN. It is how a signing
+// agent unlocks the one key it is asked to add, with the secret its user gave
+// for that key.
+func NewUnlockingKeyStore(dir string, secret []byte) KeyStore {
+	secret = append([]byte{}, secret...)
+	return &fileKeyStore{dir: dir, passphrase: func(bool) ([]byte, error) { return secret, nil },
+		seal: sigstoreSeal, unseal: sigstoreUnseal, pin: secret}
 }
 
 // sigstoreSeal writes priv as cosign does: PKCS#8, encrypted by go-securesystemslib

@@ -63,6 +63,20 @@ func openToken(u *PKCS11URI) (*crypto11.Context, error) {
 	return c, nil
 }
 
+// CloseTokens logs out of every token this process logged in to and forgets
+// the sessions, so the next use of a token key asks for its PIN again: a
+// signing agent that locks must hold no session that would sign without it.
+func CloseTokens() error {
+	tokens.Lock()
+	defer tokens.Unlock()
+	var errs []error
+	for k, c := range tokens.m {
+		errs = append(errs, c.Close())
+		delete(tokens.m, k)
+	}
+	return errors.Join(errs...)
+}
+
 // tokenError says what went wrong with a token in words, never quoting the PIN
 // (crypto11's errors do not hold it either).
 func tokenError(u *PKCS11URI, err error) error {

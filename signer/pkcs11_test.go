@@ -39,7 +39,7 @@ func TestTokenKeys(t *testing.T) {
 	const pin = "4711-token-pin"
 	uri := hsm.InitToken(t, "signet", pin)
 	t.Setenv(signer.PKCS11PINEnv, pin)
-	t.Cleanup(signer.ForgetTokens)
+	t.Cleanup(func() { signer.CloseTokens() })
 	dir := filepath.Join(t.TempDir(), "keys")
 	// No passphrase source: a token key never asks for one.
 	ks := signer.NewFastFileKeyStore(dir, nil).(signer.TokenKeyStore)
@@ -106,7 +106,7 @@ func TestTokenKeys(t *testing.T) {
 		checkSigns(t, k)
 	})
 	t.Run("a wrong PIN fails once, clearly, without the PIN; the right one works after it", func(t *testing.T) {
-		signer.ForgetTokens()
+		signer.CloseTokens()
 		const wrong = "9999-wrong-pin"
 		t.Setenv(signer.PKCS11PINEnv, wrong)
 		_, err := ks.Load(ctx, "release")

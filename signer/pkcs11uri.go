@@ -138,6 +138,21 @@ func (u *PKCS11URI) withKey(label string, id []byte) *PKCS11URI {
 	return c
 }
 
+// withPIN returns a copy whose PIN is pin (as a pin-value, which String
+// never prints).
+func (u *PKCS11URI) withPIN(pin []byte) *PKCS11URI {
+	c := &PKCS11URI{path: map[string]string{}, query: map[string]string{}}
+	for k, v := range u.path {
+		c.path[k] = v
+	}
+	for k, v := range u.query {
+		c.query[k] = v
+	}
+	delete(c.query, "pin-source")
+	c.query["pin-value"] = string(pin)
+	return c
+}
+
 // String is the URI without its pin-value: what a key store entry records and
 // what messages print. pin-source, the name of a file, is kept.
 func (u *PKCS11URI) String() string {

@@ -149,6 +149,9 @@ func (s *fileKeyStore) loadToken(name string, u *PKCS11URI) (*Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.pin != nil {
+		u = u.withPIN(s.pin)
+	}
 	priv, _, err := tokenFind(u)
 	if errors.Is(err, ErrKeyNotFound) {
 		// The entry exists; the token lost the key (or another token answers).

@@ -153,9 +153,8 @@ directory is created 0700 if missing, and must otherwise be 0700; the socket is
 			}
 			a, err := agent.Listen(agent.Config{
 				Socket: sock, IdleTimeout: idle, Log: log,
-				Open: func(pass []byte) signer.KeyStore {
-					pass = append([]byte{}, pass...)
-					return signer.NewFileKeyStore(keys, func(bool) ([]byte, error) { return pass, nil })
+				Open: func(secret []byte) signer.KeyStore {
+					return signer.NewUnlockingKeyStore(keys, secret)
 				},
 			})
 			if err != nil {
@@ -189,7 +188,7 @@ func dialAgent() (*agent.Client, error) {
 func newAgentAddCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:     "add NAME...",
-		Short:   "Unlock keys in the agent (the passphrase from $SIGNET_PASSPHRASE, else asked)",
+		Short:   "Unlock keys in the agent (a passphrase from $SIGNET_PASSPHRASE, a token key's PIN from $SIGNET_PKCS11_PIN, else asked)",
 		Example: `  trustctl agent add alice`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -209,11 +208,9 @@ func newAgentAddCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				pass := []byte{}
-				if !info.Development {
-					if pass, err = signer.Passphrase(false); err != nil {
-						return err
-					}
+				pass, err := agentSecret(info)
+				if err != nil {
+					return err
 				}
 				k, err := c.Add(name, pass)
 				clear(pass)
@@ -279,4 +276,22 @@ func newAgentLockCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// agentSecret is what unlocks a key in the agent: a file key's passphrase
+// ($SIGNET_PASSPHRASE, else asked), a token key's PIN (from its URI's
+// pin-source, $SIGNET_PKCS11_PIN, else asked here, since the agent has no
+// terminal), nothing for a development key.
+func agentSecret(info *signer.KeyInfo) ([]byte, error) {
+	switch {
+	case info.PKCS11 != "":
+		u, err := signer.ParsePKCS11URI(info.PKCS11)
+		if err != nil {
+			return nil, err
+		}
+		return u.PIN()
+	case info.Development:
+		return []byte{}, nil
+	}
+	return signer.Passphrase(false)
 }

@@ -286,6 +286,11 @@ func (a *Agent) Lock(why string) {
 		a.idle = nil
 	}
 	a.mu.Unlock()
+	// A token key is a logged-in session, not a key: forgetting it means
+	// logging out, or a later add would sign without the PIN.
+	if err := signer.CloseTokens(); err != nil {
+		a.cfg.Log.Warn("signing agent could not log out of a token", "err", err)
+	}
 	if n > 0 {
 		a.cfg.Log.Info("signing agent locked", "reason", why, "forgotten", n)
 	}
