@@ -3,9 +3,6 @@ package signed_test
 import (
 	"context"
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"strings"
@@ -13,7 +10,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"github.com/signet-oss/signet/client/oci"
@@ -33,19 +29,8 @@ type publisher struct {
 
 func newPublisher(t *testing.T) publisher {
 	t.Helper()
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := signature.LoadECDSASignerVerifier(priv, crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := metadata.KeyFromPublicKey(&priv.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return publisher{tuf: &tuftest.Key{TUF: k, Signer: s}, priv: priv}
+	k := tuftest.NewKey(t)
+	return publisher{tuf: k, priv: k.Private}
 }
 
 // attestation is one layer of a cosign attestation artifact: a statement of

@@ -55,6 +55,8 @@ type Repo struct {
 type Key struct {
 	TUF    *metadata.Key
 	Signer signature.Signer
+	// Private is the key itself, for tests that sign other formats with it.
+	Private crypto.Signer
 }
 
 func NewKey(t testing.TB) *Key {
@@ -71,7 +73,7 @@ func NewKey(t testing.TB) *Key {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Key{TUF: k, Signer: s}
+	return &Key{TUF: k, Signer: s, Private: priv}
 }
 
 func (k *Key) ID() string {
