@@ -234,6 +234,9 @@ func (c *Client) Verify(ctx context.Context, ref trust.Ref) (*Verified, error) {
 // against its digest and length as it streams; the root is named by ref's tag
 // in the layout's index.json, written last.
 func (c *Client) Pull(ctx context.Context, ref trust.Ref, dir string) (*Verified, error) {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory: pull writes an OCI image layout into a directory, made if missing", dir)
+	}
 	v, err := c.Verify(ctx, ref)
 	if err != nil {
 		return v, err // nothing is written: a policy not met is known first

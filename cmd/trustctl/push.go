@@ -102,16 +102,9 @@ func pushOptions(g *globals, key string, noKeep bool) signed.PushOptions {
 
 // pushExitCodes documents the exit codes of push and copy.
 const pushExitCodes = `Exit codes:
-   0  pushed and signed, with its cosign signature artifact
-  13  unreachable: trustd or the registry could not be reached, or answered
-      with a server error (a registry that cannot reach trustd answers 503);
-      run it again when they are back: blobs already uploaded are skipped
-  11  content mismatch (copy): the source served other bytes than its digest
-  12  expired metadata: the trust metadata read to sign has expired
-   1  anything else: bad arguments, no login, a key not delegated for the
-      repository, a refusal by the registry, and a cosign signature artifact
-      the registry refused (the image itself is pushed and signed; 13 when the
-      registry could not reach trustd to check the artifact)`
+` + exitCodeTable + `
+A cosign signature artifact the registry refuses exits 1 (13 when the registry
+could not reach trustd to check it): the image itself is pushed and signed.`
 
 // finishPush reports a push or copy: what it did, when it did something, and
 // its failure with its exit code.

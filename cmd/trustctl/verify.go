@@ -155,6 +155,9 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 			fmt.Fprintf(os.Stderr, "warning: %s (warn mode: served anyway)\n", w)
 		}
 	}
+	if err != nil && out.Code == signed.CodeOther {
+		return &exitError{code: out.Code, err: err}
+	}
 	if err != nil {
 		return &exitError{code: out.Code, err: fmt.Errorf("%s: %w", signed.Reason(out.Code), err)}
 	}
