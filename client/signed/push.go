@@ -163,6 +163,11 @@ func publish(ctx context.Context, src oci.Source, mountFrom string, im *oci.Imag
 	if err != nil {
 		return nil, err
 	}
+	// Refuse before the upload, not after it: a push the trust graph will
+	// not let this key sign uploads nothing, and the passphrase is asked now.
+	if err := s.CheckPublisher(ctx, ref, o.Key); err != nil {
+		return nil, err
+	}
 	res := &PushResult{
 		Reference: fmt.Sprintf("%s/%s:%s", s.Registry, ref.Repo, ref.Tag),
 		Digest:    im.Root.Digest, MediaType: im.Root.MediaType, Manifests: len(im.Manifests),

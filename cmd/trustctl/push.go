@@ -45,7 +45,7 @@ would find no signature: run the push again once the cause is fixed.
 ` + pushExitCodes,
 		Example: `  trustctl push ./app-oci 127.0.0.1:5000/acme/app:v1 --key alice
   docker save app:v1 -o app.tar && trustctl push app.tar 127.0.0.1:5000/acme/app:v1 --key alice`,
-		Args: cobra.ExactArgs(2),
+		Args: pushArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := trust.ParseRef(args[1])
 			if err != nil {
@@ -90,6 +90,23 @@ copied.
 	cmd.Flags().BoolVar(&noKeep, "no-keep-previous", false, "do not keep a moved tag's previous digest as a <repo>@<digest> target")
 	cmd.MarkFlagRequired("key")
 	return cmd
+}
+
+// pushArgs checks push's command line before anything is read: two
+// arguments, the second an image reference. A local path second is the
+// arguments swapped, said so with the order they go in.
+func pushArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.ExactArgs(2)(cmd, args); err != nil {
+		return err
+	}
+	_, err := trust.ParseRef(args[1])
+	if err == nil {
+		return nil
+	}
+	if _, serr := os.Stat(args[1]); serr == nil {
+		return fmt.Errorf("the image to push (%s) comes first, then where to push it (HOST/ORG/REPO:TAG), not %s", args[1], args[0])
+	}
+	return err
 }
 
 func pushOptions(g *globals, key string, noKeep bool) signed.PushOptions {
