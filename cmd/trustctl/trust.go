@@ -89,4 +89,3 @@ root and refuses any other, showing both fingerprints.`,
 	cmd.AddCommand(add)
 	return cmd
 }
-
