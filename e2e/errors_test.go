@@ -179,46 +179,8 @@ func TestTrustctlErrorsAndExitCodes(t *testing.T) {
 		st.ctlRun(t, []string{"SIGNET_HOME=" + t.TempDir()}, "trust", "add", closed, "--yes").expect(t, 13)
 
 		// A registry that accepts connections and never answers: Ctrl-C.
-		hang, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer hang.Close()
-		go func() {
-			var conns []net.Conn
-			defer func() {
-				for _, c := range conns {
-					c.Close()
-				}
-			}()
-			for {
-				c, err := hang.Accept()
-				if err != nil {
-					return
-				}
-				conns = append(conns, c)
-			}
-		}()
-		cmd := exec.Command(trustctlBin, "verify", hang.Addr().String()+"/acme/app:v1")
-		cmd.Env = []string{"HOME=" + filepath.Dir(st.Home), "SIGNET_HOME=" + st.Home}
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(time.Second)
-		cmd.Process.Signal(syscall.SIGINT)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			t.Fatal("trustctl verify did not stop within 10s of SIGINT")
-		}
-		if code := cmd.ProcessState.ExitCode(); code != 130 || !strings.Contains(stderr.String(), "interrupted") {
-			t.Errorf("trustctl verify interrupted: exit %d, want 130 saying so:\n%s", code, stderr.String())
+		if code, stderr := interruptedVerify(t, st); code != 130 || !strings.Contains(stderr, "interrupted") {
+			t.Errorf("trustctl verify interrupted: exit %d, want 130 saying so:\n%s", code, stderr)
 		}
 	})
 
@@ -275,4 +237,50 @@ func TestTrustctlErrorsAndExitCodes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// interruptedVerify runs trustctl verify against a registry that accepts
+// connections and never answers, sends it SIGINT once it is waiting, and
+// returns its exit code and stderr.
+func interruptedVerify(t *testing.T, st *stack) (int, string) {
+	t.Helper()
+	hang, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hang.Close()
+	go func() {
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := hang.Accept()
+			if err != nil {
+				return
+			}
+			conns = append(conns, c)
+		}
+	}()
+	cmd := exec.Command(trustctlBin, "verify", hang.Addr().String()+"/acme/app:v1")
+	cmd.Env = []string{"HOME=" + filepath.Dir(st.Home), "SIGNET_HOME=" + st.Home}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	cmd.Process.Signal(syscall.SIGINT)
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		t.Fatal("trustctl verify did not stop within 10s of SIGINT")
+	}
+	return cmd.ProcessState.ExitCode(), stderr.String()
 }
