@@ -66,10 +66,9 @@ func tagsNaming(md *metadata.Metadata[metadata.TargetsType], repo string, d dige
 // delegated now: a revoked key).
 func explainNotSigned(st *verify.State, host string, ref trust.Ref) error {
 	org := trustnames.OrgOfRepo(ref.Repo)
-	orgs := st.Roles[metadata.TARGETS]
-	if orgs != nil && orgs.Signed.Delegations != nil && !slices.ContainsFunc(orgs.Signed.Delegations.Roles, func(d metadata.DelegatedRole) bool {
+	if orgs := st.Roles[metadata.TARGETS]; orgs != nil && (orgs.Signed.Delegations == nil || !slices.ContainsFunc(orgs.Signed.Delegations.Roles, func(d metadata.DelegatedRole) bool {
 		return d.Name == trustnames.RoleForOrg(org)
-	}) {
+	})) {
 		return notSigned(fmt.Errorf("organisation %s does not exist on %s: nothing of %s is signed", org, host, ref.Repo))
 	}
 	if _, ok := st.RepoKeys(ref.Repo); !ok && st.Roles[trustnames.RoleForOrg(org)] != nil {
