@@ -18,7 +18,9 @@ func newPushCmd(g *globals) *cobra.Command {
 		Short: "Push an OCI layout or a docker save / OCI archive, signed",
 		Long: `push reads an image from SRC — an OCI image layout directory, or a tarball:
 an OCI archive or the output of docker save (gzipped or not) — and pushes it
-signed, in the order the registry's gate admits:
+signed, in the order the registry's gate admits, once it has checked, before
+uploading anything, that the key unlocks (its passphrase is asked then) and is
+one of the keys the trust graph delegates the repository to:
 
   1. the blobs, several at once, skipping those the registry has, resuming an
      upload whose connection broke;
