@@ -17,6 +17,7 @@ import (
 
 	"github.com/signet-oss/signet/reference"
 	"github.com/signet-oss/signet/registry/storage"
+	"github.com/signet-oss/signet/trustnames"
 	"github.com/signet-oss/signet/verify"
 )
 
@@ -161,7 +162,7 @@ func (g *gate) admitManifest(ctx context.Context, repo, ref string, tags []strin
 			return sigAdmission{}, unavailable(err)
 		}
 		if rt == nil || !matches(rt) {
-			return sigAdmission{}, denied("%s is not signed for %s:%s%s", d, repo, tag, targetHint(rt, tag, d, length, mediaType))
+			return sigAdmission{}, denied("%s is not signed for %s:%s%s", d, repo, tag, targetHint(rt, repo, tag, d, length, mediaType))
 		}
 	}
 	if len(tags) > 0 {
@@ -267,8 +268,12 @@ func (g *gate) signedMediaType(repo, ref string, d digest.Digest) string {
 }
 
 // targetHint says how a tag's target differs from what was pushed.
-func targetHint(rt *verify.RepoTargets, tag string, d digest.Digest, length int64, mediaType string) string {
-	if rt == nil || rt.Tags[tag] == nil {
+func targetHint(rt *verify.RepoTargets, repo, tag string, d digest.Digest, length int64, mediaType string) string {
+	if rt == nil || rt.Keys.Len() == 0 {
+		// Never delegated, or undelegated since: no target could be.
+		return fmt.Sprintf(": %s is not delegated to any publisher key (an owner of %s runs `trustctl org delegate %s --key KEY`)", repo, trustnames.OrgOfRepo(repo), repo)
+	}
+	if rt.Tags[tag] == nil {
 		return ": the trust graph has no target " + tag
 	}
 	t := rt.Tags[tag]

@@ -3,9 +3,11 @@ package signed
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 
 	"github.com/signet-oss/signet/client"
@@ -56,9 +58,14 @@ func Code(err error) int {
 	var ne net.Error
 	var ue *url.Error
 	var te *client.TokenError
+	var pe *fs.PathError
+	var le *os.LinkError
 	switch {
 	case err == nil:
 		return CodeVerified
+	case errors.As(err, &pe), errors.As(err, &le):
+		// A local file: its syscall.Errno would pass for a net.Error below.
+		return CodeOther
 	case errors.As(err, &e):
 		return e.Code
 	case errors.Is(err, verify.ErrNotSigned):

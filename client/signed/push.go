@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"strings"
@@ -61,8 +62,11 @@ func Push(ctx context.Context, src string, ref trust.Ref, o PushOptions) (*PushR
 		return nil, fmt.Errorf("%s/%s: push to a tag (HOST/ORG/REPO:TAG)", ref.Host, ref.Repo)
 	}
 	st, err := os.Stat(src)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%s does not exist: push reads an OCI image layout directory, or a docker save or OCI archive tarball", src)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", src, err)
+		return nil, err
 	}
 	var source oci.Source
 	var index ocispec.Index
@@ -157,6 +161,11 @@ func publish(ctx context.Context, src oci.Source, mountFrom string, im *oci.Imag
 	}
 	dst, err := pushRepository(ctx, s, ref.Repo, mountFrom)
 	if err != nil {
+		return nil, err
+	}
+	// Refuse before the upload, not after it: a push the trust graph will
+	// not let this key sign uploads nothing, and the passphrase is asked now.
+	if err := s.CheckPublisher(ctx, ref, o.Key); err != nil {
 		return nil, err
 	}
 	res := &PushResult{

@@ -3,8 +3,11 @@ package signed
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/url"
+	"os"
+	"syscall"
 	"testing"
 
 	"github.com/signet-oss/signet/client/oci"
@@ -60,6 +63,9 @@ func TestCodeGivesEachFailureItsExitCode(t *testing.T) {
 		{"a signature artifact the registry refused is another error", &SignatureError{Err: &oci.HTTPError{Status: 403}}, CodeOther},
 		{"a signature artifact the registry could not check is unreachable", &SignatureError{Err: &oci.HTTPError{Status: 503}}, CodeUnreachable},
 		{"a push that cannot reach trustd is unreachable", fmt.Errorf("publish: cannot reach trustd at x: %w", &url.Error{Op: "Post", Err: errors.New("refused")}), CodeUnreachable},
+		{"a missing local file is not the network", fmt.Errorf("push: %w", &fs.PathError{Op: "stat", Path: "./app", Err: syscall.ENOENT}), CodeOther},
+		{"a layout path that is a file is not the network", &fs.PathError{Op: "mkdir", Path: "./out", Err: syscall.ENOTDIR}, CodeOther},
+		{"a connection refused is the network", &net.OpError{Op: "dial", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}, CodeUnreachable},
 		{"anything else", errors.New("no pinned root"), CodeOther},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

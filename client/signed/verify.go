@@ -137,8 +137,11 @@ func credentials(l client.RegistryLogin) oci.Credentials {
 // Verified is an image whose manifests have been checked against its target.
 type Verified struct {
 	Target *verify.Target
-	Image  *oci.Image
-	repo   *oci.Repository
+	// Tags are the signed tags that vouch for a digest reference that has no
+	// target of its own (see resolveDigest).
+	Tags  []string
+	Image *oci.Image
+	repo  *oci.Repository
 	// Referrers are the signatures and attestations attached to it, each
 	// checked with the keys its trust graph delegates for the repository;
 	// ReferrersErr says why they could not be listed.
@@ -154,7 +157,8 @@ type Verified struct {
 }
 
 // Verify resolves ref's target through the trust graph (it must exist and be
-// fresh), lists the signatures and attestations attached to it and checks the
+// fresh; a digest with no target of its own is resolved through the signed
+// tags that name it), lists the signatures and attestations attached to it and checks the
 // pull policies that apply (checkPolicy), then fetches the manifest by the
 // same tag or digest and checks its digest and length against the target,
 // and, for an index, fetches every child by digest, checking each and that it
@@ -172,15 +176,21 @@ func (c *Client) Verify(ctx context.Context, ref trust.Ref) (*Verified, error) {
 	if err != nil {
 		return nil, err
 	}
+	var tags []string
+	if st.Target == nil && ref.Digest != "" {
+		if st, tags, err = resolveDigest(ctx, vc, st, ref); err != nil {
+			return nil, err
+		}
+	}
 	if st.Target == nil {
-		return nil, st.NotSigned
+		return nil, explainNotSigned(st, c.Host, ref)
 	}
 	target := st.Target
 	repo, err := c.repository(ctx, ref.Repo)
 	if err != nil {
 		return nil, err
 	}
-	v := &Verified{Target: target, repo: repo, vc: vc, state: st}
+	v := &Verified{Target: target, Tags: tags, repo: repo, vc: vc, state: st}
 	if err := c.checkPolicy(ctx, v); err != nil {
 		return v, err
 	}
@@ -234,6 +244,9 @@ func (c *Client) Verify(ctx context.Context, ref trust.Ref) (*Verified, error) {
 // against its digest and length as it streams; the root is named by ref's tag
 // in the layout's index.json, written last.
 func (c *Client) Pull(ctx context.Context, ref trust.Ref, dir string) (*Verified, error) {
+	if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+		return nil, fmt.Errorf("%s is not a directory: pull writes an OCI image layout into a directory, made if missing", dir)
+	}
 	v, err := c.Verify(ctx, ref)
 	if err != nil {
 		return v, err // nothing is written: a policy not met is known first

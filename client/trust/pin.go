@@ -44,6 +44,16 @@ type RootInfo struct {
 // Fingerprint is the sha256 as users compare it.
 func (r *RootInfo) Fingerprint() string { return "SHA256:" + r.SHA256 }
 
+// HasFingerprint reports whether fp, as a user typed or pasted it, is the
+// root's fingerprint: the "SHA256:" prefix is optional and the case of the hex
+// does not matter, but every digit must be there (a prefix is not a
+// fingerprint).
+func (r *RootInfo) HasFingerprint(fp string) bool {
+	fp = strings.ToLower(strings.TrimSpace(fp))
+	fp = strings.TrimPrefix(fp, "sha256:")
+	return r.SHA256 != "" && fp == strings.ToLower(r.SHA256)
+}
+
 // DiscoverRoot reads what registry (host[:port] or a URL) says about its trust
 // root: trustd's URL from signet.json, then trustd's current root.json, checked
 // against the registry's rootSha256 when it names one.

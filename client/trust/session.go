@@ -50,6 +50,9 @@ type Session struct {
 	// last publish (nil before one, or when it could not be read): the
 	// registry refreshes at once when handed it (verify.TimestampHeader).
 	Timestamp []byte
+
+	// loaded are the private keys unlocked so far, by name.
+	loaded map[string]*signer.Key
 }
 
 // Open makes the session of a trustctl command acting on registry (host:port;
@@ -183,19 +186,37 @@ func (s *Session) keysByID(ctx context.Context, ids []string) ([]*signer.Key, er
 }
 
 // loadKey loads a named private key, warning if it is a development key.
+// A key is unlocked once per session: its passphrase is asked once.
 func (s *Session) loadKey(ctx context.Context, name string) (*signer.Key, error) {
+	if k := s.loaded[name]; k != nil {
+		return k, nil
+	}
 	k, err := s.Keys.Load(ctx, name)
 	if err != nil {
 		if errors.Is(err, signer.ErrKeyNotFound) {
-			return nil, fmt.Errorf("%w: no key %q in %s (trustctl keys generate %s)", err, name, KeyDir(s.Home), name)
+			return nil, &missingKeyError{name: name, dir: KeyDir(s.Home)}
 		}
 		return nil, err
 	}
 	if w := k.DevelopmentWarning(); w != "" {
 		s.printf("%s\n", w)
 	}
+	if s.loaded == nil {
+		s.loaded = map[string]*signer.Key{}
+	}
+	s.loaded[name] = k
 	return k, nil
 }
+
+// missingKeyError is a key the store does not have, said once (the store's
+// own error names the key and the directory too) with the way to make it; it
+// is signer.ErrKeyNotFound.
+type missingKeyError struct{ name, dir string }
+
+func (e *missingKeyError) Error() string {
+	return fmt.Sprintf("no key %q in %s: generate it (trustctl keys generate %s) or name another with --key", e.name, e.dir, e.name)
+}
+func (e *missingKeyError) Unwrap() error { return signer.ErrKeyNotFound }
 
 // publicKey returns the TUF public key named by nameOrFile: a key of the store, or
 // a PEM public key file (a publisher's exported key).

@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -84,29 +83,11 @@ func (s *Session) Sign(ctx context.Context, ref Ref, m *Manifest, keyName string
 	if err != nil {
 		return nil, err
 	}
-	path := ref.TargetPath()
-	st, err := s.state(ctx, path)
+	st, err := s.delegationFor(ctx, ref, key, keyName)
 	if err != nil {
 		return nil, err
 	}
-	org, _ := splitRepo(ref.Repo)
-	orgRole, role := trustnames.RoleForOrg(org), trustnames.RoleForRepo(ref.Repo)
-	d := delegation(st.Roles[orgRole], role)
-	if d == nil && st.Version(role) == 0 {
-		// A delegation trustd holds until this repository's first version:
-		// this version is the one that makes it take effect.
-		held, err := s.editBase(ctx, orgRole, nil)
-		if err != nil {
-			return nil, err
-		}
-		d = delegation(held, role)
-	}
-	if d == nil {
-		return nil, fmt.Errorf("%s is not delegated to any publisher key: an owner of %s runs `trustctl org delegate %s --key KEY`", ref.Repo, org, ref.Repo)
-	}
-	if !slices.Contains(d.KeyIDs, key.ID) {
-		return nil, fmt.Errorf("key %s (%s) is not delegated for %s: its delegated keys are %s", keyName, short(key.ID), ref.Repo, shortAll(d.KeyIDs))
-	}
+	path, role := ref.TargetPath(), trustnames.RoleForRepo(ref.Repo)
 	tf, err := targetFile(m)
 	if err != nil {
 		return nil, err

@@ -8,21 +8,18 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/signet-oss/signet/client"
 	"github.com/spf13/cobra"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, caught := interruptible(context.Background())
+	root := newRootCmd()
 	// One probe per loopback registry for the process (client.BaseURL).
-	err := newRootCmd().ExecuteContext(client.WithSchemeCache(ctx))
-	stop()
+	cmd, err := root.ExecuteContextC(client.WithSchemeCache(ctx))
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "trustctl:", err)
-		os.Exit(exitCode(err))
+		os.Exit(reportError(root, cmd, err, caught()))
 	}
 }
 
@@ -72,6 +69,7 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 	root.AddCommand(newPushCmd(g), newCopyCmd(g), newVerifyCmd(g), newPullCmd(g))
 	root.AddCommand(newAuditCmd(g), newPolicyCmd(g))
 	root.AddCommand(newNotationCmd(g))
+	strictUsage(root)
 	return root
 }
 

@@ -18,7 +18,9 @@ func newPushCmd(g *globals) *cobra.Command {
 		Short: "Push an OCI layout or a docker save / OCI archive, signed",
 		Long: `push reads an image from SRC — an OCI image layout directory, or a tarball:
 an OCI archive or the output of docker save (gzipped or not) — and pushes it
-signed, in the order the registry's gate admits:
+signed, in the order the registry's gate admits, once it has checked, before
+uploading anything, that the key unlocks (its passphrase is asked then) and is
+one of the keys the trust graph delegates the repository to:
 
   1. the blobs, several at once, skipping those the registry has, resuming an
      upload whose connection broke;
@@ -45,7 +47,7 @@ would find no signature: run the push again once the cause is fixed.
 ` + pushExitCodes,
 		Example: `  trustctl push ./app-oci 127.0.0.1:5000/acme/app:v1 --key alice
   docker save app:v1 -o app.tar && trustctl push app.tar 127.0.0.1:5000/acme/app:v1 --key alice`,
-		Args: cobra.ExactArgs(2),
+		Args: pushArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ref, err := trust.ParseRef(args[1])
 			if err != nil {
@@ -92,6 +94,23 @@ copied.
 	return cmd
 }
 
+// pushArgs checks push's command line before anything is read: two
+// arguments, the second an image reference. A local path second is the
+// arguments swapped, said so with the order they go in.
+func pushArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.ExactArgs(2)(cmd, args); err != nil {
+		return err
+	}
+	_, err := trust.ParseRef(args[1])
+	if err == nil {
+		return nil
+	}
+	if _, serr := os.Stat(args[1]); serr == nil {
+		return fmt.Errorf("the image to push (%s) comes first, then where to push it (HOST/ORG/REPO:TAG), not %s", args[1], args[0])
+	}
+	return err
+}
+
 func pushOptions(g *globals, key string, noKeep bool) signed.PushOptions {
 	o := signed.PushOptions{Key: key, KeepPrevious: !noKeep, Out: os.Stderr}
 	if g.output != "json" {
@@ -102,16 +121,9 @@ func pushOptions(g *globals, key string, noKeep bool) signed.PushOptions {
 
 // pushExitCodes documents the exit codes of push and copy.
 const pushExitCodes = `Exit codes:
-   0  pushed and signed, with its cosign signature artifact
-  13  unreachable: trustd or the registry could not be reached, or answered
-      with a server error (a registry that cannot reach trustd answers 503);
-      run it again when they are back: blobs already uploaded are skipped
-  11  content mismatch (copy): the source served other bytes than its digest
-  12  expired metadata: the trust metadata read to sign has expired
-   1  anything else: bad arguments, no login, a key not delegated for the
-      repository, a refusal by the registry, and a cosign signature artifact
-      the registry refused (the image itself is pushed and signed; 13 when the
-      registry could not reach trustd to check the artifact)`
+` + exitCodeTable + `
+A cosign signature artifact the registry refuses exits 1 (13 when the registry
+could not reach trustd to check it): the image itself is pushed and signed.`
 
 // finishPush reports a push or copy: what it did, when it did something, and
 // its failure with its exit code.

@@ -25,6 +25,7 @@ func (g *globals) session(ctx context.Context, host string) (*trust.Session, err
 func newTrustCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "trust", Short: "Pin the trust root of a registry"}
 	var yes bool
+	var fingerprint string
 	add := &cobra.Command{
 		Use:   "add HOST",
 		Short: "Show a registry's root fingerprint and pin its root.json for every later verification",
@@ -33,7 +34,10 @@ its current root), fetches the root from trustd, checks it against that sha256,
 shows its fingerprint and, once you confirm (--yes for scripts), pins it in
 $SIGNET_HOME/trust/HOST/root.json. Every later verification starts from the pinned
 root, as ssh trusts a known host key. Compare the fingerprint with one your
-operators published.`,
+operators published; scripts pass it as --fingerprint, which pins only that
+root and refuses any other, showing both fingerprints.`,
+		Example: `  trustctl trust add 127.0.0.1:5000
+  trustctl trust add registry.example.com --fingerprint SHA256:227514f1e166ad83...`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -48,7 +52,13 @@ operators published.`,
 			} else {
 				fmt.Fprintln(os.Stderr, "  the registry names no sha256 to check it against: compare the fingerprint yourself.")
 			}
-			if !yes {
+			if fingerprint != "" {
+				if !info.HasFingerprint(fingerprint) {
+					return fmt.Errorf("not pinned: the root of %s has fingerprint %s, not the expected %s: the registry or trustd serves another root than the one you were given (or the fingerprint is out of date)",
+						info.Registry, info.Fingerprint(), fingerprint)
+				}
+				fmt.Fprintln(os.Stderr, "  the fingerprint is the one expected (--fingerprint).")
+			} else if !yes {
 				if !term.IsTerminal(int(os.Stdin.Fd())) {
 					return errors.New("not pinned: confirm on a terminal, or pass --yes once you have compared the fingerprint")
 				}
@@ -75,6 +85,7 @@ operators published.`,
 		},
 	}
 	add.Flags().BoolVarP(&yes, "yes", "y", false, "pin without asking (after comparing the fingerprint)")
+	add.Flags().StringVar(&fingerprint, "fingerprint", "", "pin without asking if the root's fingerprint is this one (SHA256:<hex>, as add shows it), refuse otherwise: for scripts and CI")
 	cmd.AddCommand(add)
 	return cmd
 }

@@ -20,9 +20,12 @@ type verifyOutput struct {
 	Verified  bool   `json:"verified"`
 	Reference string `json:"reference"`
 	Digest    string `json:"digest,omitempty"`
-	Reason    string `json:"reason"`
-	Code      int    `json:"code"`
-	Layout    string `json:"layout,omitempty"`
+	// SignedTags are the signed tags that vouch for a digest reference
+	// (HOST/ORG/REPO@DIGEST) that has no target of its own.
+	SignedTags []string `json:"signedTags,omitempty"`
+	Reason     string   `json:"reason"`
+	Code       int      `json:"code"`
+	Layout     string   `json:"layout,omitempty"`
 	// Referrers are the signatures and attestations attached to a signed
 	// image, each with its own verdict; ReferrersError says why they could
 	// not be listed. Neither changes Code, but a pull policy counts the
@@ -43,7 +46,8 @@ func newVerifyCmd(g *globals) *cobra.Command {
 digest's) target exists in the trust graph and its metadata is fresh, then fetches
 the manifest from the registry and checks its digest and length against the
 target; for an index, every child manifest too, each of which must be in the
-target's closure. It needs no login (a login is used when there is one).
+target's closure. A digest is signed by a target of its own (a tag's previous
+digest, kept) or by the signed tags that name it, which verify lists. It needs no login (a login is used when there is one).
 
 It then lists every signature and attestation attached to the image (found by
 the referrers API, cosign's sha256-<hex>.sig and .att tags, and the
@@ -100,7 +104,7 @@ func (out *verifyOutput) record(v *signed.Verified, err error) {
 		out.Reason += ": " + err.Error()
 	}
 	if v != nil {
-		out.Digest = v.Target.Digest.String()
+		out.Digest, out.SignedTags = v.Target.Digest.String(), v.Tags
 		out.Referrers, out.Policy = v.Referrers, v.Policy
 		if v.ReferrersErr != nil {
 			out.ReferrersError = v.ReferrersErr.Error()
@@ -140,7 +144,11 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 		if dir != "" {
 			what = "Pulled"
 		}
-		fmt.Printf("%s %s: %s, %d manifest(s), %d blob(s)", what, refArg, v.Target.Digest, len(v.Image.Manifests), len(v.Image.Blobs))
+		fmt.Printf("%s %s: %s", what, refArg, v.Target.Digest)
+		if len(v.Tags) > 0 {
+			fmt.Printf(" (signed as :%s)", strings.Join(v.Tags, ", :"))
+		}
+		fmt.Printf(", %d manifest(s), %d blob(s)", len(v.Image.Manifests), len(v.Image.Blobs))
 		if dir != "" {
 			fmt.Printf(" into %s", dir)
 		}
@@ -154,6 +162,9 @@ func runVerified(cmd *cobra.Command, g *globals, refArg, dir string) error {
 		for _, w := range out.Policy.Warnings {
 			fmt.Fprintf(os.Stderr, "warning: %s (warn mode: served anyway)\n", w)
 		}
+	}
+	if err != nil && out.Code == signed.CodeOther {
+		return &exitError{code: out.Code, err: err}
 	}
 	if err != nil {
 		return &exitError{code: out.Code, err: fmt.Errorf("%s: %w", signed.Reason(out.Code), err)}
