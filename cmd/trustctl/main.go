@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/signet-oss/signet/client"
+	"github.com/signet-oss/signet/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -72,6 +73,7 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 	root.AddCommand(newPushCmd(g), newCopyCmd(g), newVerifyCmd(g), newPullCmd(g))
 	root.AddCommand(newAuditCmd(g), newPolicyCmd(g))
 	root.AddCommand(newNotationCmd(g))
+	version.Attach(root, &g.output)
 	return root
 }
 
