@@ -23,10 +23,12 @@ type PushOptions struct {
 	Progress *Progress
 }
 
-// PushStats says what a push did with the blobs.
+// PushStats says what a push did with the blobs; Bytes is what was sent.
 type PushStats struct {
-	Uploaded, Skipped, Mounted int
-	Bytes                      int64
+	Uploaded int   `json:"uploaded"`
+	Skipped  int   `json:"skipped"`
+	Mounted  int   `json:"mounted"`
+	Bytes    int64 `json:"bytes"`
 }
 
 // PushBlobs copies every blob of im from src to dst that dst lacks: several at
