@@ -159,7 +159,9 @@ func what(r audit.Record) string {
 	default:
 		s = "-"
 	}
-	if r.Role != "" && r.Version > 0 && r.Repository == "" {
+	// A role version is named by what it covers: "acme/app v3", not its
+	// hashed role name.
+	if r.Role != "" && r.Version > 0 && (r.Repository == "" || strings.HasPrefix(r.Action, "role.")) {
 		s += " v" + strconv.FormatInt(r.Version, 10)
 	}
 	if r.Subject != "" && s != r.Subject {
