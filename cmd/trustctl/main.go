@@ -73,6 +73,7 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 	root.AddCommand(newPushCmd(g), newCopyCmd(g), newVerifyCmd(g), newPullCmd(g))
 	root.AddCommand(newAuditCmd(g), newPolicyCmd(g))
 	root.AddCommand(newNotationCmd(g))
+	addEverydayCmds(root, g)
 	version.Attach(root, &g.output)
 	return root
 }

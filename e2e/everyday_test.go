@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/signet-oss/signet/audit"
+	"github.com/signet-oss/signet/trustnames"
+)
+
+// TestEverydayCommands drives the commands of a working day against one
+// `trustctl up`: who am I, what orgs, members and users there are, a
+// repository's tags and their signatures, a push that names the repository
+// and publishes nothing new when nothing changed, the newest audit records,
+// the pinned roots, and logging out.
+func TestEverydayCommands(t *testing.T) {
+	t.Parallel()
+	st := startStack(t)
+	st.trustctl(t, "keys", "generate", "alice")
+	st.trustctl(t, "keys", "generate", "bob")
+	st.addUser(t, "carol", "acme", "publisher")
+	st.trustctl(t, "org", "delegate", "acme/app", "--key", "alice")
+	st.trustctl(t, "org", "delegate", "acme/stg", "--key", "alice", "--key", "bob", "--threshold", "2")
+	jsonOf := func(t *testing.T, v any, args ...string) {
+		t.Helper()
+		out := st.trustctl(t, append(args, "--output", "json")...)
+		if err := json.Unmarshal([]byte(out), v); err != nil {
+			t.Fatalf("trustctl %s --output json: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+
+	t.Run("whoami, org list, org members, user list", func(t *testing.T) {
+		var me struct {
+			Name, Kind string
+			Admin      bool
+		}
+		jsonOf(t, &me, "whoami")
+		if me.Name != "admin" || me.Kind != "person" || !me.Admin {
+			t.Errorf("whoami = %+v, want admin, a person, an admin", me)
+		}
+		if out := st.trustctl(t, "whoami"); !strings.HasPrefix(out, "admin (person, admin) at "+st.Addr) {
+			t.Errorf("whoami said %q", out)
+		}
+		var orgs []struct {
+			Name    string
+			Members map[string]string
+		}
+		jsonOf(t, &orgs, "org", "list")
+		if len(orgs) != 1 || orgs[0].Name != "acme" || orgs[0].Members["carol"] != "publisher" {
+			t.Errorf("org list = %+v, want acme with carol a publisher", orgs)
+		}
+		var members struct{ Members map[string]string }
+		jsonOf(t, &members, "org", "members", "acme")
+		if members.Members["carol"] != "publisher" {
+			t.Errorf("org members acme = %+v, want carol a publisher", members)
+		}
+		var users []struct {
+			Name  string
+			Admin bool
+			Orgs  map[string]string
+		}
+		jsonOf(t, &users, "user", "list")
+		var carol, admin bool
+		for _, u := range users {
+			carol = carol || u.Name == "carol" && !u.Admin && u.Orgs["acme"] == "publisher"
+			admin = admin || u.Name == "admin" && u.Admin
+		}
+		if !carol || !admin {
+			t.Errorf("user list = %+v, want admin (an admin) and carol (publisher of acme)", users)
+		}
+	})
+
+	role := trustnames.RoleForRepo("acme/app")
+	version := func(t *testing.T) int64 {
+		t.Helper()
+		s, err := st.verifier(t, st.pinnedRoot(t), nil).Walk(context.Background(), "acme/app:v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Version(role)
+	}
+	layout := writeLayout(t, newImage(t, "everyday", newLayer(t, "f.bin", 4096)))
+	var digest string
+	t.Run("a push names the repository; the same push again publishes nothing", func(t *testing.T) {
+		out := st.trustctl(t, "push", layout, st.Addr+"/acme/app:v1", "--key", "alice")
+		if !strings.Contains(out, "(acme/app v") || strings.Contains(out, "repo-") {
+			t.Errorf("push said %q, want the repository named, not its role", out)
+		}
+		before := version(t)
+		out = st.trustctl(t, "push", layout, st.Addr+"/acme/app:v1", "--key", "alice")
+		if !strings.Contains(out, "already published") {
+			t.Errorf("the same push again said %q, want it already published", out)
+		}
+		if after := version(t); after != before {
+			t.Errorf("the same push again moved %s from v%d to v%d", role, before, after)
+		}
+		var res struct {
+			Digest string
+			Signed struct{ Unchanged bool }
+		}
+		jsonOf(t, &res, "push", layout, st.Addr+"/acme/app:v1", "--key", "alice")
+		if !res.Signed.Unchanged {
+			t.Errorf("push --output json: %+v, want signed.unchanged", res)
+		}
+		digest = res.Digest
+	})
+
+	t.Run("tags: signed by which keys, staged ones' progress", func(t *testing.T) {
+		type tags struct {
+			Version   int64
+			Threshold int
+			Tags      []struct {
+				Tag, Digest, Status   string
+				SignedBy              []string
+				Signatures, Threshold int
+			}
+		}
+		var app tags
+		jsonOf(t, &app, "tags", st.Addr+"/acme/app")
+		if len(app.Tags) != 1 || app.Tags[0].Tag != "v1" || app.Tags[0].Digest != digest || app.Tags[0].Status != "signed" ||
+			strings.Join(app.Tags[0].SignedBy, ",") != "alice" || app.Version == 0 {
+			t.Errorf("tags acme/app = %+v, want v1 %s signed by alice", app, digest)
+		}
+		st.trustctl(t, "push", writeLayout(t, newImage(t, "staged", newLayer(t, "g.bin", 2048))), st.Addr+"/acme/stg:v1", "--key", "alice")
+		var stg tags
+		jsonOf(t, &stg, "tags", st.Addr+"/acme/stg")
+		if len(stg.Tags) != 1 || stg.Tags[0].Status != "staged" || stg.Tags[0].Signatures != 1 || stg.Tags[0].Threshold != 2 {
+			t.Errorf("tags acme/stg = %+v, want v1 staged, 1 of 2", stg)
+		}
+		if out := st.trustctl(t, "tags", st.Addr+"/acme/stg"); !strings.Contains(out, "staged (1 of 2)") {
+			t.Errorf("tags acme/stg said %q", out)
+		}
+	})
+
+	t.Run("audit: the newest records, one JSON document, repositories by name", func(t *testing.T) {
+		var all, newest []audit.Record
+		jsonOf(t, &all, "audit", "--since", "10m", "--limit", "1000")
+		jsonOf(t, &newest, "audit", "--since", "10m", "--limit", "2")
+		if len(all) < 3 || len(newest) != 2 || newest[0].ID != all[len(all)-2].ID || newest[1].ID != all[len(all)-1].ID {
+			t.Fatalf("audit --limit 2: %d records, want the last 2 of the %d", len(newest), len(all))
+		}
+		if out := st.trustctl(t, "audit", "--since", "10m", "--repo", "acme/app"); strings.Contains(out, "repo-") || !strings.Contains(out, "acme/app v") {
+			t.Errorf("audit names a role by its hash, or no version by its repository:\n%s", out)
+		}
+	})
+
+	t.Run("trust list and remove", func(t *testing.T) {
+		sum := sha256.Sum256(st.pinnedRoot(t))
+		var pins []struct{ Registry, Fingerprint string }
+		jsonOf(t, &pins, "trust", "list")
+		if len(pins) != 1 || pins[0].Registry != st.Addr || pins[0].Fingerprint != "SHA256:"+hex.EncodeToString(sum[:]) {
+			t.Errorf("trust list = %+v, want %s with SHA256:%x", pins, st.Addr, sum)
+		}
+		st.trustctl(t, "trust", "remove", st.Addr)
+		jsonOf(t, &pins, "trust", "list")
+		if len(pins) != 0 {
+			t.Errorf("trust list after remove = %+v, want none", pins)
+		}
+		if out := st.trustctlFails(t, "verify", st.Addr+"/acme/app:v1"); !strings.Contains(out, "trust add") {
+			t.Errorf("verify without a pinned root said %q", out)
+		}
+		st.trustctlFails(t, "trust", "remove", st.Addr)
+	})
+
+	t.Run("logout", func(t *testing.T) {
+		if out := st.trustctl(t, "logout"); !strings.Contains(out, "Logged out of "+st.Addr) {
+			t.Errorf("logout said %q", out)
+		}
+		if out := st.trustctlFails(t, "whoami"); !strings.Contains(out, "not logged in") {
+			t.Errorf("whoami after logout said %q", out)
+		}
+	})
+}
