@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 
@@ -145,6 +146,31 @@ func TestEverydayCommands(t *testing.T) {
 		}
 		if out := st.trustctl(t, "audit", "--since", "10m", "--repo", "acme/app"); strings.Contains(out, "repo-") || !strings.Contains(out, "acme/app v") {
 			t.Errorf("audit names a role by its hash, or no version by its repository:\n%s", out)
+		}
+	})
+
+	t.Run("shell completion of keys, orgs and --output", func(t *testing.T) {
+		for _, c := range []struct {
+			args []string
+			want []string
+		}{
+			{[]string{"push", "./oci", st.Addr + "/acme/app:v2", "--key", ""}, []string{"alice", "bob"}},
+			{[]string{"keys", "export", ""}, []string{"alice", "bob"}},
+			{[]string{"org", "members", ""}, []string{"acme"}},
+			{[]string{"org", "delegate", ""}, []string{"acme/"}},
+			{[]string{"token", "list", "--org", ""}, []string{"acme"}},
+			{[]string{"whoami", "--output", ""}, []string{"text", "json"}},
+		} {
+			out := st.trustctl(t, append([]string{"__complete"}, c.args...)...)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			for _, w := range c.want {
+				if !slices.Contains(lines, w) {
+					t.Errorf("completing trustctl %s: %q, want %s among them", strings.Join(c.args, " "), lines, w)
+				}
+			}
+		}
+		if out := st.trustctl(t, "completion", "bash"); !strings.Contains(out, "__start_trustctl") {
+			t.Errorf("completion bash printed no bash completion script")
 		}
 	})
 

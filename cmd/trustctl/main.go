@@ -75,6 +75,7 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 	root.AddCommand(newNotationCmd(g))
 	addEverydayCmds(root, g)
 	version.Attach(root, &g.output)
+	addCompletions(root, g)
 	return root
 }
 
