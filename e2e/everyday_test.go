@@ -1,13 +1,19 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/signet-oss/signet/audit"
 	"github.com/signet-oss/signet/trustnames"
@@ -190,6 +196,53 @@ func TestEverydayCommands(t *testing.T) {
 			t.Errorf("verify without a pinned root said %q", out)
 		}
 		st.trustctlFails(t, "trust", "remove", st.Addr)
+	})
+
+	t.Run("a push interrupted by Ctrl-C resumes its upload", func(t *testing.T) {
+		st.trustctl(t, "trust", "add", st.Addr, "--yes")
+		big := newLayer(t, "big.bin", 8<<20)
+		dir := writeLayout(t, newImage(t, "interrupted", big))
+		blob := filepath.Join(dir, "blobs", "sha256", strings.TrimPrefix(big.Digest, "sha256:"))
+		// The layer comes through a pipe, so the push is interrupted after
+		// the bytes the test chose to let through.
+		os.Remove(blob)
+		if err := syscall.Mkfifo(blob, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		push := exec.Command(trustctlBin, "push", dir, st.Addr+"/acme/app:big", "--key", "alice")
+		push.Env = []string{"HOME=" + filepath.Dir(st.Home), "PATH=" + os.Getenv("PATH"), "SIGNET_HOME=" + st.Home, "SIGNET_PASSPHRASE=" + e2ePassphrase}
+		var out bytes.Buffer
+		push.Stdout, push.Stderr = &out, &out
+		if err := push.Start(); err != nil {
+			t.Fatal(err)
+		}
+		pipe, err := os.OpenFile(blob, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		const sent = 3 << 20
+		if _, err := pipe.Write(big.Blob[:sent]); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second) // the registry takes in what was read
+		push.Process.Signal(os.Interrupt)
+		pipe.Close()
+		if err := push.Wait(); err == nil {
+			t.Fatalf("the interrupted push succeeded:\n%s", out.String())
+		}
+		os.Remove(blob)
+		if err := os.WriteFile(blob, big.Blob, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Blobs struct{ Uploaded, Bytes int }
+		}
+		jsonOf(t, &res, "push", dir, st.Addr+"/acme/app:big", "--key", "alice")
+		if res.Blobs.Bytes <= 0 || res.Blobs.Bytes > len(big.Blob)-sent/2 {
+			t.Errorf("the push run again sent %d bytes of the %d-byte layer after %d went up: want only what the registry lacked\n%s",
+				res.Blobs.Bytes, len(big.Blob), sent, out.String())
+		}
+		st.trustctl(t, "verify", st.Addr+"/acme/app:big")
 	})
 
 	t.Run("logout", func(t *testing.T) {

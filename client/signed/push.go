@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -219,6 +220,8 @@ func pushRepository(ctx context.Context, s *trust.Session, repo, mountFrom strin
 	if err != nil {
 		return nil, err
 	}
+	// An upload this process leaves unfinished (Ctrl-C) is resumed by the next.
+	dst.Sessions = oci.SessionDir(filepath.Join(s.Home, "uploads"))
 	handTimestamp(s, dst)
 	return dst, nil
 }
