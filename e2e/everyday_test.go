@@ -40,6 +40,14 @@ func TestEverydayCommands(t *testing.T) {
 		}
 	}
 
+	t.Run("keys export --output json", func(t *testing.T) {
+		var key struct{ Name, ID, PublicKey string }
+		jsonOf(t, &key, "keys", "export", "alice")
+		if key.Name != "alice" || len(key.ID) != 64 || !strings.HasPrefix(key.PublicKey, "-----BEGIN PUBLIC KEY-----") {
+			t.Errorf("keys export alice --output json = %+v, want its name, ID and PEM", key)
+		}
+	})
+
 	t.Run("whoami, org list, org members, user list", func(t *testing.T) {
 		var me struct {
 			Name, Kind string

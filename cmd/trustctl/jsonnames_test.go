@@ -26,7 +26,7 @@ var printedTypes = []any{
 	signed.PushResult{}, signOutput{}, verifyOutput{}, notationPolicyRepo{},
 	trust.InitResult{}, trust.OrgResult{}, trust.DelegateResult{}, trust.Outcome{},
 	trust.PolicyResult{}, trust.PolicyView{}, trust.RootInfo{},
-	client.LogoutResult{}, api.Org{}, trust.Pinned{}, trust.TagList{},
+	client.LogoutResult{}, api.Org{}, trust.Pinned{}, trust.TagList{}, exportedKey{},
 }
 
 var camelCase = regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
