@@ -65,7 +65,8 @@ func pushBlob(ctx context.Context, src Source, dst *Repository, desc ocispec.Des
 		return nil
 	}
 	open := func() (io.ReadCloser, error) { return src.Blob(ctx, desc) }
-	res, err := dst.upload(ctx, desc, o.MountFrom, open, func(n int64) { bytesN.Add(n); o.Progress.Add(n) })
+	var sent atomic.Int64 // the transport's body writer counts too
+	res, err := dst.upload(ctx, desc, o.MountFrom, open, func(n int64) { sent.Add(n); bytesN.Add(n); o.Progress.Add(n) })
 	if err != nil {
 		return err
 	}
@@ -74,6 +75,8 @@ func pushBlob(ctx context.Context, src Source, dst *Repository, desc ocispec.Des
 		o.Progress.Add(desc.Size)
 	} else {
 		uploadedN.Add(1)
+		// What an earlier process sent (a resumed session) is done too.
+		o.Progress.Add(max(0, desc.Size-sent.Load()))
 	}
 	return nil
 }

@@ -249,14 +249,15 @@ func newTrustRemoveCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			dir, err := trust.Unpin(home, args[0])
+			host := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(args[0], "https://"), "http://"), "/")
+			dir, err := trust.Unpin(home, host)
 			if err != nil {
 				return err
 			}
 			if g.output == "json" {
-				return printJSON(map[string]string{"registry": args[0], "removed": dir})
+				return printJSON(map[string]string{"registry": host, "removed": dir})
 			}
-			fmt.Printf("Unpinned the trust root of %s (removed %s).\n", args[0], dir)
+			fmt.Printf("Unpinned the trust root of %s (removed %s).\n", host, dir)
 			return nil
 		},
 	}
