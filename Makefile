@@ -5,12 +5,17 @@
 GO       ?= go
 DATA     ?= ./data
 CMDS     := registry trustd trustctl notation-signet
+# What `--version` prints: stamped in at link time, as builds run without VCS
+# stamping (-buildvcs=false).
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT   ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS  := -X github.com/signet-oss/signet/internal/version.Version=$(VERSION) -X github.com/signet-oss/signet/internal/version.Commit=$(COMMIT)
 
 .PHONY: build run test test-unit test-e2e bench layers fmt-check vet clean
 
 build:
 	@mkdir -p bin
-	$(GO) build -o bin/ $(addprefix ./cmd/,$(CMDS))
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(CMDS))
 
 run: build
 	bin/trustctl up --data $(DATA)

@@ -20,9 +20,10 @@ import (
 // auditScope is the registry's audit log scope.
 const auditScope = "registry:audit:read"
 
-// Audit reads up to q.Limit records of trustd's audit log (following pages).
-func (c *Trustd) Audit(ctx context.Context, q audit.Query) ([]audit.Record, error) {
-	return readPages(q, func(q audit.Query) (audit.Page, error) {
+// Audit reads up to q.Limit records of trustd's audit log (following pages):
+// the first of the range, or with newest the last.
+func (c *Trustd) Audit(ctx context.Context, q audit.Query, newest bool) ([]audit.Record, error) {
+	return readPages(q, newest, func(q audit.Query) (audit.Page, error) {
 		var page audit.Page
 		_, err := c.do(ctx, "reading trustd's audit log", http.MethodGet, "/api/v1/audit?"+q.Values().Encode(), nil, &page, http.StatusOK)
 		return page, err
@@ -34,14 +35,15 @@ func (c *Trustd) Audit(ctx context.Context, q audit.Query) ([]audit.Record, erro
 var ErrAuditDenied = errors.New("the registry's audit log is for admins")
 
 // RegistryAudit reads up to q.Limit records of the audit log of the registry at
-// host, authenticating with login when the registry challenges.
-func RegistryAudit(ctx context.Context, host string, login RegistryLogin, tc *TokenClient, q audit.Query) ([]audit.Record, error) {
+// host, authenticating with login when the registry challenges: the first of
+// the range, or with newest the last.
+func RegistryAudit(ctx context.Context, host string, login RegistryLogin, tc *TokenClient, q audit.Query, newest bool) ([]audit.Record, error) {
 	base, _, err := BaseURL(ctx, host, false)
 	if err != nil {
 		return nil, err
 	}
 	auth := ""
-	return readPages(q, func(q audit.Query) (audit.Page, error) {
+	return readPages(q, newest, func(q audit.Query) (audit.Page, error) {
 		url := base + "/signet/v1/audit?" + q.Values().Encode()
 		status, body, hdr, err := get(ctx, tc, url, auth)
 		if err != nil {
@@ -121,19 +123,29 @@ func get(ctx context.Context, tc *TokenClient, url, auth string) (int, []byte, h
 // readPages reads pages until q.Limit records (DefaultLimit when 0) or the end.
 // A page may be short, even empty, and still have a next (the server reads a
 // bounded number of records per request): only an empty next ends the range.
-func readPages(q audit.Query, page func(audit.Query) (audit.Page, error)) ([]audit.Record, error) {
+// With newest it reads the whole range, full pages at a time, keeping the last
+// q.Limit records: the log is listed oldest first only.
+func readPages(q audit.Query, newest bool, page func(audit.Query) (audit.Page, error)) ([]audit.Record, error) {
 	want := q.Limit
 	if want <= 0 {
 		want = audit.DefaultLimit
 	}
 	var out []audit.Record
-	for len(out) < want {
+	for newest || len(out) < want {
 		q.Limit = min(want-len(out), audit.MaxLimit)
+		if newest {
+			q.Limit = audit.MaxLimit
+		}
 		p, err := page(q)
 		if err != nil {
 			return out, err
 		}
-		out = append(out, p.Records[:min(len(p.Records), want-len(out))]...)
+		if newest {
+			out = append(out, p.Records...)
+			out = out[max(0, len(out)-want):]
+		} else {
+			out = append(out, p.Records[:min(len(p.Records), want-len(out))]...)
+		}
 		if p.Next == "" {
 			break
 		}
@@ -146,8 +158,9 @@ func readPages(q audit.Query, page func(audit.Query) (audit.Page, error)) ([]aud
 }
 
 // MergeAudit merges record lists, each in time order, into one in time order
-// (ties by ID), keeping the first limit (all when limit <= 0).
-func MergeAudit(limit int, lists ...[]audit.Record) []audit.Record {
+// (ties by ID), keeping the first limit (all when limit <= 0), or with newest
+// the last.
+func MergeAudit(limit int, newest bool, lists ...[]audit.Record) []audit.Record {
 	var out []audit.Record
 	for _, l := range lists {
 		out = append(out, l...)
@@ -159,6 +172,9 @@ func MergeAudit(limit int, lists ...[]audit.Record) []audit.Record {
 		return cmp.Compare(a.ID, b.ID)
 	})
 	if limit > 0 && len(out) > limit {
+		if newest {
+			return out[len(out)-limit:]
+		}
 		out = out[:limit]
 	}
 	return out

@@ -145,10 +145,10 @@ func TestAuditLog(t *testing.T) {
 	})
 }
 
-// audit runs `trustctl audit --json` with args and returns its records and output.
+// audit runs `trustctl audit --jsonl` with args and returns its records and output.
 func (st *stack) audit(t *testing.T, args ...string) ([]audit.Record, string) {
 	t.Helper()
-	out := st.trustctl(t, append([]string{"audit", "--json"}, args...)...)
+	out := st.trustctl(t, append([]string{"audit", "--jsonl"}, args...)...)
 	var recs []audit.Record
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line == "" {
@@ -156,7 +156,7 @@ func (st *stack) audit(t *testing.T, args ...string) ([]audit.Record, string) {
 		}
 		var r audit.Record
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
-			t.Fatalf("trustctl audit --json printed a line that is not a record: %q", line)
+			t.Fatalf("trustctl audit --jsonl printed a line that is not a record: %q", line)
 		}
 		recs = append(recs, r)
 	}

@@ -53,7 +53,7 @@ func runMain(m *testing.M) int {
 		}
 	} else {
 		registryBin = filepath.Join(tmp, "registry")
-		build := exec.Command("go", "build", "-o", registryBin, "./cmd/registry")
+		build := exec.Command("go", goBuildArgs(registryBin, "./cmd/registry")...)
 		build.Dir = ".."
 		if out, err := build.CombinedOutput(); err != nil {
 			fmt.Fprintf(os.Stderr, "e2e: go build ./cmd/registry: %v\n%s", err, out)

@@ -43,7 +43,7 @@ func buildStackBinaries() {
 
 func buildCmd(name string) (string, error) {
 	bin := filepath.Join(binDir, name)
-	build := exec.Command("go", "build", "-o", bin, "./cmd/"+name)
+	build := exec.Command("go", goBuildArgs(bin, "./cmd/"+name)...)
 	build.Dir = ".."
 	if out, err := build.CombinedOutput(); err != nil {
 		return "", fmt.Errorf("go build ./cmd/%s: %v\n%s", name, err, out)

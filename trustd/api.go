@@ -25,7 +25,9 @@ import (
 //
 //	GET    /api/v1/whoami                          anyone authenticated
 //	POST   /api/v1/users                           admin
+//	GET    /api/v1/users                           admin (apiread.go)
 //	POST   /api/v1/orgs                            admin (idempotent: 201, then 200)
+//	GET    /api/v1/orgs                            anyone: the orgs they may read (apiread.go)
 //	GET    /api/v1/orgs/{org}                      admin, or a member
 //	PUT    /api/v1/orgs/{org}/members/{user}       admin, or an org owner
 //	DELETE /api/v1/orgs/{org}/members/{user}       admin, or an org owner
@@ -45,7 +47,9 @@ const maxAPIBody = 64 << 10
 func (s *Server) apiRoutes(r *mux.Router) {
 	r.HandleFunc("/whoami", s.api(s.whoami)).Methods(http.MethodGet)
 	r.HandleFunc("/users", s.api(s.postUser)).Methods(http.MethodPost)
+	r.HandleFunc("/users", s.api(s.getUsers)).Methods(http.MethodGet)
 	r.HandleFunc("/orgs", s.api(s.postOrg)).Methods(http.MethodPost)
+	r.HandleFunc("/orgs", s.api(s.getOrgs)).Methods(http.MethodGet)
 	r.HandleFunc("/orgs/{org}", s.api(s.getOrg)).Methods(http.MethodGet)
 	r.HandleFunc("/orgs/{org}/members/{user}", s.api(s.putMember)).Methods(http.MethodPut)
 	r.HandleFunc("/orgs/{org}/members/{user}", s.api(s.deleteMember)).Methods(http.MethodDelete)
@@ -133,7 +137,7 @@ func (s *Server) requireOrgManager(p directory.Principal, orgName string) error 
 }
 
 func (s *Server) whoami(w http.ResponseWriter, r *http.Request, p directory.Principal) error {
-	writeJSON(w, http.StatusOK, api.Identity{Name: p.Name, Kind: p.Kind, Admin: p.Admin})
+	writeJSON(w, http.StatusOK, api.Identity{Name: p.Name, Kind: p.Kind, Admin: p.Admin, Orgs: s.dir.RolesOf(p)})
 	return nil
 }
 

@@ -65,7 +65,7 @@ func TestRobots(t *testing.T) {
 		e.mustAPI(http.StatusForbidden, "POST", "/orgs", tok, map[string]string{"name": "robotorg"})
 		e.mustAPI(http.StatusForbidden, "POST", "/orgs/acme/robots", tok, map[string]any{"name": "child", "scopes": []string{"repository:acme/app:pull"}})
 		r := e.mustAPI(200, "GET", "/whoami", tok, nil)
-		if string(r.body) != `{"name":"acme+ci-bot","kind":"robot","admin":false}` {
+		if string(r.body) != `{"name":"acme+ci-bot","kind":"robot","admin":false,"orgs":{"acme":"robot"}}` {
 			t.Fatalf("whoami %s", r.body)
 		}
 	})

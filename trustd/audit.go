@@ -147,9 +147,11 @@ func publishRecords(role string, res tuf.PublishResult) []audit.Record {
 		recs = append(recs, head)
 	}
 	for _, rel := range res.Released {
-		rec := audit.Record{Action: audit.ActionRolePublish, Role: rel.Role, Version: rel.Version, Detail: "released with " + role}
+		rec := audit.Record{Action: audit.ActionRolePublish, Role: rel.Role, Version: rel.Version, Repository: rel.Repository, Detail: "released with " + role}
 		if org, ok := trustnames.OrgOfRole(rel.Role); ok {
 			rec.Org = org
+		} else if rel.Repository != "" {
+			rec.Org = trustnames.OrgOfRepo(rel.Repository)
 		} else {
 			rec.Org = head.Org
 		}

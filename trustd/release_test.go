@@ -136,7 +136,7 @@ func TestAReleaseByReleaseReadyIsAudited(t *testing.T) {
 	}
 	want := []string{
 		"role.publish " + orgRole + " : acme",
-		"role.publish " + appRole + " : acme",
+		"role.publish " + appRole + " acme/app: acme", // named by its repository, not only its hash
 		"delegation.add " + appRole + " acme/app: acme",
 		"target.publish " + appRole + " acme/app:v1 acme",
 	}

@@ -23,10 +23,12 @@ type PushOptions struct {
 	Progress *Progress
 }
 
-// PushStats says what a push did with the blobs.
+// PushStats says what a push did with the blobs; Bytes is what was sent.
 type PushStats struct {
-	Uploaded, Skipped, Mounted int
-	Bytes                      int64
+	Uploaded int   `json:"uploaded"`
+	Skipped  int   `json:"skipped"`
+	Mounted  int   `json:"mounted"`
+	Bytes    int64 `json:"bytes"`
 }
 
 // PushBlobs copies every blob of im from src to dst that dst lacks: several at
@@ -63,7 +65,8 @@ func pushBlob(ctx context.Context, src Source, dst *Repository, desc ocispec.Des
 		return nil
 	}
 	open := func() (io.ReadCloser, error) { return src.Blob(ctx, desc) }
-	res, err := dst.upload(ctx, desc, o.MountFrom, open, func(n int64) { bytesN.Add(n); o.Progress.Add(n) })
+	var sent atomic.Int64 // the transport's body writer counts too
+	res, err := dst.upload(ctx, desc, o.MountFrom, open, func(n int64) { sent.Add(n); bytesN.Add(n); o.Progress.Add(n) })
 	if err != nil {
 		return err
 	}
@@ -72,6 +75,8 @@ func pushBlob(ctx context.Context, src Source, dst *Repository, desc ocispec.Des
 		o.Progress.Add(desc.Size)
 	} else {
 		uploadedN.Add(1)
+		// What an earlier process sent (a resumed session) is done too.
+		o.Progress.Add(max(0, desc.Size-sent.Load()))
 	}
 	return nil
 }

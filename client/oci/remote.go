@@ -27,6 +27,9 @@ type Repository struct {
 	// needs: a signed push hands the registry the trust timestamp of its
 	// publish there (verify.TimestampHeader).
 	ManifestHeader http.Header
+	// Sessions, when not nil, remembers blob upload sessions so that an
+	// upload a process left unfinished is resumed by the next (resume.go).
+	Sessions UploadSessions
 
 	base string
 	hc   *http.Client

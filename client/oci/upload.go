@@ -34,28 +34,33 @@ func (r *Repository) upload(ctx context.Context, desc ocispec.Descriptor, mountF
 	if mountFrom != "" && mountFrom != r.Name {
 		start += "?mount=" + desc.Digest.String() + "&from=" + mountFrom
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, start, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := r.do(req)
-	if err != nil {
-		return 0, err
-	}
-	if resp.StatusCode == http.StatusCreated && mountFrom != "" {
+	key := r.base + "/" + r.Name + "@" + desc.Digest.String()
+	loc, offset := r.resumable(ctx, key, desc)
+	if loc == "" {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, start, nil)
+		if err != nil {
+			return 0, err
+		}
+		resp, err := r.do(req)
+		if err != nil {
+			return 0, err
+		}
+		if resp.StatusCode == http.StatusCreated && mountFrom != "" {
+			resp.Body.Close()
+			return mounted, nil
+		}
+		if err := expect(resp, http.StatusAccepted); err != nil {
+			return 0, fmt.Errorf("starting the upload of %s to %s: %w", desc.Digest, r.Name, err)
+		}
 		resp.Body.Close()
-		return mounted, nil
+		if loc, err = r.location(resp); err != nil {
+			return 0, err
+		}
+		if r.Sessions != nil && desc.Size > 0 {
+			r.Sessions.Save(key, loc)
+		}
 	}
-	if err := expect(resp, http.StatusAccepted); err != nil {
-		return 0, fmt.Errorf("starting the upload of %s to %s: %w", desc.Digest, r.Name, err)
-	}
-	resp.Body.Close()
-	loc, err := r.location(resp)
-	if err != nil {
-		return 0, err
-	}
-	var offset int64
-	for attempt := 0; desc.Size > 0; attempt++ {
+	for attempt := 0; offset < desc.Size; attempt++ {
 		next, err := r.patch(ctx, loc, desc, offset, open, counted)
 		if err == nil {
 			loc = next
@@ -71,12 +76,15 @@ func (r *Repository) upload(ctx context.Context, desc ocispec.Descriptor, mountF
 		}
 		counted(got - offset)
 		offset, loc = got, statusLoc
+		if r.Sessions != nil {
+			r.Sessions.Save(key, loc)
+		}
 	}
-	req, err = http.NewRequestWithContext(ctx, http.MethodPut, withQuery(loc, "digest", desc.Digest.String()), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, withQuery(loc, "digest", desc.Digest.String()), nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err = r.do(req)
+	resp, err := r.do(req)
 	if err != nil {
 		return 0, fmt.Errorf("committing %s to %s: %w", desc.Digest, r.Name, err)
 	}
@@ -84,7 +92,30 @@ func (r *Repository) upload(ctx context.Context, desc ocispec.Descriptor, mountF
 		return 0, fmt.Errorf("committing %s to %s: %w", desc.Digest, r.Name, err)
 	}
 	resp.Body.Close()
+	if r.Sessions != nil {
+		r.Sessions.Forget(key)
+	}
 	return uploaded, nil
+}
+
+// resumable returns the session an earlier process left for key and how many
+// bytes it holds, or "" when there is none to go on with (none remembered, or
+// the registry no longer has it: then it is forgotten).
+func (r *Repository) resumable(ctx context.Context, key string, desc ocispec.Descriptor) (string, int64) {
+	if r.Sessions == nil || desc.Size == 0 {
+		return "", 0
+	}
+	saved := r.Sessions.Load(key)
+	if saved == "" {
+		return "", 0
+	}
+	got, next, err := r.uploadStatus(ctx, saved)
+	if err != nil || got > desc.Size {
+		r.Sessions.Forget(key)
+		return "", 0
+	}
+	r.Sessions.Save(key, next)
+	return next, got
 }
 
 // patch sends the blob's bytes from offset to its end in one PATCH (ranged

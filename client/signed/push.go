@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -228,6 +229,8 @@ func pushRepository(ctx context.Context, s *trust.Session, repo, mountFrom strin
 	if err != nil {
 		return nil, err
 	}
+	// An upload this process leaves unfinished (Ctrl-C) is resumed by the next.
+	dst.Sessions = oci.SessionDir(filepath.Join(s.Home, "uploads"))
 	handTimestamp(s, dst)
 	return dst, nil
 }

@@ -265,6 +265,7 @@ func (s *Session) firstVersion(ctx context.Context, repo string, keyNames []stri
 	if err != nil {
 		return fmt.Errorf("%s v%d is held until %s has a first version; publishing an empty one with the delegated keys here failed: %w", trustnames.RoleForOrg(trustnames.OrgOfRepo(repo)), res.Outcome.Version, repo, err)
 	}
+	o.Repository = repo
 	res.First = &o
 	if o.Published {
 		res.Outcome.Held, res.Outcome.Published, res.Outcome.Waiting = false, true, nil

@@ -27,14 +27,16 @@ func (s *Session) Prune(ctx context.Context, repo string, d digest.Digest, keyNa
 	role := trustnames.RoleForRepo(repo)
 	current := st.Roles[role]
 	if current == nil || current.Signed.Targets[path] == nil {
-		return Outcome{Role: role, Version: st.Version(role)}, nil
+		return Outcome{Role: role, Repository: repo, Version: st.Version(role)}, nil
 	}
 	next, err := nextTargets(current, st.Version(role), s.delegatedExpiry())
 	if err != nil {
 		return Outcome{}, err
 	}
 	delete(next.Signed.Targets, path)
-	return s.publishTargets(ctx, role, next, []*signer.Key{key}, func(staged *metadata.Metadata[metadata.TargetsType]) bool {
+	o, err := s.publishTargets(ctx, role, next, []*signer.Key{key}, func(staged *metadata.Metadata[metadata.TargetsType]) bool {
 		return staged.Signed.Targets[path] == nil && sameContent(staged, next)
 	})
+	o.Repository = repo
+	return o, err
 }

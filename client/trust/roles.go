@@ -108,7 +108,10 @@ func sameDelegation(d *metadata.DelegatedRole, ids []string, threshold int) bool
 
 // Outcome says what one publish did.
 type Outcome struct {
-	Role       string `json:"role"`
+	Role string `json:"role"`
+	// Repository is the repository a repository's role covers: what people
+	// know it by, rather than its hashed name.
+	Repository string `json:"repository,omitempty"`
 	Version    int64  `json:"version"`
 	Published  bool   `json:"published"`
 	Staged     bool   `json:"staged,omitempty"`
@@ -120,20 +123,39 @@ type Outcome struct {
 	Waiting []client.Waiting `json:"waiting,omitempty"`
 	// Released lists the role versions published with this one.
 	Released []client.RoleVersion `json:"released,omitempty"`
+	// Unchanged: the published version already says what this one would
+	// have, so none was published (Version is the published one).
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 func (o Outcome) String() string {
 	switch {
 	case o.Staged:
-		return fmt.Sprintf("%s v%d staged: %d of %d signatures", o.Role, o.Version, o.Signatures, o.Threshold)
+		return fmt.Sprintf("%s v%d staged: %d of %d signatures", o.Name(), o.Version, o.Signatures, o.Threshold)
 	case o.Held:
-		return fmt.Sprintf("%s v%d held until %s %s its first signed version", o.Role, o.Version, o.WaitingFor(), map[bool]string{true: "has", false: "have"}[len(o.Waiting) == 1])
+		return fmt.Sprintf("%s v%d held until %s %s its first signed version", o.Name(), o.Version, o.WaitingFor(), map[bool]string{true: "has", false: "have"}[len(o.Waiting) == 1])
 	}
-	s := fmt.Sprintf("%s v%d published", o.Role, o.Version)
+	if o.Unchanged {
+		return fmt.Sprintf("%s v%d already published, unchanged", o.Name(), o.Version)
+	}
+	s := fmt.Sprintf("%s v%d published", o.Name(), o.Version)
 	for _, r := range o.Released {
-		s += fmt.Sprintf(", with %s v%d", r.Role, r.Version)
+		name := r.Role
+		if r.Repository != "" {
+			name = r.Repository
+		}
+		s += fmt.Sprintf(", with %s v%d", name, r.Version)
 	}
 	return s
+}
+
+// Name is what the outcome's role covers as people name it: the repository
+// of a repository's role, else the role's own name (targets, org-acme).
+func (o Outcome) Name() string {
+	if o.Repository != "" {
+		return o.Repository
+	}
+	return o.Role
 }
 
 // WaitingFor names what a held version waits for.

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -94,6 +96,15 @@ func (s *Session) Sign(ctx context.Context, ref Ref, m *Manifest, keyName string
 	}
 	current := st.Roles[role]
 	version := st.Version(role)
+	if current != nil && sameTarget(current.Signed.Targets[path], tf) && current.Signed.Expires.After(s.now().Add(ResignBefore)) {
+		// Signing the same manifest again would only bump the version.
+		res := &SignResult{Target: path, Digest: m.Digest, Length: m.Length, MediaType: m.MediaType,
+			Outcome: Outcome{Role: role, Repository: ref.Repo, Version: version, Unchanged: true}}
+		for _, c := range m.Closure {
+			res.Closure = append(res.Closure, c.String())
+		}
+		return res, nil
+	}
 	if current == nil && version > 0 {
 		s.printf("warning: %s v%d is not signed by the keys now delegated for %s (a key was revoked): starting it afresh, without its targets.\n", role, version, ref.Repo)
 	}
@@ -126,7 +137,25 @@ func (s *Session) Sign(ctx context.Context, ref Ref, m *Manifest, keyName string
 		return nil, err
 	}
 	res.Outcome = o
+	res.Outcome.Repository = ref.Repo
 	return res, nil
+}
+
+// ResignBefore is how long before its expiry a repository's role is signed
+// again by a push or sign of a target it already holds unchanged; earlier,
+// such a push publishes nothing.
+const ResignBefore = 30 * 24 * time.Hour
+
+// sameTarget reports whether a and b say the same: length, hashes and custom.
+func sameTarget(a, b *metadata.TargetFiles) bool {
+	if a == nil || b == nil || a.Length != b.Length || !a.Hashes.Equal(b.Hashes) {
+		return false
+	}
+	if a.Custom == nil || b.Custom == nil {
+		return a.Custom == b.Custom
+	}
+	var ca, cb any
+	return json.Unmarshal(*a.Custom, &ca) == nil && json.Unmarshal(*b.Custom, &cb) == nil && reflect.DeepEqual(ca, cb)
 }
 
 // targetFile is the TUF target of a manifest: length, hashes, and custom

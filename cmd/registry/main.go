@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/signet-oss/signet/internal/version"
 	"github.com/signet-oss/signet/registry"
 	"github.com/signet-oss/signet/storage/driver/driverconfig"
 )
@@ -31,6 +32,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newGCCmd(), newNotificationsCmd())
+	version.Attach(root, nil)
 	return root
 }
 

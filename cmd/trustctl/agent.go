@@ -42,7 +42,7 @@ without a signature or on agent lock, and logs every signature it makes.`,
   trustctl agent lock
   kill $SIGNET_AGENT_PID`,
 	}
-	cmd.AddCommand(newAgentStartCmd(), newAgentRunCmd(), newAgentAddCmd(g), newAgentListCmd(g), newAgentLockCmd())
+	cmd.AddCommand(newAgentStartCmd(g), newAgentRunCmd(), newAgentAddCmd(g), newAgentListCmd(g), newAgentLockCmd(g))
 	return cmd
 }
 
@@ -55,7 +55,7 @@ func agentHome() (keys, log string, err error) {
 	return filepath.Join(home, "keys"), filepath.Join(home, "agent.log"), nil
 }
 
-func newAgentStartCmd() *cobra.Command {
+func newAgentStartCmd(g *globals) *cobra.Command {
 	var idle time.Duration
 	var logPath string
 	cmd := &cobra.Command{
@@ -116,6 +116,13 @@ $SIGNET_HOME/agent.log).`,
 					run.Process.Kill()
 					return fmt.Errorf("the agent did not answer on %s within 10s: see %s", sock, logPath)
 				}
+			}
+			if g.output == "json" {
+				return printJSON(struct {
+					Socket string `json:"socket"`
+					PID    int    `json:"pid"`
+					Log    string `json:"log"`
+				}{sock, run.Process.Pid, logPath})
 			}
 			fmt.Printf("%s=%s; export %s;\n%s=%d; export %s;\necho Signing agent pid %d;\n",
 				agent.SocketEnv, sock, agent.SocketEnv, agentPIDEnv, run.Process.Pid, agentPIDEnv, run.Process.Pid)
@@ -258,7 +265,7 @@ func newAgentListCmd(g *globals) *cobra.Command {
 	}
 }
 
-func newAgentLockCmd() *cobra.Command {
+func newAgentLockCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "lock",
 		Short: "Have the agent forget every key (agent add unlocks them again)",
@@ -271,6 +278,9 @@ func newAgentLockCmd() *cobra.Command {
 			defer c.Close()
 			if err := c.Lock(); err != nil {
 				return err
+			}
+			if g.output == "json" {
+				return printJSON(map[string]bool{"locked": true})
 			}
 			fmt.Fprintln(os.Stderr, "The signing agent forgot every key.")
 			return nil

@@ -21,21 +21,23 @@ import (
 func newAuditCmd(g *globals) *cobra.Command {
 	var q audit.Query
 	var since, until string
-	var asJSON bool
+	var asJSONL bool
 	cmd := &cobra.Command{
-		Use:   "audit [--org ORG] [--repo REPO] [--actor NAME] [--action ACTION] [--since 24h] [--until TIME] [--limit N] [--json]",
+		Use:   "audit [--org ORG] [--repo REPO] [--actor NAME] [--action ACTION] [--since 24h] [--until TIME] [--limit N] [--jsonl]",
 		Short: "Show the audit log: publishes, keys, delegations, grants, tokens and denied pushes",
 		Long: `audit reads trustd's audit log (publishes, key and delegation changes, orgs,
 members, grants, robot and refresh tokens) and the registry's (pushes its gate
-denied), merges them in time order, and prints the first --limit records from
---since on.
+denied), merges them in time order, and prints the newest --limit records of
+the range --since to --until, oldest first. --output json prints them as one
+JSON array; --jsonl streams one record per line.
 
 Admins read everything; an organisation owner reads the records of the
 organisations they own, and gets no registry records (the registry's log is for
 admins).`,
 		Example: `  trustctl audit --since 24h
   trustctl audit --org acme --action 'token.*'
-  trustctl audit --repo 'acme/**' --since 2026-01-01T00:00:00Z --json`,
+  trustctl audit --limit 10
+  trustctl audit --repo 'acme/**' --since 2026-01-01T00:00:00Z --jsonl`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
@@ -61,7 +63,7 @@ admins).`,
 			if err != nil {
 				return err
 			}
-			trusted, err := td.Audit(ctx, q)
+			trusted, err := td.Audit(ctx, q, true)
 			if err != nil {
 				return err
 			}
@@ -77,15 +79,15 @@ admins).`,
 				if err != nil {
 					return err
 				}
-				registry, err = client.RegistryAudit(ctx, host, login, &client.TokenClient{}, q)
+				registry, err = client.RegistryAudit(ctx, host, login, &client.TokenClient{}, q, true)
 				if errors.Is(err, client.ErrAuditDenied) {
 					fmt.Fprintf(os.Stderr, "trustctl: not showing %s's own records (denied pushes): %v\n", host, err)
 				} else if err != nil {
 					return err
 				}
 			}
-			recs := client.MergeAudit(limit, trusted, registry)
-			if asJSON || g.output == "json" {
+			recs := client.MergeAudit(limit, true, trusted, registry)
+			if asJSONL {
 				enc := json.NewEncoder(os.Stdout)
 				for _, r := range recs {
 					if err := enc.Encode(r); err != nil {
@@ -93,6 +95,12 @@ admins).`,
 					}
 				}
 				return nil
+			}
+			if g.output == "json" {
+				if recs == nil {
+					recs = []audit.Record{}
+				}
+				return printJSON(recs)
 			}
 			if len(recs) == 0 {
 				fmt.Println("No audit records match.")
@@ -110,8 +118,8 @@ admins).`,
 				return err
 			}
 			if len(recs) == limit {
-				fmt.Fprintf(os.Stderr, "trustctl: showing the first %d records; narrow the filters, or pass --since %s for the next ones\n",
-					limit, recs[len(recs)-1].Time.Add(time.Nanosecond).Format(time.RFC3339Nano))
+				fmt.Fprintf(os.Stderr, "trustctl: showing the newest %d records; narrow the filters, or pass --until %s for the ones before\n",
+					limit, recs[0].Time.Format(time.RFC3339Nano))
 			}
 			return nil
 		},
@@ -123,8 +131,10 @@ admins).`,
 	f.StringVar(&q.Action, "action", "", "only this action (target.publish, key.rotate, grant.create, token.revoke, admission.deny, ...) or a pattern such as 'token.*'")
 	f.StringVar(&since, "since", "24h", "from this time on: RFC 3339, or a duration back from now")
 	f.StringVar(&until, "until", "", "before this time: RFC 3339, or a duration back from now (default: now)")
-	f.IntVar(&q.Limit, "limit", audit.DefaultLimit, "at most this many records")
-	f.BoolVar(&asJSON, "json", false, "print JSON lines, one record each (as --output json)")
+	f.IntVar(&q.Limit, "limit", audit.DefaultLimit, "show the newest this many records of the range")
+	f.BoolVar(&asJSONL, "jsonl", false, "stream JSON lines, one record each (--output json prints one JSON array)")
+	f.BoolVar(&asJSONL, "json", false, "the same as --jsonl")
+	f.MarkDeprecated("json", "use --jsonl (JSON lines), or --output json (one JSON array)")
 	return cmd
 }
 
@@ -149,7 +159,9 @@ func what(r audit.Record) string {
 	default:
 		s = "-"
 	}
-	if r.Role != "" && r.Version > 0 && r.Repository == "" {
+	// A role version is named by what it covers: "acme/app v3", not its
+	// hashed role name.
+	if r.Role != "" && r.Version > 0 && (r.Repository == "" || strings.HasPrefix(r.Action, "role.")) {
 		s += " v" + strconv.FormatInt(r.Version, 10)
 	}
 	if r.Subject != "" && s != r.Subject {

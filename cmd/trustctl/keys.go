@@ -144,6 +144,9 @@ terminal; one login is tried per command, never retried.`,
 				return err
 			}
 			warnDevelopment(info)
+			if g.output == "json" {
+				return printJSON(exportedKey{info, string(info.PublicPEM)})
+			}
 			_, err = os.Stdout.Write(info.PublicPEM)
 			return err
 		},
@@ -232,4 +235,11 @@ func printTokenKey(g *globals, verb string, info *signer.KeyInfo, dir string, er
 	fmt.Printf("%s key %s (%s) in a PKCS#11 token: the private key stays there\n  TUF key ID: %s\n  token key:  %s\n  public:     %s\n",
 		verb, info.Name, info.Algorithm, info.ID, info.PKCS11, filepath.Join(dir, info.Name+".pub"))
 	return nil
+}
+
+// exportedKey is what keys export prints with --output json: the key's entry
+// and its public key in PEM.
+type exportedKey struct {
+	*signer.KeyInfo
+	PublicKey string `json:"publicKey"`
 }

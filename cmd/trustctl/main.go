@@ -10,6 +10,7 @@ import (
 	"os"
 
 	"github.com/signet-oss/signet/client"
+	"github.com/signet-oss/signet/internal/version"
 	"github.com/spf13/cobra"
 )
 
@@ -69,6 +70,9 @@ config file: DOCKER_CONFIG=$SIGNET_HOME makes docker, crane and oras use it.`,
 	root.AddCommand(newPushCmd(g), newCopyCmd(g), newVerifyCmd(g), newPullCmd(g))
 	root.AddCommand(newAuditCmd(g), newPolicyCmd(g))
 	root.AddCommand(newNotationCmd(g))
+	addEverydayCmds(root, g)
+	version.Attach(root, &g.output)
+	addCompletions(root, g)
 	strictUsage(root)
 	return root
 }

@@ -161,7 +161,11 @@ func reportPush(g *globals, res *signed.PushResult) error {
 	if res.Pruned != "" {
 		fmt.Printf("Removed the previous digest's target %s.\n", res.Pruned)
 	}
-	fmt.Printf("Signed %s as %s (%s v%d published).\n", res.Signed.Target, res.Digest, res.Signed.Role, res.Signed.Version)
+	if res.Signed.Unchanged {
+		fmt.Printf("%s is already published as %s (%s v%d): nothing new to sign.\n", res.Signed.Target, res.Digest, res.Signed.Name(), res.Signed.Version)
+	} else {
+		fmt.Printf("Signed %s as %s (%s v%d published).\n", res.Signed.Target, res.Digest, res.Signed.Name(), res.Signed.Version)
+	}
 	fmt.Printf("Pushed %s (%d manifest(s)).\n", res.Reference, res.Manifests)
 	if res.Signature != "" {
 		fmt.Printf("Wrote the cosign signature %s.\n", res.Signature)

@@ -128,7 +128,11 @@ func reportSign(g *globals, out signOutput) error {
 		fmt.Printf("Signed %s as %s: held: the org role version that delegates it takes effect when %s %s its first signed version too.\n", res.Target, res.Digest, res.WaitingFor(), map[bool]string{true: "has", false: "have"}[len(res.Waiting) == 1])
 		return nil
 	}
-	fmt.Printf("Signed %s as %s (%s v%d published).\n", res.Target, res.Digest, res.Role, res.Version)
+	if res.Unchanged {
+		fmt.Printf("%s is already published as %s (%s v%d): nothing new to sign.\n", res.Target, res.Digest, res.Name(), res.Version)
+	} else {
+		fmt.Printf("Signed %s as %s (%s v%d published).\n", res.Target, res.Digest, res.Name(), res.Version)
+	}
 	if out.Signature != "" {
 		fmt.Printf("Wrote the cosign signature %s.\n", out.Signature)
 	}

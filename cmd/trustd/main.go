@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/signet-oss/signet/internal/version"
 	"github.com/signet-oss/signet/storage/driver/driverconfig"
 	"github.com/signet-oss/signet/trustd"
 )
@@ -30,6 +31,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCmd(), newBackupCmd(), newRestoreCmd())
+	version.Attach(root, nil)
 	return root
 }
 

@@ -8,12 +8,15 @@ package api
 
 import "time"
 
-// Identity is who a token speaks for: the answer of GET /whoami, and of
-// POST /users for the person it made.
+// Identity is who a token speaks for: the answer of GET /whoami, of POST
+// /users for the person it made, and the items of GET /users.
 type Identity struct {
 	Name  string `json:"name"`
 	Kind  string `json:"kind"` // "person" or "robot"
 	Admin bool   `json:"admin"`
+	// Orgs maps each organisation the account belongs to to its role there
+	// (owner, publisher, reader; "robot" for a robot's own organisation).
+	Orgs map[string]string `json:"orgs,omitempty"`
 }
 
 // UserRequest is the body of POST /users: a person's account.
@@ -127,8 +130,10 @@ func (w Waiting) Name() string {
 	return w.Role
 }
 
-// RoleVersion names one version of a role.
+// RoleVersion names one version of a role, and the repository a repository's
+// role covers.
 type RoleVersion struct {
-	Role    string `json:"role"`
-	Version int64  `json:"version"`
+	Role       string `json:"role"`
+	Version    int64  `json:"version"`
+	Repository string `json:"repository,omitempty"`
 }

@@ -183,7 +183,8 @@ func (r *Repo) releaseGroup(ctx context.Context, s *state, group []*upload, held
 		}
 		res.Changes = append(res.Changes, c...)
 		if g != by {
-			res.Released = append(res.Released, Released{Role: g.role, Version: g.version()})
+			repo, _ := s.repoOf(g.role)
+			res.Released = append(res.Released, Released{Role: g.role, Version: g.version(), Repository: repo})
 		}
 	}
 	if err := r.commitGroup(ctx, s, group, heldSums); err != nil {
