@@ -16,12 +16,12 @@ import (
 )
 
 // A local stack run by `trustctl up` keeps its development trust root's keys
-// (dev-root, dev-targets, and the dev-org-<org> keys made under that root)
-// with its data, in DIR/keys: the stack is whole without $SIGNET_HOME, and any
-// $SIGNET_HOME that up has run with finds them. up names that directory in the
-// registry's pin directory (devKeysFile), and a session's key store for that
-// registry is then the user's store with the stack's development keys beside
-// it (StackKeys).
+// (dev-root, dev-targets) with its data, in DIR/keys: the stack is whole
+// without $SIGNET_HOME, and any $SIGNET_HOME that up has run with finds them.
+// up names that directory in the registry's pin directory (devKeysFile), and a
+// session's key store for that registry is then the user's store with the
+// stack's root keys behind it (StackKeys). Keys made later, org keys under the
+// development root among them, are the user's: they go to $SIGNET_HOME/keys.
 
 // devKeysFile names, in a registry's pin directory, the directory of the
 // development keys of the stack at that registry.
@@ -63,27 +63,16 @@ func StackKeys(home, registry string, passphrase func(confirm bool) ([]byte, err
 	return &stackKeys{user: user, dev: signer.NewFileKeyStore(dir, passphrase)}
 }
 
-// stackKeys is the user's key store and a stack's development keys: the
-// development keys (names starting dev-) are made in the stack's store, and
-// every key is looked up in the user's store first.
+// stackKeys is the user's key store with a stack's development root keys
+// behind it: keys are made in the user's store, and looked up there first.
 type stackKeys struct{ user, dev signer.KeyStore }
 
-func (s *stackKeys) storeFor(name string) signer.KeyStore {
-	if strings.HasPrefix(name, signer.DevelopmentPrefix) {
-		return s.dev
-	}
-	return s.user
-}
-
 func (s *stackKeys) Generate(ctx context.Context, name string, alg signer.Algorithm) (*signer.KeyInfo, error) {
-	if _, err := s.user.Public(ctx, name); err == nil {
-		return nil, signer.ErrKeyExists
-	}
-	return s.storeFor(name).Generate(ctx, name, alg)
+	return s.user.Generate(ctx, name, alg)
 }
 
 func (s *stackKeys) Import(ctx context.Context, name string, priv crypto.Signer) (*signer.KeyInfo, error) {
-	return s.storeFor(name).Import(ctx, name, priv)
+	return s.user.Import(ctx, name, priv)
 }
 
 func (s *stackKeys) Load(ctx context.Context, name string) (*signer.Key, error) {
@@ -141,15 +130,4 @@ func (s *Session) signingKeys(ctx context.Context, role string, r *metadata.Role
 			"run `trustctl up --data DIR` once with this SIGNET_HOME, and it is found there", signer.DevelopmentPrefix)
 	}
 	return nil, errors.New(msg)
-}
-
-// KeyDirOf is the directory that holds the session's key name: a local
-// stack's for its development keys, else $SIGNET_HOME/keys.
-func (s *Session) KeyDirOf(name string) string {
-	if dir := DevKeyDir(s.Home, s.Registry); dir != "" && strings.HasPrefix(name, signer.DevelopmentPrefix) {
-		if _, err := os.Stat(filepath.Join(KeyDir(s.Home), name+".pub")); err != nil {
-			return dir
-		}
-	}
-	return KeyDir(s.Home)
 }

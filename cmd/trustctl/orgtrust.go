@@ -31,7 +31,7 @@ func runOrgCreate(cmd *cobra.Command, g *globals, org, keyName string) error {
 		return nil
 	}
 	if res.Generated {
-		fmt.Printf("Generated its org key %s in %s.\n", res.Key, s.KeyDirOf(res.Key))
+		fmt.Printf("Generated its org key %s in %s.\n", res.Key, trust.KeyDir(s.Home))
 	}
 	for _, o := range res.Published {
 		fmt.Printf("Trust: %s.\n", o)
