@@ -1,9 +1,11 @@
 # Signet: a container registry that admits content only as signed, digest-verified
-# manifests. `make run` starts the stack on embedded defaults; `make test` runs every
-# test, as CI does.
+# manifests. `make run` starts the stack on embedded defaults (DATA, REGISTRY_ADDR
+# and TRUSTD_ADDR move it); `make test` runs every test, as CI does.
 
 GO       ?= go
 DATA     ?= ./data
+REGISTRY_ADDR ?= 127.0.0.1:5000
+TRUSTD_ADDR   ?= 127.0.0.1:5001
 CMDS     := registry trustd trustctl notation-signet
 
 .PHONY: build run test test-unit test-e2e bench layers fmt-check vet clean
@@ -13,7 +15,7 @@ build:
 	$(GO) build -o bin/ $(addprefix ./cmd/,$(CMDS))
 
 run: build
-	bin/trustctl up --data $(DATA)
+	bin/trustctl up --data $(DATA) --registry-addr $(REGISTRY_ADDR) --trustd-addr $(TRUSTD_ADDR)
 
 # Every test: static checks, unit tests with the race detector, then the end-to-end
 # suites that drive the built binaries with real clients (installed on first use
