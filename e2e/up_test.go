@@ -242,6 +242,37 @@ func TestUpStackKeepsItsIdentity(t *testing.T) {
 		}
 	})
 
+	t.Run("push takes what the usual tools write", func(t *testing.T) {
+		skopeo := newTool(t, "skopeo")
+		policy := filepath.Join(skopeo.dir, "policy.json")
+		os.WriteFile(policy, []byte(`{"default":[{"type":"insecureAcceptAnything"}]}`), 0o644)
+		img := newImage(t, "up-formats", newLayer(t, "f/one.bin", 32<<10), newLayer(t, "f/two.bin", 8<<10))
+		src := filepath.Join(t.TempDir(), "src")
+		writeOCILayout(t, src, "v1", img)
+		out := t.TempDir()
+		for _, f := range []struct{ name, dest, path string }{
+			{"oci-dir", "oci:" + filepath.Join(out, "layout"), filepath.Join(out, "layout")},
+			{"oci-archive", "oci-archive:" + filepath.Join(out, "oci.tar"), filepath.Join(out, "oci.tar")},
+			{"docker-archive", "docker-archive:" + filepath.Join(out, "docker.tar") + ":acme/tools:v1", filepath.Join(out, "docker.tar")},
+		} {
+			skopeo.run(t, "--policy", policy, "copy", "oci:"+src+":v1", f.dest)
+			ref := r.Addr + "/acme/app:" + f.name
+			if _, err := r.tryTrustctl("push", f.path, ref, "--key", "alice"); err != nil {
+				t.Errorf("push of a skopeo %s: %v", f.name, err)
+				continue
+			}
+			r.trustctl(t, "verify", ref)
+		}
+		// crane pull's own tarball (docker's older format, gzipped layers).
+		crane := newTool(t, "crane", "DOCKER_CONFIG="+r.Home)
+		tarball := filepath.Join(out, "crane.tar")
+		crane.run(t, "pull", r.Addr+"/acme/app:oci-dir", tarball)
+		r.trustctl(t, "push", tarball, r.Addr+"/acme/app:crane-tarball", "--key", "alice")
+		if got, want := strings.TrimSpace(crane.run(t, "digest", r.Addr+"/acme/app:crane-tarball")), strings.TrimSpace(crane.run(t, "digest", r.Addr+"/acme/app:oci-dir")); got != want {
+			t.Errorf("crane's tarball of an image pushed as %s, want the image's own digest %s", got, want)
+		}
+	})
+
 	t.Run("a restart on other ports keeps the login and the pin", func(t *testing.T) {
 		old := r.Addr
 		relaunch(t, home, nil) // no password: the login kept must do
