@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"time"
 
@@ -87,10 +86,10 @@ func runUp(ctx context.Context, o upOptions) error {
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)
 	}
-	if err := o.log.Validate(); err != nil {
-		return fmt.Errorf("--%s", strings.Replace(strings.TrimPrefix(err.Error(), "log."), ": ", " ", 1))
+	log, err := newUpLogger(os.Stderr, o.log)
+	if err != nil {
+		return err
 	}
-	log := newUpLogger(os.Stderr, o.log)
 	// Every address is bound before anything is created: a port in use fails
 	// the start with nothing made, rather than after trustd made the admin.
 	lns, err := bindUp(o)
@@ -134,8 +133,8 @@ func runUp(ctx context.Context, o upOptions) error {
 	if err != nil {
 		return err
 	}
-	if setup != nil && tcfg.AdminPassword == "" {
-		tcfg.AdminPassword = setup.AdminPassword
+	if setup != nil {
+		tcfg.AdminPassword = setup.AdminPassword // the admin's, made with it by the first attempt
 	}
 	if o.useTLS {
 		tcfg.TLS.Cert, tcfg.TLS.Key = tlsFiles.ServerCert, tlsFiles.ServerKey
@@ -194,22 +193,9 @@ func runUp(ctx context.Context, o upOptions) error {
 	if err != nil {
 		return stop(err)
 	}
-	home, err := client.LoadHome()
+	home, loggedIn, err := loginAdmin(ctx, regAddr, tcfg.AdminUser, tcfg.AdminPassword)
 	if err != nil {
 		return stop(err)
-	}
-	loggedIn := false
-	if tcfg.AdminPassword != "" {
-		res, err := client.Login(ctx, client.LoginOptions{
-			Registry: regAddr, User: tcfg.AdminUser, Password: tcfg.AdminPassword,
-			Home: home, Tokens: &client.TokenClient{},
-		})
-		if err != nil {
-			return stop(fmt.Errorf("logging in as %s: %w", tcfg.AdminUser, err))
-		}
-		loggedIn = res.Trustd != ""
-	} else if _, err := client.OpenTrustd(ctx, home, regAddr, &client.TokenClient{}); err == nil {
-		loggedIn = true // a login kept from an earlier run still works
 	}
 	if err := setup.done(); err != nil {
 		return stop(err)
@@ -234,6 +220,27 @@ func runUp(ctx context.Context, o upOptions) error {
 		reg.errc <- err
 		return stop(fmt.Errorf("registry stopped: %w", err))
 	}
+}
+
+// loginAdmin logs in as the admin in $SIGNET_HOME when the password is known
+// to this run, and otherwise says whether a login kept from an earlier run
+// still works.
+func loginAdmin(ctx context.Context, regAddr, user, password string) (home *client.ConfigFile, loggedIn bool, err error) {
+	if home, err = client.LoadHome(); err != nil {
+		return nil, false, err
+	}
+	if password == "" {
+		_, err := client.OpenTrustd(ctx, home, regAddr, &client.TokenClient{})
+		return home, err == nil, nil
+	}
+	res, err := client.Login(ctx, client.LoginOptions{
+		Registry: regAddr, User: user, Password: password,
+		Home: home, Tokens: &client.TokenClient{},
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("logging in as %s: %w", user, err)
+	}
+	return home, res.Trustd != "", nil
 }
 
 // setUpGate turns the registry's admission gate on: on first start it makes the

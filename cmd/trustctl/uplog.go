@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path"
+	"strings"
 
 	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/registry"
@@ -25,9 +27,14 @@ type upLogger struct {
 	base   slog.Handler
 }
 
-func newUpLogger(w io.Writer, c logging.Config) *upLogger {
+// newUpLogger checks the flags (the servers' log.* keys) and makes the log.
+func newUpLogger(w io.Writer, c logging.Config) (*upLogger, error) {
+	if err := c.Validate(); err != nil {
+		// log.level: "x" is not ... becomes --log-level "x" is not ...
+		return nil, errors.New(strings.Replace(strings.Replace(err.Error(), "log.", "--log-", 1), ": ", " ", 1))
+	}
 	base := c.NewLogger(w).Handler()
-	return &upLogger{events: slog.New(base), base: base}
+	return &upLogger{events: slog.New(base), base: base}, nil
 }
 
 // server is the logger given to one of the servers (name: registry, trustd).
