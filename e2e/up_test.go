@@ -192,7 +192,7 @@ func TestUpStackKeepsItsIdentity(t *testing.T) {
 	dir := t.TempDir()
 	home := filepath.Join(dir, "signet")
 	env := []string{"SIGNET_ADMIN_PASSWORD=" + newPassword()}
-	r := mustLaunchUp(t, dir, home, env, portZero...)
+	r := mustLaunchUp(t, dir, home, env, append([]string{"--trust-refresh", "1s"}, portZero...)...)
 	if lines := strings.Split(strings.TrimSpace(r.Stderr.String()), "\n"); len(lines) > 1 || strings.Contains(lines[0], "no stored trust metadata") {
 		t.Errorf("up's first start logged more than the trust root's making:\n%s", r.Stderr.String())
 	}
@@ -239,6 +239,19 @@ func TestUpStackKeepsItsIdentity(t *testing.T) {
 		}
 		if strings.Contains(log, "msg=request") {
 			t.Errorf("up logs request lines by default:\n%s", log)
+		}
+
+		// A refused login is an event; an idle stack, refreshing its trust
+		// metadata every second, says nothing.
+		before = r.Stderr.String()
+		wrong := &tool{path: trustctlBin, dir: dir, env: []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH"), "SIGNET_HOME=" + filepath.Join(dir, "wrong")}}
+		if _, err := wrong.tryInput("not-the-password\n", "login", r.Addr, "-u", "admin", "--password-stdin"); err == nil {
+			t.Fatal("a login with a wrong password succeeded")
+		}
+		waitFor(t, func() bool { return strings.Contains(r.Stderr.String(), "login refused") })
+		time.Sleep(2500 * time.Millisecond)
+		if lines := strings.Split(strings.TrimSpace(strings.TrimPrefix(r.Stderr.String(), before)), "\n"); len(lines) != 1 {
+			t.Errorf("up logged %d lines for a refused login and 2.5s idle, want 1:\n%s", len(lines), strings.Join(lines, "\n"))
 		}
 	})
 
