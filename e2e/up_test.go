@@ -123,10 +123,10 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 var portZero = []string{"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0"}
 
 // TestUpFinishesAFirstStartCutShort: a port in use fails the start before
-// anything is made; a first start that fails after trustd made the admin
-// (here: the pin cannot be written) is finished by the next start, which
-// still knows the generated password, logs in, makes the trust root and shows
-// the password.
+// anything is made; a first start that fails after trustd made the admin and
+// the trust root (here: the registry's account cannot be recorded) is
+// finished by the next start, which still knows the generated password, logs
+// in, makes what is missing and shows the password.
 func TestUpFinishesAFirstStartCutShort(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
@@ -148,17 +148,21 @@ func TestUpFinishesAFirstStartCutShort(t *testing.T) {
 		t.Errorf("up made trustd's data although a port was in use: %d entries", len(entries))
 	}
 
-	// A first start that fails once trustd made the admin: SIGNET_HOME/trust
-	// cannot be a directory, so the development root cannot be pinned.
-	os.MkdirAll(home, 0o700)
-	if err := os.WriteFile(filepath.Join(home, "trust"), nil, 0o600); err != nil {
+	// A first start that fails once trustd made the admin and the trust
+	// root: the registry's account cannot be recorded (its record's path is
+	// a directory).
+	account := filepath.Join(dir, "data", "registry-account.json")
+	if err := os.MkdirAll(account, 0o700); err != nil {
 		t.Fatal(err)
 	}
 	_, err = launchUp(t, dir, home, nil, portZero...)
 	if err == nil || !strings.Contains(err.Error(), "the next `trustctl up` on this data directory finishes it") {
-		t.Fatalf("a first start whose trust root cannot be pinned: want a failure saying the next start finishes it, got %v", err)
+		t.Fatalf("a first start whose registry account cannot be recorded: want a failure saying the next start finishes it, got %v", err)
 	}
-	os.Remove(filepath.Join(home, "trust"))
+	if !strings.Contains(err.Error(), "Initialised a development trust root") {
+		t.Fatalf("the failed first start did not get as far as the trust root:\n%v", err)
+	}
+	os.Remove(account)
 
 	r := mustLaunchUp(t, dir, home, nil, portZero...)
 	if !strings.HasPrefix(r.Banner, "Logged in as admin") {
