@@ -317,10 +317,17 @@ Other clients use the same login: export DOCKER_CONFIG=%[2]s
 // addrHint adds what to do to a listen error on an address in use.
 func addrHint(err error, flag string) error {
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%w: another process listens there; choose another address with %s (port 0 picks a free one)", err, flag)
+		how := flag
+		if v := makeVars[flag]; v != "" {
+			how += " (make run " + v + "=ADDR)"
+		}
+		return fmt.Errorf("%w: another process listens there; choose another address with %s; port 0 picks a free one", err, how)
 	}
 	return err
 }
+
+// makeVars are the variables of `make run` that set up's address flags.
+var makeVars = map[string]string{"--registry-addr": "REGISTRY_ADDR", "--trustd-addr": "TRUSTD_ADDR"}
 
 // isEmptyDir reports whether dir is missing or holds nothing: trustd's first start.
 func isEmptyDir(dir string) bool {
