@@ -1,9 +1,11 @@
 # Signet: a container registry that admits content only as signed, digest-verified
-# manifests. `make run` starts the stack on embedded defaults; `make test` runs every
-# test, as CI does.
+# manifests. `make run` starts the stack on embedded defaults (DATA, REGISTRY_ADDR
+# and TRUSTD_ADDR move it); `make test` runs every test, as CI does.
 
 GO       ?= go
 DATA     ?= ./data
+REGISTRY_ADDR ?= 127.0.0.1:5000
+TRUSTD_ADDR   ?= 127.0.0.1:5001
 CMDS     := registry trustd trustctl notation-signet
 # What `--version` prints: stamped in at link time, as builds run without VCS
 # stamping (-buildvcs=false).
@@ -18,7 +20,7 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ $(addprefix ./cmd/,$(CMDS))
 
 run: build
-	bin/trustctl up --data $(DATA)
+	bin/trustctl up --data $(DATA) --registry-addr $(REGISTRY_ADDR) --trustd-addr $(TRUSTD_ADDR)
 
 # Every test: static checks, unit tests with the race detector, then the end-to-end
 # suites that drive the built binaries with real clients (installed on first use

@@ -156,8 +156,12 @@ func TestLogsCarryRequestIDsAndNoSecrets(t *testing.T) {
 		t.Fatalf("reading the registry's trustd account: %v", err)
 	}
 	secrets["the registry's trustd password"] = acct.Password
-	keys := signer.NewFileKeyStore(filepath.Join(st.Home, "keys"), func(bool) ([]byte, error) { return []byte(e2ePassphrase), nil })
 	for _, name := range []string{"logs-publisher", "dev-root", "dev-targets"} {
+		keyDir := filepath.Join(st.Home, "keys")
+		if strings.HasPrefix(name, signer.DevelopmentPrefix) {
+			keyDir = filepath.Join(dir, "data", "keys") // the stack's own
+		}
+		keys := signer.NewFileKeyStore(keyDir, func(bool) ([]byte, error) { return []byte(e2ePassphrase), nil })
 		k, err := keys.Load(ctx, name)
 		if err != nil {
 			t.Fatalf("loading key %s: %v", name, err)
@@ -168,7 +172,7 @@ func TestLogsCarryRequestIDsAndNoSecrets(t *testing.T) {
 		}
 		addPEMLines(secrets, "key "+name, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 		secrets["key "+name+" (base64)"] = base64.StdEncoding.EncodeToString(der)
-		sealed, err := os.ReadFile(filepath.Join(st.Home, "keys", name+".key"))
+		sealed, err := os.ReadFile(filepath.Join(keyDir, name+".key"))
 		if err != nil {
 			t.Fatal(err)
 		}

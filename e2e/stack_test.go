@@ -110,8 +110,10 @@ func startStackOpts(t *testing.T, prepare func(data string), env []string, upArg
 		prepare(filepath.Join(dir, "data"))
 	}
 	st := &stack{t: t, Home: filepath.Join(dir, "signet"), AdminPassword: newPassword(), log: &testlog.Buffer{}}
+	// At debug, up's log has both servers' own lines (every request among
+	// them), which the tests of logging, metrics and refreshes read.
 	st.cmd = exec.Command(trustctlBin, append([]string{"up", "--data", filepath.Join(dir, "data"),
-		"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0"}, upArgs...)...)
+		"--registry-addr", "127.0.0.1:0", "--trustd-addr", "127.0.0.1:0", "--log-level", "debug"}, upArgs...)...)
 	st.cmd.Env = []string{
 		"HOME=" + dir,
 		"PATH=" + os.Getenv("PATH"),

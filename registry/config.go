@@ -48,6 +48,10 @@ type Config struct {
 	ShutdownDelay time.Duration `yaml:"shutdownDelay"`
 	// Notifications sends events to webhooks (notifications.*).
 	Notifications notify.Config `yaml:"notifications"`
+	// Events are called with every event of the API, beside the audit log and
+	// notifications: a program that embeds the registry (`trustctl up`) says
+	// from them what was pushed or denied, and why. Not a file key.
+	Events []EventListener `yaml:"-"`
 }
 
 // StorageConfig selects the storage driver (the storage.* keys).

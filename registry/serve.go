@@ -64,6 +64,9 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 		return err
 	}
 	api.EnableAudit(auditlog.New(store.Driver(), AuditRoot, "registry"))
+	for _, l := range cfg.Events {
+		api.OnEvent(l)
+	}
 	index, err := openGate(ctx, cfg, store, log)
 	if err != nil {
 		return err

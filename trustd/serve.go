@@ -48,6 +48,21 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("addr: %w", err)
+	}
+	return ServeListener(ctx, cfg, ln, log)
+}
+
+// ServeListener is Serve on a listener the caller opened (cfg.Addr is not used):
+// `trustctl up` binds every address it serves before it creates anything, so a
+// port in use fails the start before trustd makes its admin account.
+func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.Logger) error {
+	defer ln.Close()
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
 	obs, err := newObservability(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -68,10 +83,6 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if err := obs.attach(s, d); err != nil {
 		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("addr: %w", err)
 	}
 	srv := &http.Server{
 		Handler:           obs.Handler(s),

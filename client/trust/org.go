@@ -78,6 +78,12 @@ func (s *Session) CreateOrg(ctx context.Context, org, keyName string, threshold 
 		d = delegation(base, role)
 	}
 	if d == nil {
+		// The keys that sign targets first: an org key made for a change that
+		// cannot be signed would be left behind, delegated nowhere.
+		targetsKeys, err := s.signingKeys(ctx, metadata.TARGETS, st.Root.Signed.Roles[metadata.TARGETS])
+		if err != nil {
+			return nil, err
+		}
 		if keyName == "" {
 			keyName = role // the org key is named after its role
 			if s.developmentRoot(ctx, st) {
@@ -108,11 +114,7 @@ func (s *Session) CreateOrg(ctx context.Context, org, keyName string, threshold 
 		setDelegation(targets, metadata.DelegatedRole{
 			Name: role, KeyIDs: []string{id}, Threshold: threshold, Terminating: true, Paths: trustnames.OrgPaths(org),
 		}, map[string]*metadata.Key{id: tk})
-		keys, err := s.keysByID(ctx, st.Root.Signed.Roles[metadata.TARGETS].KeyIDs)
-		if err != nil {
-			return nil, err
-		}
-		o, err := s.publishTargets(ctx, metadata.TARGETS, targets, keys, func(staged *metadata.Metadata[metadata.TargetsType]) bool {
+		o, err := s.publishTargets(ctx, metadata.TARGETS, targets, targetsKeys, func(staged *metadata.Metadata[metadata.TargetsType]) bool {
 			return sameDelegation(delegation(staged, role), []string{id}, threshold)
 		})
 		if err != nil {

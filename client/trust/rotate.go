@@ -94,7 +94,7 @@ func (s *Session) RotateOrgKey(ctx context.Context, org string, keyNames []strin
 	nd := *d
 	nd.KeyIDs, nd.Threshold = newIDs, threshold
 	setDelegation(targets, nd, newKeys)
-	tkeys, err := s.keysByID(ctx, st.Root.Signed.Roles[metadata.TARGETS].KeyIDs)
+	tkeys, err := s.signingKeys(ctx, metadata.TARGETS, st.Root.Signed.Roles[metadata.TARGETS])
 	if err != nil {
 		return nil, err
 	}

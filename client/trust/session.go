@@ -57,7 +57,8 @@ type Session struct {
 
 // Open makes the session of a trustctl command acting on registry (host:port;
 // "" means the one last logged in to): the login kept in $SIGNET_HOME, the key
-// store in $SIGNET_HOME/keys with the passphrase from SIGNET_PASSPHRASE or the
+// store in $SIGNET_HOME/keys (with the development keys of a local stack at
+// registry beside it, see StackKeys) with the passphrase from SIGNET_PASSPHRASE or the
 // terminal, behind the signing agent when $SIGNET_AGENT_SOCK is set.
 func Open(ctx context.Context, registry string, out io.Writer) (*Session, error) {
 	homeDir, err := client.SignetHome()
@@ -82,7 +83,7 @@ func Open(ctx context.Context, registry string, out io.Writer) (*Session, error)
 	}
 	return &Session{
 		Home: homeDir, Registry: registry, Trustd: td, Out: out,
-		Keys: agent.Wrap(signer.NewFileKeyStore(KeyDir(homeDir), signer.Passphrase)),
+		Keys: agent.Wrap(StackKeys(homeDir, registry, signer.Passphrase)),
 	}, nil
 }
 

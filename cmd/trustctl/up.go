@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -17,6 +16,7 @@ import (
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/client/trust"
 	"github.com/signet-oss/signet/internal/atomicfile"
+	"github.com/signet-oss/signet/internal/logging"
 	"github.com/signet-oss/signet/internal/tlsserve"
 	"github.com/signet-oss/signet/registry"
 	"github.com/signet-oss/signet/tokenauth"
@@ -25,11 +25,7 @@ import (
 )
 
 func newUpCmd() *cobra.Command {
-	var data, registryAddr, trustdAddr string
-	var open []string
-	var refresh time.Duration
-	var metrics upMetrics
-	var useTLS bool
+	var o upOptions
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Run the registry and trustd together on embedded defaults, logged in as admin",
@@ -40,48 +36,84 @@ SIGNET_ADMIN_PASSWORD, or is generated and shown once. It logs in as admin and k
 the login in $SIGNET_HOME/config.json (default ~/.signet), so the next trustctl
 commands just work and DOCKER_CONFIG=$SIGNET_HOME lends it to docker, crane and oras.
 
+It binds both addresses before it creates anything. A first start cut short (a
+crash, a failure) is finished by the next one: what it set up is kept in
+DIR/setup.json until every step is done. The stack keeps its identity across
+restarts: its development trust root's keys live in DIR/keys, and when it starts
+on other addresses than last time (recorded in DIR/up.json) the login and the pin
+it keeps in $SIGNET_HOME move to the new ones.
+
 Port 0 in an address picks a free port; the lines printed once both servers answer
-name the ones chosen.
+name the ones chosen. The log says what happens (a push admitted or denied, and
+why; a publish; a refused login), one line each; --log-level debug adds both
+servers' own lines, every request among them.
 
 With --tls both serve HTTPS with a development CA it makes in DIR/tls (reused on
 the next start), and it prints how each client trusts that CA.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runUp(cmd.Context(), data, registryAddr, trustdAddr, open, refresh, metrics, useTLS)
+			return runUp(cmd.Context(), o)
 		},
 	}
-	cmd.Flags().StringVar(&data, "data", "./data", "data directory: the registry's under DIR/registry, trustd's under DIR/trustd")
-	cmd.Flags().StringVar(&registryAddr, "registry-addr", "127.0.0.1:5000", "the registry's listen address")
-	cmd.Flags().StringVar(&trustdAddr, "trustd-addr", "127.0.0.1:5001", "trustd's listen address")
-	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern the registry admits without signatures (repeatable; * one component, ** any); every other repository is enforced")
-	cmd.Flags().BoolVar(&useTLS, "tls", false, "serve HTTPS with a development CA and server certificate kept in DIR/tls")
-	cmd.Flags().DurationVar(&refresh, "trust-refresh", 30*time.Second, "how often the registry refreshes the trust metadata: revocation bites within it")
-	cmd.Flags().StringVar(&metrics.registry, "metrics-addr", "", "serve the registry's Prometheus metrics at /metrics on this address (default off)")
-	cmd.Flags().StringVar(&metrics.trustd, "trustd-metrics-addr", "", "serve trustd's Prometheus metrics at /metrics on this address (default off)")
+	cmd.Flags().StringVar(&o.data, "data", "./data", "data directory: the registry's under DIR/registry, trustd's under DIR/trustd")
+	cmd.Flags().StringVar(&o.registryAddr, "registry-addr", "127.0.0.1:5000", "the registry's listen address")
+	cmd.Flags().StringVar(&o.trustdAddr, "trustd-addr", "127.0.0.1:5001", "trustd's listen address")
+	cmd.Flags().StringArrayVar(&o.open, "open", nil, "repository pattern the registry admits without signatures (repeatable; * one component, ** any); every other repository is enforced")
+	cmd.Flags().BoolVar(&o.useTLS, "tls", false, "serve HTTPS with a development CA and server certificate kept in DIR/tls")
+	cmd.Flags().DurationVar(&o.refresh, "trust-refresh", 30*time.Second, "how often the registry refreshes the trust metadata: revocation bites within it")
+	cmd.Flags().StringVar(&o.metrics.registry, "metrics-addr", "", "serve the registry's Prometheus metrics at /metrics on this address (default off)")
+	cmd.Flags().StringVar(&o.metrics.trustd, "trustd-metrics-addr", "", "serve trustd's Prometheus metrics at /metrics on this address (default off)")
+	cmd.Flags().StringVar(&o.log.Level, "log-level", "info", "debug, info, warn or error: info is one line per event (push, denial, publish, refused login); debug adds both servers' own lines")
+	cmd.Flags().StringVar(&o.log.Format, "log-format", "text", "text or json, as the servers' log.format")
 	return cmd
+}
+
+// upOptions are up's flags.
+type upOptions struct {
+	data, registryAddr, trustdAddr string
+	open                           []string
+	refresh                        time.Duration
+	metrics                        upMetrics
+	useTLS                         bool
+	log                            logging.Config
 }
 
 // upMetrics are the metrics listeners of up's two servers ("" for none).
 type upMetrics struct{ registry, trustd string }
 
-func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []string, refresh time.Duration, metrics upMetrics, useTLS bool) error {
-	data, err := filepath.Abs(data)
+func runUp(ctx context.Context, o upOptions) error {
+	data, err := filepath.Abs(o.data)
 	if err != nil {
 		return fmt.Errorf("--data: %w", err)
 	}
+	log, err := newUpLogger(os.Stderr, o.log)
+	if err != nil {
+		return err
+	}
+	// Every address is bound before anything is created: a port in use fails
+	// the start with nothing made, rather than after trustd made the admin.
+	lns, err := bindUp(o)
+	if err != nil {
+		return err
+	}
+	defer lns.close()
+	regAddr := lns.registry.Addr().String()
 	scheme := "http://"
 	var tlsFiles tlsserve.DevFiles
-	if useTLS {
-		if tlsFiles, err = upTLS(os.Stderr, data, registryAddr, trustdAddr); err != nil {
+	if o.useTLS {
+		if tlsFiles, err = upTLS(os.Stderr, data, o.registryAddr, o.trustdAddr); err != nil {
 			return err
 		}
 		scheme = "https://"
 	}
-	home, err := client.LoadHome()
+	trustdURL := scheme + lns.trustd.Addr().String()
+	homeDir, err := client.SignetHome()
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := moveStack(data, homeDir, regAddr, trustdURL); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -89,79 +121,70 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	if err != nil {
 		return err
 	}
-	tcfg.Addr, tcfg.Data = trustdAddr, filepath.Join(data, "trustd")
+	tcfg.Addr, tcfg.Data = lns.trustd.Addr().String(), filepath.Join(data, "trustd")
 	// The registry's /token hop to trustd is authenticated by a secret made
 	// for this run and held only in this process (SIGNET_PROXY_SECRET, when
 	// set, overrides it on both sides): trustd then believes the client address
 	// the registry forwards, and nothing else on the host can name one.
 	proxySecret := tokenauth.ProxySecret(newProxySecret())
 	tcfg.ProxySecret = proxySecret
-	tcfg.Metrics.Addr = metrics.trustd
-	generated := false
-	if tcfg.AdminPassword == "" && isEmptyDir(tcfg.Data) {
-		// Chosen here rather than by trustd, so that up can log in with it.
-		tcfg.AdminPassword, generated = newPassword(), true
+	tcfg.Metrics.Addr = o.metrics.trustd
+	setup, err := beginSetup(data, tcfg.Data, tcfg.AdminUser, tcfg.AdminPassword)
+	if err != nil {
+		return err
 	}
-	if useTLS {
+	if setup != nil {
+		tcfg.AdminPassword = setup.AdminPassword // the admin's, made with it by the first attempt
+	}
+	if o.useTLS {
 		tcfg.TLS.Cert, tcfg.TLS.Key = tlsFiles.ServerCert, tlsFiles.ServerKey
 	}
 	if err := tcfg.Validate(); err != nil {
 		return fmt.Errorf("trustd: %w", err)
 	}
 
-	td := startServer(ctx, "trustd listening", log.With("server", "trustd"), func(ctx context.Context, log *slog.Logger) error {
-		return trustd.Serve(ctx, tcfg, log)
+	tln := lns.take(&lns.trustd)
+	td := startServer(ctx, "trustd listening", log.server("trustd"), func(ctx context.Context, log *slog.Logger) error {
+		return trustd.ServeListener(ctx, tcfg, tln, log)
 	})
-	tdAddr, err := td.waitAddr(ctx)
-	if err != nil {
-		return fmt.Errorf("trustd: %w", addrHint(err, "--trustd-addr"))
-	}
-	trustdURL := scheme + tdAddr
-	if generated {
-		// Shown now, not with the lines below: trustd has created the account, and
-		// if the registry fails to start this is the only chance to learn it.
-		fmt.Fprintf(os.Stdout, "Created the admin account %q with this password, shown only once (set SIGNET_ADMIN_PASSWORD to choose it):\n\n    %s\n\n",
-			tcfg.AdminUser, tcfg.AdminPassword)
+	if _, err := td.waitAddr(ctx); err != nil {
+		return setup.failed(fmt.Errorf("trustd: %w", err))
 	}
 
-	// The registry's address must be known before it starts: the development
-	// trust root is pinned for it, and its gate starts from that root.
-	ln, err := net.Listen("tcp", registryAddr)
-	if err != nil {
-		cancel()
-		td.wait()
-		return fmt.Errorf("registry: %w", addrHint(err, "--registry-addr"))
-	}
 	rcfg := registry.Defaults()
-	rcfg.Addr, rcfg.Data = ln.Addr().String(), filepath.Join(data, "registry")
+	rcfg.Addr, rcfg.Data = regAddr, filepath.Join(data, "registry")
 	rcfg.Auth.Token = &registry.TokenAuthConfig{Trustd: trustdURL, ProxySecret: proxySecret}
-	rcfg.Trust.Open, rcfg.Trust.RefreshInterval = open, refresh
-	rcfg.Metrics.Addr = metrics.registry
-	if useTLS {
+	rcfg.Trust.Open, rcfg.Trust.RefreshInterval = o.open, o.refresh
+	rcfg.Metrics.Addr = o.metrics.registry
+	rcfg.Events = []registry.EventListener{log.registryEvent}
+	if o.useTLS {
 		rcfg.TLS = registry.TLSConfig{Cert: tlsFiles.ServerCert, Key: tlsFiles.ServerKey, CA: tlsFiles.CACert}
 	}
-	if err := setUpGate(ctx, &rcfg, ln.Addr().String(), trustdURL, data, tcfg.AdminUser, tcfg.AdminPassword, log); err != nil {
-		log.Warn("the admission gate is off", "err", err)
-	}
-	if err := rcfg.Validate(); err != nil {
-		ln.Close()
-		cancel()
-		td.wait()
-		return fmt.Errorf("registry: %w", err)
-	}
-	reg := startServer(ctx, "registry listening", log.With("server", "registry"), func(ctx context.Context, log *slog.Logger) error {
-		return registry.ServeListener(ctx, rcfg, ln, log)
-	})
-	regAddr, err := reg.waitAddr(ctx)
-	if err != nil {
-		cancel()
-		td.wait()
-		return fmt.Errorf("registry: %w", addrHint(err, "--registry-addr"))
-	}
-	// stop ends both servers and returns the first error either gave.
+	// stop ends the servers started and returns the first error either gave.
+	servers := []*server{td}
 	stop := func(err error) error {
 		cancel()
-		return errors.Join(err, td.wait(), reg.wait())
+		for _, s := range servers {
+			err = errors.Join(err, s.wait())
+		}
+		return setup.failed(err)
+	}
+	if err := setUpGate(ctx, &rcfg, regAddr, trustdURL, data, tcfg.AdminUser, tcfg.AdminPassword, setup != nil, log.events); err != nil {
+		if setup != nil {
+			return stop(err) // the first start must make the gate, or say why
+		}
+		log.events.Warn("the admission gate is off", "err", err)
+	}
+	if err := rcfg.Validate(); err != nil {
+		return stop(fmt.Errorf("registry: %w", err))
+	}
+	rln := lns.take(&lns.registry)
+	reg := startServer(ctx, "registry listening", log.server("registry"), func(ctx context.Context, log *slog.Logger) error {
+		return registry.ServeListener(ctx, rcfg, rln, log)
+	})
+	servers = append(servers, reg)
+	if _, err := reg.waitAddr(ctx); err != nil {
+		return stop(fmt.Errorf("registry: %w", addrHint(err, "--registry-addr")))
 	}
 
 	readyCtx, readyCancel := context.WithTimeout(ctx, 30*time.Second)
@@ -170,23 +193,20 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	if err != nil {
 		return stop(err)
 	}
-
-	loggedIn := false
-	if tcfg.AdminPassword != "" {
-		res, err := client.Login(ctx, client.LoginOptions{
-			Registry: regAddr, User: tcfg.AdminUser, Password: tcfg.AdminPassword,
-			Home: home, Tokens: &client.TokenClient{},
-		})
-		if err != nil {
-			return stop(fmt.Errorf("logging in as %s: %w", tcfg.AdminUser, err))
-		}
-		loggedIn = res.Trustd != ""
-	} else if _, err := client.OpenTrustd(ctx, home, regAddr, &client.TokenClient{}); err == nil {
-		loggedIn = true // a login kept from an earlier run still works
+	home, loggedIn, err := loginAdmin(ctx, regAddr, tcfg.AdminUser, tcfg.AdminPassword)
+	if err != nil {
+		return stop(err)
+	}
+	if err := setup.done(); err != nil {
+		return stop(err)
 	}
 
-	printTryLines(os.Stdout, home.Path, regAddr, trustdURL, tcfg.AdminUser, loggedIn)
-	if useTLS {
+	password := ""
+	if setup != nil && setup.Generated {
+		password = setup.AdminPassword
+	}
+	printTryLines(os.Stdout, home.Path, regAddr, trustdURL, tcfg.AdminUser, password, loggedIn)
+	if o.useTLS {
 		printTLSLines(os.Stdout, tlsFiles, regAddr)
 	}
 
@@ -202,29 +222,54 @@ func runUp(ctx context.Context, data, registryAddr, trustdAddr string, open []st
 	}
 }
 
+// loginAdmin logs in as the admin in $SIGNET_HOME when the password is known
+// to this run, and otherwise says whether a login kept from an earlier run
+// still works.
+func loginAdmin(ctx context.Context, regAddr, user, password string) (home *client.ConfigFile, loggedIn bool, err error) {
+	if home, err = client.LoadHome(); err != nil {
+		return nil, false, err
+	}
+	if password == "" {
+		_, err := client.OpenTrustd(ctx, home, regAddr, &client.TokenClient{})
+		return home, err == nil, nil
+	}
+	res, err := client.Login(ctx, client.LoginOptions{
+		Registry: regAddr, User: user, Password: password,
+		Home: home, Tokens: &client.TokenClient{},
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("logging in as %s: %w", user, err)
+	}
+	return home, res.Trustd != "", nil
+}
+
 // setUpGate turns the registry's admission gate on: on first start it makes the
 // development trust root and the registry's own trustd account; every start pins
-// the gate to the root pinned for the registry's address.
-func setUpGate(ctx context.Context, rcfg *registry.Config, regAddr, trustdURL, data, adminUser, adminPassword string, log *slog.Logger) error {
+// the gate to the root pinned for the registry's address. resume is true while
+// the first start's setup is unfinished: its steps are then run again, each
+// taking up what an earlier attempt made.
+func setUpGate(ctx context.Context, rcfg *registry.Config, regAddr, trustdURL, data, adminUser, adminPassword string, resume bool, log *slog.Logger) error {
+	homeDir, err := client.SignetHome()
+	if err != nil {
+		return err
+	}
 	var td *client.Trustd
 	if adminPassword != "" {
-		var err error
 		if td, err = adminTrustd(ctx, trustdURL, adminUser, adminPassword); err != nil {
 			return err
 		}
-		if err := initDevTrust(ctx, os.Stdout, regAddr, td); err != nil {
-			log.Warn("no development trust root", "err", err)
+	}
+	if err := initDevTrust(ctx, os.Stdout, homeDir, data, regAddr, trustdURL, td); err != nil {
+		if resume {
+			return fmt.Errorf("the development trust root: %w", err)
 		}
+		log.Warn("no development trust root", "err", err)
 	}
 	// The registry keeps its own copy of the root it was first pinned to, so a
 	// later `trust add` in the user's home does not move it.
 	rootPath := filepath.Join(data, "registry-root.json")
 	if _, err := os.Stat(rootPath); err != nil {
-		home, err := client.SignetHome()
-		if err != nil {
-			return err
-		}
-		root, err := trust.PinnedRoot(home, regAddr)
+		root, err := trust.PinnedRoot(homeDir, regAddr)
 		if err != nil {
 			return err
 		}
@@ -232,7 +277,7 @@ func setUpGate(ctx context.Context, rcfg *registry.Config, regAddr, trustdURL, d
 			return err
 		}
 	}
-	acct, err := ensureRegistryAccount(ctx, filepath.Join(data, "registry-account.json"), td)
+	acct, err := ensureRegistryAccount(ctx, filepath.Join(data, "registry-account.json"), td, resume)
 	if err != nil {
 		return err
 	}
@@ -241,13 +286,20 @@ func setUpGate(ctx context.Context, rcfg *registry.Config, regAddr, trustdURL, d
 	return nil
 }
 
-func printTryLines(w io.Writer, homeConfig, regAddr, trustdURL, admin string, loggedIn bool) {
+// printTryLines prints the banner: where the stack is, the login, the
+// generated admin password when this start finished the first start's setup
+// (password; "" for none), and what to try.
+func printTryLines(w io.Writer, homeConfig, regAddr, trustdURL, admin, password string, loggedIn bool) {
 	homeDir := filepath.Dir(homeConfig)
 	fmt.Fprintf(w, "Signet is up: registry %s, trustd %s\n", regAddr, trustdURL)
 	if loggedIn {
 		fmt.Fprintf(w, "Logged in as %s; the login is kept in %s.\n", admin, homeConfig)
 	} else {
 		fmt.Fprintf(w, "Not logged in (the admin password is not known to this run): trustctl login %s -u %s\n", regAddr, admin)
+	}
+	if password != "" {
+		fmt.Fprintf(w, "\nCreated the admin account %q with this password, shown only once (set SIGNET_ADMIN_PASSWORD to choose it):\n\n    %s\n",
+			admin, password)
 	}
 	fmt.Fprintf(w, `
 The whole story in five lines (the registry admits only what the trust graph signs):
@@ -265,10 +317,17 @@ Other clients use the same login: export DOCKER_CONFIG=%[2]s
 // addrHint adds what to do to a listen error on an address in use.
 func addrHint(err error, flag string) error {
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("%w: another process listens there; choose another address with %s (port 0 picks a free one)", err, flag)
+		how := flag
+		if v := makeVars[flag]; v != "" {
+			how += " (make run " + v + "=ADDR)"
+		}
+		return fmt.Errorf("%w: another process listens there; choose another address with %s; port 0 picks a free one", err, how)
 	}
 	return err
 }
+
+// makeVars are the variables of `make run` that set up's address flags.
+var makeVars = map[string]string{"--registry-addr": "REGISTRY_ADDR", "--trustd-addr": "TRUSTD_ADDR"}
 
 // isEmptyDir reports whether dir is missing or holds nothing: trustd's first start.
 func isEmptyDir(dir string) bool {
