@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -81,6 +82,17 @@ func (d *Driver) PutContentIf(ctx context.Context, path string, data []byte, con
 		in.IfMatch = quoted(cond.IfMatch)
 	}
 	out, err := d.client.PutObject(ctx, in)
+	for _, wait := range prefixConflictWaits {
+		if err == nil || !isPrefixConflict(err) || ctx.Err() != nil {
+			break
+		}
+		// A file-backed server removing the directory this key goes into (its
+		// last object just deleted) refuses the write for a moment; a real
+		// conflict refuses it every time.
+		time.Sleep(wait)
+		in.Body = bytes.NewReader(data)
+		out, err = d.client.PutObject(ctx, in)
+	}
 	if err != nil {
 		if isPreconditionFailed(err) || (cond.IfMatch != "" && isNotFound(err)) {
 			return "", fmt.Errorf("%w: put %s", driver.ErrPreconditionFailed, path)
@@ -89,6 +101,10 @@ func (d *Driver) PutContentIf(ctx context.Context, path string, data []byte, con
 	}
 	return version(out.ETag), nil
 }
+
+// prefixConflictWaits are the pauses before a write refused for the prefix rule
+// is tried again.
+var prefixConflictWaits = []time.Duration{20 * time.Millisecond, 100 * time.Millisecond}
 
 // Reader streams the object with a GetObject from offset (a Range request).
 // S3 refuses a range that starts at the end, so reading at the end of an object

@@ -21,7 +21,10 @@
 //     objects): that would cost a List per write. File-backed servers (versitygw's
 //     posix backend) refuse such writes with 409 ExistingObjectIsDirectory or
 //     ObjectParentIsFile, which the driver reports as driver.ErrInvalidPath; on
-//     AWS S3 both objects coexist, which the contract also allows.
+//     AWS S3 both objects coexist, which the contract also allows. Such a server
+//     also refuses, for a moment, a write into a directory it is removing because
+//     its last object was just deleted (a collection racing a push): PutContent
+//     tries a refused write twice more before it reports the conflict.
 //   - Keys whose components are not valid driver path components (left by other
 //     tools) are hidden from List and Walk.
 //   - A sick endpoint is bounded (transport.go): a connection on which nothing
