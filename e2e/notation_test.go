@@ -104,6 +104,19 @@ func TestNotation(t *testing.T) {
 	setup(t, bob, "bob")
 	malloryUser := newNotationUser(t, st, st.Home, "SIGNET_PASSPHRASE="+e2ePassphrase)
 	setup(t, malloryUser, "mallory")
+	// Again, for a script: the key is there already, and the answer is JSON.
+	setupOut, err := bob.trustctl("notation", "setup", "bob", "-o", "json")
+	var again struct {
+		Key          string   `json:"key"`
+		KeyID        string   `json:"keyId"`
+		Commands     []string `json:"commands"`
+		Installed    bool     `json:"installed"`
+		AlreadyAdded bool     `json:"alreadyAdded"`
+	}
+	if err != nil || json.Unmarshal([]byte(setupOut), &again) != nil || again.Key != "bob" || again.KeyID == "" ||
+		len(again.Commands) != 2 || !again.Installed || !again.AlreadyAdded {
+		t.Fatalf("trustctl notation setup bob -o json again: %v\n%s", err, setupOut)
+	}
 
 	v1 := st.pushImage(t, "acme/app", "v1")
 	st.sign(t, "acme/app:v1", "alice", v1)

@@ -23,7 +23,7 @@ import (
 var printedTypes = []any{
 	agent.KeyInfo{}, audit.Record{}, api.Robot{}, api.Identity{},
 	client.LoginResult{}, signer.KeyInfo{}, version.Info{},
-	signed.PushResult{}, signOutput{}, verifyOutput{}, notationPolicyRepo{},
+	signed.PushResult{}, signOutput{}, verifyOutput{}, notationPolicyRepo{}, notationSetup{},
 	trust.InitResult{}, trust.OrgResult{}, trust.DelegateResult{}, trust.Outcome{},
 	trust.PolicyResult{}, trust.PolicyView{}, trust.RootInfo{},
 	client.LogoutResult{}, api.Org{}, trust.Pinned{}, trust.TagList{}, exportedKey{},

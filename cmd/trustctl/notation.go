@@ -13,8 +13,6 @@ import (
 	"github.com/signet-oss/signet/client/notation"
 	"github.com/signet-oss/signet/client/signed"
 	"github.com/signet-oss/signet/reference"
-	"github.com/signet-oss/signet/signer"
-	"github.com/signet-oss/signet/signer/agent"
 )
 
 func newNotationCmd(g *globals) *cobra.Command {
@@ -39,104 +37,6 @@ graph's. A standalone notation verify sees revocations only when trustctl
 notation policy is run again; the registry's gate sees them at once.`,
 	}
 	cmd.AddCommand(newNotationSetupCmd(g), newNotationPolicyCmd(g))
-	return cmd
-}
-
-func newNotationSetupCmd(g *globals) *cobra.Command {
-	var pluginPath, notationPath, passphraseFile string
-	var renew, printOnly bool
-	cmd := &cobra.Command{
-		Use:   "setup KEY",
-		Short: "Make KEY's certificate, install the notation-signet plugin and register KEY with notation",
-		Long: `setup loads KEY (an ECDSA P-256 key; its passphrase from SIGNET_PASSPHRASE or
-the terminal), makes its self-signed code-signing certificate if it has none
-(subject CN=KEY, valid 10 years; --renew makes a new one), then runs
-
-  notation plugin install --file PATH/notation-signet --force
-  notation key add --plugin signet --id KEY KEY
-
-with the notation on PATH (or --notation), or prints them with --print or when
-there is no notation. The plugin is found next to trustctl, else on PATH, or
-given with --plugin. Notation then signs with
-
-  notation sign --key KEY HOST/REPO@DIGEST
-
-the plugin asking for KEY's passphrase on the terminal, or reading it from
-SIGNET_PASSPHRASE or from the file named by --passphrase-file here (kept in
-notation's key configuration as the plugin config passphrase-file=PATH).`,
-		Example: `  trustctl notation setup alice
-  trustctl notation setup alice --passphrase-file ~/.signet/alice.pass --print`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			name := args[0]
-			ks, dir, err := keyStore()
-			if err != nil {
-				return err
-			}
-			if passphraseFile != "" {
-				// The file the plugin will read serves this load too.
-				ks = agent.Wrap(signer.NewFileKeyStore(dir, func(bool) ([]byte, error) { return notation.ReadPassphraseFile(passphraseFile) }))
-			}
-			info, err := ks.Public(ctx, name)
-			if err != nil {
-				return err
-			}
-			if err := notation.CheckKey(info); err != nil {
-				return err
-			}
-			key, err := loadKey(ctx, ks, name)
-			if err != nil {
-				return err
-			}
-			cert, err := notation.Certificate(ctx, dir, key, time.Now(), renew)
-			if err != nil {
-				return err
-			}
-			if pluginPath == "" {
-				if pluginPath, err = findPlugin(); err != nil {
-					return err
-				}
-			}
-			install := []string{"plugin", "install", "--file", pluginPath, "--force"}
-			add := []string{"key", "add", "--plugin", notation.PluginName, "--id", name}
-			if passphraseFile != "" {
-				abs, err := filepath.Abs(passphraseFile)
-				if err != nil {
-					return err
-				}
-				add = append(add, "--plugin-config", notation.PassphraseFileConfig+"="+abs)
-			}
-			add = append(add, name)
-			fmt.Printf("Certificate of key %s: %s (TUF key ID %s, valid until %s)\n",
-				name, notation.CertificatePath(dir, name), info.ID, cert.NotAfter.Format(time.DateOnly))
-			if notationPath == "" && !printOnly {
-				notationPath, _ = exec.LookPath("notation")
-			}
-			if notationPath == "" || printOnly {
-				fmt.Printf("Run:\n  notation %s\n  notation %s\n", strings.Join(install, " "), strings.Join(add, " "))
-				return nil
-			}
-			for _, a := range [][]string{install, add} {
-				c := exec.CommandContext(ctx, notationPath, a...)
-				out, err := c.CombinedOutput()
-				if err != nil && a[0] == "key" && strings.Contains(string(out), "already exists") {
-					fmt.Printf("notation already has a key named %s (notation key ls shows it).\n", name)
-					continue
-				}
-				if err != nil {
-					return fmt.Errorf("notation %s: %v\n%s", strings.Join(a, " "), err, out)
-				}
-			}
-			fmt.Printf("Installed the notation plugin %s and added key %s: notation sign --key %s HOST/REPO@DIGEST signs with it.\n", notation.PluginName, name, name)
-			return nil
-		},
-	}
-	cmd.Flags().StringVar(&pluginPath, "plugin", "", "the notation-signet plugin file (default: next to trustctl, else on PATH)")
-	cmd.Flags().StringVar(&notationPath, "notation", "", "the notation CLI to run (default: notation on PATH)")
-	cmd.Flags().StringVar(&passphraseFile, "passphrase-file", "", "a file holding KEY's passphrase, for the plugin to read when notation signs")
-	cmd.Flags().BoolVar(&renew, "renew", false, "make a new certificate even if KEY has one")
-	cmd.Flags().BoolVar(&printOnly, "print", false, "print the notation commands instead of running them")
 	return cmd
 }
 
