@@ -56,7 +56,7 @@ func main() {
 	flag.Parse()
 	if *smallWrites {
 		smallCfg.Clients, smallCfg.PushDuration, smallCfg.GetDuration = cfg.Clients, cfg.SmallDuration, cfg.GetDuration
-		smallCfg.SignetBin, smallCfg.ReferenceBin, smallCfg.WorkDir = cfg.SignetBin, cfg.ReferenceBin, cfg.WorkDir
+		smallCfg.SignetBin, smallCfg.ReferenceBin, smallCfg.WorkDir, smallCfg.Only = cfg.SignetBin, cfg.ReferenceBin, cfg.WorkDir, cfg.Only
 		runSmallWrites(*output, *quiet, smallCfg)
 		return
 	}

@@ -61,6 +61,9 @@ type SmallWritesConfig struct {
 	// WorkDir holds the binary and the servers' data; "" means a temporary
 	// directory, removed.
 	WorkDir string
+	// Only, when set, measures that server alone (Ceiling, Signet or Reference),
+	// to compare two builds of one quickly; the report then has no ratios.
+	Only string
 	// Log receives progress; nil means none.
 	Log io.Writer
 }
@@ -73,6 +76,11 @@ type SmallWritesServer struct {
 	MedianPushes  float64   `json:"median_pushes_per_sec"`
 	MedianGets    float64   `json:"median_gets_per_sec"`
 	PushesByRound []int     `json:"pushes"`
+	// CPUPerPush is the server's CPU time (user and system) per push, in
+	// milliseconds, by round: less sensitive than the rates to other work on a
+	// shared machine.
+	CPUPerPush       []float64 `json:"cpu_ms_per_push"`
+	MedianCPUPerPush float64   `json:"median_cpu_ms_per_push"`
 }
 
 // SmallWritesReport is the benchmark's result.
@@ -136,6 +144,17 @@ func RunSmallWrites(ctx context.Context, cfg SmallWritesConfig) (*SmallWritesRep
 			return startReference(ctx, cfg.ReferenceBin, st)
 		}},
 	}
+	if cfg.Only != "" {
+		starts = slices.DeleteFunc(starts, func(s struct {
+			name  string
+			start func(ctx context.Context, st storage) (*server, error)
+		}) bool {
+			return s.name != cfg.Only
+		})
+		if len(starts) == 0 {
+			return nil, fmt.Errorf("bench: only: %q is none of %q, %q, %q", cfg.Only, Ceiling, Signet, Reference)
+		}
+	}
 	// Payloads for the fastest server's rate, generated once: every server
 	// receives the same images.
 	p := &plan{cfg: Config{Clients: cfg.Clients}}
@@ -164,21 +183,22 @@ func RunSmallWrites(ctx context.Context, cfg SmallWritesConfig) (*SmallWritesRep
 			if err != nil {
 				return nil, err
 			}
-			pushes, gets, n, err := measureSmallWrites(ctx, cfg, p, srv)
+			pushes, gets, n, cpu, err := measureSmallWrites(ctx, cfg, p, srv)
 			srv.stop()
 			os.RemoveAll(st.dir)
 			if err != nil {
 				return nil, fmt.Errorf("bench: %s: %w%s", s.name, err, srv.stderrTail())
 			}
-			logf("round %d: %s: %.0f pushes/s, %.0f manifest GETs/s", round+1, s.name, pushes, gets)
+			logf("round %d: %s: %.0f pushes/s (%.2f ms of server CPU each), %.0f manifest GETs/s", round+1, s.name, pushes, cpu, gets)
 			r := byName[s.name]
 			r.PushesPerSec = append(r.PushesPerSec, pushes)
 			r.GetsPerSec = append(r.GetsPerSec, gets)
 			r.PushesByRound = append(r.PushesByRound, n)
+			r.CPUPerPush = append(r.CPUPerPush, cpu)
 		}
 	}
 	for _, r := range rep.Servers {
-		r.MedianPushes, r.MedianGets = median(r.PushesPerSec), median(r.GetsPerSec)
+		r.MedianPushes, r.MedianGets, r.MedianCPUPerPush = median(r.PushesPerSec), median(r.GetsPerSec), median(r.CPUPerPush)
 	}
 	return rep, nil
 }
@@ -201,8 +221,9 @@ func startCrane(ctx context.Context, bin string) (*server, error) {
 }
 
 // measureSmallWrites warms srv up, then times the pushes and the manifest GETs.
-// It returns both rates and the number of pushes.
-func measureSmallWrites(ctx context.Context, cfg SmallWritesConfig, p *plan, srv *server) (float64, float64, int, error) {
+// It returns both rates, the number of pushes and the server's CPU milliseconds
+// per push.
+func measureSmallWrites(ctx context.Context, cfg SmallWritesConfig, p *plan, srv *server) (pushes, gets float64, n int, cpuMs float64, err error) {
 	c := newClient(srv.url, cfg.Clients)
 	defer c.close()
 	push := func(ims []image, kind string) func(ctx context.Context, _, i int) error {
@@ -211,23 +232,21 @@ func measureSmallWrites(ctx context.Context, cfg SmallWritesConfig, p *plan, srv
 		}
 	}
 	if _, _, err := concurrently(ctx, cfg.Clients, len(p.warm), time.Minute, push(p.warm, "warm")); err != nil {
-		return 0, 0, 0, fmt.Errorf("warm-up: %w", err)
+		return 0, 0, 0, 0, fmt.Errorf("warm-up: %w", err)
 	}
 	cpu0 := srv.cpuTime()
 	n, elapsed, err := concurrently(ctx, cfg.Clients, len(p.small), cfg.PushDuration, push(p.small, "small"))
-	if n > 0 {
-		fmt.Fprintf(cfg.Log, "%s: %.2f ms of server CPU per push\n", srv.name, float64((srv.cpuTime()-cpu0).Microseconds())/1000/float64(n))
-	}
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("small push: %w", err)
+		return 0, 0, 0, 0, fmt.Errorf("small push: %w", err)
 	}
 	if n == 0 {
-		return 0, 0, 0, fmt.Errorf("no push completed within %s", cfg.PushDuration)
+		return 0, 0, 0, 0, fmt.Errorf("no push completed within %s", cfg.PushDuration)
 	}
-	pushes := float64(n) / elapsed.Seconds()
+	cpuMs = float64((srv.cpuTime() - cpu0).Microseconds()) / 1000 / float64(n)
+	pushes = float64(n) / elapsed.Seconds()
 	for _, i := range []int{0, n - 1} {
 		if err := verifyPull(ctx, c, fmt.Sprintf("small/r%d", i%cfg.Clients), fmt.Sprintf("v%d", i), &p.small[i]); err != nil {
-			return 0, 0, 0, err
+			return 0, 0, 0, 0, err
 		}
 	}
 	tags := min(n, manifestTags)
@@ -241,9 +260,9 @@ func measureSmallWrites(ctx context.Context, cfg SmallWritesConfig, p *plan, srv
 		return err
 	})
 	if err != nil {
-		return 0, 0, 0, fmt.Errorf("manifest GET: %w", err)
+		return 0, 0, 0, 0, fmt.Errorf("manifest GET: %w", err)
 	}
-	return pushes, float64(g) / elapsed.Seconds(), n, nil
+	return pushes, float64(g) / elapsed.Seconds(), n, cpuMs, nil
 }
 
 // pushLikeGGCR pushes im as go-containerregistry's remote.Write does: its blobs
@@ -285,9 +304,10 @@ func (r *SmallWritesReport) WriteTable(w io.Writer) error {
 	fmt.Fprintf(w, "Small writes: %d clients, go-containerregistry's push (2 blobs: HEAD, POST, PATCH, PUT; manifest PUT by tag)\n", r.Clients)
 	fmt.Fprintf(w, "%s, %d CPUs, %s\n\n", r.Machine.CPUModel, r.Machine.NumCPU, r.Machine.GoVersion)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "server\tpushes/s median\t(spread)\tmanifest GETs/s median\t(spread)")
+	fmt.Fprintln(tw, "server\tpushes/s median\t(spread)\tserver CPU ms/push\t(spread)\tmanifest GETs/s median\t(spread)")
 	for _, s := range r.Servers {
-		fmt.Fprintf(tw, "%s\t%.0f\t(%s)\t%.0f\t(%s)\n", s.Name, s.MedianPushes, spread(s.PushesPerSec), s.MedianGets, spread(s.GetsPerSec))
+		fmt.Fprintf(tw, "%s\t%.0f\t(%s)\t%.2f\t(%s)\t%.0f\t(%s)\n", s.Name, s.MedianPushes, spread(s.PushesPerSec),
+			s.MedianCPUPerPush, spread2(s.CPUPerPush), s.MedianGets, spread(s.GetsPerSec))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -323,6 +343,14 @@ func spread(vs []float64) string {
 		return "-"
 	}
 	return fmt.Sprintf("%.0f .. %.0f", slices.Min(vs), slices.Max(vs))
+}
+
+// spread2 is "lowest .. highest" of vs, to two decimals.
+func spread2(vs []float64) string {
+	if len(vs) == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f .. %.2f", slices.Min(vs), slices.Max(vs))
 }
 
 // roundRatios is a/b round by round.
