@@ -103,6 +103,7 @@ func New(root string) (*Driver, error) {
 	d := &Driver{root: strings.TrimSuffix(abs, "/")}
 	d.tmpDir = d.root + "/" + tmpDirName
 	d.commits.syncfsRoot, d.commits.syncfsFrom = d.tmpDir, syncfsFrom
+	d.commits.groupAbove = groupSlowerThan
 	d.lockDir = d.root + "/" + lockDirName
 	for _, dir := range []string{abs, d.tmpDir, d.lockDir} {
 		if err := os.MkdirAll(dir, dirMode); err != nil {

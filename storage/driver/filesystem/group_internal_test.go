@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/signet-oss/signet/storage/driver"
 )
@@ -36,6 +38,8 @@ func TestGroupCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As on a disk whose syncs are slow: commits always queue behind a group.
+	d.commits.groupAbove = 0
 	ctx := t.Context()
 	var mu sync.Mutex
 	var sizes []int
@@ -120,18 +124,60 @@ func TestGroupCommit(t *testing.T) {
 	}
 }
 
+// TestGroupCommitFastSyncs: where syncs are fast, a commit arriving while a
+// group is being synced does not wait for it, and syncs by itself.
+func TestGroupCommitFastSyncs(t *testing.T) {
+	d, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.commits.groupAbove = time.Hour // every sync counts as fast
+	ctx := t.Context()
+	held, release := make(chan struct{}), make(chan struct{})
+	var first atomic.Bool
+	d.commits.testHookGroup = func(int) {
+		if first.CompareAndSwap(false, true) {
+			close(held)
+			<-release
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if _, err := d.PutContent(ctx, "/objs/first", []byte("first")); err != nil {
+			t.Error(err)
+		}
+	})
+	<-held
+	// The first put's group is held until this one is done: had it queued, it
+	// would never be.
+	paths := distinctStripes("/objs", 1, "/objs/first")
+	if _, err := d.PutContent(ctx, paths[0], []byte("second")); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	wg.Wait()
+	if g := d.commits.groups.Load(); g != 2 {
+		t.Fatalf("%d groups, want 2 of one commit each", g)
+	}
+}
+
 // BenchmarkGroupCommit compares ways to make 2 KiB puts from 8 goroutines
-// durable: each alone (no grouping), grouped with one fdatasync per file and one
-// fsync per directory, and grouped with two syncfs(2) per group.
+// durable: each alone (no grouping), always grouped with one fdatasync per file
+// and one fsync per directory, always grouped with two syncfs(2) per group,
+// always grouped with syncfs for groups of two or more, and the default (that,
+// where syncs are slow enough).
 func BenchmarkGroupCommit(b *testing.B) {
 	data := bytes.Repeat([]byte{'m'}, 2<<10)
-	for _, mode := range []string{"alone", "fdatasync", "syncfs", "hybrid"} {
+	for _, mode := range []string{"alone", "fdatasync", "syncfs", "hybrid", "default"} {
 		b.Run(mode, func(b *testing.B) {
 			d, err := New(b.TempDir())
 			if err != nil {
 				b.Fatal(err)
 			}
 			d.commits.syncfsRoot = d.root
+			if mode != "default" {
+				d.commits.groupAbove = 0 // always group
+			}
 			switch mode {
 			case "alone":
 				d.commits.alone = true
