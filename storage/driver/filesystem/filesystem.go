@@ -9,7 +9,7 @@
 //     private directory <root>/+tmp, are synced, then renamed over the target, and
 //     the target's directory is synced: readers see the old file or the new one,
 //     and the object is durable when the call returns. Concurrent writes share
-//     these syncs (group commit, see group.go).
+//     these syncs where syncs are slow (group commit, see group.go).
 //   - Writes that replace an object (PutContent, PutContentIf, Move onto dst,
 //     Delete of an object) hold the path's lock: an in-process mutex stripe plus an
 //     flock on <root>/+locks/<first byte of sha256(path) in hex>, the same stripe
