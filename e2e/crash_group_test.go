@@ -18,9 +18,9 @@ import (
 
 // TestCrashDuringGroupCommits kills the registry (kill -9) 20 times while 8
 // clients push small images at full speed on the filesystem, whose driver syncs
-// concurrent writes in groups. Each kill waits until a thread of the registry is
-// inside a sync system call (read from /proc), so it lands while a group is being
-// made durable. After each restart: every acknowledged push is served whole, by
+// concurrent writes in groups where syncs are slow, and each alone where they are
+// fast. Each kill waits until a thread of the registry is inside a sync system
+// call (read from /proc), so it lands while writes are being made durable. After each restart: every acknowledged push is served whole, by
 // tag and by digest (no acknowledged push lost); no object is served partial; and
 // every tag listed points at the whole manifest pushed for that tag (no ghost
 // tag). Every push has a tag of its own, so a tag can only be right or wrong.
