@@ -50,7 +50,16 @@ func main() {
 	var policyCfg bench.PolicyConfig
 	flag.IntVar(&policyCfg.Pulls, "policy-pulls", 300, "--policy: pulls of each repository per round")
 	flag.IntVar(&policyCfg.Rounds, "policy-rounds", 3, "--policy: rounds")
+	smallWrites := flag.Bool("small-writes", false, "measure small-image pushes and manifest GETs against crane's in-memory registry (the ceiling) and the reference instead: see internal/bench/smallwrites.go")
+	var smallCfg bench.SmallWritesConfig
+	flag.IntVar(&smallCfg.Rounds, "small-rounds", 3, "--small-writes: rounds")
 	flag.Parse()
+	if *smallWrites {
+		smallCfg.Clients, smallCfg.PushDuration, smallCfg.GetDuration = cfg.Clients, cfg.SmallDuration, cfg.GetDuration
+		smallCfg.SignetBin, smallCfg.ReferenceBin, smallCfg.WorkDir, smallCfg.Only = cfg.SignetBin, cfg.ReferenceBin, cfg.WorkDir, cfg.Only
+		runSmallWrites(*output, *quiet, smallCfg)
+		return
+	}
 	if *pullPolicy {
 		policyCfg.WorkDir = cfg.WorkDir
 		runPolicy(*output, *quiet, policyCfg)

@@ -290,6 +290,11 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string) (*Manifest, e
 		if d, err = s.ResolveTag(ctx, repo, ref); err != nil {
 			return nil, err
 		}
+		// The tag, just read, says the manifest is there: its record may come
+		// from the cache (see manifestCache).
+		if m, ok := s.manifests.get(repo, d); ok {
+			return m, nil
+		}
 	}
 	data, _, err := s.d.GetContent(ctx, manifestPath(repo, d))
 	if errors.Is(err, driver.ErrNotFound) {
@@ -302,7 +307,11 @@ func (s *Store) GetManifest(ctx context.Context, repo, ref string) (*Manifest, e
 	if i < 0 {
 		return nil, fmt.Errorf("manifest %s@%s: corrupt record", repo, d)
 	}
-	return &Manifest{MediaType: string(data[:i]), Digest: d, Content: data[i+1:]}, nil
+	m := &Manifest{MediaType: string(data[:i]), Digest: d, Content: data[i+1:]}
+	if !isDigestRef(ref) {
+		s.manifests.put(repo, m)
+	}
+	return m, nil
 }
 
 // DeleteManifest removes manifest d from repo, with the tags that point at it and
@@ -329,6 +338,7 @@ func (s *Store) DeleteManifest(ctx context.Context, repo string, d digest.Digest
 			return err
 		}
 	}
+	s.manifests.drop(repo, d)
 	err = s.d.Delete(ctx, manifestPath(repo, d))
 	if err != nil && !errors.Is(err, driver.ErrNotFound) {
 		return err

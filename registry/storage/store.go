@@ -45,6 +45,8 @@ type Store struct {
 	// (blobbytes.go).
 	indirect bool
 	refs     refCache
+	// manifests caches manifest records for GETs by tag (manifestcache.go).
+	manifests manifestCache
 }
 
 // New opens a Store on d, creating the upload signing key on first use.

@@ -87,7 +87,7 @@ func (d *Driver) createEmpty(full, path string, ifAbsent bool) (bool, error) {
 		switch {
 		case err == nil:
 			syscall.Close(fd)
-			if err := syncDir(filepath.Dir(full)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			if err := d.commits.do(&commit{fd: -1, dirs: []string{filepath.Dir(full)}}); err != nil {
 				return false, fmt.Errorf("filesystem: put %s: %w", path, err)
 			}
 			return true, nil
@@ -136,55 +136,81 @@ func checkCondition(full, path string, cond driver.Condition) error {
 	return nil
 }
 
-// replace writes data to a synced temporary file, renames it over full, and syncs
-// full's directory. The caller holds the path's lock.
+// replace writes data to a temporary file and commits it in a group (see
+// group.go): once its data is synced it is renamed over full, then full's
+// directory is synced. The caller holds the path's lock.
 func (d *Driver) replace(full, path string, data []byte) error {
-	tmp, err := d.writeTemp(data)
+	fd, tmp, err := d.writeTemp(data)
 	if err != nil {
 		return fmt.Errorf("filesystem: put %s: %w", path, err)
 	}
-	if err := d.renameInto(tmp, full); err != nil {
+	renamed := false
+	err = d.commits.do(&commit{
+		fd: fd,
+		rename: func() error {
+			if err := d.renameInto(tmp, full); err != nil {
+				return writeErr("put", path, err)
+			}
+			renamed = true
+			return nil
+		},
+		dirs: []string{filepath.Dir(full)},
+	})
+	syscall.Close(fd)
+	if !renamed {
 		os.Remove(tmp)
-		return writeErr("put", path, err)
 	}
-	if err := syncDir(filepath.Dir(full)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err != nil {
+		if errors.Is(err, driver.ErrInvalidPath) {
+			return err
+		}
 		return fmt.Errorf("filesystem: put %s: %w", path, err)
 	}
 	return nil
 }
 
-// writeTemp writes data to a new synced file in the temporary directory and
-// returns its name.
-func (d *Driver) writeTemp(data []byte) (string, error) {
+// writeTemp writes data to a new file in the temporary directory and returns it
+// open, with its name; the caller syncs, closes and renames or removes it.
+func (d *Driver) writeTemp(data []byte) (int, string, error) {
 	for {
 		name := d.tmpDir + "/put-" + strconv.FormatUint(rand.Uint64(), 36)
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
-		if errors.Is(err, fs.ErrExist) {
+		const flags = syscall.O_WRONLY | syscall.O_CREAT | syscall.O_EXCL | syscall.O_CLOEXEC
+		fd, err := openRetry(name, flags, fileMode)
+		if err == syscall.EEXIST {
 			continue // a 1 in 2^64 collision
 		}
-		if errors.Is(err, fs.ErrNotExist) {
+		if err == syscall.ENOENT {
 			// The temporary directory was removed under us (an operator cleaning
 			// up): recreate it once.
 			if err = os.MkdirAll(d.tmpDir, dirMode); err == nil {
-				f, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, fileMode)
+				fd, err = openRetry(name, flags, fileMode)
 			}
 		}
 		if err != nil {
-			return "", err
+			return -1, "", &fs.PathError{Op: "open", Path: name, Err: err}
 		}
-		_, err = f.Write(data)
-		if err == nil {
-			err = f.Sync()
+		if err := writeAll(fd, data); err != nil {
+			syscall.Close(fd)
+			os.Remove(name)
+			return -1, "", &fs.PathError{Op: "write", Path: name, Err: err}
 		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
+		return fd, name, nil
+	}
+}
+
+// writeAll writes all of data to fd, retrying on EINTR and short writes.
+func writeAll(fd int, data []byte) error {
+	for len(data) > 0 {
+		n, err := syscall.Write(fd, data)
+		if err == syscall.EINTR {
+			continue
 		}
 		if err != nil {
-			os.Remove(name)
-			return "", err
+			return err
 		}
-		return name, nil
+		data = data[n:]
 	}
+	return nil
 }
 
 // renameInto renames the file src to dst, creating dst's missing parent

@@ -8,7 +8,8 @@
 //   - Whole-object writes (PutContent, PutContentIf) go to a temporary file in the
 //     private directory <root>/+tmp, are synced, then renamed over the target, and
 //     the target's directory is synced: readers see the old file or the new one,
-//     and the object is durable when the call returns.
+//     and the object is durable when the call returns. Concurrent writes share
+//     these syncs where syncs are slow (group commit, see group.go).
 //   - Writes that replace an object (PutContent, PutContentIf, Move onto dst,
 //     Delete of an object) hold the path's lock: an in-process mutex stripe plus an
 //     flock on <root>/+locks/<first byte of sha256(path) in hex>, the same stripe
@@ -60,6 +61,9 @@ const (
 	// maxAttempts bounds the retries of a write whose parent directory a
 	// concurrent Delete keeps pruning.
 	maxAttempts = 32
+	// syncfsFrom is how many files or directories a group commit syncs with one
+	// syncfs(2) rather than one call each (see group.go).
+	syncfsFrom = 2
 	// File and directory modes, before the umask. Only the server's own user
 	// may read what it stores: trustd keeps private keys and secrets on its
 	// driver, the registry its upload-session key.
@@ -82,6 +86,8 @@ type Driver struct {
 	// mu[i] serializes this Driver's holders of stripe i, so that at most one
 	// goroutine per Driver waits on the stripe's flock.
 	mu [stripes]sync.Mutex
+	// commits groups the syncs of concurrent writes (see group.go).
+	commits committer
 }
 
 var _ driver.Driver = (*Driver)(nil)
@@ -96,6 +102,8 @@ func New(root string) (*Driver, error) {
 	}
 	d := &Driver{root: strings.TrimSuffix(abs, "/")}
 	d.tmpDir = d.root + "/" + tmpDirName
+	d.commits.syncfsRoot, d.commits.syncfsFrom = d.tmpDir, syncfsFrom
+	d.commits.groupAbove = groupSlowerThan
 	d.lockDir = d.root + "/" + lockDirName
 	for _, dir := range []string{abs, d.tmpDir, d.lockDir} {
 		if err := os.MkdirAll(dir, dirMode); err != nil {

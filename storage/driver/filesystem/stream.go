@@ -92,8 +92,10 @@ func (d *Driver) resumeWriter(full, path string, offset int64) (driver.FileWrite
 		f.Close()
 		return nil, fmt.Errorf("%w: resume %s of %d bytes at %d", driver.ErrInvalidOffset, path, fi.Size(), offset)
 	}
+	dirty := false
 	if err == nil && fi.Size() > offset {
 		err = f.Truncate(offset)
+		dirty = true
 	}
 	if err == nil {
 		_, err = f.Seek(offset, io.SeekStart)
@@ -102,7 +104,7 @@ func (d *Driver) resumeWriter(full, path string, offset int64) (driver.FileWrite
 		f.Close()
 		return nil, fmt.Errorf("filesystem: resume %s: %w", path, err)
 	}
-	return &fileWriter{d: d, f: f, path: path, full: full, size: offset, kicked: offset}, nil
+	return &fileWriter{d: d, f: f, path: path, full: full, size: offset, kicked: offset, dirty: dirty}, nil
 }
 
 // fileWriter writes one upload file in place. It is not safe for concurrent use.
@@ -113,6 +115,7 @@ type fileWriter struct {
 	full    string
 	size    int64
 	created bool // Commit must also sync the directory entry
+	dirty   bool // written or truncated since opened
 	done    bool
 	kicked  int64 // bytes already handed to writeback
 }
@@ -124,6 +127,7 @@ func (w *fileWriter) Write(p []byte) (int, error) {
 	}
 	n, err := w.f.Write(p)
 	w.size += int64(n)
+	w.dirty = true
 	if err != nil {
 		return n, w.d.spaceErr(fmt.Errorf("filesystem: write %s: %w", w.path, err))
 	}
@@ -159,14 +163,24 @@ func (w *fileWriter) Commit(ctx context.Context) error {
 		return fmt.Errorf("filesystem: commit %s: %w", w.path, fs.ErrClosed)
 	}
 	w.done = true
-	err := w.f.Sync()
+	var err error
+	if w.dirty || w.created {
+		// The file's data and, for a new file, its directory entry are synced
+		// together, in a group with other writes (see group.go).
+		cm := &commit{fd: int(w.f.Fd())}
+		if w.created {
+			cm.dirs = []string{filepath.Dir(w.full)}
+		}
+		err = w.d.commits.do(cm)
+	} else {
+		// A resumed file this writer did not change (an upload's last, empty
+		// chunk) is usually durable already, and then its sync returns at once:
+		// it is not worth a place in a group. Bytes a closed writer left
+		// unsynced are synced here all the same.
+		err = fdatasync(int(w.f.Fd()))
+	}
 	if cerr := w.f.Close(); err == nil {
 		err = cerr
-	}
-	if err == nil && w.created {
-		if err = syncDir(filepath.Dir(w.full)); errors.Is(err, fs.ErrNotExist) {
-			err = nil // deleted meanwhile: nothing left to make durable
-		}
 	}
 	if err != nil {
 		return w.d.spaceErr(fmt.Errorf("filesystem: commit %s: %w", w.path, err))

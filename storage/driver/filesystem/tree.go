@@ -82,7 +82,7 @@ func (d *Driver) Move(ctx context.Context, src, dst string) (err error) {
 		}
 		return writeErr("move to", dst, err)
 	}
-	if err := syncDir(filepath.Dir(dstFull)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := d.commits.do(&commit{fd: -1, dirs: []string{filepath.Dir(dstFull)}}); err != nil {
 		return fmt.Errorf("filesystem: move %s: %w", dst, err)
 	}
 	d.prune(filepath.Dir(srcFull))
