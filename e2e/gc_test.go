@@ -363,6 +363,14 @@ func gcCollects(t *testing.T, st store, reg *registry) {
 			t.Fatal(err)
 		}
 		want := gcReport{Repositories: 1, ManifestsDeleted: 1, LinksDeleted: untaggedOnly, BlobsDeleted: untaggedOnly, BytesFreed: untaggedBytes}
+		if age := time.Since(youngPushed); age > grace && !st.blobStored(t, youngDigest) {
+			// On a slow machine the young blob has outgrown the grace period by
+			// now, and this collection was free to take it too.
+			t.Logf("the young blob, %v old by the end of this collection, was collected with the rest", age.Round(time.Millisecond))
+			want.LinksDeleted++
+			want.BlobsDeleted++
+			want.BytesFreed += int64(len(young))
+		}
 		if rep != want {
 			t.Errorf("gc --untagged reported %+v, want %+v", rep, want)
 		}
