@@ -86,6 +86,9 @@ func TestWebUI(t *testing.T) {
 	var pushed struct{ Digest string }
 	st.jsonOf(t, &pushed, "push", writeLayout(t, newImage(t, "ui-app", newLayer(t, "a.bin", 2048))), st.Addr+"/acme/app:v1", "--key", "alice")
 	st.trustctl(t, "push", writeLayout(t, newImage(t, "ui-secret", newLayer(t, "b.bin", 1024))), st.Addr+"/beta/secret:v1", "--key", "alice")
+	if err := st.admin().pushImage("acme/app", "v2", newImage(t, "ui-unsigned", newLayer(t, "c.bin", 512)), uploadMonolithicPost); err == nil {
+		t.Fatal("an unsigned push to acme/app was admitted")
+	}
 	var alice struct{ ID string }
 	st.jsonOf(t, &alice, "keys", "export", "alice")
 
@@ -219,6 +222,32 @@ func TestWebUI(t *testing.T) {
 		}
 		if status, _, _ := b.get("/ui/r/beta/secret"); status != http.StatusOK {
 			t.Errorf("rita GET /ui/r/beta/secret = %d, want 200", status)
+		}
+	})
+
+	t.Run("audit log: a denied push with its reason, filtered", func(t *testing.T) {
+		b := newBrowser(t, st)
+		b.signIn("admin", st.AdminPassword)
+		status, body, _ := b.get("/ui/audit?repo=acme/**&action=admission.deny")
+		if status != http.StatusOK || !strings.Contains(body, "<code>admission.deny</code>") || !strings.Contains(body, "acme/app:v2") ||
+			!strings.Contains(body, "is not signed for acme/app:v2") {
+			t.Errorf("the audit page filtered on denied pushes = %d, want acme/app:v2's denial and its reason:\n%s", status, body)
+		}
+		if strings.Contains(body, "<code>target.publish</code>") {
+			t.Errorf("the action filter let other actions through:\n%s", body)
+		}
+		_, body, _ = b.get("/ui/audit?org=beta")
+		if !strings.Contains(body, "beta/secret") || strings.Contains(body, "acme/app") {
+			t.Errorf("the audit page filtered on org beta shows acme/app or lacks beta/secret:\n%s", body)
+		}
+		if status, _, _ := b.get("/ui/audit?since=yesterday-ish"); status != http.StatusBadRequest {
+			t.Errorf("a since that is no time = %d, want 400", status)
+		}
+		c := newBrowser(t, st)
+		c.signIn("carol", carol)
+		status, body, _ = c.get("/ui/audit")
+		if status != http.StatusOK || strings.Contains(body, "<code>admission.deny</code>") || !strings.Contains(body, "is for admins") {
+			t.Errorf("carol's audit page = %d, want no registry records and a note that they are for admins:\n%s", status, body)
 		}
 	})
 
