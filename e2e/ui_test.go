@@ -251,6 +251,26 @@ func TestWebUI(t *testing.T) {
 		}
 	})
 
+	t.Run("trust graph: root to keys, as far as the reader may pull", func(t *testing.T) {
+		b := newBrowser(t, st)
+		b.signIn("carol", carol)
+		status, body, _ := b.get("/ui/trust")
+		if status != http.StatusOK || !strings.Contains(body, "<svg") {
+			t.Fatalf("GET /ui/trust = %d, want an SVG:\n%s", status, body)
+		}
+		for _, want := range []string{">root</text>", ">targets</text>", ">acme</text>", ">acme/app</text>", "key " + alice.ID[:16], "1 of 1 keys", "expires "} {
+			if !strings.Contains(body, want) {
+				t.Errorf("carol's trust graph lacks %q:\n%s", want, body)
+			}
+		}
+		if strings.Contains(body, "beta") {
+			t.Errorf("carol's trust graph shows beta, which she may not pull:\n%s", body)
+		}
+		if strings.Contains(body, " style=") || strings.Contains(body, "<style") {
+			t.Errorf("the trust graph has inline style, which the CSP refuses:\n%s", body)
+		}
+	})
+
 	t.Run("sign out ends the session", func(t *testing.T) {
 		b := newBrowser(t, st)
 		b.signIn("rita", rita)

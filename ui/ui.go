@@ -117,7 +117,7 @@ func New(cfg Config) (*UI, error) {
 
 func (u *UI) parseTemplates() error {
 	u.pages = map[string]*template.Template{}
-	for _, page := range []string{"login", "repos", "repo", "audit", "error"} {
+	for _, page := range []string{"login", "repos", "repo", "audit", "graph", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return fmt.Errorf("ui: template %s: %w", page, err)
@@ -138,6 +138,7 @@ func (u *UI) routes() {
 	m.HandleFunc("GET /ui/repos", u.signedIn(u.repos))
 	m.HandleFunc("GET /ui/r/{name...}", u.signedIn(u.repo))
 	m.HandleFunc("GET /ui/audit", u.signedIn(u.auditLog))
+	m.HandleFunc("GET /ui/trust", u.signedIn(u.trustGraph))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, http.StatusNotFound, "No such page", "There is no page at "+r.URL.Path+".")
 	})
