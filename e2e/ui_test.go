@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -268,6 +269,19 @@ func TestWebUI(t *testing.T) {
 		}
 		if strings.Contains(body, " style=") || strings.Contains(body, "<style") {
 			t.Errorf("the trust graph has inline style, which the CSP refuses:\n%s", body)
+		}
+	})
+
+	t.Run("a robot signs in as org+name with its secret", func(t *testing.T) {
+		out := st.ctl(t, "", "token", "create", "--org", "acme", "--scope", "repository:acme/app:pull", "--name", "uibot", "--output", "json")
+		var robot struct{ Name, Secret string }
+		if err := json.Unmarshal([]byte(out), &robot); err != nil || robot.Secret == "" {
+			t.Fatalf("token create: %v\n%s", err, out)
+		}
+		b := newBrowser(t, st)
+		b.signIn("acme+uibot", robot.Secret)
+		if status, body, _ := b.get("/ui/r/acme/app"); status != http.StatusOK || !strings.Contains(body, `id="tag-v1"`) {
+			t.Errorf("the robot's GET /ui/r/acme/app = %d, want v1:\n%s", status, body)
 		}
 	})
 
