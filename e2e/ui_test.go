@@ -259,7 +259,7 @@ func TestWebUI(t *testing.T) {
 		if status != http.StatusOK || !strings.Contains(body, "<svg") {
 			t.Fatalf("GET /ui/trust = %d, want an SVG:\n%s", status, body)
 		}
-		for _, want := range []string{">root</text>", ">targets</text>", ">acme</text>", ">acme/app</text>", "key " + alice.ID[:16], "1 of 1 keys", "expires "} {
+		for _, want := range []string{">root</text>", ">targets</text>", ">acme</text>", ">acme/app</text>", "key " + alice.ID[:16], "signed by 1 of 1 delegated keys", "expires "} {
 			if !strings.Contains(body, want) {
 				t.Errorf("carol's trust graph lacks %q:\n%s", want, body)
 			}
@@ -284,6 +284,8 @@ func TestWebUI(t *testing.T) {
 			t.Errorf("the robot's GET /ui/r/acme/app = %d, want v1:\n%s", status, body)
 		}
 	})
+
+	t.Run("a real browser loads every page with no CSP violation", func(t *testing.T) { webUIInBrowser(t, st, "admin", st.AdminPassword) })
 
 	t.Run("sign out ends the session", func(t *testing.T) {
 		b := newBrowser(t, st)

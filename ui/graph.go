@@ -24,23 +24,22 @@ const maxGraphRepos = 40
 
 // The drawing's geometry, in SVG user units.
 const (
-	colW, boxW, boxH, rowH, margin = 210, 180, 52, 64, 16
+	colW, boxW, boxH, rowH, margin = 290, 230, 62, 76, 16
 )
 
 // gNode is a box of the drawing: a role, a repository or a key.
 type gNode struct {
-	X, Y, W, H   int
-	Title, Lines string
-	Class        string
-	Link         string
+	X, Y, W, H int
+	// Lines says what the role is (version, expiry); Keys who signs it.
+	Title, Lines, Keys string
+	Class              string
+	Link               string
 }
 
 // gEdge is a delegation or a signing key, from the right of one box to the
 // left of another.
 type gEdge struct {
 	X1, Y1, X2, Y2 int
-	Label          string
-	LX, LY         int
 }
 
 // graphView is the trust graph as the reader may see it, laid out in five
@@ -175,10 +174,8 @@ func layoutGraph(states []repoState) graphView {
 		n.X, n.Y, n.W, n.H = margin+col*colW, y, boxW, boxH
 		return n
 	}
-	edge := func(a, b gNode, label string) {
-		e := gEdge{X1: a.X + a.W, Y1: a.Y + a.H/2, X2: b.X, Y2: b.Y + b.H/2, Label: label}
-		e.LX, e.LY = (e.X1+e.X2)/2, (e.Y1+e.Y2)/2-4
-		g.Edges = append(g.Edges, e)
+	edge := func(a, b gNode) {
+		g.Edges = append(g.Edges, gEdge{X1: a.X + a.W, Y1: a.Y + a.H/2, X2: b.X, Y2: b.Y + b.H/2})
 	}
 	rows := max(len(states), 1)
 	keyRow := map[string]int{}
@@ -208,9 +205,9 @@ func layoutGraph(states []repoState) graphView {
 					keyRow[id] = k
 					keyNodes = append(keyNodes, box(4, margin+k*rowH, gNode{Title: "key " + id[:min(len(id), 16)], Lines: "", Class: "key"}))
 				}
-				edge(n, keyNodes[k], "")
+				edge(n, keyNodes[k])
 			}
-			n.Lines += " · " + thresholdLabel(d.Threshold, len(d.KeyIDs)) + " keys"
+			n.Keys = "signed by " + thresholdLabel(d.Threshold, len(d.KeyIDs)) + " delegated keys"
 			repoNodes[len(repoNodes)-1] = n
 		}
 	}
@@ -222,13 +219,13 @@ func layoutGraph(states []repoState) graphView {
 		st := states[0].state
 		rr := st.Root.Signed.Roles[metadata.ROOT]
 		root = box(0, mid(0, len(states)-1), gNode{Title: "root", Class: "role",
-			Lines: roleLines(st.Root.Signed.Version, st.Root.Signed.Expires) + " · " + thresholdLabel(rr.Threshold, len(rr.KeyIDs)) + " keys"})
+			Lines: roleLines(st.Root.Signed.Version, st.Root.Signed.Expires), Keys: "signed by " + thresholdLabel(rr.Threshold, len(rr.KeyIDs)) + " root keys"})
 		tr := st.Root.Signed.Roles[metadata.TARGETS]
 		t := st.Roles[metadata.TARGETS]
 		top = box(1, mid(0, len(states)-1), gNode{Title: "targets", Class: "role",
-			Lines: roleLines(t.Signed.Version, t.Signed.Expires) + " · " + thresholdLabel(tr.Threshold, len(tr.KeyIDs)) + " keys"})
+			Lines: roleLines(t.Signed.Version, t.Signed.Expires), Keys: "signed by " + thresholdLabel(tr.Threshold, len(tr.KeyIDs)) + " targets keys"})
 		g.Nodes = append(g.Nodes, root, top)
-		edge(root, top, "")
+		edge(root, top)
 	}
 	for _, org := range orgOrder {
 		rs := orgs[org]
@@ -237,15 +234,14 @@ func layoutGraph(states []repoState) graphView {
 		if md := st.Roles[trustnames.RoleForOrg(org)]; md != nil {
 			n.Lines = roleLines(md.Signed.Version, md.Signed.Expires)
 		}
-		n = box(2, mid(rs[0], rs[len(rs)-1]), n)
-		label := ""
 		if d := topDelegation(st, trustnames.RoleForOrg(org)); d != nil {
-			label = thresholdLabel(d.Threshold, len(d.KeyIDs))
+			n.Keys = "signed by " + thresholdLabel(d.Threshold, len(d.KeyIDs)) + " org keys"
 		}
+		n = box(2, mid(rs[0], rs[len(rs)-1]), n)
 		g.Nodes = append(g.Nodes, n)
-		edge(top, n, label)
+		edge(top, n)
 		for _, i := range rs {
-			edge(n, repoNodes[i], "")
+			edge(n, repoNodes[i])
 		}
 	}
 	g.Nodes = append(g.Nodes, repoNodes...)
