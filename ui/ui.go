@@ -131,7 +131,7 @@ func (u *UI) routes() {
 	static, _ := fs.Sub(staticFS, "static")
 	m := http.NewServeMux()
 	m.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", cacheStatic(http.FileServerFS(static))))
-	m.HandleFunc("GET /ui/{$}", u.home_)
+	m.HandleFunc("GET /ui/{$}", u.index)
 	m.HandleFunc("GET /ui/login", u.loginPage)
 	m.HandleFunc("POST /ui/login", u.login)
 	m.HandleFunc("POST /ui/logout", u.signedIn(u.logout))
@@ -169,7 +169,7 @@ func cacheStatic(h http.Handler) http.Handler {
 	})
 }
 
-func (u *UI) home_(w http.ResponseWriter, r *http.Request) {
+func (u *UI) index(w http.ResponseWriter, r *http.Request) {
 	if u.sessions.get(r) == nil {
 		http.Redirect(w, r, Prefix+"login", http.StatusSeeOther)
 		return
