@@ -1,6 +1,9 @@
 package registry
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,10 +39,34 @@ type UIEnv struct {
 	// Open are the repository patterns admitted without signatures
 	// (trust.open); without a TrustRoot every repository is open.
 	Open []string
+	// ClientSecret authenticates the UI's calls to /token that name the
+	// browser in UIClientHeader ("<secret> <ip>"): made for this process, held
+	// in memory only.
+	ClientSecret string
 	// CacheDir is a private directory for the UI's TUF metadata cache,
 	// removed when the registry stops.
 	CacheDir string
 	Log      *slog.Logger
+}
+
+// UIClientHeader is sent by the web UI on its /token calls with ClientSecret
+// and the address of the browser it signs in: the registry then names that
+// browser to trustd in X-Forwarded-For rather than itself, so trustd's limits
+// on failed logins count each browser, not every sign-in through the UI as
+// one client. Every other copy, and the header itself, goes no further.
+const UIClientHeader = "Signet-UI-Client"
+
+// uiClient returns the browser's address that r names in UIClientHeader, when
+// it carries the UI's secret.
+func (a *authenticator) uiClient(r *http.Request) (string, bool) {
+	if a.uiSecret == "" {
+		return "", false
+	}
+	secret, ip, ok := strings.Cut(r.Header.Get(UIClientHeader), " ")
+	if !ok || subtle.ConstantTimeCompare([]byte(secret), []byte(a.uiSecret)) != 1 || net.ParseIP(ip) == nil {
+		return "", false
+	}
+	return ip, true
 }
 
 // UIPrefix is the path every page and asset of the web UI is under.
@@ -70,9 +97,12 @@ func mountUI(api *Server, cfg Config, addr net.Addr, tls bool, log *slog.Logger)
 	if tls {
 		scheme = "https://"
 	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+	api.auth.uiSecret = hex.EncodeToString(secret)
 	env := UIEnv{
 		Registry: scheme + selfAddr(addr), Trustd: strings.TrimSuffix(t.Trustd, "/"), Transport: rt, Secure: tls,
-		TrustRoot: cfg.Trust.Root, Open: cfg.Trust.Open, CacheDir: dir, Log: log,
+		TrustRoot: cfg.Trust.Root, Open: cfg.Trust.Open, ClientSecret: api.auth.uiSecret, CacheDir: dir, Log: log,
 	}
 	h, err := cfg.UI.New(env)
 	if err != nil {

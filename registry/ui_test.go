@@ -16,7 +16,15 @@ import (
 // registry's own address to call, and never the API's paths; ui.disabled
 // leaves both unmounted.
 func TestUIMount(t *testing.T) {
-	trustd := httptest.NewServer(http.NotFoundHandler())
+	// trustd's /token answers with the client address the registry named and
+	// whether the UI's header reached it.
+	trustd := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/token" {
+			http.NotFound(w, r)
+			return
+		}
+		io.WriteString(w, r.Header.Get("X-Forwarded-For")+"|"+r.Header.Get(UIClientHeader))
+	}))
 	defer trustd.Close()
 	noRedirect := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	serve := func(t *testing.T, disabled bool) (string, *UIEnv) {
@@ -77,7 +85,20 @@ func TestUIMount(t *testing.T) {
 		if resp, body := get(t, base+"/v2/ui/manifests/latest"); resp.StatusCode == http.StatusOK || body == "the UI" {
 			t.Errorf("GET /v2/ui/manifests/latest reached the UI")
 		}
-		if env.Registry != base || env.Trustd != trustd.URL || env.Secure || env.CacheDir == "" {
+		for secret, want := range map[string]string{env.ClientSecret: "203.0.113.7|", "a-wrong-secret": "127.0.0.1|"} {
+			req, _ := http.NewRequest(http.MethodGet, base+"/token?service=trustd", nil)
+			req.Header.Set(UIClientHeader, secret+" 203.0.113.7")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if string(body) != want {
+				t.Errorf("a /token call naming its browser with secret %q reached trustd as %q, want %q (X-Forwarded-For|%s)", secret, body, want, UIClientHeader)
+			}
+		}
+		if env.Registry != base || env.ClientSecret == "" || env.Trustd != trustd.URL || env.Secure || env.CacheDir == "" {
 			t.Errorf("the UI was given %+v, want the registry at %s, trustd at %s, not secure, a cache directory", env, base, trustd.URL)
 		}
 	})

@@ -182,19 +182,20 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		fail(http.StatusBadRequest, "Enter a user name (a robot's as org+name) and its password or secret.")
 		return
 	}
-	ep, err := u.discover(r.Context())
+	ctx := withBrowser(r.Context(), r)
+	ep, err := u.discover(ctx)
 	if err != nil {
 		u.cfg.Log.Warn("ui: cannot find the token endpoints", "err", err)
 		fail(http.StatusBadGateway, "The token service cannot be reached; try again shortly.")
 		return
 	}
-	reg, err := u.tokens.PasswordGrant(r.Context(), ep.realm, ep.service, user, password)
+	reg, err := u.tokens.PasswordGrant(ctx, ep.realm, ep.service, user, password)
 	if err == nil && reg.RefreshToken == "" {
 		err = errors.New("the token endpoint gave no refresh token")
 	}
 	var td *client.TokenResponse
 	if err == nil {
-		td, err = u.tokens.PasswordGrant(r.Context(), ep.trustdRealm, ep.trustdService, user, password)
+		td, err = u.tokens.PasswordGrant(ctx, ep.trustdRealm, ep.trustdService, user, password)
 	}
 	if err != nil {
 		var te *client.TokenError

@@ -15,6 +15,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -54,6 +55,10 @@ type Config struct {
 	TrustRoot string
 	// Open are the repository patterns the gate admits unsigned.
 	Open []string
+	// ClientHeader and ClientSecret name the browser on the UI's /token
+	// calls ("<secret> <ip>"), so the registry names it to trustd, whose
+	// limits on failed logins then count each browser; "" names none.
+	ClientHeader, ClientSecret string
 	// CacheDir is where the TUF metadata the UI verifies is cached.
 	CacheDir string
 	Log      *slog.Logger
@@ -93,7 +98,8 @@ func New(cfg Config) (*UI, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: cfg.Transport}
-	u := &UI{cfg: cfg, http: hc, tokens: &client.TokenClient{HTTP: hc}, sessions: newSessions()}
+	tokenHTTP := &http.Client{Timeout: 30 * time.Second, Transport: &namingTransport{base: cfg.Transport, header: cfg.ClientHeader, secret: cfg.ClientSecret}}
+	u := &UI{cfg: cfg, http: hc, tokens: &client.TokenClient{HTTP: tokenHTTP}, sessions: newSessions()}
 	if err := u.parseTemplates(); err != nil {
 		return nil, err
 	}
@@ -218,12 +224,45 @@ func (u *UI) discover(ctx context.Context) (*endpoints, error) {
 	if err != nil {
 		return nil, err
 	}
-	realm, service, err := client.TrustdEndpoint(ctx, u.tokens, u.cfg.Trustd)
+	_, service, err := client.TrustdEndpoint(ctx, u.tokens, u.cfg.Trustd)
 	if err != nil {
 		return nil, err
 	}
 	// The registry's challenge names its public realm; the UI reaches the
-	// same /token on the address it was given.
-	u.endpoints = &endpoints{realm: u.cfg.Registry + "/token", service: ch.Service(), trustdRealm: realm, trustdService: service}
+	// same /token on the address it was given, for trustd's service too (the
+	// registry passes every /token call to trustd), so that every sign-in
+	// names its browser.
+	u.endpoints = &endpoints{realm: u.cfg.Registry + "/token", service: ch.Service(), trustdRealm: u.cfg.Registry + "/token", trustdService: service}
 	return u.endpoints, nil
+}
+
+// browserKey carries the signing-in browser's address to namingTransport.
+type browserKey struct{}
+
+// withBrowser returns ctx naming the address r came from.
+func withBrowser(ctx context.Context, r *http.Request) context.Context {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return ctx
+	}
+	return context.WithValue(ctx, browserKey{}, host)
+}
+
+// namingTransport adds the header that names the browser to the UI's calls to
+// /token, when the registry gave the UI a secret to prove it with.
+type namingTransport struct {
+	base           http.RoundTripper
+	header, secret string
+}
+
+func (t *namingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	if ip, ok := req.Context().Value(browserKey{}).(string); ok && t.header != "" && t.secret != "" {
+		req = req.Clone(req.Context())
+		req.Header.Set(t.header, t.secret+" "+ip)
+	}
+	return base.RoundTrip(req)
 }

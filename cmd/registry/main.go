@@ -149,7 +149,8 @@ func newServeCmd() *cobra.Command {
 // registry links no client code and the UI is a client.
 func newUI(env registry.UIEnv) (http.Handler, error) {
 	return ui.New(ui.Config{Registry: env.Registry, Trustd: env.Trustd, Transport: env.Transport, Secure: env.Secure,
-		TrustRoot: env.TrustRoot, Open: env.Open, CacheDir: env.CacheDir, Log: env.Log})
+		TrustRoot: env.TrustRoot, Open: env.Open, CacheDir: env.CacheDir, Log: env.Log,
+		ClientHeader: registry.UIClientHeader, ClientSecret: env.ClientSecret})
 }
 
 func newGCCmd() *cobra.Command {

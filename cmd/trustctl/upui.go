@@ -10,5 +10,6 @@ import (
 // newUI builds the web UI the stack's registry mounts at /ui/.
 func newUI(env registry.UIEnv) (http.Handler, error) {
 	return ui.New(ui.Config{Registry: env.Registry, Trustd: env.Trustd, Transport: env.Transport, Secure: env.Secure,
-		TrustRoot: env.TrustRoot, Open: env.Open, CacheDir: env.CacheDir, Log: env.Log})
+		TrustRoot: env.TrustRoot, Open: env.Open, CacheDir: env.CacheDir, Log: env.Log,
+		ClientHeader: registry.UIClientHeader, ClientSecret: env.ClientSecret})
 }
