@@ -2,9 +2,7 @@ package ui
 
 import (
 	"context"
-	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,19 +71,17 @@ func (u *UI) trustGraph(w http.ResponseWriter, r *http.Request, s *session) {
 	u.render(w, r, http.StatusOK, "graph", map[string]any{"Graph": layoutGraph(states), "Notes": notes})
 }
 
-// readableRepos are up to max names of the catalog the reader may pull.
+// readableRepos are up to max names of the catalog the reader may pull, and
+// whether there were more.
 func (u *UI) readableRepos(ctx context.Context, s *session, max int) ([]string, bool, error) {
-	var page struct {
-		Repositories []string `json:"repositories"`
-	}
-	path := "/v2/_catalog?" + url.Values{"n": {strconv.Itoa(max + 1)}}.Encode()
-	if _, err := u.registryJSON(ctx, s, path, "registry:catalog:*", &page); err != nil && !errors.Is(err, errForbidden) {
+	names, err := u.catalog(ctx, s)
+	if err != nil {
 		return nil, false, err
 	}
-	if len(page.Repositories) > max {
-		return page.Repositories[:max], true, nil
+	if len(names) > max {
+		return names[:max], true, nil
 	}
-	return page.Repositories, false, nil
+	return names, false, nil
 }
 
 // repoState is what one walk verified towards a repository.

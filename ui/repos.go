@@ -9,9 +9,11 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/signet-oss/signet/client"
 	"github.com/signet-oss/signet/client/trust"
@@ -19,12 +21,16 @@ import (
 )
 
 // Page sizes: the repository list and a repository's tags show pageSize rows a
-// page; the catalog is read catalogBatch names at a time, at most maxBatches
-// times for one page of search results.
+// page. The list is the catalog's names the reader may pull, read catalogBatch
+// at a time (the registry's largest page), at most maxCatalog of them, and
+// kept in the session for catalogTTL: the registry's catalog walks every
+// repository at each call (about 300 ms for 10,000), so paging and searching
+// work on the kept list. A repository's page always asks the registry.
 const (
 	pageSize     = 50
-	catalogBatch = 1000
-	maxBatches   = 20
+	catalogBatch = 10000
+	maxCatalog   = 100000
+	catalogTTL   = 30 * time.Second
 	// headWorkers is how many tags' manifests are asked about at once.
 	headWorkers = 8
 )
@@ -112,50 +118,74 @@ type repoRow struct {
 }
 
 // repos lists the repositories the reader may pull whose names contain q, a
-// page after the name "after": the registry's catalog, which lists for a
-// token only what its subject may pull.
+// page after the name "after".
 func (u *UI) repos(w http.ResponseWriter, r *http.Request, s *session) {
 	q := strings.TrimSpace(r.URL.Query().Get("q"))
 	after := r.URL.Query().Get("after")
+	names, err := u.catalog(r.Context(), s)
+	if err != nil {
+		u.upstreamError(w, r, err)
+		return
+	}
+	i, found := slices.BinarySearch(names, after)
+	if found {
+		i++
+	}
 	var rows []repoRow
-	last, more := after, false
-	for range maxBatches {
+	more := false
+	needle := strings.ToLower(q)
+	for _, name := range names[i:] {
+		if q != "" && !strings.Contains(strings.ToLower(name), needle) {
+			continue
+		}
+		if len(rows) == pageSize {
+			more = true
+			break
+		}
+		rows = append(rows, repoRow{Name: name, Enforced: u.enforced(name)})
+	}
+	data := map[string]any{"Query": q, "Repos": rows, "After": after}
+	if more {
+		data["Next"] = Prefix + "repos?" + url.Values{"q": {q}, "after": {rows[len(rows)-1].Name}}.Encode()
+	}
+	u.render(w, r, http.StatusOK, "repos", data)
+}
+
+// catalog returns the names the reader may pull, sorted: the registry's
+// catalog, which lists for a token only those, kept in the session for
+// catalogTTL.
+func (u *UI) catalog(ctx context.Context, s *session) ([]string, error) {
+	s.mu.Lock()
+	names, at := s.catalog, s.catalogAt
+	s.mu.Unlock()
+	if names != nil && time.Since(at) < catalogTTL {
+		return names, nil
+	}
+	names = []string{}
+	last := ""
+	for len(names) < maxCatalog {
 		var page struct {
 			Repositories []string `json:"repositories"`
 		}
 		path := "/v2/_catalog?" + url.Values{"n": {strconv.Itoa(catalogBatch)}, "last": {last}}.Encode()
-		next, err := u.registryJSON(r.Context(), s, path, "registry:catalog:*", &page)
+		next, err := u.registryJSON(ctx, s, path, "registry:catalog:*", &page)
 		if errors.Is(err, errForbidden) {
 			break // may list nothing: an empty list
 		}
 		if err != nil {
-			u.upstreamError(w, r, err)
-			return
+			return nil, err
 		}
-		for _, name := range page.Repositories {
-			last = name
-			if q != "" && !strings.Contains(strings.ToLower(name), strings.ToLower(q)) {
-				continue
-			}
-			if len(rows) == pageSize {
-				more = true
-				break
-			}
-			rows = append(rows, repoRow{Name: name, Enforced: u.enforced(name)})
-		}
-		if more || !next || len(page.Repositories) == 0 {
+		names = append(names, page.Repositories...)
+		if !next || len(page.Repositories) == 0 {
 			break
 		}
-		if len(rows) == pageSize {
-			more = true // the next batch may hold more matches
-			break
-		}
+		last = page.Repositories[len(page.Repositories)-1]
 	}
-	data := map[string]any{"Query": q, "Repos": rows, "After": after}
-	if more && len(rows) > 0 {
-		data["Next"] = Prefix + "repos?" + url.Values{"q": {q}, "after": {rows[len(rows)-1].Name}}.Encode()
-	}
-	u.render(w, r, http.StatusOK, "repos", data)
+	slices.Sort(names)
+	s.mu.Lock()
+	s.catalog, s.catalogAt = names, time.Now()
+	s.mu.Unlock()
+	return names, nil
 }
 
 type tagRow struct {

@@ -42,6 +42,10 @@ type session struct {
 	mu              sync.Mutex
 	lastSeen        time.Time
 	access          map[string]cachedToken // by scope; "trustd" for trustd's
+	// catalog is the repositories the account may pull, as the registry
+	// listed them at catalogAt (see catalogTTL).
+	catalog   []string
+	catalogAt time.Time
 }
 
 type cachedToken struct {
