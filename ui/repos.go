@@ -127,28 +127,37 @@ func (u *UI) repos(w http.ResponseWriter, r *http.Request, s *session) {
 		u.upstreamError(w, r, err)
 		return
 	}
-	i, found := slices.BinarySearch(names, after)
-	if found {
-		i++
-	}
-	var rows []repoRow
-	more := false
-	needle := strings.ToLower(q)
-	for _, name := range names[i:] {
-		if q != "" && !strings.Contains(strings.ToLower(name), needle) {
-			continue
-		}
-		if len(rows) == pageSize {
-			more = true
-			break
-		}
-		rows = append(rows, repoRow{Name: name, Enforced: u.enforced(name)})
+	page, more := pageOf(names, q, after, pageSize)
+	rows := make([]repoRow, len(page))
+	for i, name := range page {
+		rows[i] = repoRow{Name: name, Enforced: u.enforced(name)}
 	}
 	data := map[string]any{"Query": q, "Repos": rows, "After": after}
 	if more {
 		data["Next"] = Prefix + "repos?" + url.Values{"q": {q}, "after": {rows[len(rows)-1].Name}}.Encode()
 	}
 	u.render(w, r, http.StatusOK, "repos", data)
+}
+
+// pageOf is the page of up to size names after "after" (sorted names) that
+// contain q (any case), and whether more follow.
+func pageOf(names []string, q, after string, size int) ([]string, bool) {
+	i, found := slices.BinarySearch(names, after)
+	if found {
+		i++
+	}
+	needle := strings.ToLower(q)
+	var page []string
+	for _, name := range names[i:] {
+		if q != "" && !strings.Contains(strings.ToLower(name), needle) {
+			continue
+		}
+		if len(page) == size {
+			return page, true
+		}
+		page = append(page, name)
+	}
+	return page, false
 }
 
 // catalog returns the names the reader may pull, sorted: the registry's
