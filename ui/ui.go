@@ -78,7 +78,7 @@ type UI struct {
 	pinHost string
 	trustMu sync.Mutex
 
-	endpointOnce sync.Mutex
+	endpointMu sync.Mutex
 	endpoints    *endpoints
 }
 
@@ -215,8 +215,8 @@ func randomToken() string {
 // discover learns the token realms and services on first use: the registry
 // is not yet serving when the UI is made.
 func (u *UI) discover(ctx context.Context) (*endpoints, error) {
-	u.endpointOnce.Lock()
-	defer u.endpointOnce.Unlock()
+	u.endpointMu.Lock()
+	defer u.endpointMu.Unlock()
 	if u.endpoints != nil {
 		return u.endpoints, nil
 	}
