@@ -8,6 +8,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -101,6 +103,37 @@ func TestTLSStack(t *testing.T) {
 		resp.Body.Close()
 		if doc.Trustd != ts.Trustd {
 			t.Fatalf("signet.json names trustd %q, want %s", doc.Trustd, ts.Trustd)
+		}
+	})
+
+	t.Run("the web UI over HTTPS signs in with Secure cookies", func(t *testing.T) {
+		jar, _ := cookiejar.New(nil)
+		hc := ts.httpClient()
+		hc.Jar = jar
+		hc.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+		b := &browser{t: t, base: "https://" + ts.Addr, hc: hc}
+		resp, err := hc.PostForm(b.base+"/ui/login", url.Values{"csrf": {b.csrf("/ui/login")}, "username": {admin}, "password": {pw}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign-in over HTTPS = %s, want 303", resp.Status)
+		}
+		found := false
+		for _, c := range resp.Cookies() {
+			if c.Name == "signet_session" {
+				found = true
+				if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+					t.Errorf("session cookie over HTTPS = %+v, want Secure, HttpOnly, SameSite=Strict", c)
+				}
+			}
+		}
+		if !found {
+			t.Errorf("sign-in over HTTPS set no session cookie: %q", resp.Header.Values("Set-Cookie"))
+		}
+		if status, body, _ := b.get("/ui/repos"); status != http.StatusOK || !strings.Contains(body, "Sign out") {
+			t.Errorf("GET /ui/repos over HTTPS after sign-in = %d:\n%s", status, body)
 		}
 	})
 

@@ -74,6 +74,9 @@ type authenticator struct {
 	client   *http.Client
 	// proxyAuthenticated: the /token hop carries the proxy secret.
 	proxyAuthenticated bool
+	// uiSecret authenticates the web UI's UIClientHeader ("" without a UI).
+	// Set before the registry serves, read only after.
+	uiSecret string
 
 	rootMu      sync.Mutex
 	rootFetched time.Time
@@ -126,6 +129,11 @@ func newAuthenticator(cfg TokenAuthConfig) (*authenticator, error) {
 				pr.Out.Header.Del("X-Forwarded-For")
 				pr.Out.Header.Del("Forwarded")
 				pr.SetXForwarded()
+				// The web UI's calls name the browser it signs in.
+				if ip, ok := a.uiClient(pr.In); ok {
+					pr.Out.Header.Set("X-Forwarded-For", ip)
+				}
+				pr.Out.Header.Del(UIClientHeader)
 				if secret != "" {
 					pr.Out.Header.Set(tokenauth.ProxySecretHeader, secret)
 				}

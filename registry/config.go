@@ -48,6 +48,8 @@ type Config struct {
 	ShutdownDelay time.Duration `yaml:"shutdownDelay"`
 	// Notifications sends events to webhooks (notifications.*).
 	Notifications notify.Config `yaml:"notifications"`
+	// UI serves the web UI on the registry's origin (ui.*).
+	UI UIConfig `yaml:"ui"`
 	// Events are called with every event of the API, beside the audit log and
 	// notifications: a program that embeds the registry (`trustctl up`) says
 	// from them what was pushed or denied, and why. Not a file key.

@@ -82,6 +82,11 @@ func ServeListener(ctx context.Context, cfg Config, ln net.Listener, log *slog.L
 	} else {
 		log.Warn("NO TRUST ROOT IS CONFIGURED: every repository admits unsigned content (set trust.root)")
 	}
+	uiCleanup, err := mountUI(api, cfg, ln.Addr(), tlsCfg != nil, log)
+	if err != nil {
+		return fmt.Errorf("ui: %w", err)
+	}
+	defer uiCleanup()
 	if err := obs.attach(api, index, cfg); err != nil {
 		return err
 	}

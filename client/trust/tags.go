@@ -56,10 +56,14 @@ func (s *Session) Tags(ctx context.Context, repo string) (*TagList, error) {
 	if d == nil {
 		return nil, fmt.Errorf("%s is not delegated to any publisher key: an owner of %s runs `trustctl org delegate %s --key KEY`", repo, org, repo)
 	}
+	// Keys are labelled by their names in the caller's store; a session
+	// without one (the web UI's, on the server) labels them by ID.
 	names := map[string]string{}
-	if infos, err := s.Keys.List(ctx); err == nil {
-		for _, k := range infos {
-			names[k.ID] = k.Name
+	if s.Keys != nil {
+		if infos, err := s.Keys.List(ctx); err == nil {
+			for _, k := range infos {
+				names[k.ID] = k.Name
+			}
 		}
 	}
 	out := &TagList{Repository: repo, Threshold: d.Threshold, Tags: []TagStatus{}}

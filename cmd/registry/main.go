@@ -4,6 +4,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"github.com/signet-oss/signet/internal/version"
 	"github.com/signet-oss/signet/registry"
 	"github.com/signet-oss/signet/storage/driver/driverconfig"
+	"github.com/signet-oss/signet/ui"
 )
 
 func main() {
@@ -67,6 +69,7 @@ func newServeCmd() *cobra.Command {
 	var addr, trustdURL, trustRoot, trustUser, metricsAddr string
 	var tlsCert, tlsKey, tlsCA string
 	var open []string
+	var webUI bool
 	var refresh, shutdownTimeout, maxStaleness time.Duration
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -113,6 +116,10 @@ func newServeCmd() *cobra.Command {
 					*key, _ = flags.GetString(flag)
 				}
 			}
+			if flags.Changed("ui") {
+				cfg.UI.Disabled = !webUI
+			}
+			cfg.UI.New = newUI
 			if err := cfg.Validate(); err != nil {
 				return err
 			}
@@ -133,8 +140,17 @@ func newServeCmd() *cobra.Command {
 	cmd.Flags().StringVar(&tlsCA, "tls-ca", "", "PEM CA bundle trusted, besides the system's, for the calls to trustd")
 	cmd.Flags().StringArrayVar(&open, "open", nil, "repository pattern admitted without signatures (repeatable; * one component, ** any)")
 	cmd.Flags().DurationVar(&maxStaleness, "trust-max-staleness", 0, "how old the last trust refresh may grow before /readyz answers 503 (default 3 × --trust-refresh)")
+	cmd.Flags().BoolVar(&webUI, "ui", true, "serve the web UI at /ui/ (needs --trustd; --ui=false turns it off, as ui.disabled does)")
 	cmd.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address (default off; port 0 picks a free port)")
 	return cmd
+}
+
+// newUI builds the web UI the registry mounts: it is set here, since the
+// registry links no client code and the UI is a client.
+func newUI(env registry.UIEnv) (http.Handler, error) {
+	return ui.New(ui.Config{Registry: env.Registry, Trustd: env.Trustd, Transport: env.Transport, Secure: env.Secure,
+		TrustRoot: env.TrustRoot, Open: env.Open, CacheDir: env.CacheDir, Log: env.Log,
+		ClientHeader: registry.UIClientHeader, ClientSecret: env.ClientSecret})
 }
 
 func newGCCmd() *cobra.Command {

@@ -21,6 +21,7 @@ import (
 	"github.com/signet-oss/signet/registry"
 	"github.com/signet-oss/signet/tokenauth"
 	"github.com/signet-oss/signet/trustd"
+	"github.com/signet-oss/signet/ui"
 	"github.com/spf13/cobra"
 )
 
@@ -157,6 +158,7 @@ func runUp(ctx context.Context, o upOptions) error {
 	rcfg.Trust.Open, rcfg.Trust.RefreshInterval = o.open, o.refresh
 	rcfg.Metrics.Addr = o.metrics.registry
 	rcfg.Events = []registry.EventListener{log.registryEvent}
+	rcfg.UI.New = newUI
 	if o.useTLS {
 		rcfg.TLS = registry.TLSConfig{Cert: tlsFiles.ServerCert, Key: tlsFiles.ServerKey, CA: tlsFiles.CACert}
 	}
@@ -205,7 +207,7 @@ func runUp(ctx context.Context, o upOptions) error {
 	if setup != nil && setup.Generated {
 		password = setup.AdminPassword
 	}
-	printTryLines(os.Stdout, home.Path, regAddr, trustdURL, tcfg.AdminUser, password, loggedIn)
+	printTryLines(os.Stdout, home.Path, scheme, regAddr, trustdURL, tcfg.AdminUser, password, loggedIn)
 	if o.useTLS {
 		printTLSLines(os.Stdout, tlsFiles, regAddr)
 	}
@@ -289,7 +291,7 @@ func setUpGate(ctx context.Context, rcfg *registry.Config, regAddr, trustdURL, d
 // printTryLines prints the banner: where the stack is, the login, the
 // generated admin password when this start finished the first start's setup
 // (password; "" for none), and what to try.
-func printTryLines(w io.Writer, homeConfig, regAddr, trustdURL, admin, password string, loggedIn bool) {
+func printTryLines(w io.Writer, homeConfig, scheme, regAddr, trustdURL, admin, password string, loggedIn bool) {
 	homeDir := filepath.Dir(homeConfig)
 	fmt.Fprintf(w, "Signet is up: registry %s, trustd %s\n", regAddr, trustdURL)
 	if loggedIn {
@@ -297,6 +299,8 @@ func printTryLines(w io.Writer, homeConfig, regAddr, trustdURL, admin, password 
 	} else {
 		fmt.Fprintf(w, "Not logged in (the admin password is not known to this run): trustctl login %s -u %s\n", regAddr, admin)
 	}
+	// After the login line: scripts read the two lines above as the banner.
+	fmt.Fprintf(w, "Web UI: %s%s%s\n", scheme, regAddr, ui.Prefix)
 	if password != "" {
 		fmt.Fprintf(w, "\nCreated the admin account %q with this password, shown only once (set SIGNET_ADMIN_PASSWORD to choose it):\n\n    %s\n",
 			admin, password)

@@ -23,6 +23,8 @@ var rules = []struct {
 	{"trustd", []string{"registry", "client", "cmd", "verify", "signer"}, nil},
 	// trustd/api is the management API's wire types, which link nothing of the servers.
 	{"client", []string{"registry", "trustd", "storage", "audit/auditlog", "cmd"}, []string{"trustd/api"}},
+	// The web UI is a client of both servers, mounted by the programs that serve it.
+	{"ui", []string{"registry", "trustd", "storage", "audit/auditlog", "cmd"}, []string{"trustd/api"}},
 	{"trustd/api", []string{"registry", "trustd/directory", "trustd/tuf", "storage", "audit", "verify", "signer", "tokenauth", "internal", "cmd"}, nil},
 	{"storage", []string{"registry", "trustd", "client", "verify", "signer", "tokenauth", "audit", "cmd"}, nil},
 	// verify checks the cosign format signer writes, so it reads it from signer; never the reverse.

@@ -61,6 +61,8 @@ var aptTools = map[string]struct{ pkg, path string }{
 	"node": {"nodejs", "/usr/bin/node"},
 	"npm":  {"npm", "/usr/bin/npm"},
 	// SoftHSM2, a PKCS#11 token in files: its tool and the module it loads.
+	// chromium drives the web UI as a real browser does (headless).
+	"chromium":       {"chromium", "/usr/bin/chromium"},
 	"softhsm2-util":  {"softhsm2", "/usr/bin/softhsm2-util"},
 	"libsofthsm2.so": {"softhsm2", "/usr/lib/softhsm/libsofthsm2.so"},
 }
@@ -90,7 +92,7 @@ func Dir() (string, error) {
 // Path returns the path of the named tool, installing it first if it is missing.
 // Names: crane, oras, regctl, cosign, cosign3, versitygw, toxiproxy-server,
 // distribution-registry, oci-conformance, notation, skopeo, dockerd, docker, node,
-// npm, softhsm2-util, libsofthsm2.so.
+// npm, chromium, softhsm2-util, libsofthsm2.so.
 func Path(name string) (string, error) {
 	mu.Lock()
 	defer mu.Unlock()
