@@ -79,7 +79,7 @@ type UI struct {
 	trustMu sync.Mutex
 
 	endpointMu sync.Mutex
-	endpoints    *endpoints
+	endpoints  *endpoints
 }
 
 // endpoints are the token realms and services, learnt from the servers'
