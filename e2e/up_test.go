@@ -168,7 +168,12 @@ func TestUpFinishesAFirstStartCutShort(t *testing.T) {
 	if !strings.HasPrefix(r.Banner, "Logged in as admin") {
 		t.Fatalf("the retry did not log in: %q", r.Banner)
 	}
+	// The password follows the banner's first lines, which launchUp returns on.
 	out := r.Stdout.String()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(out, "shown only once") && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+		out = r.Stdout.String()
+	}
 	i := strings.Index(out, "shown only once")
 	if i < 0 {
 		t.Fatalf("the retry did not show the admin password:\n%s", out)
