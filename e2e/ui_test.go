@@ -425,6 +425,13 @@ func (f *uiFixture) webUIOrgRobots(t *testing.T) {
 	if status, body, _ := b.post("/ui/orgs/acme/robots", url.Values{"csrf": {csrf}, "name": {"x"}}); status != http.StatusBadRequest {
 		t.Errorf("a robot with no scopes = %d, want 400:\n%s", status, body)
 	}
+	status, body, _ = b.post("/ui/orgs/acme/robots", url.Values{"csrf": {csrf}, "name": {"x"}, "scopes": {"repository:acme/app:pull"}, "ttl": {"forever"}})
+	if status != http.StatusBadRequest || !strings.Contains(body, "not a positive duration") {
+		t.Errorf("a robot with a lifetime that is no duration = %d, want 400 with trustd's reason:\n%s", status, body)
+	}
+	if status, _, _ := b.post("/ui/orgs/acme/robots/acme+nobot/revoke", url.Values{"csrf": {csrf}}); status != http.StatusNotFound {
+		t.Errorf("revoking a robot that does not exist = %d, want 404", status)
+	}
 }
 
 func (f *uiFixture) webUIOrgRefused(t *testing.T) {
