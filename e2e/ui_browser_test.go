@@ -106,6 +106,7 @@ func webUIInBrowser(t *testing.T, st *stack, user, password string) {
 		{"repository", "/ui/r/acme/app", "table.tags"},
 		{"audit", "/ui/audit", "form.filters"},
 		{"trust-graph", "/ui/trust", "svg.graph"},
+		{"organisation", "/ui/orgs/acme", "form.robot"},
 	} {
 		if err := chromedp.Do(ctx, chromedp.Navigate(base+page.path), chromedp.WaitVisible(chromedp.CSS(page.wait))); err != nil {
 			t.Errorf("loading %s in chromium: %v", page.path, err)

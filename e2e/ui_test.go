@@ -105,6 +105,8 @@ func TestWebUI(t *testing.T) {
 	t.Run("audit log: a denied push with its reason, filtered", f.webUIAudit)
 	t.Run("trust graph: root to keys, as far as the reader may pull", f.webUITrustGraph)
 	t.Run("a robot signs in as org+name with its secret", f.webUIRobot)
+	t.Run("an org owner makes a robot, sees its secret once, and revokes it", f.webUIOrgRobots)
+	t.Run("org page: forms without the CSRF token, a reader of another org", f.webUIOrgRefused)
 	t.Run("a real browser loads every page with no CSP violation", f.webUIBrowser)
 	t.Run("sign out ends the session", f.webUISignOut)
 }
@@ -115,6 +117,8 @@ type uiFixture struct {
 	st              *stack
 	carol, rita     string
 	aliceID, digest string
+	// olga owns acme: the org page's subtests add her.
+	olga string
 }
 
 func (f *uiFixture) webUIPrintsURL(t *testing.T) {
@@ -252,7 +256,8 @@ func (f *uiFixture) webUIIsolation(t *testing.T) {
 	}
 	for _, path := range []string{"/ui/r/acme/app", "/ui/r/acme/none"} {
 		status, body, _ := b.get(path)
-		if status != http.StatusForbidden || strings.Contains(body, "v1") {
+		// The sign-out form's random CSRF token may hold "v1" by chance.
+		if status != http.StatusForbidden || strings.Contains(csrfField.ReplaceAllString(body, ""), "v1") {
 			t.Errorf("rita GET %s = %d, want 403 saying nothing of its tags:\n%s", path, status, body)
 		}
 	}
@@ -343,3 +348,126 @@ func (f *uiFixture) webUISignOut(t *testing.T) {
 		t.Errorf("after sign-out the repositories are still shown")
 	}
 }
+
+// owner signs in as olga, an owner of acme, adding her on first use.
+func (f *uiFixture) owner(t *testing.T) *browser {
+	t.Helper()
+	if f.olga == "" {
+		f.olga = f.st.addUser(t, "olga", "acme", "owner")
+	}
+	b := newBrowser(t, f.st)
+	b.signIn("olga", f.olga)
+	return b
+}
+
+// dockerToken is the status of the registry's /token answering basic auth
+// for a pull of acme/app, as docker asks it.
+func dockerToken(t *testing.T, st *stack, user, password string) int {
+	t.Helper()
+	resp, err := http.Get(st.URL("/v2/"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	m := regexp.MustCompile(`service="([^"]+)"`).FindStringSubmatch(resp.Header.Get("WWW-Authenticate"))
+	if m == nil {
+		t.Fatalf("GET /v2/ challenge %q names no service", resp.Header.Get("WWW-Authenticate"))
+	}
+	req, _ := http.NewRequest(http.MethodGet, st.URL("/token?service="+url.QueryEscape(m[1])+"&scope=repository:acme/app:pull"), nil)
+	req.SetBasicAuth(user, password)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+var robotSecret = regexp.MustCompile(`id="robot-secret" readonly value="([^"]+)"`)
+
+func (f *uiFixture) webUIOrgRobots(t *testing.T) {
+	st := f.st
+	b := f.owner(t)
+	status, body, _ := b.get("/ui/repos")
+	if status != http.StatusOK || !strings.Contains(body, `href="/ui/orgs/acme"`) {
+		t.Errorf("olga's navigation lacks a link to acme's page:\n%s", body)
+	}
+	status, body, _ = b.get("/ui/orgs/acme")
+	if status != http.StatusOK {
+		t.Fatalf("olga GET /ui/orgs/acme = %d:\n%s", status, body)
+	}
+	for _, want := range []string{"<td>carol</td><td>publisher</td>", "<td>olga</td><td>owner</td>", htmlText("acme+uibot"),
+		`<a href="/ui/r/acme/app">acme/app</a>`, f.aliceID[:16], "1 of 1", "trustctl org delegate acme/REPO"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("acme's page lacks %q:\n%s", want, body)
+		}
+	}
+	csrf := csrfField.FindStringSubmatch(body)[1]
+	status, body, _ = b.post("/ui/orgs/acme/robots", url.Values{"csrf": {csrf}, "name": {"webbot"},
+		"scopes": {"repository:acme/app:pull"}, "ttl": {"1h"}})
+	m := robotSecret.FindStringSubmatch(body)
+	if status != http.StatusCreated || m == nil {
+		t.Fatalf("creating a robot = %d, want 201 with its secret:\n%s", status, body)
+	}
+	secret := m[1]
+	if _, body, _ := b.get("/ui/orgs/acme"); strings.Contains(body, secret) || !strings.Contains(body, htmlText("acme+webbot")) {
+		t.Errorf("a reload of acme's page shows the secret again, or not the robot")
+	}
+	if status := dockerToken(t, st, "acme+webbot", secret); status != http.StatusOK {
+		t.Fatalf("the new robot's docker login = %d, want 200", status)
+	}
+	status, body, _ = b.post("/ui/orgs/acme/robots/acme+webbot/revoke", url.Values{"csrf": {csrf}})
+	if status != http.StatusOK || strings.Contains(body, htmlText("acme+webbot")) {
+		t.Errorf("revoking = %d, want acme's page without the robot:\n%s", status, body)
+	}
+	if status := dockerToken(t, st, "acme+webbot", secret); status != http.StatusUnauthorized {
+		t.Errorf("the revoked robot's docker login = %d, want 401", status)
+	}
+	if status, body, _ := b.post("/ui/orgs/acme/robots", url.Values{"csrf": {csrf}, "name": {"x"}}); status != http.StatusBadRequest {
+		t.Errorf("a robot with no scopes = %d, want 400:\n%s", status, body)
+	}
+	status, body, _ = b.post("/ui/orgs/acme/robots", url.Values{"csrf": {csrf}, "name": {"x"}, "scopes": {"repository:acme/app:pull"}, "ttl": {"forever"}})
+	if status != http.StatusBadRequest || !strings.Contains(body, "not a positive duration") {
+		t.Errorf("a robot with a lifetime that is no duration = %d, want 400 with trustd's reason:\n%s", status, body)
+	}
+	if status, _, _ := b.post("/ui/orgs/acme/robots/acme+nobot/revoke", url.Values{"csrf": {csrf}}); status != http.StatusNotFound {
+		t.Errorf("revoking a robot that does not exist = %d, want 404", status)
+	}
+}
+
+func (f *uiFixture) webUIOrgRefused(t *testing.T) {
+	st := f.st
+	b := f.owner(t)
+	before, _, _ := b.get("/ui/orgs/acme")
+	if before != http.StatusOK {
+		t.Fatalf("olga GET /ui/orgs/acme = %d", before)
+	}
+	status, _, _ := b.post("/ui/orgs/acme/robots", url.Values{"name": {"forged"}, "scopes": {"repository:acme/app:pull"}})
+	if status != http.StatusForbidden {
+		t.Errorf("creating a robot without the CSRF token = %d, want 403", status)
+	}
+	status, _, _ = b.post("/ui/orgs/acme/robots/acme+uibot/revoke", url.Values{})
+	if status != http.StatusForbidden {
+		t.Errorf("revoking a robot without the CSRF token = %d, want 403", status)
+	}
+	if _, body, _ := b.get("/ui/orgs/acme"); strings.Contains(body, "forged") || !strings.Contains(body, htmlText("acme+uibot")) {
+		t.Errorf("a refused form changed acme's robots:\n%s", body)
+	}
+	c := newBrowser(t, st)
+	c.signIn("carol", f.carol)
+	status, body, _ := c.get("/ui/orgs/acme")
+	if status != http.StatusOK || !strings.Contains(body, "<td>olga</td><td>owner</td>") || strings.Contains(body, "uibot") || strings.Contains(body, "Create robot") {
+		t.Errorf("carol, a publisher, GET /ui/orgs/acme = %d, want the members only:\n%s", status, body)
+	}
+	if status, _, _ := c.post("/ui/orgs/acme/robots", url.Values{"csrf": {c.csrf("/ui/repos")}, "name": {"carolbot"}, "scopes": {"repository:acme/app:pull"}}); status != http.StatusForbidden {
+		t.Errorf("carol creating a robot = %d, want 403", status)
+	}
+	r := newBrowser(t, st)
+	r.signIn("rita", f.rita)
+	if status, body, _ := r.get("/ui/orgs/acme"); status != http.StatusForbidden || strings.Contains(body, "carol") {
+		t.Errorf("rita, a reader of beta, GET /ui/orgs/acme = %d, want 403 naming no member:\n%s", status, body)
+	}
+}
+
+// htmlText is s as html/template writes it in text: a robot's "+" as &#43;.
+func htmlText(s string) string { return strings.ReplaceAll(s, "+", "&#43;") }

@@ -38,10 +38,12 @@ type session struct {
 	csrf            string
 	registryRefresh string
 	trustdRefresh   string
-	created         time.Time
-	mu              sync.Mutex
-	lastSeen        time.Time
-	access          map[string]cachedToken // by scope; "trustd" for trustd's
+	// orgs are the organisations the account may read, for the navigation.
+	orgs     []string
+	created  time.Time
+	mu       sync.Mutex
+	lastSeen time.Time
+	access   map[string]cachedToken // by scope; "trustd" for trustd's
 	// catalog is the repositories the account may pull, as the registry
 	// listed them at catalogAt (see catalogTTL).
 	catalog   []string
@@ -216,7 +218,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	s := &session{user: user, csrf: randomToken(), registryRefresh: reg.RefreshToken, trustdRefresh: td.RefreshToken,
-		created: now, lastSeen: now, access: map[string]cachedToken{}}
+		orgs: u.userOrgs(ctx, td.Access()), created: now, lastSeen: now, access: map[string]cachedToken{}}
 	id := u.sessions.add(s)
 	http.SetCookie(w, u.cookie(sessionCookie, id, int(sessionMax/time.Second)))
 	http.Redirect(w, r, next, http.StatusSeeOther)

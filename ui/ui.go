@@ -123,7 +123,7 @@ func New(cfg Config) (*UI, error) {
 
 func (u *UI) parseTemplates() error {
 	u.pages = map[string]*template.Template{}
-	for _, page := range []string{"login", "repos", "repo", "audit", "graph", "error"} {
+	for _, page := range []string{"login", "repos", "repo", "audit", "graph", "org", "error"} {
 		t, err := template.New("layout.html").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+page+".html")
 		if err != nil {
 			return fmt.Errorf("ui: template %s: %w", page, err)
@@ -145,6 +145,9 @@ func (u *UI) routes() {
 	m.HandleFunc("GET /ui/r/{name...}", u.signedIn(u.repo))
 	m.HandleFunc("GET /ui/audit", u.signedIn(u.auditLog))
 	m.HandleFunc("GET /ui/trust", u.signedIn(u.trustGraph))
+	m.HandleFunc("GET /ui/orgs/{org}", u.signedIn(u.orgPage))
+	m.HandleFunc("POST /ui/orgs/{org}/robots", u.signedIn(u.createRobot))
+	m.HandleFunc("POST /ui/orgs/{org}/robots/{name}/revoke", u.signedIn(u.revokeRobot))
 	m.HandleFunc("/ui/", func(w http.ResponseWriter, r *http.Request) {
 		u.errorPage(w, r, http.StatusNotFound, "No such page", "There is no page at "+r.URL.Path+".")
 	})
@@ -191,7 +194,7 @@ func (u *UI) render(w http.ResponseWriter, r *http.Request, status int, page str
 	}
 	data["CSRF"] = u.csrfToken(w, r)
 	if s := u.sessions.get(r); s != nil {
-		data["User"] = s.user
+		data["User"], data["Orgs"] = s.user, s.orgs
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
