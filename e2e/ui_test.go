@@ -410,6 +410,9 @@ func (f *uiFixture) webUIOrgRobots(t *testing.T) {
 		t.Fatalf("creating a robot = %d, want 201 with its secret:\n%s", status, body)
 	}
 	secret := m[1]
+	if !strings.Contains(body, "docker login "+st.Addr+" -u ") {
+		t.Errorf("the new robot's sign-in command does not name the registry %s:\n%s", st.Addr, body)
+	}
 	if _, body, _ := b.get("/ui/orgs/acme"); strings.Contains(body, secret) || !strings.Contains(body, htmlText("acme+webbot")) {
 		t.Errorf("a reload of acme's page shows the secret again, or not the robot")
 	}

@@ -63,6 +63,7 @@ func (u *UI) renderOrg(w http.ResponseWriter, r *http.Request, s *session, statu
 		data["Owner"] = true
 		data["Robots"] = robots
 		data["Created"] = created
+		data["Host"] = r.Host // the registry, as the browser reached it
 		delegations, note, err := u.orgDelegations(r.Context(), s, name)
 		if err != nil {
 			u.upstreamError(w, r, err)
