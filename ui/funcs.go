@@ -5,31 +5,16 @@ import (
 	"html/template"
 	"strings"
 	"time"
+
+	"github.com/signet-oss/signet/internal/humanize"
 )
 
 // funcs are the templates' helpers.
 var funcs = template.FuncMap{
-	"bytes":    humanBytes,
+	"bytes":    humanize.Bytes,
 	"shortDig": shortDigest,
 	"join":     strings.Join,
 	"when":     when,
-}
-
-// humanBytes is a size for people: 1.5 KiB, 12 MiB.
-func humanBytes(n int64) string {
-	if n < 0 {
-		return "?"
-	}
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // shortDigest is a digest's algorithm and first 12 hex digits.

@@ -23,14 +23,6 @@ func TestSafeNext(t *testing.T) {
 	}
 }
 
-func TestHumanBytes(t *testing.T) {
-	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 20: "5.0 MiB", -1: "?"} {
-		if got := humanBytes(n); got != want {
-			t.Errorf("humanBytes(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 // TestPageOf pages a sorted catalog after a name, filtered by a part of the
 // name in any case, and says when more follow.
 func TestPageOf(t *testing.T) {

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/term"
+
+	"github.com/signet-oss/signet/internal/humanize"
 )
 
 // Progress draws one line of transfer progress on a terminal, redrawn a few
@@ -86,18 +88,5 @@ func (p *Progress) Close() {
 func (p *Progress) draw() {
 	done, total := p.done.Load(), p.total.Load()
 	rate := float64(done) / time.Since(p.start).Seconds()
-	fmt.Fprintf(p.w, "\r\033[K%s: %d/%d blobs, %s / %s, %s/s", p.verb, p.fin.Load(), p.items.Load(), human(done), human(total), human(int64(rate)))
-}
-
-func human(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	fmt.Fprintf(p.w, "\r\033[K%s: %d/%d blobs, %s / %s, %s/s", p.verb, p.fin.Load(), p.items.Load(), humanize.Bytes(done), humanize.Bytes(total), humanize.Bytes(int64(rate)))
 }

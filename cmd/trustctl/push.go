@@ -7,6 +7,7 @@ import (
 	"github.com/signet-oss/signet/client/oci"
 	"github.com/signet-oss/signet/client/signed"
 	"github.com/signet-oss/signet/client/trust"
+	"github.com/signet-oss/signet/internal/humanize"
 	"github.com/spf13/cobra"
 )
 
@@ -144,7 +145,7 @@ func reportPush(g *globals, res *signed.PushResult) error {
 		return printJSON(res)
 	}
 	b := res.Blobs
-	fmt.Printf("Blobs: %d uploaded (%s), %d already there, %d mounted.\n", b.Uploaded, humanBytes(b.Bytes), b.Skipped, b.Mounted)
+	fmt.Printf("Blobs: %d uploaded (%s), %d already there, %d mounted.\n", b.Uploaded, humanize.Bytes(b.Bytes), b.Skipped, b.Mounted)
 	if res.Signed.Staged {
 		fmt.Printf("Signed %s as %s: staged: %d of %d signatures; the manifests are pushed by the publisher whose push or sign completes it.\n",
 			res.Signed.Target, res.Digest, res.Signed.Signatures, res.Signed.Threshold)
@@ -171,17 +172,4 @@ func reportPush(g *globals, res *signed.PushResult) error {
 		fmt.Printf("Wrote the cosign signature %s.\n", res.Signature)
 	}
 	return nil
-}
-
-func humanBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
