@@ -109,15 +109,16 @@ func (s *Store) uploadBytesPath(id string) string {
 	return uploadDataPath(id)
 }
 
-// commitBlob makes session id's synced bytes (size bytes, digest d) the blob d.
+// commitBlob makes an upload session's synced bytes at src (size bytes, digest
+// d) the blob d.
 // Even when the blob exists, the fresh bytes take its place (same content): that
 // renews its age, so a concurrent garbage collection that found it unlinked and
 // old cannot take it from under the link the caller makes next.
-func (s *Store) commitBlob(ctx context.Context, id string, d digest.Digest, size int64) error {
+func (s *Store) commitBlob(ctx context.Context, src string, d digest.Digest, size int64) error {
 	if !s.indirect {
-		return s.d.Move(ctx, uploadDataPath(id), blobPath(d))
+		return s.d.Move(ctx, src, blobPath(d))
 	}
-	r := blobRef{Data: dataDir() + "/" + id, Size: size}
+	r := blobRef{Data: src, Size: size}
 	rec, err := json.Marshal(r)
 	if err != nil {
 		return err

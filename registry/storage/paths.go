@@ -22,6 +22,8 @@ import (
 //	│                                                   manifest as a signature artifact of it
 //	├── uploads/<id>.data                               bytes of an upload session so far
 //	├── uploads/<id>.state                              JSON: repository, committed offset, hash state
+//	├── uploads/<id>.whole                              a session's first chunk, put whole (no state needed)
+//	├── uploads/keep                                    empty: keeps the directory (not on drivers whose Move copies)
 //	├── secrets/upload-key                              HMAC key that signs upload session IDs
 //	├── notifications/                                  the webhook queue, laid out in registry/notify/queue.go
 //	└── trust/<name>.json                               the gate's verified TUF metadata (root versions,
@@ -81,6 +83,13 @@ func uploadsDir() string { return root + "/uploads" }
 func uploadDataPath(id string) string { return uploadsDir() + "/" + id + ".data" }
 
 func uploadStatePath(id string) string { return uploadsDir() + "/" + id + ".state" }
+
+func uploadWholePath(id string) string { return uploadsDir() + "/" + id + ".whole" }
+
+// uploadKeepPath is an empty object that keeps the upload area's directory when
+// no session is open. Its name has no ".", so garbage collection never takes it
+// for a session.
+func uploadKeepPath() string { return uploadsDir() + "/keep" }
 
 func admittedDir(repo string) string { return repoPath(repo) + "/_admitted" }
 

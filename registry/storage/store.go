@@ -8,7 +8,8 @@
 //     PutContent. A process killed at any point leaves no partial blob, manifest or
 //     tag visible, and a later push of the same content succeeds.
 //   - A blob is hashed once, while it streams in; the hash state is saved with each
-//     chunk, so an upload resumes after a restart or on another replica.
+//     chunk (or, for a session's small first chunk put whole, recomputed from its
+//     bytes), so an upload resumes after a restart or on another replica.
 //   - The Store keeps no state of its own beyond caches of immutable content, so any
 //     number of registry processes can share one driver.
 package storage
@@ -63,6 +64,16 @@ func New(ctx context.Context, d driver.Driver, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("upload signing key: %w", err)
 	}
 	s.uploadKey = key
+	if !s.indirect {
+		// A session's bytes are moved out of the upload area when it ends,
+		// leaving nothing behind; the directory must stay, or the filesystem
+		// driver would prune it and the next session pay to create and sync
+		// it again.
+		_, err := d.PutContentIf(ctx, uploadKeepPath(), nil, driver.Condition{IfAbsent: true})
+		if err != nil && !errors.Is(err, driver.ErrPreconditionFailed) {
+			return nil, fmt.Errorf("upload area: %w", err)
+		}
+	}
 	return s, nil
 }
 

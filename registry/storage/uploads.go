@@ -40,6 +40,17 @@ type uploadState struct {
 	Started   time.Time `json:"started"`
 	// Ended marks a cancelled session, or a completed one that had saved state.
 	Ended bool `json:"ended,omitempty"`
+	// Whole says the session's bytes are in uploads/<id>.whole, where its
+	// first chunk was put whole (see uploadwhole.go), not in its data file.
+	Whole bool `json:"whole,omitempty"`
+}
+
+// bytesPath is where session id keeps its bytes.
+func (s *Store) bytesPath(id string, st *uploadState) string {
+	if st.Whole {
+		return uploadWholePath(id)
+	}
+	return s.uploadBytesPath(id)
 }
 
 // copyBufs recycles the buffers that stream upload bodies to the driver.
@@ -93,7 +104,7 @@ func (s *Store) loadUpload(ctx context.Context, repo, id string) (*uploadState, 
 	}
 	data, _, err := s.d.GetContent(ctx, uploadStatePath(id))
 	if errors.Is(err, driver.ErrNotFound) {
-		return &uploadState{Repo: repo}, nil
+		return s.loadWhole(ctx, repo, id)
 	}
 	if err != nil {
 		return nil, err
@@ -135,6 +146,12 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, c Chunk) (int
 	if err != nil {
 		return 0, err
 	}
+	if off, done, err := s.putFirstChunk(ctx, id, st, &c); done {
+		return off, err
+	}
+	if err := s.adoptWhole(ctx, id, st, c); err != nil {
+		return 0, err
+	}
 	held := st.Offset
 	h, w, err := s.writeChunk(ctx, id, st, c)
 	if err != nil {
@@ -142,7 +159,7 @@ func (s *Store) AppendUpload(ctx context.Context, repo, id string, c Chunk) (int
 	}
 	off, err := s.saveProgress(ctx, id, st, h, w)
 	if errors.Is(err, driver.ErrNoSpace) {
-		s.dropUnsaved(ctx, id, held)
+		s.dropUnsaved(ctx, s.bytesPath(id, st), held)
 	}
 	return off, err
 }
@@ -187,7 +204,7 @@ func (s *Store) writeChunk(ctx context.Context, id string, st *uploadState, c Ch
 			return nil, nil, fmt.Errorf("upload %s: restoring hash state: %w", id, err)
 		}
 	}
-	w, err := s.d.Writer(ctx, s.uploadBytesPath(id), st.Offset > 0, st.Offset)
+	w, err := s.d.Writer(ctx, s.bytesPath(id, st), st.Offset > 0, st.Offset)
 	if errors.Is(err, driver.ErrInvalidOffset) || (st.Offset > 0 && errors.Is(err, driver.ErrNotFound)) {
 		return nil, nil, fmt.Errorf("%w: %s: its data is missing", ErrUploadUnknown, id)
 	}
@@ -217,7 +234,7 @@ func (s *Store) writeChunk(ctx context.Context, id string, st *uploadState, c Ch
 			w.Close()
 		}
 		if errors.Is(err, driver.ErrNoSpace) {
-			s.dropUnsaved(context.WithoutCancel(ctx), id, held)
+			s.dropUnsaved(context.WithoutCancel(ctx), s.bytesPath(id, st), held)
 			return nil, nil, err
 		}
 		return nil, nil, fmt.Errorf("%w: %w", ErrUploadInterrupted, err)
@@ -225,14 +242,13 @@ func (s *Store) writeChunk(ctx context.Context, id string, st *uploadState, c Ch
 	return h, w, nil
 }
 
-// dropUnsaved cuts session id's data back to held, its recorded offset (removes
+// dropUnsaved cuts a session's data at p back to held, its recorded offset (removes
 // it when that is 0), after a chunk that the storage had no room for: the bytes
 // that did fit would hold space the disk needs, and the client sends the chunk
 // again once there is room. The recorded state still says held, so the session
 // resumes from there. Best effort: what stays is cut by the session's next chunk,
 // or collected with it.
-func (s *Store) dropUnsaved(ctx context.Context, id string, held int64) {
-	p := s.uploadBytesPath(id)
+func (s *Store) dropUnsaved(ctx context.Context, p string, held int64) {
 	if held == 0 {
 		s.d.Delete(ctx, p)
 		return
@@ -256,6 +272,12 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 	if st.Offset == 0 && st.Started.IsZero() && c.Start <= 0 && c.Length > 0 && c.Length <= smallBlob && !s.indirect {
 		return s.putSmallBlob(ctx, repo, c, want)
 	}
+	if st.Whole && st.Started.IsZero() && (c.Body == nil || c.Length == 0) {
+		return s.commitWhole(ctx, repo, id, st, c, want)
+	}
+	if err := s.adoptWhole(ctx, id, st, c); err != nil {
+		return 0, err
+	}
 	held := st.Offset
 	h, w, err := s.writeChunk(ctx, id, st, c)
 	var rangeErr *RangeError
@@ -272,12 +294,12 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 		// The session hashes sha256 as it streams; another algorithm is only named
 		// at the end, so that digest needs one read of the bytes.
 		w.Close()
-		got, err = s.digestOf(ctx, s.uploadBytesPath(id), want.Algorithm())
+		got, err = s.digestOf(ctx, s.bytesPath(id, st), want.Algorithm())
 		if err != nil {
 			s.endUpload(ctx, id, st, false)
 			return 0, err
 		}
-		w, err = s.d.Writer(ctx, s.uploadBytesPath(id), true, size)
+		w, err = s.d.Writer(ctx, s.bytesPath(id, st), true, size)
 		if err != nil {
 			s.endUpload(ctx, id, st, false)
 			return 0, err
@@ -290,13 +312,13 @@ func (s *Store) CommitUpload(ctx context.Context, repo, id string, c Chunk, want
 	}
 	if err := w.Commit(ctx); err != nil {
 		if errors.Is(err, driver.ErrNoSpace) {
-			s.dropUnsaved(ctx, id, held)
+			s.dropUnsaved(ctx, s.bytesPath(id, st), held)
 		}
 		return 0, err
 	}
-	if err := s.commitBlob(ctx, id, want, size); err != nil {
+	if err := s.commitBlob(ctx, s.bytesPath(id, st), want, size); err != nil {
 		if errors.Is(err, driver.ErrNoSpace) {
-			s.dropUnsaved(ctx, id, held)
+			s.dropUnsaved(ctx, s.bytesPath(id, st), held)
 		}
 		return 0, err
 	}
@@ -357,7 +379,7 @@ func (s *Store) endUpload(ctx context.Context, id string, st *uploadState, tombs
 			return err
 		}
 	}
-	if err := s.d.Delete(ctx, s.uploadBytesPath(id)); err != nil && !errors.Is(err, driver.ErrNotFound) {
+	if err := s.d.Delete(ctx, s.bytesPath(id, st)); err != nil && !errors.Is(err, driver.ErrNotFound) {
 		return err
 	}
 	return nil
