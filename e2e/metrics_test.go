@@ -159,7 +159,9 @@ func TestMetricsOfASignedPushAndPull(t *testing.T) {
 	crane := newTool(t, "crane", "DOCKER_CONFIG="+st.Home)
 	crane.run(t, "pull", "--format", "oci", st.Addr+"/acme/app:v1", filepath.Join(t.TempDir(), "oci"))
 	admin := st.admin()
-	unsigned := newImage(t, "metrics-unsigned", newLayer(t, "metrics/unsigned.bin", 4<<10))
+	// A layer over the 1 MiB a first chunk may be put whole in, so that it is
+	// written through a storage writer (writer_commit below).
+	unsigned := newImage(t, "metrics-unsigned", newLayer(t, "metrics/unsigned.bin", 2<<20))
 	if err := pushBlobs(admin, "acme/app", unsigned); err != nil {
 		t.Fatal(err)
 	}
