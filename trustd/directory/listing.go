@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"maps"
 	"slices"
 	"strings"
 )
@@ -11,25 +12,15 @@ import (
 // Orgs returns every organisation, by name.
 func (d *Directory) Orgs() []*Org {
 	d.mu.RLock()
-	out := make([]*Org, 0, len(d.orgs))
-	for _, o := range d.orgs {
-		out = append(out, o)
-	}
-	d.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *Org) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	defer d.mu.RUnlock()
+	return slices.SortedFunc(maps.Values(d.orgs), func(a, b *Org) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // People returns every person's account, by name.
 func (d *Directory) People() []*Person {
 	d.mu.RLock()
-	out := make([]*Person, 0, len(d.people))
-	for _, p := range d.people {
-		out = append(out, p)
-	}
-	d.mu.RUnlock()
-	slices.SortFunc(out, func(a, b *Person) int { return strings.Compare(a.Name, b.Name) })
-	return out
+	defer d.mu.RUnlock()
+	return slices.SortedFunc(maps.Values(d.people), func(a, b *Person) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // RolesOf returns p's organisations and its role in each: a person's
